@@ -1,0 +1,31 @@
+"""noiseprop: how the noise of analog neurons propagates through deep networks.
+
+Analytic prediction (:func:`predict`) of the mean, variance and SNR of every
+neuron of a fully connected network of noisy neurons, following the model of
+``shared/spec/noise-model.md``: additive and multiplicative noise, each
+uncorrelated (per neuron) or correlated (shared by a layer); intensities are
+variances; layers are numbered 0 (input) .. L (output).
+"""
+from .activations import ACTIVATIONS, Activation, Erf, Linear, ReLU, Sigmoid, Tanh, get_activation
+from .model import Network
+from .noise import NOISE_TYPES, Noise
+from .propagation import Prediction, predict
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS",
+    "Activation",
+    "Erf",
+    "Linear",
+    "NOISE_TYPES",
+    "Network",
+    "Noise",
+    "Prediction",
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+    "get_activation",
+    "predict",
+    "__version__",
+]

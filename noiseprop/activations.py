@@ -1,0 +1,226 @@
+"""Neuron activation functions: f, its slope f' and a canonical text spec.
+
+Every activation is a small immutable object with a ``name``, its parameters
+(``params``), the function ``f(z)`` (``__call__``) and the slope ``f'(z)``
+(``derivative``), both vectorised over NumPy arrays.  The text spec
+(``"sigmoid(gain=2)"``) is what the ``.npz`` network format and the CLI use;
+:func:`get_activation` turns a name, a spec or an object into an activation.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy import special
+
+__all__ = [
+    "Activation",
+    "Linear",
+    "Sigmoid",
+    "Tanh",
+    "ReLU",
+    "Erf",
+    "ACTIVATIONS",
+    "get_activation",
+]
+
+
+class Activation:
+    """Base class of the activation functions.
+
+    Subclasses set ``name`` and implement :meth:`__call__` and
+    :meth:`derivative`; their constructor arguments are the parameters.
+    """
+
+    name: ClassVar[str] = ""
+    #: True when f(z) = a z + b exactly (linear-response propagation is exact).
+    is_affine: ClassVar[bool] = False
+
+    @property
+    def params(self) -> dict[str, float]:
+        """The parameters as ``{name: value}``, in constructor order."""
+        return dict(vars(self))
+
+    @property
+    def spec(self) -> str:
+        """Canonical text form, e.g. ``"sigmoid(gain=2.0)"``, listing the
+        parameters that differ from their defaults; parsed back by
+        :func:`get_activation`."""
+        defaults = type(self)().params
+        changed = {k: v for k, v in self.params.items() if v != defaults[k]}
+        if not changed:
+            return self.name
+        args = ",".join(f"{k}={v!r}" for k, v in changed.items())
+        return f"{self.name}({args})"
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def derivative(self, z: np.ndarray) -> np.ndarray:
+        """Slope f'(z), element-wise."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.params == other.params
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(self.params.items())))
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key in vars(self):
+            raise AttributeError(f"{type(self).__name__} is immutable")
+        object.__setattr__(self, key, value)
+
+
+def _finite_param(owner: str, field: str, value: float) -> float:
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: parameter {field!r} must be finite, got {value}")
+    return value
+
+
+class Linear(Activation):
+    """Affine activation f(z) = slope * z + offset."""
+
+    name = "linear"
+    is_affine = True
+
+    def __init__(self, slope: float = 1.0, offset: float = 0.0):
+        self.slope = _finite_param("linear", "slope", slope)
+        self.offset = _finite_param("linear", "offset", offset)
+
+    def __call__(self, z):
+        return self.slope * np.asarray(z, dtype=float) + self.offset
+
+    def derivative(self, z):
+        return np.full(np.shape(z), self.slope)
+
+
+class Sigmoid(Activation):
+    """Logistic sigmoid f(z) = 1 / (1 + exp(-gain * z)); slope gain/4 at z = 0."""
+
+    name = "sigmoid"
+
+    def __init__(self, gain: float = 1.0):
+        self.gain = _finite_param("sigmoid", "gain", gain)
+
+    def __call__(self, z):
+        return special.expit(self.gain * np.asarray(z, dtype=float))
+
+    def derivative(self, z):
+        s = self(z)
+        return self.gain * s * (1.0 - s)
+
+
+class Tanh(Activation):
+    """Hyperbolic tangent f(z) = tanh(gain * z); slope gain at z = 0."""
+
+    name = "tanh"
+
+    def __init__(self, gain: float = 1.0):
+        self.gain = _finite_param("tanh", "gain", gain)
+
+    def __call__(self, z):
+        return np.tanh(self.gain * np.asarray(z, dtype=float))
+
+    def derivative(self, z):
+        t = self(z)
+        return self.gain * (1.0 - t * t)
+
+
+class ReLU(Activation):
+    """Rectifier f(z) = max(z, 0); slope 1 for z > 0, 0 otherwise (also at 0)."""
+
+    name = "relu"
+
+    def __call__(self, z):
+        return np.maximum(np.asarray(z, dtype=float), 0.0)
+
+    def derivative(self, z):
+        return (np.asarray(z, dtype=float) > 0.0).astype(float)
+
+
+class Erf(Activation):
+    """Error function f(z) = erf(gain * z); slope 2 gain / sqrt(pi) at z = 0."""
+
+    name = "erf"
+
+    def __init__(self, gain: float = 1.0):
+        self.gain = _finite_param("erf", "gain", gain)
+
+    def __call__(self, z):
+        return special.erf(self.gain * np.asarray(z, dtype=float))
+
+    def derivative(self, z):
+        gz = self.gain * np.asarray(z, dtype=float)
+        return (2.0 * self.gain / math.sqrt(math.pi)) * np.exp(-gz * gz)
+
+
+#: Activation classes by name.
+ACTIVATIONS: dict[str, type[Activation]] = {
+    cls.name: cls for cls in (Linear, Sigmoid, Tanh, ReLU, Erf)
+}
+
+_SPEC = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\((.*)\))?\s*$")
+
+
+def get_activation(spec: "str | Activation") -> Activation:
+    """Return the activation named by ``spec``.
+
+    Parameters
+    ----------
+    spec : str or Activation
+        An :class:`Activation` (returned as is), a name from
+        :data:`ACTIVATIONS` (default parameters, e.g. ``"linear"`` has slope 1)
+        or a spec with keyword parameters such as ``"tanh(gain=0.5)"`` or
+        ``"linear(slope=0.9, offset=0.1)"``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (the message lists the known ones) or bad
+        parameters.
+    """
+    if isinstance(spec, Activation):
+        return spec
+    if not isinstance(spec, str):
+        raise ValueError(
+            f"activation must be a name, a spec string or an Activation, got {spec!r}"
+        )
+    match = _SPEC.match(spec)
+    if not match or match.group(1).lower() not in ACTIVATIONS:
+        raise ValueError(
+            f"unknown activation {spec!r}; known names: {', '.join(ACTIVATIONS)}"
+            " (parameters as e.g. 'sigmoid(gain=2)')"
+        )
+    cls = ACTIVATIONS[match.group(1).lower()]
+    kwargs = _parse_kwargs(spec, match.group(2) or "")
+    try:
+        return cls(**kwargs)
+    except TypeError:
+        allowed = list(cls().params) or "none"
+        raise ValueError(
+            f"activation {spec!r}: unknown parameter in {sorted(kwargs)}; "
+            f"{cls.name} takes {allowed}"
+        ) from None
+
+
+def _parse_kwargs(spec: str, text: str) -> dict[str, float]:
+    kwargs: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            kwargs[key.strip()] = float(value)
+        except ValueError:
+            raise ValueError(
+                f"activation {spec!r}: parameters must be written key=number, got {item!r}"
+            ) from None
+    return kwargs

@@ -1,0 +1,183 @@
+"""Command-line interface: ``noiseprop <command>``; a thin layer over the API.
+
+Exit codes: 0 success, 2 bad input (other codes are command-specific).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .builtin import REFERENCE_INTENSITY, reference_network
+from .io import load_network
+from .model import Network
+from .noise import NOISE_TYPES, PLACEMENTS, Noise
+from .propagation import predict
+from .report import layer_table
+
+__all__ = ["main"]
+
+EXIT_BAD_INPUT = 2
+
+
+class CLIError(ValueError):
+    """Bad command-line input (exit code 2)."""
+
+
+def add_network_options(parser: argparse.ArgumentParser) -> None:
+    """Options that choose the network, its input and its noise."""
+    group = parser.add_argument_group("network and input")
+    group.add_argument(
+        "network", nargs="?", type=Path,
+        help="network .npz file (W1..WL, b1..bL, activations, optional x); "
+        "default: the built-in reference network 784-100-100-100-100-10",
+    )
+    group.add_argument(
+        "--symmetric", metavar="DEPTH,WIDTH,WEIGHT,BIAS,ACTIVATION",
+        help="a symmetric network instead, e.g. 10,100,0.01,0,linear(slope=0.9)",
+    )
+    source = group.add_mutually_exclusive_group()
+    source.add_argument("--input", type=Path, metavar="FILE", help="input vector (.npy or text)")
+    source.add_argument("--input-value", type=float, metavar="V", help="every input equal to V")
+    noise = parser.add_argument_group(
+        "noise (variances; a number for every layer or L comma-separated numbers; "
+        f"with no noise option, all four types at {REFERENCE_INTENSITY:g})"
+    )
+    for name, text in zip(NOISE_TYPES, (
+        "additive uncorrelated", "additive correlated",
+        "multiplicative uncorrelated", "multiplicative correlated",
+    )):
+        noise.add_argument(f"--{name}", metavar="D", help=f"{text} noise intensity")
+    noise.add_argument("--noise", metavar="D", help="set all four intensities")
+    noise.add_argument("--placement", choices=PLACEMENTS, default="post",
+                       help="noise after the activation (post, default) or before it (pre)")
+
+
+def network_from_args(args) -> tuple[Network, np.ndarray]:
+    """The network and its input chosen by :func:`add_network_options`."""
+    if args.network and args.symmetric:
+        raise CLIError("give either a network file or --symmetric, not both")
+    stored_x = None
+    if args.symmetric:
+        net = _symmetric_from_text(args.symmetric)
+    elif args.network:
+        net, stored_x = load_network(args.network, return_input=True)
+    else:
+        net, stored_x, _ = reference_network()
+    if args.input is not None:
+        x = _read_vector(args.input)
+    elif args.input_value is not None:
+        x = np.full(net.sizes[0], args.input_value)
+    elif stored_x is not None:
+        x = stored_x
+    else:
+        x = np.ones(net.sizes[0])
+    if np.ndim(x) != 1 or len(x) != net.sizes[0]:
+        raise CLIError(f"input has shape {np.shape(x)}; the network expects ({net.sizes[0]},)")
+    return net, x
+
+
+def noise_from_args(args, depth: int) -> list[Noise]:
+    """One Noise per layer from the noise options."""
+    given = {name: getattr(args, name) for name in NOISE_TYPES if getattr(args, name) is not None}
+    if args.noise is not None:
+        given = {name: given.get(name, args.noise) for name in NOISE_TYPES}
+    elif not given:
+        given = {name: str(REFERENCE_INTENSITY) for name in NOISE_TYPES}
+    per_layer = {name: _per_layer_values(name, text, depth) for name, text in given.items()}
+    return [
+        Noise(**{name: values[k] for name, values in per_layer.items()}, placement=args.placement)
+        for k in range(depth)
+    ]
+
+
+def _per_layer_values(name: str, text: str, depth: int) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise CLIError(f"--{name}: expected a number or {depth} comma-separated numbers, got {text!r}") from None
+    if len(values) == 1:
+        return values * depth
+    if len(values) != depth:
+        raise CLIError(f"--{name}: got {len(values)} values for a network of {depth} layers")
+    return values
+
+
+def _symmetric_from_text(text: str) -> Network:
+    parts = text.split(",", 4)
+    if len(parts) != 5:
+        raise CLIError(f"--symmetric needs DEPTH,WIDTH,WEIGHT,BIAS,ACTIVATION, got {text!r}")
+    try:
+        depth, width, weight, bias = int(parts[0]), int(parts[1]), float(parts[2]), float(parts[3])
+    except ValueError:
+        raise CLIError(f"--symmetric: DEPTH and WIDTH must be integers, WEIGHT and BIAS numbers; got {text!r}") from None
+    return Network.symmetric(depth, width, weight, bias, parts[4].strip())
+
+
+def _read_vector(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False) if path.suffix == ".npy" else np.loadtxt(path, ndmin=1)
+    except (OSError, ValueError) as err:
+        raise CLIError(f"cannot read input vector from {path}: {err}") from None
+
+
+def print_json(payload: dict) -> None:
+    print(json.dumps(payload, indent=2, allow_nan=False))
+
+
+def describe_noise(noise: Sequence[Noise]) -> dict:
+    """Per-type intensities (one number if equal in every layer) and placement."""
+    described = {}
+    for name in NOISE_TYPES:
+        values = [getattr(n, name) for n in noise]
+        described[name] = values[0] if len(set(values)) == 1 else values
+    described["placement"] = noise[0].placement
+    return described
+
+
+def run_predict(args) -> int:
+    net, x = network_from_args(args)
+    noise = noise_from_args(args, net.depth)
+    result = predict(net, noise, x)
+    if args.json:
+        payload = {"network": repr(net), "noise": describe_noise(noise), **result.to_dict(args.per_neuron)}
+        print_json(payload)
+    else:
+        print(net)
+        print("noise:", ", ".join(f"{k}={v}" for k, v in describe_noise(noise).items()))
+        print(layer_table(result))
+        print("(linear-response prediction; layer SNR = sum E[y]^2 / sum Var[y])")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="noiseprop",
+        description="Noise propagation in deep networks of noisy analog neurons.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    p = commands.add_parser("predict", help="analytic per-layer noise prediction",
+                            description="Predict per-layer mean, noise variance and SNR (linear response).")
+    add_network_options(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--per-neuron", action="store_true", help="with --json: every neuron's mean and variance")
+    p.set_defaults(run=run_predict)
+    return parser
+
+
+def main(argv: "Sequence[str] | None" = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, OSError) as err:
+        print(f"noiseprop {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

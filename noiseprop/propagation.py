@@ -1,0 +1,150 @@
+"""Analytic linear-response propagation of noise (spec section 4).
+
+With m_k the mean and Sigma_k the covariance of y_k (m_0 = x, Sigma_0 = 0):
+
+    zbar_k  = W_k m_{k-1} + b_k
+    Sz_k    = W_k Sigma_{k-1} W_k^T
+    m_k     = f_k(zbar_k),   J_k = diag f_k'(zbar_k),   Sf_k = J_k Sz_k J_k
+    Sigma_k = Sf_k + (m_k m_k^T + Sf_k) o (D_MU I + D_MC 11^T) + D_AU I + D_AC 11^T
+
+("post" placement; "pre" applies the noise term to (zbar_k, Sz_k) before the
+activation).  Every line is exact for affine activations and first order in
+the noise otherwise.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .model import Network, as_input
+from .noise import Noise, NoiseSpec, per_layer_noise
+from .statistics import LayerStatistics
+
+__all__ = ["predict", "Prediction", "propagate_layer", "add_noise_covariance"]
+
+
+class Prediction(LayerStatistics):
+    """Result of :func:`predict`: per-layer statistics (see
+    :class:`~noiseprop.statistics.LayerStatistics`) and, when asked for,
+    ``cov``: list indexed by layer of covariances (N_k, N_k) or (B, N_k, N_k).
+    """
+
+    def __init__(self, mean, var, correlated, batched, cov=None):
+        super().__init__(mean, var, correlated, batched)
+        self.cov = None if cov is None else [self._shape(c) for c in cov]
+
+    def __repr__(self) -> str:
+        snr = ", ".join(f"{row['snr_db']:.1f}" for row in self.summary()[1:])
+        return f"Prediction(sizes={self.sizes}, layer SNR [dB] of layers 1..L: [{snr}])"
+
+
+def add_noise_covariance(mean: np.ndarray, cov: np.ndarray, noise: Noise) -> np.ndarray:
+    """Covariance after the noise of one layer acts on signals (mean, cov).
+
+    Computes cov + (m m^T + cov) o (D_MU I + D_MC 11^T) + D_AU I + D_AC 11^T,
+    exact for any signal distribution (the noise is independent of it).
+
+    Parameters
+    ----------
+    mean : ndarray (B, N)
+    cov : ndarray (B, N, N)
+    noise : Noise
+    """
+    out = cov * (1.0 + noise.MC) + noise.AC
+    if noise.MC:
+        out += noise.MC * mean[:, :, None] * mean[:, None, :]
+    diagonal = np.arange(mean.shape[1])
+    out[:, diagonal, diagonal] += noise.MU * (mean**2 + cov[:, diagonal, diagonal]) + noise.AU
+    return out
+
+
+def propagate_layer(mean, cov, weight, bias, activation, noise: Noise):
+    """One layer of the linear-response recursion.
+
+    Parameters
+    ----------
+    mean : ndarray (B, N_{k-1})
+    cov : ndarray (B, N_{k-1}, N_{k-1}) or None
+        None stands for a zero covariance (noise-free input).
+    weight, bias, activation, noise : layer k's parameters.
+
+    Returns
+    -------
+    mean, cov : ndarray (B, N_k), ndarray (B, N_k, N_k)
+    """
+    zbar = mean @ weight.T + bias
+    if cov is None:
+        cov_z = np.zeros(zbar.shape + zbar.shape[-1:])
+    else:
+        cov_z = weight @ cov @ weight.T
+    if noise.placement == "pre":
+        cov_z = add_noise_covariance(zbar, cov_z, noise)
+    slope = activation.derivative(zbar)
+    new_mean = activation(zbar)
+    new_cov = slope[:, :, None] * cov_z * slope[:, None, :]
+    if noise.placement == "post":
+        new_cov = add_noise_covariance(new_mean, new_cov, noise)
+    return new_mean, new_cov
+
+
+def mean_off_diagonal(cov: np.ndarray) -> np.ndarray:
+    """Mean off-diagonal entry of each (N, N) covariance in (B, N, N); 0 if N = 1."""
+    n = cov.shape[-1]
+    if n < 2:
+        return np.zeros(cov.shape[0])
+    total = cov.sum(axis=(1, 2)) - np.trace(cov, axis1=1, axis2=2)
+    return total / (n * (n - 1))
+
+
+def predict(
+    net: Network,
+    noise: NoiseSpec,
+    x,
+    full_covariance: bool = False,
+) -> Prediction:
+    """Predict mean, variance and SNR of every neuron in every layer.
+
+    Linear-response propagation of spec section 4: exact for affine
+    activations, first order in the noise intensities otherwise.
+
+    Parameters
+    ----------
+    net : Network
+    noise : Noise or sequence of Noise
+        One Noise for every layer 1..L, or one per layer (intensities are
+        variances).  The input is noise-free.
+    x : array_like(float), shape (N_0,) or (B, N_0)
+        One input or a batch of inputs.
+    full_covariance : bool, default False
+        Also return the covariance matrix of every layer (``.cov``).
+
+    Returns
+    -------
+    Prediction
+        ``.mean[k]``, ``.var[k]``, ``.snr[k]`` for layers k = 0..L, each
+        (N_k,) or (B, N_k); ``.layer_snr``, ``.correlated`` and
+        ``.uncorrelated`` (spec section 3); ``.cov`` if asked.
+
+    Examples
+    --------
+    >>> from noiseprop import Network, Noise, predict
+    >>> net = Network.symmetric(depth=3, width=4, weight=0.25, activation="linear")
+    >>> res = predict(net, Noise(AC=1e-3), [1.0, 1.0, 1.0, 1.0])
+    >>> [round(float(v), 6) for v in res.var[3][:1]]
+    [0.003]
+    """
+    if not isinstance(net, Network):
+        raise ValueError(f"net must be a noiseprop.Network, got {type(net).__name__}")
+    layer_noise = per_layer_noise(noise, net.depth)
+    mean, batched = as_input(x, net.sizes[0])
+    zeros = np.zeros(mean.shape[0])
+    means, variances, correlated = [mean], [np.zeros_like(mean)], [zeros]
+    covariances = [np.zeros(mean.shape + mean.shape[-1:])] if full_covariance else None
+    cov = None
+    for w, b, f, nz in zip(net.weights, net.biases, net.activations, layer_noise):
+        mean, cov = propagate_layer(mean, cov, w, b, f, nz)
+        means.append(mean)
+        variances.append(np.diagonal(cov, axis1=1, axis2=2).copy())
+        correlated.append(mean_off_diagonal(cov))
+        if full_covariance:
+            covariances.append(cov)
+    return Prediction(means, variances, correlated, batched, covariances)

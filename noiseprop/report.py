@@ -1,0 +1,35 @@
+"""Plain-text tables for people (the CLI's default output)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from .statistics import LayerStatistics
+
+__all__ = ["format_table", "layer_table"]
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Right-aligned columns under a header line and a rule."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    def line(cells):
+        return "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))
+    return "\n".join([line(headers), line("-" * w for w in widths), *map(line, rows)])
+
+
+def layer_table(stats: LayerStatistics) -> str:
+    """Per-layer table: size, signal power, noise variance (total,
+    uncorrelated, correlated) and layer SNR in dB; batch-averaged."""
+    headers = ["layer", "size", "signal E[y]^2", "noise Var", "uncorrelated", "correlated", "SNR [dB]"]
+    rows = [
+        [
+            str(row["layer"]),
+            str(row["size"]),
+            f"{row['signal_power']:.4g}",
+            f"{row['noise_var']:.4g}",
+            f"{row['uncorrelated']:.4g}",
+            f"{row['correlated']:.4g}",
+            f"{row['snr_db']:.2f}",
+        ]
+        for row in stats.summary()
+    ]
+    return format_table(headers, rows)

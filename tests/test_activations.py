@@ -1,0 +1,67 @@
+"""Every activation: slope against a central finite difference, known values,
+and the text spec round trip."""
+import math
+
+import numpy as np
+import pytest
+
+from noiseprop.activations import ACTIVATIONS, Erf, Linear, ReLU, Sigmoid, Tanh, get_activation
+
+ALL = [Linear(0.7, 0.2), Sigmoid(), Sigmoid(2.5), Tanh(), Tanh(0.3), ReLU(), Erf(), Erf(1.7)]
+
+
+@pytest.mark.parametrize("f", ALL, ids=lambda f: f.spec)
+def test_derivative_matches_finite_difference(f):
+    z = np.array([-2.3, -0.7, -0.1, 0.05, 0.4, 1.9])  # away from relu's kink
+    h = 1e-6
+    numeric = (f(z + h) - f(z - h)) / (2 * h)
+    np.testing.assert_allclose(f.derivative(z), numeric, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("f, z, value, slope", [
+    (Sigmoid(2.0), 0.0, 0.5, 0.5),
+    (Tanh(3.0), 0.0, 0.0, 3.0),
+    (Erf(1.0), 0.0, 0.0, 2 / math.sqrt(math.pi)),
+    (Linear(0.5, 1.0), 2.0, 2.0, 0.5),
+    (ReLU(), -1.0, 0.0, 0.0),
+    (ReLU(), 2.0, 2.0, 1.0),
+    (Sigmoid(1.0), 1.0, 1 / (1 + math.exp(-1)), math.exp(-1) / (1 + math.exp(-1)) ** 2),
+])
+def test_known_values(f, z, value, slope):
+    assert f(np.array(z)) == pytest.approx(value, rel=1e-14)
+    assert f.derivative(np.array(z)) == pytest.approx(slope, rel=1e-14)
+
+
+@pytest.mark.parametrize("f", ALL, ids=lambda f: f.spec)
+def test_spec_round_trip(f):
+    assert get_activation(f.spec) == f
+
+
+def test_names_give_default_parameters():
+    assert get_activation("linear") == Linear(1.0, 0.0)
+    assert set(ACTIVATIONS) == {"linear", "sigmoid", "tanh", "relu", "erf"}
+    assert get_activation("Sigmoid( gain = 2 )") == Sigmoid(2.0)
+
+
+def test_vectorised_shapes():
+    z = np.zeros((3, 4))
+    for f in ALL:
+        assert f(z).shape == (3, 4) and f.derivative(z).shape == (3, 4)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("softmax", "known names: linear, sigmoid, tanh, relu, erf"),
+    ("sigmoid(slope=2)", "sigmoid takes ['gain']"),
+    ("linear(slope)", "key=number"),
+    ("tanh(gain=inf)", "'gain' must be finite"),
+    (3, "must be a name"),
+])
+def test_bad_activation_specs(spec, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        get_activation(spec)
+
+
+def test_activations_are_immutable():
+    f = Sigmoid(2.0)
+    with pytest.raises(AttributeError):
+        f.gain = 3.0

@@ -1,0 +1,113 @@
+"""Bad input gets a ValueError that names what is wrong."""
+import numpy as np
+import pytest
+
+from noiseprop import Network, Noise, predict
+
+
+def test_shape_mismatch_names_layer_and_both_shapes():
+    with pytest.raises(ValueError, match=r"layer 2: weights of shape \(3, 5\).*layer 1 has 4 neurons \(weights \(4, 2\)\)"):
+        Network.from_arrays([np.ones((4, 2)), np.ones((3, 5))])
+
+
+def test_bias_shape_mismatch():
+    with pytest.raises(ValueError, match=r"layer 1: biases have shape \(3,\), expected \(4,\)"):
+        Network.from_arrays([np.ones((4, 2))], [np.ones(3)])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_weights(bad):
+    w = np.ones((3, 3))
+    w[1, 2] = bad
+    with pytest.raises(ValueError, match=r"layer 2: weights have a non-finite entry at \(1, 2\)"):
+        Network.from_arrays([np.ones((3, 2)), w])
+
+
+def test_non_finite_bias():
+    with pytest.raises(ValueError, match="layer 1: biases have a non-finite entry"):
+        Network.from_arrays([np.ones((2, 2))], [np.array([0.0, np.nan])])
+
+
+def test_unknown_activation_lists_known_names():
+    with pytest.raises(ValueError, match="layer 2: unknown activation 'softplus'; known names: linear, sigmoid, tanh, relu, erf"):
+        Network.from_arrays([np.ones((2, 2)), np.ones((2, 2))], None, ["tanh", "softplus"])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"biases": [np.zeros(2)]}, "got 1 bias vectors for 2 layers"),
+    ({"activations": ["tanh"] * 3}, "got 3 activations for 2 layers"),
+])
+def test_count_mismatches(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Network.from_arrays([np.ones((2, 2)), np.ones((2, 2))], **kwargs)
+
+
+@pytest.mark.parametrize("weights, message", [
+    ([], "at least one layer"),
+    ([np.ones(3)], r"layer 1: weights must be a non-empty 2-D array \(N_k, N_k-1\), got shape \(3,\)"),
+    ([np.ones((2, 2)), "abc"], "layer 2: weights must be a numeric matrix"),
+])
+def test_bad_weight_arrays(weights, message):
+    with pytest.raises(ValueError, match=message):
+        Network.from_arrays(weights)
+
+
+@pytest.mark.parametrize("field", ["AU", "AC", "MU", "MC"])
+@pytest.mark.parametrize("value", [-1e-3, np.nan, np.inf])
+def test_bad_noise_intensity_names_field(field, value):
+    with pytest.raises(ValueError, match=f"noise intensity {field} must be a finite variance >= 0"):
+        Noise(**{field: value})
+
+
+def test_bad_placement():
+    with pytest.raises(ValueError, match=r"placement must be one of \('post', 'pre'\), got 'middle'"):
+        Noise(placement="middle")
+
+
+def test_noise_sequence_length_must_match_depth():
+    net = Network.symmetric(3, 2, 0.5)
+    with pytest.raises(ValueError, match="noise sequence has 2 entries, the network has 3 layers"):
+        predict(net, [Noise(), Noise()], np.ones(2))
+
+
+def test_noise_sequence_entries_must_be_noise():
+    net = Network.symmetric(2, 2, 0.5)
+    with pytest.raises(ValueError, match="noise of layer 2 must be a Noise, got float"):
+        predict(net, [Noise(), 1e-3], np.ones(2))
+
+
+@pytest.mark.parametrize("x, message", [
+    (np.ones(3), r"input x has shape \(3,\); the network expects \(2,\) or a batch \(B, 2\)"),
+    (np.ones((2, 2, 2)), r"input x has shape \(2, 2, 2\)"),
+    (np.array([1.0, np.nan]), "non-finite"),
+    ("ab", "input x must be numeric"),
+])
+def test_bad_inputs(x, message):
+    net = Network.symmetric(2, 2, 0.5)
+    with pytest.raises(ValueError, match=message):
+        predict(net, Noise(), x)
+
+
+def test_predict_needs_a_network():
+    with pytest.raises(ValueError, match="net must be a noiseprop.Network, got list"):
+        predict([np.ones((2, 2))], Noise(), np.ones(2))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"depth": 0}, "depth must be a positive integer, got 0"),
+    ({"width": 2.5}, "width must be a positive integer, got 2.5"),
+    ({"n_inputs": "x"}, "n_inputs must be a positive integer"),
+])
+def test_symmetric_parameters(kwargs, message):
+    args = {"depth": 2, "width": 3, "weight": 0.1} | kwargs
+    with pytest.raises(ValueError, match=message):
+        Network.symmetric(**args)
+
+
+def test_network_attributes_and_repr():
+    net = Network.symmetric(3, 4, 0.25, 0.1, "tanh(gain=0.5)", n_inputs=6)
+    assert net.sizes == (6, 4, 4, 4) and net.depth == 3
+    assert net.weights[0].shape == (4, 6) and net.biases[2].tolist() == [0.1] * 4
+    assert repr(net) == "Network(6-4-4-4; activations: tanh(gain=0.5), tanh(gain=0.5), tanh(gain=0.5))"
+    with pytest.raises(ValueError):
+        net.weights[0][0, 0] = 1.0  # read-only: a network does not change under the user
