@@ -1,10 +1,10 @@
 """predict against independent computations (spec sections 4 and 5)."""
 import numpy as np
 import pytest
+from exact_moments import exact_moments
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exact_moments import exact_moments
 from noiseprop import Linear, Network, Noise, predict
 
 intensity = st.sampled_from([0.0, 1e-4, 0.01, 0.3, 2.0])

@@ -1,25 +1,22 @@
-"""Command-line interface: ``noiseprop <command>``; a thin layer over the API.
-
-Exit codes: 0 success, 2 bad input (other codes are command-specific).
-"""
+"""Options and helpers shared by the CLI commands."""
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .builtin import REFERENCE_INTENSITY, reference_network
-from .io import load_network
-from .model import Network
-from .noise import NOISE_TYPES, PLACEMENTS, Noise
-from .propagation import predict
-from .report import layer_table
+from ..builtin import REFERENCE_INTENSITY, reference_network
+from ..io import load_network
+from ..model import Network
+from ..noise import NOISE_TYPES, PLACEMENTS, Noise
 
-__all__ = ["main"]
+__all__ = [
+    "EXIT_BAD_INPUT", "CLIError", "add_network_options", "network_from_args",
+    "noise_from_args", "describe_noise", "print_json",
+]
 
 EXIT_BAD_INPUT = 2
 
@@ -137,47 +134,3 @@ def describe_noise(noise: Sequence[Noise]) -> dict:
         described[name] = values[0] if len(set(values)) == 1 else values
     described["placement"] = noise[0].placement
     return described
-
-
-def run_predict(args) -> int:
-    net, x = network_from_args(args)
-    noise = noise_from_args(args, net.depth)
-    result = predict(net, noise, x)
-    if args.json:
-        payload = {"network": repr(net), "noise": describe_noise(noise), **result.to_dict(args.per_neuron)}
-        print_json(payload)
-    else:
-        print(net)
-        print("noise:", ", ".join(f"{k}={v}" for k, v in describe_noise(noise).items()))
-        print(layer_table(result))
-        print("(linear-response prediction; layer SNR = sum E[y]^2 / sum Var[y])")
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="noiseprop",
-        description="Noise propagation in deep networks of noisy analog neurons.",
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    p = commands.add_parser("predict", help="analytic per-layer noise prediction",
-                            description="Predict per-layer mean, noise variance and SNR (linear response).")
-    add_network_options(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--per-neuron", action="store_true", help="with --json: every neuron's mean and variance")
-    p.set_defaults(run=run_predict)
-    return parser
-
-
-def main(argv: "Sequence[str] | None" = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except (ValueError, OSError) as err:
-        print(f"noiseprop {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,36 @@
+"""``noiseprop predict``: the analytic per-layer noise table."""
+from __future__ import annotations
+
+import argparse
+
+from ..propagation import predict
+from ..report import layer_table
+from .common import add_network_options, describe_noise, network_from_args, noise_from_args, print_json
+
+__all__ = ["register"]
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "predict", help="analytic per-layer noise prediction",
+        description="Predict per-layer mean, noise variance and SNR (linear response).",
+    )
+    add_network_options(parser)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--per-neuron", action="store_true", help="with --json: every neuron's mean and variance")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    net, x = network_from_args(args)
+    noise = noise_from_args(args, net.depth)
+    result = predict(net, noise, x)
+    if args.json:
+        payload = {"network": repr(net), "noise": describe_noise(noise), **result.to_dict(args.per_neuron)}
+        print_json(payload)
+    else:
+        print(net)
+        print("noise:", ", ".join(f"{k}={v}" for k, v in describe_noise(noise).items()))
+        print(layer_table(result))
+        print("(linear-response prediction; layer SNR = sum E[y]^2 / sum Var[y])")
+    return 0
