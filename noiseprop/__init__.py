@@ -7,6 +7,7 @@ uncorrelated (per neuron) or correlated (shared by a layer); intensities are
 variances; layers are numbered 0 (input) .. L (output).
 """
 from .activations import ACTIVATIONS, Activation, Erf, Linear, ReLU, Sigmoid, Tanh, get_activation
+from .builtin import default_network
 from .model import Network
 from .noise import NOISE_TYPES, Noise
 from .propagation import Prediction, predict
@@ -25,6 +26,7 @@ __all__ = [
     "ReLU",
     "Sigmoid",
     "Tanh",
+    "default_network",
     "get_activation",
     "predict",
     "__version__",
