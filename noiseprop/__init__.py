@@ -11,6 +11,7 @@ from .builtin import default_network
 from .model import Network
 from .noise import NOISE_TYPES, Noise
 from .propagation import Prediction, predict
+from .sweep import sweep
 
 __version__ = "0.1.0"
 
@@ -29,5 +30,6 @@ __all__ = [
     "default_network",
     "get_activation",
     "predict",
+    "sweep",
     "__version__",
 ]
