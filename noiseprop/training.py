@@ -236,7 +236,8 @@ def _torch_activation(torch, f: Activation):
     if isinstance(f, Erf):
         return lambda z: torch.erf(f.gain * z)
     raise ValueError(
-        f"activation {f.spec!r} cannot be trained yet; supported: linear, sigmoid, tanh, relu, erf"
+        f"activation {f.spec!r} cannot be trained by back-propagation here; "
+        "trainable: linear, sigmoid, tanh, relu, erf"
     )
 
 
