@@ -22,6 +22,7 @@ __all__ = [
     "Tanh",
     "ReLU",
     "Erf",
+    "Heaviside",
     "ACTIVATIONS",
     "get_activation",
 ]
@@ -162,9 +163,26 @@ class Erf(Activation):
         return (2.0 * self.gain / math.sqrt(math.pi)) * np.exp(-gz * gz)
 
 
+class Heaviside(Activation):
+    """Step f(z) = 1 for z > 0, 0 otherwise (a binary neuron).
+
+    The slope is 0 wherever it exists, so linear response carries no noise
+    through it; use ``predict(..., method="moments")``, which averages over
+    the distribution of z.
+    """
+
+    name = "heaviside"
+
+    def __call__(self, z):
+        return (np.asarray(z, dtype=float) > 0.0).astype(float)
+
+    def derivative(self, z):
+        return np.zeros(np.shape(z))
+
+
 #: Activation classes by name.
 ACTIVATIONS: dict[str, type[Activation]] = {
-    cls.name: cls for cls in (Linear, Sigmoid, Tanh, ReLU, Erf)
+    cls.name: cls for cls in (Linear, Sigmoid, Tanh, ReLU, Erf, Heaviside)
 }
 
 _SPEC = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\((.*)\))?\s*$")

@@ -10,31 +10,50 @@ With m_k the mean and Sigma_k the covariance of y_k (m_0 = x, Sigma_0 = 0):
 ("post" placement; "pre" applies the noise term to (zbar_k, Sz_k) before the
 activation).  Every line is exact for affine activations and first order in
 the noise otherwise.
+
+The "moments" method replaces the third line by averages over a Gaussian
+z_k ~ N(zbar_k, Sz_k) (see :mod:`noiseprop.moments`):
+
+    m_k      = E[f_k(z_k)]
+    Sf_k,ii  = Var[f_k(z_k,i)]                          (exact for Gaussian z)
+    Sf_k,ij  = E[f_k'(z_k,i)] E[f_k'(z_k,j)] Sz_k,ij     (i != j)
+
+The off-diagonal line is Stein's lemma / statistical linearisation: exact to
+first order in the correlation of z_i and z_j.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .model import Network, as_input
+from .moments import gaussian_moments
 from .noise import Noise, NoiseSpec, per_layer_noise
 from .statistics import LayerStatistics
 
-__all__ = ["predict", "Prediction", "propagate_layer", "add_noise_covariance"]
+__all__ = ["predict", "Prediction", "propagate_layer", "add_noise_covariance", "METHODS"]
+
+#: Propagation methods of :func:`predict`.
+METHODS = ("linear", "moments")
 
 
 class Prediction(LayerStatistics):
     """Result of :func:`predict`: per-layer statistics (see
-    :class:`~noiseprop.statistics.LayerStatistics`) and, when asked for,
-    ``cov``: list indexed by layer of covariances (N_k, N_k) or (B, N_k, N_k).
+    :class:`~noiseprop.statistics.LayerStatistics`), ``method`` (one of
+    :data:`METHODS`) and, when asked for, ``cov``: list indexed by layer of
+    covariances (N_k, N_k) or (B, N_k, N_k).
     """
 
-    def __init__(self, mean, var, correlated, batched, cov=None):
+    def __init__(self, mean, var, correlated, batched, cov=None, method="linear"):
         super().__init__(mean, var, correlated, batched)
         self.cov = None if cov is None else [self._shape(c) for c in cov]
+        self.method = method
 
     def __repr__(self) -> str:
         snr = ", ".join(f"{row['snr_db']:.1f}" for row in self.summary()[1:])
-        return f"Prediction(sizes={self.sizes}, layer SNR [dB] of layers 1..L: [{snr}])"
+        return (
+            f"Prediction(sizes={self.sizes}, method={self.method!r}, "
+            f"layer SNR [dB] of layers 1..L: [{snr}])"
+        )
 
 
 def add_noise_covariance(mean: np.ndarray, cov: np.ndarray, noise: Noise) -> np.ndarray:
@@ -57,8 +76,8 @@ def add_noise_covariance(mean: np.ndarray, cov: np.ndarray, noise: Noise) -> np.
     return out
 
 
-def propagate_layer(mean, cov, weight, bias, activation, noise: Noise):
-    """One layer of the linear-response recursion.
+def propagate_layer(mean, cov, weight, bias, activation, noise: Noise, method: str = "linear"):
+    """One layer of the recursion (module docstring).
 
     Parameters
     ----------
@@ -66,6 +85,7 @@ def propagate_layer(mean, cov, weight, bias, activation, noise: Noise):
     cov : ndarray (B, N_{k-1}, N_{k-1}) or None
         None stands for a zero covariance (noise-free input).
     weight, bias, activation, noise : layer k's parameters.
+    method : {"linear", "moments"}
 
     Returns
     -------
@@ -78,12 +98,30 @@ def propagate_layer(mean, cov, weight, bias, activation, noise: Noise):
         cov_z = weight @ cov @ weight.T
     if noise.placement == "pre":
         cov_z = add_noise_covariance(zbar, cov_z, noise)
-    slope = activation.derivative(zbar)
-    new_mean = activation(zbar)
-    new_cov = slope[:, :, None] * cov_z * slope[:, None, :]
+    if method == "moments":
+        new_mean, new_cov = _activation_moments(zbar, cov_z, activation)
+    else:
+        slope = activation.derivative(zbar)
+        new_mean = activation(zbar)
+        new_cov = slope[:, :, None] * cov_z * slope[:, None, :]
     if noise.placement == "post":
         new_cov = add_noise_covariance(new_mean, new_cov, noise)
     return new_mean, new_cov
+
+
+def _activation_moments(zbar, cov_z, activation):
+    """Mean and covariance of f(z) for Gaussian z ~ N(zbar, cov_z), per input.
+
+    Diagonal: the exact Var[f(z_i)]; off-diagonal: Stein's lemma
+    E[f'(z_i)] E[f'(z_j)] cov_z[i, j].  The result is positive semi-definite
+    because Var[f(z_i)] >= E[f'(z_i)]^2 cov_z[i, i] (Cauchy-Schwarz).
+    """
+    diagonal = np.arange(zbar.shape[1])
+    moments = gaussian_moments(activation, zbar, cov_z[:, diagonal, diagonal])
+    slope = moments.slope
+    cov_f = slope[:, :, None] * cov_z * slope[:, None, :]
+    cov_f[:, diagonal, diagonal] = moments.var
+    return moments.mean, cov_f
 
 
 def mean_off_diagonal(cov: np.ndarray) -> np.ndarray:
@@ -100,11 +138,27 @@ def predict(
     noise: NoiseSpec,
     x,
     full_covariance: bool = False,
+    method: str = "linear",
 ) -> Prediction:
     """Predict mean, variance and SNR of every neuron in every layer.
 
-    Linear-response propagation of spec section 4: exact for affine
-    activations, first order in the noise intensities otherwise.
+    Propagation of mean and covariance layer by layer (spec section 4), by
+    one of two methods:
+
+    - ``"linear"`` (default): linear response, m_k = f(zbar_k) and
+      J = diag f'(zbar_k); exact for affine activations, first order in the
+      noise intensities otherwise.
+    - ``"moments"``: the mean and variance of f(z) are averaged over a
+      Gaussian pre-activation z ~ N(zbar_k, diag Sz_k) (closed forms or
+      quadrature, :mod:`noiseprop.moments`); covariances between neurons by
+      Stein's lemma, E[f'(z_i)] E[f'(z_j)] Sz_ij.  Identical to "linear" for
+      affine activations.  Its approximations: z is taken as Gaussian (a
+      sum over many inputs; multiplicative "pre" noise makes it slightly
+      non-Gaussian) and the off-diagonal covariances are first order in the
+      correlation between pre-activations.  It captures the shift of the mean
+      and the change of the variance caused by the curvature of f at large
+      noise, and carries noise through activations whose slope vanishes at
+      the working point (relu below 0, heaviside).
 
     Parameters
     ----------
@@ -116,13 +170,15 @@ def predict(
         One input or a batch of inputs.
     full_covariance : bool, default False
         Also return the covariance matrix of every layer (``.cov``).
+    method : {"linear", "moments"}, default "linear"
+        How the mean and covariance pass through the activations (above).
 
     Returns
     -------
     Prediction
         ``.mean[k]``, ``.var[k]``, ``.snr[k]`` for layers k = 0..L, each
         (N_k,) or (B, N_k); ``.layer_snr``, ``.correlated`` and
-        ``.uncorrelated`` (spec section 3); ``.cov`` if asked.
+        ``.uncorrelated`` (spec section 3); ``.cov`` if asked; ``.method``.
 
     Examples
     --------
@@ -134,6 +190,8 @@ def predict(
     """
     if not isinstance(net, Network):
         raise ValueError(f"net must be a noiseprop.Network, got {type(net).__name__}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     layer_noise = per_layer_noise(noise, net.depth)
     mean, batched = as_input(x, net.sizes[0])
     zeros = np.zeros(mean.shape[0])
@@ -141,10 +199,10 @@ def predict(
     covariances = [np.zeros(mean.shape + mean.shape[-1:])] if full_covariance else None
     cov = None
     for w, b, f, nz in zip(net.weights, net.biases, net.activations, layer_noise):
-        mean, cov = propagate_layer(mean, cov, w, b, f, nz)
+        mean, cov = propagate_layer(mean, cov, w, b, f, nz, method)
         means.append(mean)
         variances.append(np.diagonal(cov, axis1=1, axis2=2).copy())
         correlated.append(mean_off_diagonal(cov))
         if full_covariance:
             covariances.append(cov)
-    return Prediction(means, variances, correlated, batched, covariances)
+    return Prediction(means, variances, correlated, batched, covariances, method)

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from noiseprop.activations import ACTIVATIONS, Erf, Linear, ReLU, Sigmoid, Tanh, get_activation
+from noiseprop.activations import ACTIVATIONS, Erf, Heaviside, Linear, ReLU, Sigmoid, Tanh, get_activation
 
-ALL = [Linear(0.7, 0.2), Sigmoid(), Sigmoid(2.5), Tanh(), Tanh(0.3), ReLU(), Erf(), Erf(1.7)]
+ALL = [Linear(0.7, 0.2), Sigmoid(), Sigmoid(2.5), Tanh(), Tanh(0.3), ReLU(), Erf(), Erf(1.7), Heaviside()]
 
 
 @pytest.mark.parametrize("f", ALL, ids=lambda f: f.spec)
@@ -25,6 +25,9 @@ def test_derivative_matches_finite_difference(f):
     (Linear(0.5, 1.0), 2.0, 2.0, 0.5),
     (ReLU(), -1.0, 0.0, 0.0),
     (ReLU(), 2.0, 2.0, 1.0),
+    (Heaviside(), -1e-300, 0.0, 0.0),
+    (Heaviside(), 0.0, 0.0, 0.0),
+    (Heaviside(), 1e-300, 1.0, 0.0),
     (Sigmoid(1.0), 1.0, 1 / (1 + math.exp(-1)), math.exp(-1) / (1 + math.exp(-1)) ** 2),
 ])
 def test_known_values(f, z, value, slope):
@@ -39,7 +42,7 @@ def test_spec_round_trip(f):
 
 def test_names_give_default_parameters():
     assert get_activation("linear") == Linear(1.0, 0.0)
-    assert set(ACTIVATIONS) == {"linear", "sigmoid", "tanh", "relu", "erf"}
+    assert set(ACTIVATIONS) == {"linear", "sigmoid", "tanh", "relu", "erf", "heaviside"}
     assert get_activation("Sigmoid( gain = 2 )") == Sigmoid(2.0)
 
 

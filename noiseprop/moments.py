@@ -1,0 +1,244 @@
+"""Gaussian moments of the activations: E[f(z)], Var[f(z)] and E[f'(z)].
+
+For a pre-activation z ~ N(mean, var) every activation has a small *rule*
+that returns the mean and variance of f(z) and the mean slope E[f'(z)]; the
+"moments" method of :func:`noiseprop.predict` propagates these instead of
+the first-order f(zbar), f'(zbar)^2 var.  Rules are closed forms where they
+exist and Gauss-Hermite quadrature otherwise:
+
+============  =================================================================
+activation    rule
+============  =================================================================
+linear        exact: a mean + b, a^2 var, a
+erf           closed form (Owen's T function for the variance)
+relu          closed form (rectified Gaussian)
+heaviside     closed form (probit)
+sigmoid       quadrature: Gauss-Hermite (128 nodes) where gain * sd < 1.5;
+              beyond, step H(z) in closed form + Gauss-Laguerre remainder
+tanh          from sigmoid: tanh(g z) = 2 sigmoid(2 g z) - 1
+============  =================================================================
+
+E[f'(z)] is what Stein's lemma needs: Cov(f(z), z) = var E[f'(z)] for a
+Gaussian z, so it is the slope of the best linear fit of f over the
+distribution of z (statistical linearisation).  For Heaviside, f' is a delta
+function and E[f'(z)] = phi(mean / sd) / sd, although the pointwise slope is 0.
+
+Where var = 0 every rule returns the point values f(mean), 0 and f'(mean).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import numpy as np
+from scipy import special
+
+from .activations import Activation, Sigmoid
+
+__all__ = ["GaussianMoments", "gaussian_moments", "MOMENT_RULES"]
+
+#: Gauss-Hermite nodes for sigmoid and tanh where the Gaussian is narrow.
+_HERMITE_NODES = 128
+#: Gauss-Laguerre nodes for sigmoid and tanh where the Gaussian is wide.
+_LAGUERRE_NODES = 64
+#: gain * sd of z from which sigmoid moments use the Gauss-Laguerre split.
+_SIGMOID_WIDE = 1.5
+#: Gauss-Legendre nodes for the small-correlation branch of the erf variance.
+_LEGENDRE_NODES = 64
+#: Below this correlation the erf variance is integrated (see _erf_rule).
+_ERF_SMALL_RHO = 0.5
+
+
+class GaussianMoments(NamedTuple):
+    """Moments of f(z) for z ~ N(mean, var), element-wise.
+
+    Attributes
+    ----------
+    mean : ndarray
+        E[f(z)].
+    var : ndarray
+        Var[f(z)].
+    slope : ndarray
+        E[f'(z)], the statistical-linearisation slope Cov(f(z), z) / Var[z].
+    """
+
+    mean: np.ndarray
+    var: np.ndarray
+    slope: np.ndarray
+
+
+Rule = Callable[[Activation, np.ndarray, np.ndarray], GaussianMoments]
+
+
+def _linear_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
+    return GaussianMoments(f(mean), f.slope**2 * var, f.derivative(mean))
+
+
+def _relu_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
+    sd = np.sqrt(var)
+    a = mean / sd
+    upper, lower = special.ndtr(a), special.ndtr(-a)
+    density = np.exp(-0.5 * a * a) / math.sqrt(2.0 * math.pi)
+    # Var/var = P + a^2 P Q - a phi (P - Q) - phi^2 with P = Phi(a), Q = Phi(-a):
+    # algebraically E[f^2] - E[f]^2, rearranged so that no large terms cancel.
+    scaled_var = upper + a * a * upper * lower - a * density * (upper - lower) - density**2
+    return GaussianMoments(mean * upper + sd * density, var * scaled_var, upper)
+
+
+def _heaviside_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
+    sd = np.sqrt(var)
+    a = mean / sd
+    upper = special.ndtr(a)
+    density = np.exp(-0.5 * a * a) / math.sqrt(2.0 * math.pi)
+    return GaussianMoments(upper, upper * special.ndtr(-a), density / sd)
+
+
+def _erf_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
+    """erf(g z) = 2 Phi(u) - 1 with u = sqrt(2) g z ~ N(m, v).
+
+    E[Phi(u)] = Phi(h), h = m / sqrt(1 + v), and Var[Phi(u)] =
+    Phi_2(h, h; rho) - Phi(h)^2 with rho = v / (1 + v), Phi_2 the bivariate
+    normal CDF.  By Owen's identity this is 2 [T(h, 1) - T(h, a)],
+    a = 1 / sqrt(1 + 2 v).  For small rho that difference cancels (relative
+    error ~ eps / rho), so there the same quantity is integrated instead:
+    d Phi_2 / d rho = phi_2(h, h; rho) gives
+    Var = int_0^rho exp(-h^2 / (1 + r)) / (2 pi sqrt(1 - r^2)) dr, whose
+    integrand is smooth on [0, 1/2] (Gauss-Legendre).
+    """
+    g = f.gain
+    v = 2.0 * g * g * var
+    spread = np.sqrt(1.0 + v)
+    h = math.sqrt(2.0) * g * mean / spread
+    rho = v / (1.0 + v)
+    with np.errstate(invalid="ignore"):
+        owen = 2.0 * (special.owens_t(h, 1.0) - special.owens_t(h, 1.0 / np.sqrt(1.0 + 2.0 * v)))
+    nodes, weights = np.polynomial.legendre.leggauss(_LEGENDRE_NODES)
+    r = 0.5 * rho[..., None] * (1.0 + nodes)
+    integrand = np.exp(-(h * h)[..., None] / (1.0 + r)) / (2.0 * math.pi * np.sqrt(1.0 - r * r))
+    integral = 0.5 * rho * np.sum(weights * integrand, axis=-1)
+    var_phi = np.where(rho < _ERF_SMALL_RHO, integral, owen)
+    slope = (2.0 * g / math.sqrt(math.pi)) * np.exp(-g * g * mean * mean / (1.0 + v)) / spread
+    return GaussianMoments(special.erf(g * mean / spread), 4.0 * var_phi, slope)
+
+
+def _sigmoid_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
+    """sigma(g z): Gauss-Hermite where g sd < 1.5, Gauss-Laguerre beyond.
+
+    Gauss-Hermite converges slowly once the Gaussian is much wider than the
+    sigmoid's transition (poles of sigma at distance pi / (g sd) from the real
+    axis in standard units).  There f is split into the step H(z), whose
+    moments are closed forms, and a remainder that decays like exp(-g |z|)
+    on either side of 0, integrated by Gauss-Laguerre in u = g |z|.
+    """
+    narrow = _hermite_moments(f, mean, var)
+    wide = _sigmoid_laguerre_moments(f.gain, mean, np.sqrt(var))
+    is_wide = abs(f.gain) * np.sqrt(var) >= _SIGMOID_WIDE
+    return GaussianMoments(*(np.where(is_wide, w, n) for w, n in zip(wide, narrow)))
+
+
+def _tanh_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
+    """tanh(g z) = 2 sigma(2 g z) - 1."""
+    moments = _sigmoid_rule(Sigmoid(2.0 * f.gain), mean, var)
+    return GaussianMoments(2.0 * moments.mean - 1.0, 4.0 * moments.var, 2.0 * moments.slope)
+
+
+def _hermite_moments(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
+    """Gauss-Hermite quadrature, exact for polynomials of degree < 256.
+
+    The variance is summed about the computed mean (two passes) so that it
+    does not come out as the difference of two nearly equal numbers.
+    """
+    nodes, weights = np.polynomial.hermite.hermgauss(_HERMITE_NODES)
+    weights = weights / math.sqrt(math.pi)
+    z = mean[..., None] + np.sqrt(2.0 * var)[..., None] * nodes
+    values = f(z)
+    first = values @ weights
+    centred = values - first[..., None]
+    return GaussianMoments(first, (centred * centred) @ weights, f.derivative(z) @ weights)
+
+
+def _sigmoid_laguerre_moments(gain: float, mean: np.ndarray, sd: np.ndarray) -> GaussianMoments:
+    """Moments of sigma(g z) as step + remainder (see :func:`_sigmoid_rule`).
+
+    With y = u / |g| >= 0, p(z) the density of z and s(u) = sigma(u):
+        E[f]   = P + (1/|g|) int e^-u s(u) [p(-y) - p(y)] du
+        E[f^2] = P + (1/|g|) int e^-u s(u) [s(-u) p(-y) - (1 + s(u)) p(y)] du
+        E[f']  = int e^-u s(u)^2 [p(y) + p(-y)] du
+    for g > 0 with P = Phi(mean / sd); a negative gain mirrors z.
+    """
+    nodes, weights = np.polynomial.laguerre.laggauss(_LAGUERRE_NODES)
+    g = abs(gain)
+    sign = math.copysign(1.0, gain)
+    mean, sd = sign * mean[..., None], sd[..., None]
+    y = nodes / g
+
+    def density(z):
+        return np.exp(-0.5 * ((z - mean) / sd) ** 2) / (sd * math.sqrt(2.0 * math.pi))
+
+    up, down = density(y), density(-y)
+    s = special.expit(nodes)
+    step = special.ndtr(mean[..., 0] / sd[..., 0])
+    first = step + (s * (down - up)) @ weights / g
+    second = step + (s * (special.expit(-nodes) * down - (1.0 + s) * up)) @ weights / g
+    slope = (s * s * (up + down)) @ weights
+    return GaussianMoments(first, second - first * first, slope * sign)
+
+
+#: The rule of every activation, by name.
+MOMENT_RULES: dict[str, Rule] = {
+    "linear": _linear_rule,
+    "erf": _erf_rule,
+    "relu": _relu_rule,
+    "heaviside": _heaviside_rule,
+    "sigmoid": _sigmoid_rule,
+    "tanh": _tanh_rule,
+}
+
+
+def gaussian_moments(activation: Activation, mean, var) -> GaussianMoments:
+    """Mean and variance of f(z) and mean slope E[f'(z)] for z ~ N(mean, var).
+
+    Parameters
+    ----------
+    activation : Activation
+        f; its name must have a rule in :data:`MOMENT_RULES`.
+    mean : array_like(float)
+        Mean of z, any shape.
+    var : array_like(float)
+        Variance of z (>= 0), broadcastable with ``mean``.
+
+    Returns
+    -------
+    GaussianMoments
+        ``mean``, ``var``, ``slope`` arrays of the broadcast shape.  Where
+        var = 0: f(mean), 0 and f'(mean).
+
+    Raises
+    ------
+    ValueError
+        For an activation without a rule or a negative or non-finite variance.
+
+    Examples
+    --------
+    >>> from noiseprop import ReLU
+    >>> m = gaussian_moments(ReLU(), 0.0, 1.0)
+    >>> round(float(m.mean), 6), round(float(m.var), 6), float(m.slope)
+    (0.398942, 0.340845, 0.5)
+    """
+    rule = MOMENT_RULES.get(activation.name)
+    if rule is None:
+        raise ValueError(
+            f"no Gaussian-moment rule for activation {activation.spec!r}; "
+            f"rules exist for: {', '.join(MOMENT_RULES)}"
+        )
+    mean, var = np.broadcast_arrays(np.asarray(mean, dtype=float), np.asarray(var, dtype=float))
+    if not np.all(np.isfinite(var)) or np.any(var < 0):
+        raise ValueError("variance of z must be finite and >= 0")
+    noiseless = var == 0.0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        moments = rule(activation, mean, np.where(noiseless, 1.0, var))
+    return GaussianMoments(
+        np.where(noiseless, activation(mean), moments.mean),
+        np.where(noiseless, 0.0, moments.var),
+        np.where(noiseless, activation.derivative(mean), moments.slope),
+    )
