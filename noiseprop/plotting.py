@@ -10,13 +10,17 @@ import os
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ._files import atomic_write  # noqa: E402
 
-__all__ = ["STYLE", "NOISE_COLORS", "figure", "save_figure"]
+__all__ = [
+    "STYLE", "NOISE_COLORS", "figure", "save_figure",
+    "plot_accuracy_curve", "plot_walking_noise", "plot_noise_training",
+]
 
 #: rc parameters of the house style.
 STYLE = {
@@ -58,3 +62,87 @@ def save_figure(fig, path: "str | os.PathLike", overwrite: bool = False) -> Path
         return atomic_write(path, lambda handle: fig.savefig(handle, format=fmt), overwrite=overwrite)
     finally:
         plt.close(fig)
+
+
+# ------------------------------------------------------------- robustness
+
+
+def plot_accuracy_curve(ax, levels, accuracy, ci_low, ci_high, predicted=None, color=None, label=None):
+    """Draw one accuracy-vs-noise curve on ``ax`` (log x axis).
+
+    Points with error bars: Monte Carlo accuracy and its confidence
+    interval; line: the analytic prediction (if given).  The same colour
+    and one legend entry serve both.
+    """
+    levels, accuracy = np.asarray(levels, float), np.asarray(accuracy, float)
+    errors = np.vstack([accuracy - np.asarray(ci_low), np.asarray(ci_high) - accuracy])
+    bars = ax.errorbar(levels, accuracy, yerr=np.maximum(errors, 0), fmt="o", ms=4, capsize=2,
+                       color=color, label=label)
+    if predicted is not None:
+        ax.plot(levels, predicted, "-", lw=1.3, color=bars[0].get_color())
+    ax.set_xscale("log")
+
+
+def plot_walking_noise(result, title: "str | None" = None):
+    """Figure of a :class:`noiseprop.robustness.WalkingNoiseResult`.
+
+    Accuracy against the noise level for noise in one layer at a time
+    (points: Monte Carlo with confidence intervals; lines: analytic), the
+    midpoint target (dotted) and each layer's measured midpoint (vertical
+    tick).  Returns the figure.
+    """
+    fig, ax = figure(size=(6.4, 4.2))
+    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(result.layers)))
+    predicted = result.predicted if result.predicted is not None else [None] * len(result.layers)
+    for i, (k, color) in enumerate(zip(result.layers, colors)):
+        midpoint = result.midpoint[i]
+        text = f"layer {k}" + (f" (midpoint {midpoint:.3g})" if np.isfinite(midpoint) else f" (midpoint {result.bracket[i]} range)")
+        plot_accuracy_curve(ax, result.levels, result.accuracy[i], result.ci_low[i], result.ci_high[i],
+                            predicted[i], color=color, label=text)
+        if np.isfinite(midpoint):
+            ax.axvline(midpoint, color=color, lw=0.8, ls="--", alpha=0.7)
+    ax.axhline(0.5 * (result.clean + result.chance), color="0.3", ls=":", lw=1, label="midpoint target")
+    ax.axhline(result.chance, color="0.6", ls="-.", lw=1, label="chance")
+    unit = "standard deviation s" if result.scale == "std" else "variance D"
+    ax.set_xlabel(f"{result.noise_type} noise level ({unit}) in one layer")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title or "Walking noise: points Monte Carlo (95 % CI), lines analytic")
+    ax.legend(loc="lower left")
+    return fig
+
+
+def plot_noise_training(result, title: "str | None" = None):
+    """Figure of a :class:`noiseprop.robustness.NoisyTrainingResult`.
+
+    Left: test accuracy against the inference noise level, one curve per
+    training noise level (points: Monte Carlo; lines: analytic).  Right:
+    what training did to the weights of every layer: rms magnitude and
+    binarity mean|w| / rms.  Returns the figure.
+    """
+    fig, (left, right) = figure(1, 2, size=(10.0, 4.0))
+    colors = plt.get_cmap("plasma")(np.linspace(0.0, 0.8, len(result.train_levels)))
+    for i, (level, color) in enumerate(zip(result.train_levels, colors)):
+        plot_accuracy_curve(left, result.eval_levels, result.accuracy[i], result.ci_low[i], result.ci_high[i],
+                            result.predicted[i], color=color, label=f"trained at {level:.3g}")
+    unit = "s" if result.scale == "std" else "D"
+    left.set_xlabel(f"inference {result.noise_type} noise level {unit} (every layer)")
+    left.set_ylabel("test accuracy")
+    left.set_ylim(0, 1.02)
+    left.legend(loc="lower left")
+    positions = np.arange(len(result.train_levels))
+    layers = [row["layer"] for row in result.weights[0]]
+    twin = right.twinx()
+    for j, k in enumerate(layers):
+        rms = [stats[j]["rms"] for stats in result.weights]
+        binarity = [stats[j]["binarity"] for stats in result.weights]
+        right.plot(positions, rms, "o-", label=f"rms w, layer {k}", color=f"C{j}")
+        twin.plot(positions, binarity, "s--", label=f"binarity, layer {k}", color=f"C{j}", alpha=0.6)
+    right.set_xticks(positions, [f"{v:.3g}" for v in result.train_levels])
+    right.set_xlabel(f"training {result.noise_type} noise level {unit}")
+    right.set_ylabel("rms weight (solid)")
+    twin.set_ylabel("binarity mean|w| / rms (dashed)")
+    twin.spines["right"].set_visible(True)
+    right.legend(loc="upper left", fontsize=7)
+    fig.suptitle(title or "Noise-aware training: points Monte Carlo (95 % CI), lines analytic", fontsize=10)
+    return fig
