@@ -1,8 +1,9 @@
 """Neuron activation functions: f, its slope f' and a canonical text spec.
 
 Every activation is a small immutable object with a ``name``, its parameters
-(``params``), the function ``f(z)`` (``__call__``) and the slope ``f'(z)``
-(``derivative``), both vectorised over NumPy arrays.  The text spec
+(``params``), the function ``f(z)`` (``__call__``), the slope ``f'(z)``
+(``derivative``) and the curvature ``f''(z)`` (``second_derivative``), all
+vectorised over NumPy arrays.  The text spec
 (``"sigmoid(gain=2)"``) is what the ``.npz`` network format and the CLI use;
 :func:`get_activation` turns a name, a spec or an object into an activation.
 """
@@ -63,6 +64,10 @@ class Activation:
         """Slope f'(z), element-wise."""
         raise NotImplementedError
 
+    def second_derivative(self, z: np.ndarray) -> np.ndarray:
+        """Curvature f''(z), element-wise (0 at the kinks of relu and heaviside)."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
@@ -102,6 +107,9 @@ class Linear(Activation):
     def derivative(self, z):
         return np.full(np.shape(z), self.slope)
 
+    def second_derivative(self, z):
+        return np.zeros(np.shape(z))
+
 
 class Sigmoid(Activation):
     """Logistic sigmoid f(z) = 1 / (1 + exp(-gain * z)); slope gain/4 at z = 0."""
@@ -117,6 +125,10 @@ class Sigmoid(Activation):
     def derivative(self, z):
         s = self(z)
         return self.gain * s * (1.0 - s)
+
+    def second_derivative(self, z):
+        s = self(z)
+        return self.gain**2 * s * (1.0 - s) * (1.0 - 2.0 * s)
 
 
 class Tanh(Activation):
@@ -134,6 +146,10 @@ class Tanh(Activation):
         t = self(z)
         return self.gain * (1.0 - t * t)
 
+    def second_derivative(self, z):
+        t = self(z)
+        return -2.0 * self.gain**2 * t * (1.0 - t * t)
+
 
 class ReLU(Activation):
     """Rectifier f(z) = max(z, 0); slope 1 for z > 0, 0 otherwise (also at 0)."""
@@ -145,6 +161,9 @@ class ReLU(Activation):
 
     def derivative(self, z):
         return (np.asarray(z, dtype=float) > 0.0).astype(float)
+
+    def second_derivative(self, z):
+        return np.zeros(np.shape(z))
 
 
 class Erf(Activation):
@@ -162,6 +181,10 @@ class Erf(Activation):
         gz = self.gain * np.asarray(z, dtype=float)
         return (2.0 * self.gain / math.sqrt(math.pi)) * np.exp(-gz * gz)
 
+    def second_derivative(self, z):
+        gz = self.gain * np.asarray(z, dtype=float)
+        return (-4.0 * self.gain**2 / math.sqrt(math.pi)) * gz * np.exp(-gz * gz)
+
 
 class Heaviside(Activation):
     """Step f(z) = 1 for z > 0, 0 otherwise (a binary neuron).
@@ -177,6 +200,9 @@ class Heaviside(Activation):
         return (np.asarray(z, dtype=float) > 0.0).astype(float)
 
     def derivative(self, z):
+        return np.zeros(np.shape(z))
+
+    def second_derivative(self, z):
         return np.zeros(np.shape(z))
 
 

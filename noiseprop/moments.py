@@ -1,15 +1,15 @@
-"""Gaussian moments of the activations: E[f(z)], Var[f(z)] and E[f'(z)].
+"""Gaussian moments of the activations: E[f(z)], Var[f(z)], E[f'(z)], E[f''(z)].
 
 For a pre-activation z ~ N(mean, var) every activation has a small *rule*
-that returns the mean and variance of f(z) and the mean slope E[f'(z)]; the
-"moments" method of :func:`noiseprop.predict` propagates these instead of
+that returns the mean and variance of f(z), the mean slope E[f'(z)] and the
+mean curvature E[f''(z)]; the "moments" method of :func:`noiseprop.predict` propagates these instead of
 the first-order f(zbar), f'(zbar)^2 var.  Rules are closed forms where they
 exist and Gauss-Hermite quadrature otherwise:
 
 ============  =================================================================
 activation    rule
 ============  =================================================================
-linear        exact: a mean + b, a^2 var, a
+linear        exact: a mean + b, a^2 var, a, 0
 erf           closed form (Owen's T function for the variance)
 relu          closed form (rectified Gaussian)
 heaviside     closed form (probit)
@@ -20,10 +20,18 @@ tanh          from sigmoid: tanh(g z) = 2 sigmoid(2 g z) - 1
 
 E[f'(z)] is what Stein's lemma needs: Cov(f(z), z) = var E[f'(z)] for a
 Gaussian z, so it is the slope of the best linear fit of f over the
-distribution of z (statistical linearisation).  For Heaviside, f' is a delta
-function and E[f'(z)] = phi(mean / sd) / sd, although the pointwise slope is 0.
+distribution of z (statistical linearisation).  E[f^(n)(z)] =
+d^n E[f(z)] / d mean^n are the coefficients of Mehler's expansion of the
+covariance of f(z_i) and f(z_j) for jointly Gaussian z_i, z_j:
 
-Where var = 0 every rule returns the point values f(mean), 0 and f'(mean).
+    Cov = E[f'_i] E[f'_j] S_ij + E[f''_i] E[f''_j] S_ij^2 / 2 + ...
+
+For relu and heaviside the derivatives are generalised functions (a step, a
+delta, its derivative); their expectations are still well defined, e.g.
+E[H'(z)] = phi(mean / sd) / sd although the pointwise slope is 0.
+
+Where var = 0 every rule returns the point values f(mean), 0, f'(mean) and
+f''(mean).
 """
 from __future__ import annotations
 
@@ -60,18 +68,21 @@ class GaussianMoments(NamedTuple):
         Var[f(z)].
     slope : ndarray
         E[f'(z)], the statistical-linearisation slope Cov(f(z), z) / Var[z].
+    curvature : ndarray
+        E[f''(z)] = d slope / d mean.
     """
 
     mean: np.ndarray
     var: np.ndarray
     slope: np.ndarray
+    curvature: np.ndarray
 
 
 Rule = Callable[[Activation, np.ndarray, np.ndarray], GaussianMoments]
 
 
 def _linear_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
-    return GaussianMoments(f(mean), f.slope**2 * var, f.derivative(mean))
+    return GaussianMoments(f(mean), f.slope**2 * var, f.derivative(mean), np.zeros_like(mean))
 
 
 def _relu_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
@@ -82,7 +93,7 @@ def _relu_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMome
     # Var/var = P + a^2 P Q - a phi (P - Q) - phi^2 with P = Phi(a), Q = Phi(-a):
     # algebraically E[f^2] - E[f]^2, rearranged so that no large terms cancel.
     scaled_var = upper + a * a * upper * lower - a * density * (upper - lower) - density**2
-    return GaussianMoments(mean * upper + sd * density, var * scaled_var, upper)
+    return GaussianMoments(mean * upper + sd * density, var * scaled_var, upper, density / sd)
 
 
 def _heaviside_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
@@ -90,7 +101,7 @@ def _heaviside_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> Gaussia
     a = mean / sd
     upper = special.ndtr(a)
     density = np.exp(-0.5 * a * a) / math.sqrt(2.0 * math.pi)
-    return GaussianMoments(upper, upper * special.ndtr(-a), density / sd)
+    return GaussianMoments(upper, upper * special.ndtr(-a), density / sd, -a * density / var)
 
 
 def _erf_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
@@ -118,7 +129,8 @@ def _erf_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMomen
     integral = 0.5 * rho * np.sum(weights * integrand, axis=-1)
     var_phi = np.where(rho < _ERF_SMALL_RHO, integral, owen)
     slope = (2.0 * g / math.sqrt(math.pi)) * np.exp(-g * g * mean * mean / (1.0 + v)) / spread
-    return GaussianMoments(special.erf(g * mean / spread), 4.0 * var_phi, slope)
+    curvature = -2.0 * g * g * mean / (1.0 + v) * slope
+    return GaussianMoments(special.erf(g * mean / spread), 4.0 * var_phi, slope, curvature)
 
 
 def _sigmoid_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
@@ -139,7 +151,9 @@ def _sigmoid_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianM
 def _tanh_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
     """tanh(g z) = 2 sigma(2 g z) - 1."""
     moments = _sigmoid_rule(Sigmoid(2.0 * f.gain), mean, var)
-    return GaussianMoments(2.0 * moments.mean - 1.0, 4.0 * moments.var, 2.0 * moments.slope)
+    return GaussianMoments(
+        2.0 * moments.mean - 1.0, 4.0 * moments.var, 2.0 * moments.slope, 2.0 * moments.curvature
+    )
 
 
 def _hermite_moments(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
@@ -154,7 +168,9 @@ def _hermite_moments(f: Activation, mean: np.ndarray, var: np.ndarray) -> Gaussi
     values = f(z)
     first = values @ weights
     centred = values - first[..., None]
-    return GaussianMoments(first, (centred * centred) @ weights, f.derivative(z) @ weights)
+    return GaussianMoments(
+        first, (centred * centred) @ weights, f.derivative(z) @ weights, f.second_derivative(z) @ weights
+    )
 
 
 def _sigmoid_laguerre_moments(gain: float, mean: np.ndarray, sd: np.ndarray) -> GaussianMoments:
@@ -164,7 +180,9 @@ def _sigmoid_laguerre_moments(gain: float, mean: np.ndarray, sd: np.ndarray) -> 
         E[f]   = P + (1/|g|) int e^-u s(u) [p(-y) - p(y)] du
         E[f^2] = P + (1/|g|) int e^-u s(u) [s(-u) p(-y) - (1 + s(u)) p(y)] du
         E[f']  = int e^-u s(u)^2 [p(y) + p(-y)] du
-    for g > 0 with P = Phi(mean / sd); a negative gain mirrors z.
+        E[f''] = d E[f'] / d mean, with d p(y) / d mean = p(y) (y - mean) / sd^2
+    for g > 0 with P = Phi(mean / sd); a negative gain mirrors z (f'
+    changes sign, f'' does not).
     """
     nodes, weights = np.polynomial.laguerre.laggauss(_LAGUERRE_NODES)
     g = abs(gain)
@@ -181,7 +199,8 @@ def _sigmoid_laguerre_moments(gain: float, mean: np.ndarray, sd: np.ndarray) -> 
     first = step + (s * (down - up)) @ weights / g
     second = step + (s * (special.expit(-nodes) * down - (1.0 + s) * up)) @ weights / g
     slope = (s * s * (up + down)) @ weights
-    return GaussianMoments(first, second - first * first, slope * sign)
+    curvature = (s * s * (up * (y - mean) - down * (y + mean))) @ weights / sd[..., 0] ** 2
+    return GaussianMoments(first, second - first * first, slope * sign, curvature)
 
 
 #: The rule of every activation, by name.
@@ -210,8 +229,8 @@ def gaussian_moments(activation: Activation, mean, var) -> GaussianMoments:
     Returns
     -------
     GaussianMoments
-        ``mean``, ``var``, ``slope`` arrays of the broadcast shape.  Where
-        var = 0: f(mean), 0 and f'(mean).
+        ``mean``, ``var``, ``slope``, ``curvature`` arrays of the broadcast
+        shape.  Where var = 0: f(mean), 0, f'(mean) and f''(mean).
 
     Raises
     ------
@@ -222,8 +241,8 @@ def gaussian_moments(activation: Activation, mean, var) -> GaussianMoments:
     --------
     >>> from noiseprop import ReLU
     >>> m = gaussian_moments(ReLU(), 0.0, 1.0)
-    >>> round(float(m.mean), 6), round(float(m.var), 6), float(m.slope)
-    (0.398942, 0.340845, 0.5)
+    >>> round(float(m.mean), 6), round(float(m.var), 6), float(m.slope), round(float(m.curvature), 6)
+    (0.398942, 0.340845, 0.5, 0.398942)
     """
     rule = MOMENT_RULES.get(activation.name)
     if rule is None:
@@ -241,4 +260,5 @@ def gaussian_moments(activation: Activation, mean, var) -> GaussianMoments:
         np.where(noiseless, activation(mean), moments.mean),
         np.where(noiseless, 0.0, moments.var),
         np.where(noiseless, activation.derivative(mean), moments.slope),
+        np.where(noiseless, activation.second_derivative(mean), moments.curvature),
     )

@@ -15,11 +15,13 @@ The "moments" method replaces the third line by averages over a Gaussian
 z_k ~ N(zbar_k, Sz_k) (see :mod:`noiseprop.moments`):
 
     m_k      = E[f_k(z_k)]
-    Sf_k,ii  = Var[f_k(z_k,i)]                          (exact for Gaussian z)
-    Sf_k,ij  = E[f_k'(z_k,i)] E[f_k'(z_k,j)] Sz_k,ij     (i != j)
+    Sf_k,ii  = Var[f_k(z_k,i)]                                   (exact for Gaussian z)
+    Sf_k,ij  = E[f'_i] E[f'_j] Sz_k,ij + E[f''_i] E[f''_j] Sz_k,ij^2 / 2     (i != j)
 
-The off-diagonal line is Stein's lemma / statistical linearisation: exact to
-first order in the correlation of z_i and z_j.
+with f'_i = f_k'(z_k,i).  The off-diagonal line is Mehler's expansion of the
+covariance of two functions of jointly Gaussian variables, cut after the
+second order in Sz_k,ij (the first term alone is Stein's lemma, statistical
+linearisation).
 """
 from __future__ import annotations
 
@@ -112,14 +114,17 @@ def propagate_layer(mean, cov, weight, bias, activation, noise: Noise, method: s
 def _activation_moments(zbar, cov_z, activation):
     """Mean and covariance of f(z) for Gaussian z ~ N(zbar, cov_z), per input.
 
-    Diagonal: the exact Var[f(z_i)]; off-diagonal: Stein's lemma
-    E[f'(z_i)] E[f'(z_j)] cov_z[i, j].  The result is positive semi-definite
-    because Var[f(z_i)] >= E[f'(z_i)]^2 cov_z[i, i] (Cauchy-Schwarz).
+    Diagonal: the exact Var[f(z_i)]; off-diagonal: Mehler's expansion to
+    second order, E[f'_i] E[f'_j] S_ij + E[f''_i] E[f''_j] S_ij^2 / 2.  The
+    result is positive semi-definite: both terms are (Schur products of
+    positive semi-definite matrices), and the exact variance is at least
+    their diagonal (Mehler's series has non-negative terms on the diagonal).
     """
     diagonal = np.arange(zbar.shape[1])
     moments = gaussian_moments(activation, zbar, cov_z[:, diagonal, diagonal])
-    slope = moments.slope
+    slope, curvature = moments.slope, moments.curvature
     cov_f = slope[:, :, None] * cov_z * slope[:, None, :]
+    cov_f += 0.5 * curvature[:, :, None] * cov_z**2 * curvature[:, None, :]
     cov_f[:, diagonal, diagonal] = moments.var
     return moments.mean, cov_f
 
@@ -151,11 +156,12 @@ def predict(
     - ``"moments"``: the mean and variance of f(z) are averaged over a
       Gaussian pre-activation z ~ N(zbar_k, diag Sz_k) (closed forms or
       quadrature, :mod:`noiseprop.moments`); covariances between neurons by
-      Stein's lemma, E[f'(z_i)] E[f'(z_j)] Sz_ij.  Identical to "linear" for
-      affine activations.  Its approximations: z is taken as Gaussian (a
-      sum over many inputs; multiplicative "pre" noise makes it slightly
-      non-Gaussian) and the off-diagonal covariances are first order in the
-      correlation between pre-activations.  It captures the shift of the mean
+      Mehler's expansion to second order, E[f'_i] E[f'_j] Sz_ij +
+      E[f''_i] E[f''_j] Sz_ij^2 / 2.  Identical to "linear" for affine
+      activations.  Its approximations: z is taken as Gaussian (a sum over
+      many inputs; it is not exactly, since f of the previous layer and
+      multiplicative noise skew it) and the off-diagonal covariances omit
+      the third and higher orders in Sz_ij.  It captures the shift of the mean
       and the change of the variance caused by the curvature of f at large
       noise, and carries noise through activations whose slope vanishes at
       the working point (relu below 0, heaviside).

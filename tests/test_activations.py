@@ -18,6 +18,14 @@ def test_derivative_matches_finite_difference(f):
     np.testing.assert_allclose(f.derivative(z), numeric, rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.parametrize("f", ALL, ids=lambda f: f.spec)
+def test_second_derivative_matches_finite_difference(f):
+    z = np.array([-2.3, -0.7, -0.1, 0.05, 0.4, 1.9])  # away from the kinks
+    h = 1e-6
+    numeric = (f.derivative(z + h) - f.derivative(z - h)) / (2 * h)
+    np.testing.assert_allclose(f.second_derivative(z), numeric, rtol=1e-7, atol=1e-9)
+
+
 @pytest.mark.parametrize("f, z, value, slope", [
     (Sigmoid(2.0), 0.0, 0.5, 0.5),
     (Tanh(3.0), 0.0, 0.0, 3.0),
@@ -50,6 +58,7 @@ def test_vectorised_shapes():
     z = np.zeros((3, 4))
     for f in ALL:
         assert f(z).shape == (3, 4) and f.derivative(z).shape == (3, 4)
+        assert f.second_derivative(z).shape == (3, 4)
 
 
 @pytest.mark.parametrize("spec, message", [

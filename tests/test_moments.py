@@ -34,10 +34,12 @@ GAUSSIANS = [
 
 
 def quad_moments(f, m, v):
-    """E[f(z)], Var[f(z)] and Cov(z, f(z)) / v for z ~ N(m, v), by adaptive
-    quadrature over the standard normal t = (z - m) / sd (kink/step at z = 0
-    given as a break point).  The last is E[f'] by Stein's lemma, which holds
-    for the step's delta-function slope too."""
+    """E[f(z)], Var[f(z)], E[f'(z)] and E[f''(z)] for z ~ N(m, v), by
+    adaptive quadrature over the standard normal t = (z - m) / sd (kink/step
+    at z = 0 given as a break point).  The derivatives' means come from f
+    itself by Stein's lemma, E[f'] = E[t f] / sd and E[f''] = E[(t^2 - 1) f]
+    / sd^2, which holds for relu's and heaviside's generalised derivatives
+    too."""
     sd = math.sqrt(v)
 
     def expect(g):
@@ -52,7 +54,8 @@ def quad_moments(f, m, v):
     mean = expect(value)
     var = expect(lambda t: (value(t) - mean) ** 2)
     slope = expect(lambda t: t * value(t)) / sd
-    return mean, var, slope
+    curvature = expect(lambda t: (t * t - 1) * value(t)) / v
+    return mean, var, slope, curvature
 
 
 def test_every_activation_has_a_rule():
@@ -67,10 +70,13 @@ def test_rules_match_numerical_integration(f):
     means, variances = np.array(GAUSSIANS).T
     moments = gaussian_moments(f, means, variances)  # vectorised, as predict calls it
     for i, (m, v) in enumerate(GAUSSIANS):
-        mean, var, slope = quad_moments(f, m, v)
+        mean, var, slope, curvature = quad_moments(f, m, v)
         assert moments.mean[i] == pytest.approx(mean, rel=1e-10, abs=1e-12), (m, v)
         assert moments.var[i] == pytest.approx(var, rel=1e-10), (m, v)
         assert moments.slope[i] == pytest.approx(slope, rel=1e-10, abs=1e-12), (m, v)
+        # (t^2 - 1) f integrates to a difference of O(f) terms: quad's own
+        # error is ~1e-13 max|f| / v.
+        assert moments.curvature[i] == pytest.approx(curvature, rel=1e-10, abs=1e-12 / v), (m, v)
 
 
 @pytest.mark.parametrize("f", RULE_ACTIVATIONS, ids=lambda f: f.spec)
@@ -80,6 +86,7 @@ def test_zero_variance_gives_point_values(f):
     np.testing.assert_array_equal(moments.mean, f(z))
     np.testing.assert_array_equal(moments.var, 0.0)
     np.testing.assert_array_equal(moments.slope, f.derivative(z))
+    np.testing.assert_array_equal(moments.curvature, f.second_derivative(z))
 
 
 @pytest.mark.parametrize("f", [Sigmoid(0.8), Erf(1.2), Tanh(0.5)], ids=lambda f: f.spec)
@@ -223,3 +230,36 @@ def test_moments_beat_linear_on_deep_network_at_large_noise():
         linear_error = abs(linear.noise_var[k] - observed)
         moments_error = abs(moments.noise_var[k] - observed)
         assert moments_error + 2 * z * stderr < linear_error, (k, observed, linear_error, moments_error)
+
+
+def gaussian_pair_covariance(f, mean, cov, nodes=80):
+    """Cov(f(z_1), f(z_2)) for (z_1, z_2) ~ N(mean, cov) by a tensor
+    Gauss-Hermite rule over independent standard normals (t_1, t_2)."""
+    t, w = np.polynomial.hermite_e.hermegauss(nodes)
+    w = w / w.sum()
+    t1, t2 = np.meshgrid(t, t, indexing="ij")
+    weight = np.outer(w, w)
+    sd1, sd2 = np.sqrt(cov[0, 0]), np.sqrt(cov[1, 1])
+    rho = cov[0, 1] / (sd1 * sd2)
+    f1 = f(mean[0] + sd1 * t1)
+    f2 = f(mean[1] + sd2 * (rho * t1 + np.sqrt(1 - rho**2) * t2))
+    return np.sum(weight * f1 * f2) - np.sum(weight * f1) * np.sum(weight * f2)
+
+
+def test_off_diagonal_covariance_is_second_order_exact():
+    """Layer 1 (identity, additive noise) makes z_2 jointly Gaussian with
+    correlation rho = D_AC / (D_AU + D_AC); Mehler's series cut after the
+    second order leaves an O(rho^3) error in Cov(y_2,1, y_2,2): halving rho
+    must divide it by about 8 (a wrong second-order term would leave
+    O(rho^2), a factor 4)."""
+    f = Tanh(1.5)
+    x = np.array([0.3, -0.5])
+    net = Network.from_arrays([np.eye(2), np.eye(2)], None, [Linear(), f])
+    errors = []
+    for rho in (0.2, 0.1):
+        total = 0.3
+        noise = [Noise(AU=(1 - rho) * total, AC=rho * total), Noise()]
+        predicted = predict(net, noise, x, full_covariance=True, method="moments").cov[2][0, 1]
+        cov_z = total * np.array([[1.0, rho], [rho, 1.0]])
+        errors.append(abs(predicted - gaussian_pair_covariance(f, x, cov_z)))
+    assert 6.5 < errors[0] / errors[1] < 9.5, errors
