@@ -9,6 +9,7 @@ variances; layers are numbered 0 (input) .. L (output).
 from .activations import ACTIVATIONS, Activation, Erf, Linear, ReLU, Sigmoid, Tanh, get_activation
 from .builtin import default_network
 from .model import Network
+from .montecarlo import Simulation, simulate
 from .noise import NOISE_TYPES, Noise
 from .propagation import Prediction, predict
 from .sweep import sweep
@@ -25,11 +26,13 @@ __all__ = [
     "Noise",
     "Prediction",
     "ReLU",
+    "Simulation",
     "Sigmoid",
     "Tanh",
     "default_network",
     "get_activation",
     "predict",
+    "simulate",
     "sweep",
     "__version__",
 ]

@@ -1,0 +1,493 @@
+"""Monte Carlo simulation of noisy networks (spec section 2), numba-accelerated.
+
+:func:`simulate` draws realisations of every neuron of every layer exactly as
+in the noise model (both placements, all four noise types, per-layer
+intensities, one input or a batch) and estimates the per-layer statistics of
+:class:`~noiseprop.statistics.LayerStatistics` with standard errors.
+:func:`sample_outputs` returns the raw noisy outputs of one layer.
+
+How it is fast and exact at once:
+
+- The input is noise-free, so layer 1's pre-activation (and, with the noise
+  after the activation, its f(z)) is computed once, not per realisation.
+- Given f(z), the uncorrelated terms f xi_MU + xi_AU form one Gaussian of
+  variance f^2 D_MU + D_AU (z^2 D_MU + D_AU before the activation): one draw
+  per neuron instead of two.
+- The matrix products go to BLAS; activation, noise and the running sums are
+  fused in one parallel compiled kernel (:mod:`noiseprop._kernels`).
+- Random numbers are counter based, keyed by (seed, realisation, input,
+  layer): the numbers depend on the seed only, not on the thread count or the
+  chunk size.
+
+Memory does not grow with ``samples``: realisations are processed in chunks
+and only running sums are kept.  The sums are of d = y - m, m the noise-free
+(linear-response) mean, which keeps them numerically stable (the shifted-data
+algorithm).
+
+The control variate (``control_variate=True``) pushes the same noise draws
+through the network linearised at its working point, whose mean and
+covariance ``predict`` gives exactly, and samples only the difference:
+
+    E[y]   = m + mean(y - y_lin)
+    Var[y] = Var_lin + S^2(y) - S^2(y_lin)
+
+Unbiased for any network (E[y_lin] and Var[y_lin] are known exactly), exact
+with zero error for affine networks, and with a variance smaller by a factor
+of order 1/D for small noise intensity D.
+"""
+from __future__ import annotations
+
+import operator
+import sys
+from typing import Callable
+
+import numpy as np
+
+from . import _kernels
+from .activations import Activation, Erf, Heaviside, Linear, ReLU, Sigmoid, Tanh
+from .model import Network, _positive_int, as_input
+from .noise import NOISE_TYPES, Noise, NoiseSpec, per_layer_noise
+from .propagation import predict
+from .statistics import LayerStatistics
+
+__all__ = ["simulate", "sample_outputs", "Simulation", "seed_key", "Z_95"]
+
+#: Two-sided 95 % normal quantile, the confidence of ``rtol``.
+Z_95 = 1.959963984540054
+#: Parallel tiles per chunk (realisation blocks x inputs) the kernel aims at.
+_TILES = 64
+#: Neuron values per chunk (realisations x inputs x widest layer) by default.
+_CHUNK_VALUES = 1 << 20
+#: Runs with more noisy neuron updates than this show a progress bar (on a TTY).
+_PROGRESS_UPDATES = 2e8
+
+_KERNEL_ACTIVATIONS: dict[type, Callable[[Activation], tuple[int, float, float]]] = {
+    Linear: lambda f: (_kernels.ACTIVATION_CODES["linear"], f.slope, f.offset),
+    Sigmoid: lambda f: (_kernels.ACTIVATION_CODES["sigmoid"], f.gain, 0.0),
+    Tanh: lambda f: (_kernels.ACTIVATION_CODES["tanh"], f.gain, 0.0),
+    ReLU: lambda f: (_kernels.ACTIVATION_CODES["relu"], 0.0, 0.0),
+    Erf: lambda f: (_kernels.ACTIVATION_CODES["erf"], f.gain, 0.0),
+    Heaviside: lambda f: (_kernels.ACTIVATION_CODES["heaviside"], 0.0, 0.0),
+}
+_IDENTITY = (_kernels.ACTIVATION_CODES["linear"], 1.0, 0.0)
+
+
+class Simulation(LayerStatistics):
+    """Result of :func:`simulate`: Monte Carlo estimates with standard errors.
+
+    Indexed like :class:`~noiseprop.propagation.Prediction` (layers k = 0..L;
+    per-neuron arrays (N_k,) for one input, (B, N_k) for a batch), with the
+    same ``mean``, ``var``, ``snr``, ``layer_snr``, ``correlated``,
+    ``uncorrelated``, ``summary()`` and ``to_dict()``.
+
+    Attributes
+    ----------
+    mean_stderr, var_stderr : list of ndarray
+        Standard errors of ``mean[k]`` and ``var[k]`` (the variance's from the
+        sample kurtosis, not assuming Gaussian outputs).
+    correlated_stderr, noise_var_stderr : ndarray (L+1,) or (L+1, B)
+        Standard errors of ``correlated`` and of ``noise_var`` (the layer's
+        per-neuron average variance, including the correlation between its
+        neurons' estimates).
+    samples : int
+        Realisations R used (fewer than asked when ``rtol`` was reached).
+    seed : int
+    control_variate : bool
+        Whether the variance-reduced estimator was used.
+    converged : bool or None
+        With ``rtol``: whether every noisy layer's ``noise_var`` reached the
+        asked precision; None without ``rtol``.
+    """
+
+    def __init__(self, mean, var, correlated, batched, *, mean_stderr, var_stderr,
+                 correlated_stderr, noise_var_stderr, samples, seed, control_variate, converged):
+        super().__init__(mean, var, correlated, batched)
+        self.mean_stderr = [self._shape(e) for e in mean_stderr]
+        self.var_stderr = [self._shape(e) for e in var_stderr]
+        self.correlated_stderr = np.stack(correlated_stderr) if batched else np.stack(correlated_stderr)[:, 0]
+        self.noise_var_stderr = np.stack(noise_var_stderr) if batched else np.stack(noise_var_stderr)[:, 0]
+        self.samples = samples
+        self.seed = seed
+        self.control_variate = control_variate
+        self.converged = converged
+
+    def summary(self) -> list[dict]:
+        """The per-layer rows of :meth:`LayerStatistics.summary` plus the
+        standard errors ``noise_var_stderr`` and ``correlated_stderr`` of the
+        batch-averaged ``noise_var`` and ``correlated``."""
+        rows = super().summary()
+        for row, nv_se, c_se in zip(rows, self.noise_var_stderr, self.correlated_stderr):
+            row["noise_var_stderr"] = _batch_mean_stderr(nv_se)
+            row["correlated_stderr"] = _batch_mean_stderr(c_se)
+        return rows
+
+    def to_dict(self, per_neuron: bool = True) -> dict:
+        """JSON-ready form (see :meth:`LayerStatistics.to_dict`), with the
+        standard errors, the sample count, seed and estimator."""
+        payload = super().to_dict(per_neuron)
+        if per_neuron:
+            for row, m_se, v_se in zip(payload["layers"], self.mean_stderr, self.var_stderr):
+                row["mean_stderr"] = m_se.tolist()
+                row["var_stderr"] = v_se.tolist()
+        payload.update(samples=self.samples, seed=self.seed, control_variate=self.control_variate,
+                       converged=self.converged)
+        return payload
+
+    def __repr__(self) -> str:
+        return (f"Simulation(sizes={self.sizes}, samples={self.samples}, "
+                f"control_variate={self.control_variate})")
+
+
+def _batch_mean_stderr(stderr) -> float:
+    """Standard error of the mean over independent inputs."""
+    stderr = np.atleast_1d(stderr)
+    return float(np.sqrt(np.sum(stderr**2)) / stderr.size)
+
+
+def seed_key(seed) -> np.uint64:
+    """The 64-bit key of the random streams for a seed (a non-negative integer)."""
+    try:
+        value = operator.index(seed)
+    except TypeError:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}") from None
+    if value < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {value}")
+    return np.random.SeedSequence(value).generate_state(1, dtype=np.uint64)[0]
+
+
+def _kernel_activation(f: Activation, k: int) -> tuple[int, float, float]:
+    try:
+        return _KERNEL_ACTIVATIONS[type(f)](f)
+    except KeyError:
+        known = ", ".join(cls.name for cls in _KERNEL_ACTIVATIONS)
+        raise ValueError(
+            f"layer {k}: activation {f.spec!r} has no Monte Carlo kernel; supported: {known}"
+        ) from None
+
+
+class _Layer:
+    """Everything the kernel needs for one layer, prepared once per run."""
+
+    def __init__(self, k, weight, bias, activation, noise: Noise, x_mean, mean, slope_needed):
+        self.k = k
+        self.weight_t = np.ascontiguousarray(weight.T)
+        self.bias = bias
+        self.size = weight.shape[0]
+        self.sd = np.sqrt([getattr(noise, name) for name in NOISE_TYPES])
+        self.pre = noise.placement == "pre"
+        self.zbar = x_mean @ weight.T + bias                          # (B, N_k)
+        self.shift = mean                                             # f(zbar), (B, N_k)
+        self.slope = activation.derivative(self.zbar) if slope_needed else np.zeros_like(mean)
+        self.activation = _kernel_activation(activation, k)
+
+
+class _Engine:
+    """Runs chunks of realisations through the layers and keeps running sums."""
+
+    def __init__(self, net: Network, layer_noise, x: np.ndarray, *, cv: bool, upto: int,
+                 chunk: int, key: np.uint64, accumulate: bool):
+        self.cv, self.key, self.chunk, self.accumulate = cv, key, chunk, accumulate
+        self.n_inputs = x.shape[0]
+        self.prediction = predict(net, layer_noise, x) if cv else None
+        means = self.prediction.mean if cv else net.forward(x)
+        means = [m.reshape(self.n_inputs, -1) for m in means]
+        self.layers = [
+            _Layer(k, w, b, f, nz, means[k - 1], means[k], cv)
+            for k, w, b, f, nz in zip(range(1, upto + 1), net.weights, net.biases,
+                                      net.activations, layer_noise)
+        ]
+        self._first_layer_input(x)
+        width = max(layer.size for layer in self.layers)
+        copies = 2 if cv else 1
+        size = chunk * self.n_inputs * width
+        self._y = [[np.empty(size) for _ in range(2)] for _ in range(copies)]
+        self._z = [np.empty(size) for _ in range(copies)]
+        fields = _kernels.NEURON_FIELDS[cv], _kernels.ROW_FIELDS[cv]
+        self.totals = [(np.zeros((fields[0], self.n_inputs, layer.size)), np.zeros((fields[1], self.n_inputs)))
+                       for layer in self.layers]
+        self.samples_done = 0
+
+    def _first_layer_input(self, x):
+        """Layer 1 sees the noise-free input: its pre-activation is the same in
+        every realisation, and with post placement so is f(z)."""
+        first = self.layers[0]
+        z = first.zbar[None]                                          # (1, B, N_1)
+        if first.pre:
+            self._z1, self._act1 = z, first.activation
+        else:
+            self._z1, self._act1 = first.shift[None].copy(), _IDENTITY
+            first.zbar, first.slope = first.shift, np.ones_like(first.shift)
+
+    def _view(self, buffer, samples, width):
+        return buffer[: samples * self.n_inputs * width].reshape(samples, self.n_inputs, width)
+
+    def _pre_activation(self, layer, y_prev, copy, samples):
+        z = self._view(self._z[copy], samples, layer.size)
+        np.matmul(y_prev.reshape(-1, y_prev.shape[-1]), layer.weight_t, out=z.reshape(-1, layer.size))
+        z += layer.bias
+        return z
+
+    def run_chunk(self, samples: int) -> np.ndarray:
+        """Simulate the next ``samples`` realisations; return the last layer's
+        outputs (samples, B, N) (a view into a reused buffer)."""
+        blocks = max(1, min(samples, -(-_TILES // self.n_inputs)))
+        y_prev = y_lin_prev = None
+        for index, layer in enumerate(self.layers):
+            if index == 0:
+                z, (code, p0, p1) = self._z1, self._act1
+                z_lin = z
+            else:
+                z, (code, p0, p1) = self._pre_activation(layer, y_prev, 0, samples), layer.activation
+                z_lin = self._pre_activation(layer, y_lin_prev, 1, samples) if self.cv else z
+            y = self._view(self._y[0][index % 2], samples, layer.size)
+            y_lin = self._view(self._y[1][index % 2], samples, layer.size) if self.cv else y
+            neuron_acc = np.zeros((blocks,) + self.totals[index][0].shape if self.accumulate else (1, 1, 1, 1))
+            row_acc = np.zeros((blocks,) + self.totals[index][1].shape if self.accumulate else (1, 1, 1))
+            _kernels.noisy_layer(
+                z, z_lin, code, p0, p1, layer.sd, layer.pre, self.cv, self.key, self.samples_done,
+                layer.k, layer.zbar, layer.slope, layer.shift, blocks, y, y_lin, neuron_acc, row_acc,
+                self.accumulate,
+            )
+            if self.accumulate:
+                neuron_total, row_total = self.totals[index]
+                neuron_total += neuron_acc.sum(axis=0)
+                row_total += row_acc.sum(axis=0)
+            y_prev, y_lin_prev = y, y_lin
+        self.samples_done += samples
+        return y_prev
+
+    def estimates(self) -> dict:
+        """Per-layer estimates and standard errors from the running sums."""
+        n = self.samples_done
+        out = {key: [] for key in ("mean", "var", "mean_se", "var_se", "corr", "corr_se", "nv_se")}
+        for index, (layer, (neuron, row)) in enumerate(zip(self.layers, self.totals)):
+            lin = None
+            if self.cv:
+                k = layer.k
+                lin = (self.prediction.var[k].reshape(self.n_inputs, -1),
+                       np.reshape(self.prediction.correlated[k], self.n_inputs))
+            for key, value in _layer_estimates(neuron / n, row / n, n, layer.shift, lin).items():
+                out[key].append(value)
+        return out
+
+
+def _sample_var(mean, mean_sq, n):
+    """Unbiased variance from the sample means of x and x^2."""
+    return np.maximum(mean_sq - mean**2, 0.0) * (n / (n - 1))
+
+
+def _layer_estimates(neuron, row, n, shift, lin) -> dict:
+    """Estimates from the running sums divided by n (see _kernels.NEURON_FIELDS).
+
+    ``lin`` is None (plain estimator) or the exact (variance, correlated part)
+    of the linearised network (control variate).
+    """
+    d1, d2, d3, d4 = neuron[:4]
+    width = shift.shape[-1]
+    pairs = width * (width - 1)
+    var = _sample_var(d1, d2, n)
+    central4 = d4 - 4 * d3 * d1 + 6 * d2 * d1**2 - 3 * d1**4
+    sigma2 = d2 - d1**2
+    var_se = np.sqrt(np.maximum(central4 - sigma2**2 * (n - 3) / (n - 1), 0.0) / n)
+    corr = (_sample_var(row[0], row[1], n) - var.sum(axis=-1)) / pairs if pairs else np.zeros(row.shape[-1])
+    corr_se = np.sqrt(_sample_var(row[2], row[3], n) / n)
+    nv_se = np.sqrt(_sample_var(row[4], row[5], n) / n) / width
+    if lin is None:
+        return dict(mean=shift + d1, var=var, mean_se=np.sqrt(var / n), var_se=var_se,
+                    corr=corr, corr_se=corr_se, nv_se=nv_se)
+    lin_var, lin_corr = lin
+    e1, e2, diff2, dq, dq2 = neuron[4:]
+    var_e = _sample_var(e1, e2, n)
+    corr_e = (_sample_var(row[6], row[7], n) - var_e.sum(axis=-1)) / pairs if pairs else 0.0
+    return dict(
+        mean=shift + d1 - e1,
+        var=np.maximum(lin_var + var - var_e, 0.0),
+        mean_se=np.sqrt(np.maximum(diff2 - (d1 - e1) ** 2, 0.0) / n),
+        var_se=np.sqrt(_sample_var(dq, dq2, n) / n),
+        corr=lin_corr + corr - corr_e,
+        corr_se=np.sqrt(_sample_var(row[8], row[9], n) / n),
+        nv_se=np.sqrt(_sample_var(row[10], row[11], n) / n) / width,
+    )
+
+
+def _precision_reached(estimates, rtol: float) -> bool:
+    """Whether the 95 % half-width of every noisy layer's noise_var is <= rtol of it."""
+    for var, nv_se in zip(estimates["var"], estimates["nv_se"]):
+        noise_var = var.mean(axis=-1)
+        noisy = noise_var > 0
+        if np.any(Z_95 * nv_se[noisy] > rtol * noise_var[noisy]):
+            return False
+    return True
+
+
+def _validated(net, noise, x, samples, chunk_size, n_min=1):
+    if not isinstance(net, Network):
+        raise ValueError(f"net must be a noiseprop.Network, got {type(net).__name__}")
+    layer_noise = per_layer_noise(noise, net.depth)
+    for k, f in enumerate(net.activations, start=1):
+        _kernel_activation(f, k)
+    xb, batched = as_input(x, net.sizes[0])
+    samples = _positive_int("samples", samples)
+    if samples < n_min:
+        raise ValueError(f"samples must be at least {n_min} to estimate variances, got {samples}")
+    if chunk_size is None:
+        chunk_size = max(1, _CHUNK_VALUES // (xb.shape[0] * max(net.sizes[1:])))
+    chunk_size = min(_positive_int("chunk_size", chunk_size), samples)
+    return layer_noise, xb, batched, samples, chunk_size
+
+
+def simulate(
+    net: Network,
+    noise: NoiseSpec,
+    x,
+    samples: int = 100_000,
+    seed: int = 0,
+    *,
+    rtol: "float | None" = None,
+    control_variate: bool = False,
+    chunk_size: "int | None" = None,
+    progress: "bool | None" = None,
+) -> Simulation:
+    """Monte Carlo estimate of mean, variance and SNR of every neuron in every layer.
+
+    Draws ``samples`` realisations of the noisy network of spec section 2
+    (every noise term independent across neurons, layers and realisations as
+    the model says) and estimates per-layer statistics with standard errors.
+
+    Parameters
+    ----------
+    net : Network
+        Activations linear, sigmoid, tanh, relu, erf or heaviside.
+    noise : Noise or sequence of Noise
+        One for every layer 1..L or one per layer (intensities are variances;
+        ``None`` entries are noise-free layers).  The input is noise-free.
+    x : array_like(float), shape (N_0,) or (B, N_0)
+        One input or a batch (independent noise for every input).
+    samples : int, default 100_000
+        Realisations R (>= 4); with ``rtol`` the most that will be drawn.
+    seed : int, default 0
+        Non-negative; the same seed gives the same numbers with any number of
+        threads and any ``chunk_size`` (up to the rounding of the sums).
+    rtol : float, optional
+        Stop as soon as every noisy layer's ``noise_var`` (its per-neuron
+        average variance) is known to +-rtol relative at 95 % confidence,
+        checked after every chunk.  ``converged`` says whether it was reached.
+    control_variate : bool, default False
+        Use the variance-reduced estimator (module docstring): much faster to
+        a given precision for small noise, but it leans on the linear-response
+        values of ``predict`` -- use the plain estimator to verify those.
+    chunk_size : int, optional
+        Realisations per chunk (memory ~ chunk_size x B x widest layer x 8
+        bytes, a few per layer); by default about 1e6 neuron values.
+    progress : bool, optional
+        Show a tqdm progress bar; by default only for long runs (> 2e8 neuron
+        updates) on a terminal.
+
+    Returns
+    -------
+    Simulation
+
+    Raises
+    ------
+    ValueError
+        For a bad network, noise, input, sample count, seed or rtol.
+
+    Examples
+    --------
+    >>> from noiseprop import Network, Noise, simulate
+    >>> net = Network.symmetric(depth=2, width=3, weight=0.5, activation="linear")
+    >>> sim = simulate(net, Noise(AU=1e-2), [1.0, 1.0, 1.0], samples=40_000, seed=1)
+    >>> bool(abs(sim.var[2][0] - 1e-2 * (1 + 0.75)) < 4 * sim.var_stderr[2][0])
+    True
+    """
+    layer_noise, xb, batched, samples, chunk = _validated(net, noise, x, samples, chunk_size, n_min=4)
+    key = seed_key(seed)
+    if rtol is not None and not (isinstance(rtol, (int, float)) and 0 < rtol < 1):
+        raise ValueError(f"rtol must be a number in (0, 1), got {rtol!r}")
+    engine = _Engine(net, layer_noise, xb, cv=bool(control_variate), upto=net.depth, chunk=chunk,
+                     key=key, accumulate=True)
+    updates = samples * xb.shape[0] * sum(net.sizes[1:])
+    with _progress_bar(samples, progress, updates) as bar:
+        while engine.samples_done < samples:
+            step = min(chunk, samples - engine.samples_done)
+            engine.run_chunk(step)
+            bar.update(step)
+            if rtol is not None and engine.samples_done >= 4 and _precision_reached(engine.estimates(), rtol):
+                break
+    est = engine.estimates()
+    zeros = np.zeros(xb.shape)
+    no_noise = np.zeros(xb.shape[0])
+    return Simulation(
+        [xb] + est["mean"], [zeros] + est["var"], [no_noise] + est["corr"], batched,
+        mean_stderr=[zeros] + est["mean_se"], var_stderr=[zeros] + est["var_se"],
+        correlated_stderr=[no_noise] + est["corr_se"], noise_var_stderr=[no_noise] + est["nv_se"],
+        samples=engine.samples_done, seed=operator.index(seed), control_variate=bool(control_variate),
+        converged=None if rtol is None else _precision_reached(est, rtol),
+    )
+
+
+def sample_outputs(net: Network, noise: NoiseSpec, x, samples: int, seed: int = 0, layer: int = -1) -> np.ndarray:
+    """Raw noisy outputs of one layer, realisation by realisation.
+
+    Same noise model and random streams as :func:`simulate` (plain
+    estimator), without the statistics.
+
+    Parameters
+    ----------
+    net, noise, x :
+        As for :func:`simulate`.
+    samples : int
+        Realisations R.
+    seed : int, default 0
+    layer : int, default -1
+        Layer k = 1..L, or negative to count from the output (-1 = L).
+
+    Returns
+    -------
+    ndarray
+        (R, B, N_k) for a batch x of shape (B, N_0), (R, N_k) for one input.
+
+    Examples
+    --------
+    >>> from noiseprop import Network, Noise
+    >>> net = Network.symmetric(depth=3, width=4, weight=0.25)
+    >>> sample_outputs(net, Noise(AU=1e-3), [1.0] * 4, samples=5, seed=0, layer=2).shape
+    (5, 4)
+    """
+    layer_noise, xb, batched, samples, chunk = _validated(net, noise, x, samples, None)
+    try:
+        index = operator.index(layer)
+    except TypeError:
+        index = None
+    if index is None or not (-net.depth <= index <= net.depth) or index == 0:
+        raise ValueError(f"layer must be 1..{net.depth} or -1..-{net.depth}, got {layer!r}")
+    upto = index if index > 0 else net.depth + 1 + index
+    engine = _Engine(net, layer_noise, xb, cv=False, upto=upto, chunk=chunk, key=seed_key(seed),
+                     accumulate=False)
+    out = np.empty((samples, xb.shape[0], net.sizes[upto]))
+    while engine.samples_done < samples:
+        start = engine.samples_done
+        step = min(chunk, samples - start)
+        out[start:start + step] = engine.run_chunk(step)
+    return out if batched else out[:, 0]
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _progress_bar(total: int, progress, updates: float):
+    show = progress if progress is not None else (updates > _PROGRESS_UPDATES and sys.stderr.isatty())
+    if not show:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="samples", desc="simulate", leave=False)
+
