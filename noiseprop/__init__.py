@@ -13,6 +13,7 @@ from .montecarlo import Simulation, simulate
 from .noise import NOISE_TYPES, Noise
 from .propagation import Prediction, predict
 from .sweep import sweep
+from .verification import VerificationReport, verify
 
 __version__ = "0.1.0"
 
@@ -29,10 +30,12 @@ __all__ = [
     "Simulation",
     "Sigmoid",
     "Tanh",
+    "VerificationReport",
     "default_network",
     "get_activation",
     "predict",
     "simulate",
     "sweep",
+    "verify",
     "__version__",
 ]
