@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from noiseprop import Network, Noise, predict
+from noiseprop import Network, Noise, predict, simulate
 from noiseprop.activations import Erf, Heaviside, Linear, ReLU, Sigmoid, Tanh
 from noiseprop.moments import MOMENT_RULES, gaussian_moments
-from noiseprop.noise import per_layer_noise
 
 RULE_ACTIVATIONS = [
     Linear(0.7, 0.2), Sigmoid(), Sigmoid(2.5), Sigmoid(-1.3), Tanh(), Tanh(0.3),
@@ -151,27 +150,6 @@ def test_moments_covariance_is_positive_semidefinite():
         assert np.linalg.eigvalsh(cov).min() >= -1e-12 * np.abs(cov).max()
 
 
-def sample_network(net, noise, x, samples, seed):
-    """Plain NumPy Monte Carlo of the model (spec 2): per layer, the mean,
-    the variance and the standard error of the variance (from the sample
-    fourth moment) of every neuron."""
-    rng = np.random.default_rng(seed)
-    y = np.broadcast_to(np.asarray(x, dtype=float), (samples, net.sizes[0]))
-    mean, var, var_stderr = [y[0].copy()], [np.zeros(net.sizes[0])], [np.zeros(net.sizes[0])]
-    for w, b, f, nz in zip(net.weights, net.biases, net.activations, per_layer_noise(noise, net.depth)):
-        z = y @ w.T + b
-        shape = z.shape
-        gain = 1 + np.sqrt(nz.MU) * rng.standard_normal(shape) + np.sqrt(nz.MC) * rng.standard_normal((samples, 1))
-        shift = np.sqrt(nz.AU) * rng.standard_normal(shape) + np.sqrt(nz.AC) * rng.standard_normal((samples, 1))
-        y = f(z) * gain + shift if nz.placement == "post" else f(z * gain + shift)
-        centred = y - y.mean(axis=0)
-        second = np.mean(centred**2, axis=0)
-        mean.append(y.mean(axis=0))
-        var.append(second * samples / (samples - 1))
-        var_stderr.append(np.sqrt((np.mean(centred**4, axis=0) - second**2) / samples))
-    return mean, var, var_stderr
-
-
 def two_sided_z(false_failure, comparisons):
     """Normal quantile for a two-sided bound at the given family-wise rate."""
     return stats.norm.isf(false_failure / (2 * comparisons))
@@ -183,50 +161,48 @@ def two_sided_z(false_failure, comparisons):
 def test_moments_exact_where_pre_activation_is_gaussian(last, last_noise):
     """Layer 1 has only additive "post" noise, so z_2 = W_2 y_1 + b_2 is
     exactly Gaussian (with additive "pre" noise on layer 2 too) and layer
-    2's means and variances under "moments" are exact.  Checked for every neuron and for the layer's total variance
-    against R = 200 000 samples, each within z standard errors, z = 5.4
-    (false failure < 1e-6 over 13 comparisons; the standard error of the
-    total is bounded by the sum of the neurons').  The tolerance of the
-    total is below 3 %, so a rule wrong by a few percent fails; "linear"
-    misses by more than 10 % at this noise (D = 0.25)."""
+    2's means and variances under "moments" are exact.  Checked for every
+    neuron and for the layer's mean noise variance against R = 200 000
+    realisations of ``simulate``, each within z standard errors, z = 5.4
+    (false failure < 1e-6 over 13 comparisons).  The tolerance of the
+    layer's mean variance is below 3 %, so a rule wrong by a few percent
+    fails; "linear" misses by more than 10 % at this noise (D = 0.25)."""
     rng = np.random.default_rng(21)
     weights = [rng.standard_normal((7, 5)) / np.sqrt(5), rng.standard_normal((6, 7)) / np.sqrt(7)]
     net = Network.from_arrays(weights, [np.zeros(7), rng.uniform(-0.3, 0.3, 6)], ["sigmoid", last])
     noise = [Noise(AU=0.25), last_noise]
     x = rng.uniform(0, 1, 5)
     samples = 200_000
-    mean, var, var_stderr = sample_network(net, noise, x, samples, seed=22)
+    sim = simulate(net, noise, x, samples, seed=22)
     z = two_sided_z(1e-6, 2 * 6 + 1)
     moments = predict(net, noise, x, method="moments")
-    np.testing.assert_array_less(np.abs(moments.mean[2] - mean[2]), z * np.sqrt(var[2] / samples))
-    np.testing.assert_array_less(np.abs(moments.var[2] - var[2]), z * var_stderr[2])
-    total, total_tolerance = var[2].sum(), z * var_stderr[2].sum()
-    assert abs(moments.var[2].sum() - total) < total_tolerance < 0.03 * total
+    np.testing.assert_array_less(np.abs(moments.mean[2] - sim.mean[2]), z * sim.mean_stderr[2])
+    np.testing.assert_array_less(np.abs(moments.var[2] - sim.var[2]), z * sim.var_stderr[2])
+    total, total_tolerance = sim.noise_var[2], z * sim.noise_var_stderr[2]
+    assert abs(moments.noise_var[2] - total) < total_tolerance < 0.03 * total
     linear = predict(net, noise, x)
-    assert abs(linear.var[2].sum() / total - 1) > 0.1
+    assert abs(linear.noise_var[2] / total - 1) > 0.1
 
 
 def test_moments_beat_linear_on_deep_network_at_large_noise():
     """A 4-layer tanh/sigmoid network with all four noise types at D = 0.05.
     For the mean noise variance of each layer 2..4, "moments" must be closer
     to Monte Carlo than "linear" by more than 2 z standard errors (then it is
-    closer to the true value whatever the sampling error, up to z s.e.).
-    The standard error of a layer's mean variance is bounded by the mean of
-    the neurons' standard errors; z = 5.1 gives false failure < 1e-6 over
-    the 3 layers."""
+    closer to the true value whatever the sampling error, up to z s.e.),
+    with R = 100 000 realisations of ``simulate``; z = 5.1 gives false
+    failure < 1e-6 over the 3 layers."""
     rng = np.random.default_rng(31)
     sizes = [10, 30, 30, 30, 5]
     weights = [rng.standard_normal((n, m)) * 2 / np.sqrt(m) for m, n in zip(sizes[:-1], sizes[1:])]
     net = Network.from_arrays(weights, None, ["tanh", "sigmoid(gain=2)", "tanh(gain=1.5)", "linear"])
     noise = Noise(AU=0.05, AC=0.05, MU=0.05, MC=0.05)
     x = rng.uniform(0, 1, 10)
-    samples = 100_000
-    _, var, var_stderr = sample_network(net, noise, x, samples, seed=32)
+    sim = simulate(net, noise, x, samples=100_000, seed=32)
     z = two_sided_z(1e-6, 3)
     linear = predict(net, noise, x)
     moments = predict(net, noise, x, method="moments")
     for k in range(2, 5):
-        observed, stderr = var[k].mean(), var_stderr[k].mean()
+        observed, stderr = sim.noise_var[k], sim.noise_var_stderr[k]
         linear_error = abs(linear.noise_var[k] - observed)
         moments_error = abs(moments.noise_var[k] - observed)
         assert moments_error + 2 * z * stderr < linear_error, (k, observed, linear_error, moments_error)
