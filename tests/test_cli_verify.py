@@ -1,0 +1,43 @@
+"""noiseprop verify: exit codes, JSON and the plot file."""
+import json
+
+import numpy as np
+
+from noiseprop import Network
+from noiseprop.cli import main
+from noiseprop.io import save_network
+
+
+def run(capsys, *argv):
+    code = main(["verify", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_affine_network_agrees_exit_0(capsys, tmp_path):
+    code, out, _ = run(capsys, "--symmetric", "3,4,0.3,0.1,linear(slope=0.9)", "--noise", "1e-2",
+                       "--samples", "20000", "--plot", str(tmp_path / "v.png"))
+    assert code == 0
+    assert "verdict: all layers agree" in out and out.startswith("Network(4-4-4-4;")
+    assert (tmp_path / "v.png").stat().st_size > 0
+
+
+def test_linearisation_error_exit_1_and_json(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    net = Network.from_arrays([3 * rng.standard_normal((5, 3)), rng.standard_normal((2, 5))], None, ["tanh", "linear"])
+    save_network(tmp_path / "n.npz", net, np.array([0.2, -0.4, 0.1]))
+    code, out, _ = run(capsys, str(tmp_path / "n.npz"), "--AU", "0.3", "--placement", "pre", "--samples", "20000", "--seed", "3", "--json")
+    assert code == 1
+    payload = json.loads(out)
+    assert payload["passed"] is False and payload["samples"] == 20000 and payload["seed"] == 3
+    assert payload["noise"]["AU"] == 0.3 and len(payload["layers"]) == 2
+
+
+def test_bad_input_exit_2(capsys, tmp_path):
+    code, out, err = run(capsys, "--symmetric", "2,3,0.3,0,linear", "--samples", "2")
+    assert code == 2 and out == "" and "samples must be at least 4" in err
+    (tmp_path / "v.png").write_bytes(b"keep")
+    code, _, err = run(capsys, "--symmetric", "2,3,0.3,0,linear", "--plot", str(tmp_path / "v.png"))
+    assert code == 2 and "exists" in err and (tmp_path / "v.png").read_bytes() == b"keep"
+    code, _, err = run(capsys, "--symmetric", "2,3,0.3,0,linear", "--false-failure", "2")
+    assert code == 2 and "false_failure" in err
