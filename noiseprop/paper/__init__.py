@@ -1,0 +1,88 @@
+"""The paper figures, regenerated with one command.
+
+Each figure is one module with ``FIGURE_ID``, ``STEM`` (the file name
+without suffix), ``CAPTION`` and ``make(outdir, fast=False, overwrite=False)``,
+which writes ``STEM.png`` and ``STEM.json`` (caption, settings, key numbers and
+the plotted curves) and returns a :class:`FigureOutput`.  ``fast=True`` uses
+small Monte Carlo sample counts (for tests); the default is full quality.
+
+:func:`make_figures` runs several of them; ``noiseprop figures`` and
+``paper_figures/make_all.py`` call it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from . import f1_symmetric, f2_depth, f3_slope
+from ._common import FigureOutput, output_paths
+
+__all__ = ["FIGURES", "FigureOutput", "make_figures", "figure_ids"]
+
+#: Figure modules by id, in order.
+FIGURES = {module.FIGURE_ID: module for module in (f1_symmetric, f2_depth, f3_slope)}
+
+
+def figure_ids(only: "str | Iterable[str] | None" = None) -> list[str]:
+    """Validate a selection such as ``"F1,F3"`` (case-insensitive); all if None."""
+    if only is None:
+        return list(FIGURES)
+    items = only.split(",") if isinstance(only, str) else list(only)
+    chosen = [item.strip().upper() for item in items if item.strip()]
+    unknown = [item for item in chosen if item not in FIGURES]
+    if unknown or not chosen:
+        raise ValueError(
+            f"unknown figure id(s) {unknown or only!r}; available: {', '.join(FIGURES)}"
+        )
+    return list(dict.fromkeys(chosen))
+
+
+def make_figures(
+    outdir: "str | os.PathLike",
+    only: "str | Iterable[str] | None" = None,
+    fast: bool = False,
+    overwrite: bool = False,
+    progress=None,
+) -> list[FigureOutput]:
+    """Regenerate figures into ``outdir`` (created if missing).
+
+    Parameters
+    ----------
+    outdir : path
+        Folder for the PNG and JSON files.
+    only : str or iterable of str, optional
+        Figure ids, e.g. ``"F1,F3"``; default all.
+    fast : bool, default False
+        Small Monte Carlo sample counts (seconds, for tests); else full quality.
+    overwrite : bool, default False
+        Replace existing files.  Without it, existing targets are reported
+        before anything is computed and nothing is written.
+    progress : callable(str), optional
+        Called with a line of text before and after each figure.
+
+    Raises
+    ------
+    FileExistsError
+        If a target exists and ``overwrite`` is False.
+    ValueError
+        For an unknown figure id.
+    """
+    ids = figure_ids(only)
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise ValueError(f"output folder {outdir} is a file")
+    existing = [str(p) for fid in ids for p in output_paths(outdir, FIGURES[fid].STEM) if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"{', '.join(existing)} exist(s); refusing to overwrite (use --force / overwrite=True)"
+        )
+    outdir.mkdir(parents=True, exist_ok=True)
+    outputs = []
+    for fid in ids:
+        if progress:
+            progress(f"{fid}: computing ({'fast' if fast else 'full quality'}) ...")
+        outputs.append(FIGURES[fid].make(outdir, fast=fast, overwrite=overwrite))
+        if progress:
+            progress(f"{fid}: wrote {outputs[-1].png} and {outputs[-1].data}")
+    return outputs
