@@ -1,0 +1,208 @@
+"""The paper figures: every one is regenerated in fast mode and its key numbers
+are held against independent computations.
+
+Statistical checks (Monte Carlo points vs analytic curves) use the figures'
+fixed seeds and a two-sided normal threshold for a false-failure probability
+of 1e-6 per test after Bonferroni over every point compared.  The analytic
+curves themselves are checked exactly against the closed forms and the scalar
+recursion of spec section 5, written out here independently of ``predict``.
+"""
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from noiseprop.cli import main
+from noiseprop.paper import FIGURES, figure_ids, make_figures
+
+ROOT = Path(__file__).resolve().parents[1]
+FALSE_FAILURE = 1e-6
+
+
+def z_threshold(comparisons: int) -> float:
+    """|z| above which a correct prediction fails with probability FALSE_FAILURE overall."""
+    return float(norm.isf(FALSE_FAILURE / (2 * comparisons)))
+
+
+@pytest.fixture(scope="module")
+def figures_dir(tmp_path_factory):
+    """Every figure, generated once in fast mode through the command line."""
+    outdir = tmp_path_factory.mktemp("figures") / "out"
+    assert main(["figures", str(outdir), "--fast"]) == 0
+    return outdir
+
+
+def record(outdir: Path, figure_id: str) -> dict:
+    return json.loads((outdir / f"{FIGURES[figure_id].STEM}.json").read_text())
+
+
+def symmetric_recursion(depth, width, slope, level, AU=0.0, AC=0.0, MU=0.0, MC=0.0):
+    """Var of layers 1..depth of the mean-preserving symmetric network (spec 5,
+    w = 1/N, every mean equal to ``level``)."""
+    u = c = 0.0
+    out = []
+    for _ in range(depth):
+        common = slope**2 / width * (u + width * c)  # s^2 w^2 N (u + N c) with w = 1/N
+        u = (level**2 + common) * MU + AU
+        c = common * (1 + MC) + level**2 * MC + AC
+        out.append(u + c)
+    return np.array(out)
+
+
+def test_every_figure_writes_png_and_json(figures_dir, capsys):
+    for figure_id, module in FIGURES.items():
+        png = figures_dir / f"{module.STEM}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure_id
+        data = record(figures_dir, figure_id)
+        assert data["fast"] is True and data["caption"] == module.CAPTION
+        assert data["numbers"], figure_id
+    assert sorted(p.name for p in figures_dir.iterdir()) == sorted(
+        f"{m.STEM}{suffix}" for m in FIGURES.values() for suffix in (".png", ".json"))
+
+
+def test_existing_files_are_not_overwritten_without_force(figures_dir, capsys):
+    before = {p.name: p.stat().st_mtime_ns for p in figures_dir.iterdir()}
+    assert main(["figures", str(figures_dir), "--fast", "--only", "F1"]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert {p.name: p.stat().st_mtime_ns for p in figures_dir.iterdir()} == before
+
+
+def test_script_entry_point_with_force_rewrites_one_figure(figures_dir, monkeypatch, capsys):
+    png = figures_dir / "F1_symmetric.png"
+    before = png.stat().st_mtime_ns
+    monkeypatch.setattr(sys, "argv", ["f1_symmetric.py", str(figures_dir), "--fast", "--force"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(ROOT / "paper_figures" / "f1_symmetric.py"), run_name="__main__")
+    assert exit_info.value.code == 0
+    assert png.stat().st_mtime_ns > before
+    assert capsys.readouterr().out.startswith("F1\t")
+
+
+@pytest.mark.parametrize("only, message", [
+    ("F1,F99", "unknown figure id"),
+    (",", "unknown figure id"),
+])
+def test_bad_selection_exits_2(tmp_path, capsys, only, message):
+    assert main(["figures", str(tmp_path / "x"), "--fast", "--only", only]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_selection_is_case_insensitive_and_ordered():
+    assert figure_ids("f3, F1,f3") == ["F3", "F1"]
+    assert figure_ids(None) == list(FIGURES)
+
+
+def test_output_folder_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="is a file"):
+        make_figures(tmp_path / "file", only="F1", fast=True)
+
+
+def test_f1_analytic_curves_follow_the_symmetric_recursion(figures_dir):
+    data = record(figures_dir, "F1")
+    for slope in data["slopes"]:
+        for name in ("AU", "AC", "MU", "MC"):
+            expected = symmetric_recursion(data["depth"], data["width"], slope, data["level"],
+                                           **{name: data["intensity"]})
+            curve = data["curves"][f"s={slope:g}/{name}"]["analytic"]
+            np.testing.assert_allclose(curve, expected, rtol=1e-10, err_msg=f"s={slope}, {name}")
+    # correlated additive noise at slope one grows exactly linearly: Var_k = k D
+    np.testing.assert_allclose(data["curves"]["s=1/AC"]["analytic"],
+                               data["intensity"] * np.arange(1, data["depth"] + 1), rtol=1e-12)
+
+
+def test_f1_monte_carlo_agrees_with_the_analytic_curves(figures_dir):
+    data = record(figures_dir, "F1")
+    curves = data["curves"].values()
+    threshold = z_threshold(sum(len(c["analytic"]) for c in curves))
+    for key, curve in data["curves"].items():
+        z = (np.array(curve["monte_carlo"]) - curve["analytic"]) / np.array(curve["stderr"])
+        assert np.max(np.abs(z)) < threshold, key
+    # power: for uncorrelated noise a 5 % error of the prediction exceeds the threshold
+    relative = np.array(data["curves"]["s=1/AU"]["stderr"]) / data["curves"]["s=1/AU"]["analytic"]
+    assert np.max(relative) * threshold < 0.05
+
+
+def test_f2_snr_settles_below_slope_one_and_not_above(figures_dir):
+    data = record(figures_dir, "F2")
+    numbers = data["numbers"]
+    for label in ("linear, s = 0.8", "linear, s = 0.9", "tanh(2z)"):
+        assert abs(numbers[label]["change_40_to_50_db"]) < 0.01, label
+    assert numbers["tanh(2z)"]["slope"] < 0.2
+    # slope one: Var grows linearly, the SNR keeps falling (about 10 log10(50/40) dB)
+    assert -1.2 < numbers["linear, s = 1"]["change_40_to_50_db"] < -0.7
+    assert numbers["linear, s = 1.1"]["change_40_to_50_db"] < -5
+    d = data["intensity"]
+    for slope in (0.8, 0.9, 1.0, 1.1):
+        var = symmetric_recursion(50, data["width"], slope, 1.0, AU=d, AC=d, MU=d, MC=d)
+        np.testing.assert_allclose(data["curves"][f"linear, s = {slope:g}"]["analytic_db"],
+                                   -10 * np.log10(var), rtol=1e-9, atol=1e-9)
+    # the settled SNR of s = 0.8 is the deep limit of spec 5 (signal 1)
+    u_inf, c_inf = _deep_limit(0.8, data["width"], d)
+    assert numbers["linear, s = 0.8"]["snr_db_50"] == pytest.approx(-10 * np.log10(u_inf + c_inf), abs=1e-6)
+
+
+def _deep_limit(slope, width, d):
+    """Fixed point (u, c) of the symmetric recursion with all four intensities d, mean 1."""
+    # c = s^2/N (u + N c)(1 + d) + 2 d,  u = (1 + s^2/N (u + N c)) d + d: linear in (u, c)
+    g = slope**2 / width
+    matrix = np.array([[1 - g * d, -g * width * d], [-g * (1 + d), 1 - g * width * (1 + d)]])
+    return np.linalg.solve(matrix, [2 * d, 2 * d])
+
+
+def test_f2_monte_carlo_agrees(figures_dir):
+    curves = record(figures_dir, "F2")["curves"]
+    threshold = z_threshold(sum(len(c["monte_carlo_db"]) for c in curves.values()))
+    for label, curve in curves.items():
+        z = (np.array(curve["monte_carlo_db"]) - curve["analytic_at_monte_carlo_db"]) / np.array(curve["stderr_db"])
+        assert np.max(np.abs(z)) < threshold, label
+
+
+def correlated_gain(slope, width, weight):
+    """(c_2 - D) / c_1 for correlated additive noise D through two symmetric
+    linear layers, from ``predict`` (spec 5: s^2 (w N)^2)."""
+    from noiseprop import Linear, Network, Noise, predict
+
+    net = Network.symmetric(2, width, weight, activation=Linear(slope=slope))
+    result = predict(net, Noise(AC=1.0), np.ones(width))
+    return (result.var[2][0] - 1.0) / result.var[1][0]
+
+
+def test_f3_critical_slope_is_one_for_the_mean_preserving_family(figures_dir):
+    from scipy.optimize import brentq
+
+    data = record(figures_dir, "F3")
+    assert data["numbers"]["critical_slope"] == pytest.approx(1.0, abs=1e-12)
+    # independently: the slope where the propagated per-layer gain reaches one
+    root = brentq(lambda s: correlated_gain(s, data["width"], 1 / data["width"]) - 1, 0.1, 10, xtol=1e-14)
+    assert root == pytest.approx(data["numbers"]["critical_slope"], abs=1e-9)
+    # and it moves as 1/(w N) when the weights do not preserve the mean
+    root = brentq(lambda s: correlated_gain(s, data["width"], 0.5 / data["width"]) - 1, 0.1, 10, xtol=1e-14)
+    assert root == pytest.approx(2.0, abs=1e-9)
+
+
+def test_f3_accumulated_noise_matches_closed_forms(figures_dir):
+    data = record(figures_dir, "F3")
+    depth, slopes = data["depth"], np.array(data["slopes"])
+    ac = np.array(data["curves"]["AC"]["analytic"])
+    # correlated additive (spec 5): sum of s^(2j), j < depth
+    expected = np.array([np.sum(s ** (2 * np.arange(depth))) for s in slopes])
+    np.testing.assert_allclose(ac, expected, rtol=1e-10)
+    assert data["numbers"]["AC"]["accumulated_at_s1"] == pytest.approx(depth, rel=1e-12)
+    for name in ("AU", "MU", "MC"):
+        expected = [symmetric_recursion(depth, data["width"], s, data["level"],
+                                        **{name: data["intensity"]})[-1] / data["intensity"] for s in slopes]
+        np.testing.assert_allclose(data["curves"][name]["analytic"], expected, rtol=1e-10, err_msg=name)
+
+
+def test_f3_monte_carlo_agrees(figures_dir):
+    curves = record(figures_dir, "F3")["curves"]
+    threshold = z_threshold(sum(len(c["monte_carlo"]) for c in curves.values()))
+    for name, curve in curves.items():
+        z = (np.array(curve["monte_carlo"]) - curve["predicted_at_monte_carlo"]) / np.array(curve["stderr"])
+        assert np.max(np.abs(z)) < threshold, name
