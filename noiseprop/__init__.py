@@ -6,6 +6,7 @@ neuron of a fully connected network of noisy neurons, following the model of
 uncorrelated (per neuron) or correlated (shared by a layer); intensities are
 variances; layers are numbered 0 (input) .. L (output).
 """
+from . import robustness
 from .activations import ACTIVATIONS, Activation, Erf, Linear, ReLU, Sigmoid, Tanh, get_activation
 from .builtin import default_network
 from .model import Network
@@ -34,6 +35,7 @@ __all__ = [
     "default_network",
     "get_activation",
     "predict",
+    "robustness",
     "simulate",
     "sweep",
     "verify",

@@ -28,6 +28,7 @@ import numpy as np
 from scipy import special, stats
 
 from .model import Network, _positive_int, as_input
+from .montecarlo import sample_outputs
 from .noise import NOISE_TYPES, Noise, NoiseSpec, per_layer_noise
 from .propagation import predict
 
@@ -48,12 +49,16 @@ __all__ = [
 
 #: How noise levels are given: standard deviations s or variances D = s^2.
 LEVEL_SCALES = ("std", "variance")
-#: Target absolute error of every per-input analytic probability.
-ANALYTIC_ABSEPS = 1e-4
+#: Error target of every per-input analytic probability: 3 standard errors of
+#: the randomised quasi-Monte-Carlo estimate (unbiased, independent between
+#: inputs, so the data-set mean has a standard error <= ANALYTIC_ABSEPS / (3 sqrt(B))).
+ANALYTIC_ABSEPS = 1e-3
+#: Bounds on a probability closer than this are used instead of the CDF.
+_BOUNDS_TOLERANCE = 1e-7
 #: Inputs per Monte Carlo call (bounds the memory of the sampled outputs).
 _MC_VALUES_PER_CHUNK = 2_000_000
 #: Inputs per call of predict with full covariances.
-_ANALYTIC_CHUNK = 64
+_ANALYTIC_CHUNK = 256
 
 
 # ---------------------------------------------------------------- accuracy
@@ -127,6 +132,7 @@ def accuracy(
     *,
     confidence: float = 0.95,
     analytic: bool = True,
+    method: str = "linear",
 ) -> AccuracyResult:
     """Classification accuracy of the noisy network, measured and predicted.
 
@@ -150,6 +156,8 @@ def accuracy(
         Level of the confidence interval.
     analytic : bool, default True
         Also compute the analytic prediction (:func:`analytic_accuracy`).
+    method : {"linear", "moments"}, default "linear"
+        Propagation method of the analytic prediction.
 
     Returns
     -------
@@ -176,7 +184,9 @@ def accuracy(
     shrunk = (correct + z**2 / 2) / (samples + z**2)
     stderr = math.sqrt(np.sum(shrunk * (1 - shrunk) / (samples + z**2))) / len(y)
     value = float(correct.sum() / (samples * len(y)))
-    predicted_per_input = analytic_accuracy(net, layer_noise, X, y, seed=seed, per_input=True) if analytic else None
+    predicted_per_input = (
+        analytic_accuracy(net, layer_noise, X, y, seed=seed, per_input=True, method=method) if analytic else None
+    )
     return AccuracyResult(
         accuracy=value,
         ci=(max(0.0, value - z * stderr), min(1.0, value + z * stderr)),
@@ -198,18 +208,21 @@ def analytic_accuracy(
     seed: int = 0,
     per_input: bool = False,
     abseps: float = ANALYTIC_ABSEPS,
+    method: str = "linear",
 ):
     """Predicted accuracy: P(the right class has the largest noisy output).
 
     The output of every input is taken as Gaussian with the mean and
-    covariance of the linear-response propagation (:func:`noiseprop.predict`;
-    exact moments for affine networks, first order in the noise otherwise).
+    covariance of :func:`noiseprop.predict` (exact moments for affine
+    networks; first order in the noise, or Gaussian moments, otherwise).
     With D the C - 1 differences y_right - y_other, p_i = P(D > 0), a
     multivariate normal CDF (Genz's randomised quasi-Monte-Carlo algorithm
-    in :func:`scipy.stats.multivariate_normal.cdf`, absolute error target
-    ``abseps``).  When the bounds 1 - sum_j Phi(-z_j) <= p_i <= min_j Phi(z_j)
-    (z_j: the z-score of difference j) are closer than ``abseps``, their
-    midpoint is used; C = 2 is exact.
+    in :func:`scipy.stats.multivariate_normal.cdf`, run until 3 standard
+    errors are below ``abseps``; its estimates are unbiased and independent
+    between inputs, so the mean over B inputs has a standard error below
+    abseps / (3 sqrt(B))).  When the bounds 1 - sum_j Phi(-z_j) <= p_i <=
+    min_j Phi(z_j) (z_j: the z-score of difference j) are closer than 1e-7,
+    their midpoint is used; C = 2 is exact.
 
     Parameters
     ----------
@@ -218,8 +231,11 @@ def analytic_accuracy(
         Seed of the quasi-Monte-Carlo points.
     per_input : bool, default False
         Return the probability of every input (B,) instead of their mean.
-    abseps : float, default 1e-4
-        Absolute error target per input.
+    abseps : float, default 1e-3
+        Error target per input (3 standard errors).
+    method : {"linear", "moments"}, default "linear"
+        The propagation of :func:`noiseprop.predict`: linear response, or
+        Gaussian moments of the activations (better at large noise).
 
     Returns
     -------
@@ -232,7 +248,7 @@ def analytic_accuracy(
     probabilities = np.empty(len(y))
     for start in range(0, len(y), _ANALYTIC_CHUNK):
         part = slice(start, start + _ANALYTIC_CHUNK)
-        result = predict(net, layer_noise, X[part], full_covariance=True)
+        result = predict(net, layer_noise, X[part], full_covariance=True, method=method)
         for i, (mean, cov) in enumerate(zip(result.mean[-1], result.cov[-1])):
             probabilities[start + i] = _probability_largest(mean, cov, y[start + i], abseps, rng)
     return probabilities if per_input else float(probabilities.mean())
@@ -262,7 +278,7 @@ def _probability_largest(mean: np.ndarray, cov: np.ndarray, label: int, abseps: 
     z = difference / sd
     upper = float(special.ndtr(z).min())
     lower = max(0.0, 1.0 - float(special.ndtr(-z).sum()))
-    if upper - lower <= abseps or z.size == 1:
+    if upper - lower <= _BOUNDS_TOLERANCE or z.size == 1:
         return upper if z.size == 1 else 0.5 * (upper + lower)
     correlation = joint / np.outer(sd, sd)
     value = stats.multivariate_normal.cdf(
@@ -273,8 +289,6 @@ def _probability_largest(mean: np.ndarray, cov: np.ndarray, label: int, abseps: 
 
 def _monte_carlo_correct(net, layer_noise, X, y, samples, seed) -> np.ndarray:
     """Number of realisations (out of ``samples``) classified right, per input."""
-    from .montecarlo import sample_outputs
-
     chunk = max(1, _MC_VALUES_PER_CHUNK // (samples * net.sizes[-1]))
     starts = range(0, len(y), chunk)
     seeds = np.random.SeedSequence(seed).spawn(len(starts))
@@ -295,11 +309,17 @@ def level_variances(levels, scale: str) -> np.ndarray:
     Raises ValueError unless the levels are finite, positive and strictly
     increasing (they are interpolated on a log scale).
     """
+    return _to_variances("levels", levels, scale, allow_zero=False)
+
+
+def _to_variances(name: str, levels, scale: str, allow_zero: bool) -> np.ndarray:
     if scale not in LEVEL_SCALES:
         raise ValueError(f"scale must be one of {LEVEL_SCALES} (how the levels are given), got {scale!r}")
-    levels = _as_vector("levels", levels)
-    if not np.all(levels > 0) or np.any(np.diff(levels) <= 0):
-        raise ValueError(f"levels must be positive and strictly increasing, got {levels.tolist()}")
+    levels = _as_vector(name, levels)
+    positive = np.all(levels >= 0) if allow_zero else np.all(levels > 0)
+    if not positive or np.any(np.diff(levels) <= 0):
+        kind = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be {kind} and strictly increasing, got {levels.tolist()}")
     return levels**2 if scale == "std" else levels
 
 
@@ -461,6 +481,7 @@ def walking_noise(
     chance: "float | None" = None,
     confidence: float = 0.95,
     analytic: bool = True,
+    method: str = "linear",
 ) -> WalkingNoiseResult:
     """Walking noise: noise of one type in one layer at a time, the others noise-free.
 
@@ -499,6 +520,8 @@ def walking_noise(
         Level of the confidence intervals.
     analytic : bool, default True
         Also compute the analytic accuracy and midpoints.
+    method : {"linear", "moments"}, default "linear"
+        Propagation method of the analytic accuracy (:func:`noiseprop.predict`).
 
     Returns
     -------
@@ -519,7 +542,8 @@ def walking_noise(
     for (i, k), (j, variance) in _grid(layers, variances):
         noise = _single_layer_noise(net.depth, k, Noise(placement=placement, **{noise_type: variance}))
         point_seed = int(seeds[i * len(levels) + j].generate_state(1)[0])
-        result = accuracy(net, noise, X, y, samples, point_seed, confidence=confidence, analytic=analytic)
+        result = accuracy(net, noise, X, y, samples, point_seed, confidence=confidence, analytic=analytic,
+                          method=method)
         measured[i, j], (low[i, j], high[i, j]) = result.accuracy, result.ci
         if analytic:
             predicted[i, j] = result.predicted
@@ -691,6 +715,7 @@ def noise_aware_training(
     samples: int = 200,
     seed: int = 0,
     train: "Callable | None" = None,
+    method: str = "linear",
     **train_options,
 ) -> NoisyTrainingResult:
     """Train with noise at several levels; accuracy vs inference noise for each.
@@ -726,6 +751,8 @@ def noise_aware_training(
         ``train`` extra); called as ``train(X_train, y_train, X_test, y_test,
         noise=..., seed=seed, progress=False, **train_options)`` and returning
         an object with a ``network``.
+    method : {"linear", "moments"}, default "linear"
+        Propagation method of the analytic accuracy and SNR.
     **train_options
         Passed to ``train``, e.g. ``hidden=(32,), epochs=20``.
 
@@ -735,13 +762,9 @@ def noise_aware_training(
     """
     if noise_type not in NOISE_TYPES:
         raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {noise_type!r}")
-    train_levels = _as_vector("train_levels", train_levels)
-    if np.any(train_levels < 0) or np.any(np.diff(train_levels) <= 0):
-        raise ValueError(f"train_levels must be >= 0 and strictly increasing, got {train_levels.tolist()}")
-    level_variances(np.where(train_levels > 0, train_levels, 1.0), scale)  # checks ``scale``
-    train_variances = train_levels**2 if scale == "std" else train_levels
-    eval_levels = _as_vector("eval_levels", eval_levels)
-    eval_variances = level_variances(eval_levels, scale)
+    train_variances = _to_variances("train_levels", train_levels, scale, allow_zero=True)
+    eval_variances = _to_variances("eval_levels", eval_levels, scale, allow_zero=False)
+    train_levels, eval_levels = _as_vector("train_levels", train_levels), _as_vector("eval_levels", eval_levels)
     if train is None:
         from .training import train_mlp as train
     seeds = np.random.SeedSequence(seed).spawn(len(train_levels) * len(eval_levels))
@@ -758,9 +781,9 @@ def noise_aware_training(
         for j, variance in enumerate(eval_variances):
             noise = Noise(**{noise_type: float(variance)})
             point_seed = int(seeds[i * len(eval_levels) + j].generate_state(1)[0])
-            result = accuracy(net, noise, X_test, y_test, samples, point_seed)
+            result = accuracy(net, noise, X_test, y_test, samples, point_seed, method=method)
             measured[i, j], (low[i, j], high[i, j]), predicted[i, j] = result.accuracy, result.ci, result.predicted
-            snr_db[i, j] = float(np.mean(predict(net, noise, X_test).layer_snr_db[-1]))
+            snr_db[i, j] = float(np.mean(predict(net, noise, X_test, method=method).layer_snr_db[-1]))
     return NoisyTrainingResult(
         noise_type, scale, train_levels, eval_levels, networks, clean, measured, low, high, predicted,
         snr_db, weights, samples,

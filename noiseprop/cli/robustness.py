@@ -1,0 +1,284 @@
+"""``noiseprop robustness accuracy | walking | train-noisy``: classifiers under noise.
+
+Every sub-command prints a table (or ``--json``) and can draw a figure
+(``--plot PATH``, never over an existing file without ``--force``).  The
+network defaults to the shipped digits classifier and the data to the digits
+test set (:func:`noiseprop.datasets.load_digits`).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from .. import robustness
+from ..builtin import default_network
+from ..io import load_network
+from ..noise import NOISE_TYPES, PLACEMENTS
+from ..plotting import figure, plot_accuracy_curve, plot_noise_training, plot_walking_noise, save_figure
+from ..report import format_table
+from ..statistics import _finite_or_none
+from .common import CLIError, describe_noise, noise_from_args, print_json
+
+__all__ = ["register"]
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "robustness", help="accuracy of a classifier under noise",
+        description="Accuracy under noise (Monte Carlo and analytic), walking noise, noise-aware training.",
+    )
+    tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
+    _register_accuracy(tasks)
+    _register_walking(tasks)
+    _register_training(tasks)
+
+
+# ------------------------------------------------------------ sub-commands
+
+
+def _register_accuracy(tasks) -> None:
+    parser = tasks.add_parser(
+        "accuracy", help="Monte Carlo accuracy with confidence interval beside the analytic prediction",
+        description="Accuracy of the noisy network on a data set: Monte Carlo over noise realisations "
+        "(with a confidence interval on this data set) and the analytic prediction P(right class "
+        "has the largest output) from the predicted output mean and covariance.",
+    )
+    _add_network_and_data(parser)
+    noise = parser.add_argument_group(
+        "noise (variances; a number for every layer or L comma-separated numbers; "
+        "with no noise option, all four types at 0.001)"
+    )
+    for name in NOISE_TYPES:
+        noise.add_argument(f"--{name}", metavar="D", help=f"{name} noise intensity")
+    noise.add_argument("--noise", metavar="D", help="set all four intensities")
+    noise.add_argument("--placement", choices=PLACEMENTS, default="post")
+    parser.add_argument("--factors", default="1", metavar="F1,F2,..|MIN:MAX:N",
+                        help="evaluate at these multiples of the noise intensities (default 1)")
+    parser.add_argument("--confidence", type=float, default=0.95, help="confidence level (default 0.95)")
+    _add_common(parser, samples=1000)
+    parser.set_defaults(run=_run_accuracy)
+
+
+def _register_walking(tasks) -> None:
+    parser = tasks.add_parser(
+        "walking", help="noise in one layer at a time: accuracy vs level and midpoint per layer",
+        description="Walking noise: one noise type in one layer at a time, the others noise-free. "
+        "Prints each layer's midpoint noise level (accuracy half-way from clean to chance, "
+        "log interpolation) measured and predicted, and the layer ranking.",
+    )
+    _add_network_and_data(parser)
+    parser.add_argument("--type", required=True, choices=NOISE_TYPES, dest="noise_type", help="noise type")
+    _add_levels(parser, "--levels", "noise levels, increasing", required=True)
+    parser.add_argument("--layers", metavar="K1,K2,..", help="layers to walk through (default all)")
+    parser.add_argument("--placement", choices=PLACEMENTS, default="post")
+    _add_common(parser, samples=200)
+    parser.set_defaults(run=_run_walking)
+
+
+def _register_training(tasks) -> None:
+    parser = tasks.add_parser(
+        "train-noisy", help="train at several noise levels; accuracy vs inference noise and weight statistics",
+        description="Noise-aware training on the digits data set (needs the 'train' extra: PyTorch). "
+        "Each network is trained with noise of one type on every layer, then tested at every "
+        "inference level; the weight statistics and noise gains show what training did.",
+    )
+    parser.add_argument("--type", required=True, choices=NOISE_TYPES, dest="noise_type", help="noise type")
+    _add_levels(parser, "--train-levels", "training noise levels, increasing (0: clean)", required=True)
+    _add_levels(parser, "--eval-levels", "inference noise levels, increasing", required=True, scale=False)
+    parser.add_argument("--hidden", default="100,100,100", help="hidden layer widths (default 100,100,100)")
+    parser.add_argument("--activation", default="sigmoid", help="hidden activation (default sigmoid)")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    _add_common(parser, samples=200)
+    parser.set_defaults(run=_run_training)
+
+
+def _run_accuracy(args) -> int:
+    net, X, y = _network_and_data(args)
+    noise = noise_from_args(args, net.depth)
+    factors = _parse_levels(args.factors, "--factors")
+    results = [
+        robustness.accuracy(net, [n.scaled(f) for n in noise], X, y, args.samples, args.seed,
+                            confidence=args.confidence, method=args.method)
+        for f in factors
+    ]
+    if args.json:
+        print_json(_finite_or_none({
+            "network": repr(net), "noise": describe_noise(noise), "inputs": len(y),
+            "results": [{"factor": float(f), **r.to_dict()} for f, r in zip(factors, results)],
+        }))
+    else:
+        print(f"{net}; {len(y)} inputs; noise: " + ", ".join(f"{k}={v}" for k, v in describe_noise(noise).items()))
+        headers = ["factor", "accuracy", f"{args.confidence:.0%} CI", "predicted", "in CI", "clean"]
+        rows = [
+            [f"{f:g}", f"{r.accuracy:.4f}", f"{r.ci[0]:.4f}..{r.ci[1]:.4f}", f"{r.predicted:.4f}",
+             "yes" if r.covers_prediction else "no", f"{r.clean:.4f}"]
+            for f, r in zip(factors, results)
+        ]
+        print(format_table(headers, rows))
+        print(f"(Monte Carlo: {args.samples} realisations per input; predicted: Gaussian output, "
+              f"{args.method} propagation)")
+    if args.plot:
+        fig, ax = figure()
+        plot_accuracy_curve(ax, factors, [r.accuracy for r in results], [r.ci[0] for r in results],
+                            [r.ci[1] for r in results], [r.predicted for r in results], label="Monte Carlo")
+        ax.set_xlabel("noise intensity factor")
+        ax.set_ylabel("accuracy")
+        ax.set_title("Accuracy under noise: points Monte Carlo (CI), line analytic")
+        ax.legend()
+        save_figure(fig, args.plot, overwrite=args.force)
+    return 0
+
+
+def _run_walking(args) -> int:
+    net, X, y = _network_and_data(args)
+    layers = None if args.layers is None else [int(v) for v in _parse_list(args.layers, "--layers")]
+    result = robustness.walking_noise(
+        net, X, y, args.noise_type, _parse_levels(args.levels, "--levels"), scale=args.scale,
+        samples=args.samples, seed=args.seed, layers=layers, placement=args.placement, method=args.method,
+    )
+    if args.json:
+        print_json(_finite_or_none({"network": repr(net), "inputs": len(y), **result.to_dict()}))
+    else:
+        print(f"{net}; {len(y)} inputs; {args.noise_type} noise in one layer at a time; levels as "
+              f"{'standard deviations' if args.scale == 'std' else 'variances'}")
+        print(f"clean accuracy {result.clean:.4f}, chance {result.chance:.4f}, "
+              f"midpoint target {(result.clean + result.chance) / 2:.4f}")
+        headers = ["layer", "midpoint", "predicted", "midpoint (variance)"]
+        rows = [
+            [str(k), _midpoint_text(result.midpoint[i], result.bracket[i]),
+             _midpoint_text(result.predicted_midpoint[i], result.predicted_bracket[i]),
+             _midpoint_text(result.midpoint_variance[i], result.bracket[i])]
+            for i, k in enumerate(result.layers)
+        ]
+        print(format_table(headers, rows))
+        print("most to least sensitive: measured", _layers_text(result.ranking),
+              "| predicted", _layers_text(result.predicted_ranking))
+    if args.plot:
+        save_figure(plot_walking_noise(result), args.plot, overwrite=args.force)
+    return 0
+
+
+def _run_training(args) -> int:
+    from ..datasets import load_digits
+
+    hidden = tuple(int(v) for v in _parse_list(args.hidden, "--hidden"))
+    try:
+        data = load_digits()
+        result = robustness.noise_aware_training(
+            *data, args.noise_type, _parse_levels(args.train_levels, "--train-levels"),
+            _parse_levels(args.eval_levels, "--eval-levels"), scale=args.scale, samples=args.samples,
+            seed=args.seed, method=args.method, hidden=hidden, activation=args.activation,
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        )
+    except ImportError as err:
+        raise CLIError(str(err)) from None
+    if args.json:
+        print_json(_finite_or_none(result.to_dict()))
+    else:
+        print(f"digits; {args.noise_type} noise on every layer; levels as "
+              f"{'standard deviations' if args.scale == 'std' else 'variances'}")
+        headers = ["trained at", "clean", *[f"acc @ {v:g}" for v in result.eval_levels],
+                   "SNR dB @ first", "rms w per layer", "binarity per layer", "gain U per layer"]
+        rows = []
+        for i, level in enumerate(result.train_levels):
+            stats = result.weights[i]
+            rows.append([
+                f"{level:g}", f"{result.clean[i]:.3f}",
+                *[f"{a:.3f} ({p:.3f})" for a, p in zip(result.accuracy[i], result.predicted[i])],
+                f"{result.output_snr_db[i, 0]:.1f}",
+                "/".join(f"{s['rms']:.3f}" for s in stats),
+                "/".join(f"{s['binarity']:.3f}" for s in stats),
+                "/".join(f"{s['gain_uncorrelated']:.3g}" for s in stats),
+            ])
+        print(format_table(headers, rows))
+        print("(accuracy: Monte Carlo (analytic); binarity = mean|w|/rms, 0.80 Gaussian, 1 binary; "
+              "gain U = mean f'^2 * fan-in * mean w^2)")
+    if args.plot:
+        save_figure(plot_noise_training(result), args.plot, overwrite=args.force)
+    return 0
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def _add_network_and_data(parser) -> None:
+    parser.add_argument("network", nargs="?", type=Path,
+                        help="network .npz file (default: the shipped digits classifier)")
+    parser.add_argument("--data", type=Path, metavar="FILE.npz",
+                        help="data set: .npz with arrays X (B, N_0) and y (B,) (default: digits test set)")
+
+
+def _add_levels(parser, flag: str, text: str, required: bool, scale: bool = True) -> None:
+    parser.add_argument(flag, required=required, metavar="L1,L2,..|MIN:MAX:N",
+                        help=f"{text}: a list or MIN:MAX:N log-spaced")
+    if scale:
+        group = parser.add_mutually_exclusive_group(required=True)
+        group.add_argument("--std", dest="scale", action="store_const", const="std",
+                           help="levels are standard deviations s (x + N(0, s^2), x * N(1, s^2))")
+        group.add_argument("--variance", dest="scale", action="store_const", const="variance",
+                           help="levels are variances D = s^2 (noiseprop's intensities)")
+
+
+def _add_common(parser, samples: int) -> None:
+    parser.add_argument("--samples", type=int, default=samples,
+                        help=f"noise realisations per input (default {samples})")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--method", choices=("linear", "moments"), default="linear",
+                        help="propagation of the analytic prediction (default linear)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--plot", type=Path, metavar="PATH", help="write a figure (.png, .pdf, ...)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
+
+
+def _network_and_data(args):
+    net = load_network(args.network) if args.network else default_network()
+    if args.data is None:
+        from ..datasets import load_digits
+
+        try:
+            _, _, X, y = load_digits()
+        except ImportError as err:
+            raise CLIError(f"{err} (or give --data)") from None
+    else:
+        try:
+            with np.load(args.data, allow_pickle=False) as stored:
+                X, y = stored["X"], stored["y"]
+        except KeyError as err:
+            raise CLIError(f"{args.data} lacks the array {err}; it needs X (B, N_0) and y (B,)") from None
+        except (OSError, ValueError) as err:
+            raise CLIError(f"cannot read data from {args.data}: {err}") from None
+    return net, X, y
+
+
+def _parse_list(text: str, flag: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise CLIError(f"{flag}: expected comma-separated numbers, got {text!r}") from None
+
+
+def _parse_levels(text: str, flag: str) -> np.ndarray:
+    if ":" not in text:
+        return np.array(_parse_list(text, flag))
+    parts = text.split(":")
+    try:
+        low, high, count = float(parts[0]), float(parts[1]), int(parts[2])
+        if len(parts) != 3 or not (0 < low < high) or count < 2:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise CLIError(f"{flag}: MIN:MAX:N needs 0 < MIN < MAX and an integer N >= 2, got {text!r}") from None
+    return np.geomspace(low, high, count)
+
+
+def _midpoint_text(value: float, bracket: str) -> str:
+    if bracket == "found":
+        return f"{value:.4g}"
+    return "< smallest level" if bracket == "below" else "> largest level"
+
+
+def _layers_text(layers) -> str:
+    return "-" if layers is None else ", ".join(str(k) for k in layers)
