@@ -67,19 +67,21 @@ def save_figure(fig, path: "str | os.PathLike", overwrite: bool = False) -> Path
 # ------------------------------------------------------------- robustness
 
 
-def plot_accuracy_curve(ax, levels, accuracy, ci_low, ci_high, predicted=None, color=None, label=None):
+def plot_accuracy_curve(ax, levels, accuracy, ci_low, ci_high, predicted=None, color=None, label=None,
+                        predicted_label=None):
     """Draw one accuracy-vs-noise curve on ``ax`` (log x axis).
 
     Points with error bars: Monte Carlo accuracy and its confidence
-    interval; line: the analytic prediction (if given).  The same colour
-    and one legend entry serve both.
+    interval; line: the analytic prediction (if given).  Both share one
+    colour; ``label`` names the points, ``predicted_label`` (if given) the
+    line.
     """
     levels, accuracy = np.asarray(levels, float), np.asarray(accuracy, float)
     errors = np.vstack([accuracy - np.asarray(ci_low), np.asarray(ci_high) - accuracy])
     bars = ax.errorbar(levels, accuracy, yerr=np.maximum(errors, 0), fmt="o", ms=4, capsize=2,
                        color=color, label=label)
     if predicted is not None:
-        ax.plot(levels, predicted, "-", lw=1.3, color=bars[0].get_color())
+        ax.plot(levels, predicted, "-", lw=1.3, color=bars[0].get_color(), label=predicted_label)
     ax.set_xscale("log")
 
 

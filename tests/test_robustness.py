@@ -289,7 +289,7 @@ def test_noise_aware_training_converts_levels_and_evaluates_every_network(sensit
     assert np.all(result.output_snr_db[:, 0] > result.output_snr_db[:, 1])
 
 
-def test_noise_aware_training_with_pytorch_raises_weights_under_additive_noise(digits_test, tmp_path):
+def test_noise_aware_training_with_pytorch_end_to_end(digits_test, tmp_path):
     pytest.importorskip("torch")
     X_train, y_train = load_digits()[:2]
     X_test, y_test = digits_test
