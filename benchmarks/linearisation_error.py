@@ -17,9 +17,12 @@ intensities.  At D = 1e-2 and 1e-1 a plain (independent) run checks it.
 Usage::
 
     python benchmarks/linearisation_error.py [--samples R] [--seed S] [--out DIR] [--force]
+    python benchmarks/linearisation_error.py --from-json DIR/linearisation_error.json --force
 
 writes DIR/linearisation_error.md (tables), .json (all numbers) and .png (the
-output layer's errors against D); default DIR is benchmarks/results.
+output layer's errors against D); default DIR is benchmarks/results.  With
+--from-json the tables and the figure are redrawn from stored numbers,
+without sampling.
 """
 from __future__ import annotations
 
@@ -84,7 +87,7 @@ def error_cell(error: float, stderr: float) -> str:
     """A relative error, or the bound it is below when Monte Carlo cannot resolve it."""
     if abs(error) < RESOLVED_Z * stderr:
         return f"< {percent(RESOLVED_Z * stderr)}"
-    return f"{error:+.2e}" if abs(error) < 1e-3 else f"{100 * error:+.2f}%"
+    return f"{100 * error:+.2g}%"
 
 
 def errors(row: dict, k: int):
@@ -158,12 +161,20 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--force", action="store_true", help="overwrite existing results")
+    parser.add_argument("--from-json", type=Path, help="redraw from a stored .json instead of measuring")
     args = parser.parse_args(argv)
-    if args.samples < 2:
-        parser.error(f"--samples must be >= 2, got {args.samples}")
+    if args.samples < 4:
+        parser.error(f"--samples must be >= 4, got {args.samples}")
     if not args.out.is_dir():
         parser.error(f"--out folder {args.out} does not exist")
-    rows = measure(args.samples, args.seed)
+    if args.from_json:
+        try:
+            payload = json.loads(args.from_json.read_text())
+            rows, args.samples, args.seed = payload["rows"], payload["samples"], payload["seed"]
+        except (OSError, ValueError, KeyError) as err:
+            parser.error(f"cannot read results from {args.from_json}: {err}")
+    else:
+        rows = measure(args.samples, args.seed)
     text = "\n\n".join([
         f"Default network, R = {args.samples} Monte Carlo realisations per case "
         f"(control variate), seed {args.seed}.",
