@@ -7,7 +7,7 @@ uncorrelated (per neuron) or correlated (shared by a layer); intensities are
 variances; layers are numbered 0 (input) .. L (output).
 """
 from . import robustness
-from .activations import ACTIVATIONS, Activation, Erf, Linear, ReLU, Sigmoid, Tanh, get_activation
+from .activations import ACTIVATIONS, Activation, Erf, Heaviside, Linear, ReLU, Sigmoid, Tanh, get_activation
 from .builtin import default_network
 from .model import Network
 from .montecarlo import Simulation, simulate
@@ -22,6 +22,7 @@ __all__ = [
     "ACTIVATIONS",
     "Activation",
     "Erf",
+    "Heaviside",
     "Linear",
     "NOISE_TYPES",
     "Network",
