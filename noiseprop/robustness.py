@@ -176,7 +176,7 @@ def accuracy(
     _check_network(net)
     X, y = _as_dataset(net, X, y)
     samples = _positive_int("samples", samples)
-    if not 0 < confidence < 1:
+    if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
     layer_noise = per_layer_noise(noise, net.depth)
     correct = _monte_carlo_correct(net, layer_noise, X, y, samples, seed)
@@ -809,6 +809,8 @@ def _as_dataset(net: Network, X, y) -> tuple[np.ndarray, np.ndarray]:
         integral = False
     if not integral:
         raise ValueError(f"labels y must be a 1-D array of integers, got {np.shape(y)} {np.asarray(y).dtype}")
+    if X.shape[0] == 0:
+        raise ValueError("the data set is empty (X has no rows)")
     if labels.shape[0] != X.shape[0]:
         raise ValueError(f"got {labels.shape[0]} labels for {X.shape[0]} inputs")
     labels = labels.astype(np.int64)

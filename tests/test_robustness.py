@@ -371,3 +371,15 @@ def test_cli_walking_needs_the_level_scale(network_and_data, capsys):
     with pytest.raises(SystemExit) as info:
         main(["robustness", "walking", net_path, "--data", data_path, "--type", "AU", "--levels", "0.1,1"])
     assert info.value.code == 2 and "--std --variance" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--std", "--train-levels", "0.3,0", "--eval-levels", "0.1"], "train_levels must be non-negative"),
+        (["--variance", "--train-levels", "0", "--eval-levels", "0,0.1"], "eval_levels must be positive"),
+    ],
+)
+def test_cli_train_noisy_bad_levels_exit_2_before_training(capsys, argv, message):
+    code = main(["robustness", "train-noisy", "--type", "MU", *argv])
+    assert code == 2 and message in capsys.readouterr().err
