@@ -2,9 +2,10 @@
 
 For a pre-activation z ~ N(mean, var) every activation has a small *rule*
 that returns the mean and variance of f(z), the mean slope E[f'(z)] and the
-mean curvature E[f''(z)]; the "moments" method of :func:`noiseprop.predict` propagates these instead of
-the first-order f(zbar), f'(zbar)^2 var.  Rules are closed forms where they
-exist and Gauss-Hermite quadrature otherwise:
+mean curvature E[f''(z)]; the "moments" method of :func:`noiseprop.predict`
+propagates these instead of the first-order f(zbar), f'(zbar)^2 var.  Rules
+are closed forms where they exist and quadrature otherwise (every rule is
+held against adaptive numerical integration to 1e-10 in the tests):
 
 ============  =================================================================
 activation    rule
@@ -82,10 +83,13 @@ Rule = Callable[[Activation, np.ndarray, np.ndarray], GaussianMoments]
 
 
 def _linear_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
+    """f = a z + b: exact, the same numbers as linear response."""
     return GaussianMoments(f(mean), f.slope**2 * var, f.derivative(mean), np.zeros_like(mean))
 
 
 def _relu_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
+    """Rectified Gaussian, a = mean / sd: E = mean Phi(a) + sd phi(a),
+    E[f'] = Phi(a), E[f''] = phi(a) / sd (the density of z at 0)."""
     sd = np.sqrt(var)
     a = mean / sd
     upper, lower = special.ndtr(a), special.ndtr(-a)
@@ -97,6 +101,8 @@ def _relu_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMome
 
 
 def _heaviside_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
+    """Probit, a = mean / sd: E = Phi(a), Var = Phi(a) Phi(-a), E[f'] =
+    phi(a) / sd and E[f''] = -a phi(a) / var (d/dmean of E[f'])."""
     sd = np.sqrt(var)
     a = mean / sd
     upper = special.ndtr(a)
