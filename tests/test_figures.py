@@ -206,3 +206,26 @@ def test_f3_monte_carlo_agrees(figures_dir):
     for name, curve in curves.items():
         z = (np.array(curve["monte_carlo"]) - curve["predicted_at_monte_carlo"]) / np.array(curve["stderr"])
         assert np.max(np.abs(z)) < threshold, name
+
+
+def test_f5_both_methods_agree_at_small_noise_and_moments_wins_at_large(figures_dir):
+    data = record(figures_dir, "F5")
+    d = np.array(data["intensities"])
+    small = d <= 1e-4
+    numbers = data["numbers"]
+    threshold = z_threshold(2 * len(numbers) * int(small.sum()))
+    for name, row in numbers.items():
+        se = np.array(row["relative_stderr"])
+        for method in ("linear", "moments"):
+            z = np.array(row[f"{method}_relative_error"])[small] / se[small]
+            assert np.max(np.abs(z)) < threshold, (name, method)
+    # at D = 0.1 linearisation misses a large part of the additive noise ...
+    largest = int(np.argmax(d))
+    assert d[largest] == pytest.approx(0.1)
+    for name, floor in (("AU", -0.2), ("AC", -0.07)):
+        linear = numbers[name]["linear_relative_error"][largest]
+        moments = numbers[name]["moments_relative_error"][largest]
+        assert linear < floor, name
+        # ... which the moments method largely recovers
+        assert abs(moments) < 0.5 * abs(linear), name
+    assert numbers["AU"]["linear_breaks_down_at"] <= 1e-2
