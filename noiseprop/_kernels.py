@@ -13,7 +13,7 @@ inverse-CDF approximation (relative error < 1.2e-9).  No generator state is
 carried from one realisation to the next, so the numbers depend on the seed
 only, not on how realisations are split into chunks or spread over threads.
 
-Sums are accumulated per *tile* (a block of realisations of one input) into
+Sums are accumulated per *tile* (a block of consecutive realisations) into
 their own slot and added up afterwards in a fixed order, so that the result is
 bit-for-bit the same for any number of threads.
 """
@@ -22,13 +22,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 __all__ = [
     "ACTIVATION_CODES",
     "NEURON_FIELDS",
     "ROW_FIELDS",
-    "noisy_layer",
+    "simulate_chunk",
     "standard_normals",
 ]
 
@@ -60,6 +62,47 @@ _C4, _C5, _C6 = -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e0
 _D1, _D2, _D3, _D4 = 7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00
 _Q_CENTRAL = 0.47575  # |u - 1/2| up to which the central formula holds
 _X_CENTRAL = 1.97  # just below |_central(_Q_CENTRAL)| = 1.97296
+
+
+# exp(x) = 2^k e^r with r = x - k ln 2, |r| <= ln(2)/2: e^r by its Taylor series to r^12
+# (truncation < 2e-16 relative), 2^k by writing the exponent bits.  Unlike math.exp
+# (a libm call) this vectorises.
+_LOG2E = 1.4426950408889634
+_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+_EXP_TAYLOR = tuple(1.0 / math.factorial(n) for n in range(13))
+_EXP_MAX, _EXP_MIN = 709.0, -708.0
+
+
+@intrinsic
+def _int_bits_as_float(typingctx, bits):
+    """Reinterpret the 64 bits of an int64 as a float64."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+@njit(inline="always")
+def _exp(x):
+    """exp(x) to about 1 ulp for x in [-708, 709] (clamped outside)."""
+    x = min(max(x, _EXP_MIN), _EXP_MAX)
+    k = math.floor(x * _LOG2E + 0.5)
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    c = _EXP_TAYLOR
+    p = c[12]
+    p = p * r + c[11]
+    p = p * r + c[10]
+    p = p * r + c[9]
+    p = p * r + c[8]
+    p = p * r + c[7]
+    p = p * r + c[6]
+    p = p * r + c[5]
+    p = p * r + c[4]
+    p = p * r + c[3]
+    p = p * r + c[2]
+    p = p * r + c[1]
+    p = p * r + c[0]
+    return p * _int_bits_as_float((np.int64(k) + 1023) << 52)
 
 
 @njit(inline="always")
@@ -130,7 +173,7 @@ def _fill_normals(key, first, out):
                 out[i] = _tail(u)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def standard_normals(seed_key, sample, inp, layer, first, count):
     """``count`` draws of one stream as standard normals (for the tests)."""
     out = np.empty(count)
@@ -147,7 +190,7 @@ def _activate(code, p0, p1, z, out):
             out[i] = p0 * z[i] + p1
     elif code == 1:
         for i in range(n):
-            out[i] = 1.0 / (1.0 + math.exp(-p0 * z[i]))
+            out[i] = 1.0 / (1.0 + _exp(-p0 * z[i]))
     elif code == 2:
         for i in range(n):
             out[i] = math.tanh(p0 * z[i])
@@ -162,96 +205,150 @@ def _activate(code, p0, p1, z, out):
             out[i] = 1.0 if z[i] > 0.0 else 0.0
 
 
-@njit(parallel=True, cache=True)
-def noisy_layer(
-    z, z_lin, code, p0, p1, sd, pre, cv, seed_key, sample0, layer,
-    zbar, slope, shift, sample_blocks, y, y_lin, acc, row_acc, accumulate,
+@njit(parallel=True, cache=True, error_model="numpy")
+def simulate_chunk(
+    first, weights_t, biases, codes, params, sds, pre, zbar, slope, shift, cv,
+    seed_key, sample0, n_samples, sample_blocks, offsets, acc, row_acc, accumulate, out,
 ):
-    """One noisy layer for a chunk of realisations, with running sums.
+    """Layers 1..L for a chunk of realisations, with running sums.
+
+    The chunk is cut into ``sample_blocks`` tiles of consecutive
+    realisations (all inputs); each tile runs through every layer on one
+    thread: matrix product (BLAS), noise and activation, sums.
 
     Parameters (all validated by the caller)
     ----------------------------------------
-    z : float64 (S or 1, B, N)
-        Pre-activations (a leading 1: the same for every realisation).  With
-        ``code`` linear(1, 0) and post placement, z may hold f(z) itself.
-    z_lin : float64 (S or 1, B, N)
-        Pre-activations of the linearised network (read only if ``cv``).
-    code, p0, p1 : int, float, float
-        Activation (:data:`ACTIVATION_CODES`) and its parameters.
-    sd : float64 (4,)
-        Standard deviations sqrt(D) of AU, AC, MU, MC.
-    pre, cv : bool
-        Pre-activation placement; control variate (also compute y_lin).
+    first : float64 (B, N_1)
+        Layer 1's pre-activation, the same in every realisation (noise-free
+        input); with post placement its f(z) (and ``codes[0]`` the identity).
+    weights_t, biases : typed List of float64 (N_{k-1}, N_k), (N_k,)
+        W_k^T and b_k for k = 1..L (entry 0 unused).
+    codes : int64 (L,); params : float64 (L, 2)
+        Activations (:data:`ACTIVATION_CODES`) and their parameters.
+    sds : float64 (L, 4)
+        Standard deviations sqrt(D) of AU, AC, MU, MC per layer.
+    pre : bool (L,)
+        Pre-activation placement per layer.
+    zbar, slope, shift : typed List of float64 (B, N_k)
+        Working point, slope f'(zbar) and mean f(zbar) of the linearised
+        network per layer; ``shift`` is also the centre of the running sums.
+    cv : bool
+        Control variate: also propagate the linearised network, same draws.
     seed_key : uint64
-    sample0 : int
-        Global index of the chunk's first realisation.
-    layer : int
-        Layer number k (part of the stream key).
-    zbar, slope, shift : float64 (B, N)
-        Working point zbar_k, slope f'(zbar_k) and mean f(zbar_k) of the
-        linearised network; ``shift`` is also the centre of the running sums.
-    sample_blocks : int
-        Number of realisation blocks per input; tile t covers input
-        t % B and block t // B.
-    y, y_lin : float64 (S, B, N)
-        Outputs (y_lin written only if ``cv``).
-    acc : float64 (sample_blocks, NEURON_FIELDS[cv], B, N)
-    row_acc : float64 (sample_blocks, ROW_FIELDS[cv], B)
-        Zeroed running sums, one slot per tile (written only if ``accumulate``).
+    sample0, n_samples : int
+        Global index of the chunk's first realisation; realisations in it.
+    offsets : int64 (L+1,)
+        Cumulative layer widths: layer k's neurons are offsets[k-1]:offsets[k].
+    acc : float64 (sample_blocks, B, NEURON_FIELDS[cv] * offsets[L])
+        Zeroed per-neuron sums; layer k's are the (fields, N_k) block starting
+        at fields * offsets[k-1].
+    row_acc : float64 (sample_blocks, B, L, ROW_FIELDS[cv])
+        Zeroed per-realisation sums.
     accumulate : bool
+    out : float64 (n_samples, B, N_L), or of size 0
+        If not empty, receives the last layer's outputs.
     """
-    n_samples, n_inputs, n = y.shape
-    d_au, d_mu = sd[0] * sd[0], sd[2] * sd[2]
-    pairs = n * (n - 1)
-    for tile in prange(sample_blocks * n_inputs):
-        block, b = tile // n_inputs, tile % n_inputs
+    n_inputs = first.shape[0]
+    n_layers = codes.shape[0]
+    fields = acc.shape[2] // offsets[n_layers]
+    width = 0
+    for k in range(n_layers):
+        width = max(width, offsets[k + 1] - offsets[k], weights_t[k].shape[0])
+    for block in prange(sample_blocks):
         start = block * n_samples // sample_blocks
         stop = (block + 1) * n_samples // sample_blocks
-        f = np.empty(n)
-        u = np.empty(n)
-        g_mu = np.empty(n)
-        g_au = np.empty(n)
-        for s in range(start, stop):
-            zs = s if z.shape[0] > 1 else 0
-            key = stream_key(seed_key, sample0 + s, b, layer)
-            e_mc = sd[3] * _normal(key, 0) if sd[3] > 0.0 else 0.0
-            e_ac = sd[1] * _normal(key, 1) if sd[1] > 0.0 else 0.0
-            if cv:
-                _fill_normals(key, 2, g_mu)
-                _fill_normals(key, 2 + n, g_au)
-            elif d_mu > 0.0 or d_au > 0.0:
-                _fill_normals(key, 2, g_mu)
-            else:
-                g_mu[:] = 0.0
-            row = y[s, b]
-            if not pre:
-                _activate(code, p0, p1, z[zs, b], f)
+        rows = (stop - start) * n_inputs
+        buffers = np.empty((4 if cv else 2, rows * width))
+        z_buf = np.empty(rows * width)
+        z_lin_buf = np.empty(rows * width if cv else 0)
+        f = np.empty(width)
+        g_mu = np.empty(width)
+        g_au = np.empty(width)
+        n_in = 0
+        for k in range(n_layers):
+            n = offsets[k + 1] - offsets[k]
+            y = buffers[k % 2, : rows * n].reshape((rows, n))
+            y_lin = buffers[2 + k % 2, : rows * n].reshape((rows, n)) if cv else y
+            if k > 0:
+                previous = buffers[(k - 1) % 2, : rows * n_in].reshape((rows, n_in))
+                z = _affine(previous, weights_t[k], biases[k], z_buf[: rows * n].reshape((rows, n)))
                 if cv:
-                    zl = z_lin[s if z_lin.shape[0] > 1 else 0, b]
-                    for i in range(n):
-                        gain = 1.0 + sd[2] * g_mu[i] + e_mc
-                        add = sd[0] * g_au[i] + e_ac
-                        row[i] = f[i] * gain + add
-                        y_lin[s, b, i] = (shift[b, i] + slope[b, i] * (zl[i] - zbar[b, i])) * gain + add
+                    previous_lin = buffers[2 + (k - 1) % 2, : rows * n_in].reshape((rows, n_in))
+                    z_lin = _affine(previous_lin, weights_t[k], biases[k], z_lin_buf[: rows * n].reshape((rows, n)))
                 else:
-                    for i in range(n):
-                        row[i] = f[i] * (1.0 + e_mc) + e_ac + math.sqrt(f[i] * f[i] * d_mu + d_au) * g_mu[i]
-            else:
-                zrow = z[zs, b]
-                if cv:
-                    zl = z_lin[s if z_lin.shape[0] > 1 else 0, b]
-                    for i in range(n):
-                        gain = 1.0 + sd[2] * g_mu[i] + e_mc
-                        add = sd[0] * g_au[i] + e_ac
-                        u[i] = zrow[i] * gain + add
-                        y_lin[s, b, i] = shift[b, i] + slope[b, i] * (zl[i] * gain + add - zbar[b, i])
-                else:
-                    for i in range(n):
-                        u[i] = zrow[i] * (1.0 + e_mc) + e_ac + math.sqrt(zrow[i] * zrow[i] * d_mu + d_au) * g_mu[i]
-                _activate(code, p0, p1, u, row)
-            if accumulate:
-                _accumulate(row, y_lin[s, b] if cv else row, shift[b], cv, pairs,
-                            acc[block, :, b], row_acc[block, :, b])
+                    z_lin = z
+            pairs = n * (n - 1)
+            for r in range(rows):
+                s, b = start + r // n_inputs, r % n_inputs
+                z_row = first[b] if k == 0 else z[r]
+                z_lin_row = first[b] if k == 0 else z_lin[r]
+                key = stream_key(seed_key, sample0 + s, b, k + 1)
+                _noisy_row(z_row, z_lin_row, codes[k], params[k, 0], params[k, 1], sds[k], pre[k], cv, key,
+                           zbar[k][b], slope[k][b], shift[k][b], y[r], y_lin[r], f[:n], g_mu[:n], g_au[:n])
+                if accumulate:
+                    region = acc[block, b, fields * offsets[k]: fields * offsets[k + 1]].reshape((fields, n))
+                    _accumulate(y[r], y_lin[r], shift[k][b], cv, pairs, region, row_acc[block, b, k])
+            n_in = n
+        if out.size > 0:
+            last = buffers[(n_layers - 1) % 2, : rows * n_in].reshape((rows, n_in))
+            for r in range(rows):
+                for i in range(n_in):
+                    out[start + r // n_inputs, r % n_inputs, i] = last[r, i]
+
+
+@njit(cache=True)
+def _affine(y, weight_t, bias, z):
+    """z = y W^T + b for the rows of y (BLAS)."""
+    np.dot(y, weight_t, z)
+    for r in range(z.shape[0]):
+        for i in range(z.shape[1]):
+            z[r, i] += bias[i]
+    return z
+
+
+@njit(inline="always")
+def _noisy_row(z, z_lin, code, p0, p1, sd, pre, cv, key, zbar, slope, shift, y, y_lin, f, g_mu, g_au):
+    """One realisation of one layer: y from the pre-activation z (and, with
+    ``cv``, y_lin of the linearised network from z_lin, with the same draws).
+
+    Draw 0 of the stream is xi_MC, draw 1 xi_AC, draws 2.. the uncorrelated
+    ones: with ``cv`` xi_MU (2..N+1) and xi_AU (N+2..2N+1) apart; without, the
+    combined f xi_MU + xi_AU (or z xi_MU + xi_AU before the activation), one
+    Gaussian per neuron.
+    """
+    n = y.shape[0]
+    d_au, d_mu = sd[0] * sd[0], sd[2] * sd[2]
+    e_mc = sd[3] * _normal(key, 0) if sd[3] > 0.0 else 0.0
+    e_ac = sd[1] * _normal(key, 1) if sd[1] > 0.0 else 0.0
+    if cv:
+        _fill_normals(key, 2, g_mu)
+        _fill_normals(key, 2 + n, g_au)
+    elif d_mu > 0.0 or d_au > 0.0:
+        _fill_normals(key, 2, g_mu)
+    else:
+        g_mu[:] = 0.0
+    if not pre:
+        _activate(code, p0, p1, z, f)
+        if cv:
+            for i in range(n):
+                gain = 1.0 + sd[2] * g_mu[i] + e_mc
+                add = sd[0] * g_au[i] + e_ac
+                y[i] = f[i] * gain + add
+                y_lin[i] = (shift[i] + slope[i] * (z_lin[i] - zbar[i])) * gain + add
+        else:
+            for i in range(n):
+                y[i] = f[i] * (1.0 + e_mc) + e_ac + math.sqrt(f[i] * f[i] * d_mu + d_au) * g_mu[i]
+    else:
+        if cv:
+            for i in range(n):
+                gain = 1.0 + sd[2] * g_mu[i] + e_mc
+                add = sd[0] * g_au[i] + e_ac
+                f[i] = z[i] * gain + add
+                y_lin[i] = shift[i] + slope[i] * (z_lin[i] * gain + add - zbar[i])
+        else:
+            for i in range(n):
+                f[i] = z[i] * (1.0 + e_mc) + e_ac + math.sqrt(z[i] * z[i] * d_mu + d_au) * g_mu[i]
+        _activate(code, p0, p1, f, y)
 
 
 @njit(inline="always")

@@ -39,9 +39,11 @@ from __future__ import annotations
 
 import operator
 import sys
+from contextlib import contextmanager
 from typing import Callable
 
 import numpy as np
+from numba import typed
 
 from . import _kernels
 from .activations import Activation, Erf, Heaviside, Linear, ReLU, Sigmoid, Tanh
@@ -54,7 +56,7 @@ __all__ = ["simulate", "sample_outputs", "Simulation", "seed_key", "Z_95"]
 
 #: Two-sided 95 % normal quantile, the confidence of ``rtol``.
 Z_95 = 1.959963984540054
-#: Parallel tiles per chunk (realisation blocks x inputs) the kernel aims at.
+#: Parallel tiles (blocks of realisations) per chunk the kernel aims at.
 _TILES = 64
 #: Neuron values per chunk (realisations x inputs x widest layer) by default.
 _CHUNK_VALUES = 1 << 20
@@ -185,8 +187,8 @@ class _Engine:
     """Runs chunks of realisations through the layers and keeps running sums."""
 
     def __init__(self, net: Network, layer_noise, x: np.ndarray, *, cv: bool, upto: int,
-                 chunk: int, key: np.uint64, accumulate: bool):
-        self.cv, self.key, self.chunk, self.accumulate = cv, key, chunk, accumulate
+                 key: np.uint64, accumulate: bool):
+        self.cv, self.key, self.accumulate = cv, key, accumulate
         self.n_inputs = x.shape[0]
         self.prediction = predict(net, layer_noise, x) if cv else None
         means = self.prediction.mean if cv else net.forward(x)
@@ -196,79 +198,85 @@ class _Engine:
             for k, w, b, f, nz in zip(range(1, upto + 1), net.weights, net.biases,
                                       net.activations, layer_noise)
         ]
-        self._first_layer_input(x)
-        width = max(layer.size for layer in self.layers)
-        copies = 2 if cv else 1
-        size = chunk * self.n_inputs * width
-        self._y = [[np.empty(size) for _ in range(2)] for _ in range(copies)]
-        self._z = [np.empty(size) for _ in range(copies)]
-        fields = _kernels.NEURON_FIELDS[cv], _kernels.ROW_FIELDS[cv]
-        self.totals = [(np.zeros((fields[0], self.n_inputs, layer.size)), np.zeros((fields[1], self.n_inputs)))
-                       for layer in self.layers]
+        first = self._first_layer()
+        self._args = (
+            first,
+            typed.List([layer.weight_t for layer in self.layers]),
+            typed.List([layer.bias for layer in self.layers]),
+            np.array([layer.activation[0] for layer in self.layers], dtype=np.int64),
+            np.array([layer.activation[1:] for layer in self.layers], dtype=float),
+            np.array([layer.sd for layer in self.layers]),
+            np.array([layer.pre for layer in self.layers]),
+            typed.List([np.ascontiguousarray(layer.zbar) for layer in self.layers]),
+            typed.List([np.ascontiguousarray(layer.slope) for layer in self.layers]),
+            typed.List([np.ascontiguousarray(layer.shift) for layer in self.layers]),
+            cv,
+            key,
+        )
+        self.offsets = np.cumsum([0] + [layer.size for layer in self.layers]).astype(np.int64)
+        self.fields = _kernels.NEURON_FIELDS[cv], _kernels.ROW_FIELDS[cv]
+        self.neuron_sums = np.zeros((self.n_inputs, self.fields[0] * self.offsets[-1]))
+        self.row_sums = np.zeros((self.n_inputs, len(self.layers), self.fields[1]))
         self.samples_done = 0
 
-    def _first_layer_input(self, x):
+    def _first_layer(self) -> np.ndarray:
         """Layer 1 sees the noise-free input: its pre-activation is the same in
-        every realisation, and with post placement so is f(z)."""
+        every realisation, and with post placement so is f(z), which is then
+        passed with the identity as activation (linearised at f(z))."""
         first = self.layers[0]
-        z = first.zbar[None]                                          # (1, B, N_1)
         if first.pre:
-            self._z1, self._act1 = z, first.activation
-        else:
-            self._z1, self._act1 = first.shift[None].copy(), _IDENTITY
-            first.zbar, first.slope = first.shift, np.ones_like(first.shift)
+            return np.ascontiguousarray(first.zbar)
+        first.activation = _IDENTITY
+        first.zbar, first.slope = first.shift, np.ones_like(first.shift)
+        return np.ascontiguousarray(first.shift)
 
-    def _view(self, buffer, samples, width):
-        return buffer[: samples * self.n_inputs * width].reshape(samples, self.n_inputs, width)
-
-    def _pre_activation(self, layer, y_prev, copy, samples):
-        z = self._view(self._z[copy], samples, layer.size)
-        np.matmul(y_prev.reshape(-1, y_prev.shape[-1]), layer.weight_t, out=z.reshape(-1, layer.size))
-        z += layer.bias
-        return z
-
-    def run_chunk(self, samples: int) -> np.ndarray:
-        """Simulate the next ``samples`` realisations; return the last layer's
-        outputs (samples, B, N) (a view into a reused buffer)."""
-        blocks = max(1, min(samples, -(-_TILES // self.n_inputs)))
-        y_prev = y_lin_prev = None
-        for index, layer in enumerate(self.layers):
-            if index == 0:
-                z, (code, p0, p1) = self._z1, self._act1
-                z_lin = z
-            else:
-                z, (code, p0, p1) = self._pre_activation(layer, y_prev, 0, samples), layer.activation
-                z_lin = self._pre_activation(layer, y_lin_prev, 1, samples) if self.cv else z
-            y = self._view(self._y[0][index % 2], samples, layer.size)
-            y_lin = self._view(self._y[1][index % 2], samples, layer.size) if self.cv else y
-            neuron_acc = np.zeros((blocks,) + self.totals[index][0].shape if self.accumulate else (1, 1, 1, 1))
-            row_acc = np.zeros((blocks,) + self.totals[index][1].shape if self.accumulate else (1, 1, 1))
-            _kernels.noisy_layer(
-                z, z_lin, code, p0, p1, layer.sd, layer.pre, self.cv, self.key, self.samples_done,
-                layer.k, layer.zbar, layer.slope, layer.shift, blocks, y, y_lin, neuron_acc, row_acc,
-                self.accumulate,
-            )
-            if self.accumulate:
-                neuron_total, row_total = self.totals[index]
-                neuron_total += neuron_acc.sum(axis=0)
-                row_total += row_acc.sum(axis=0)
-            y_prev, y_lin_prev = y, y_lin
+    def run_chunk(self, samples: int, out: "np.ndarray | None" = None) -> None:
+        """Simulate the next ``samples`` realisations, adding to the sums;
+        write the last layer's outputs into ``out`` (samples, B, N) if given."""
+        blocks = min(samples, _TILES)
+        if self.accumulate:  # one slot of sums per tile: keep them below the chunk's own size
+            blocks = max(1, min(blocks, _CHUNK_VALUES // self.neuron_sums.size))
+        shape = (blocks, self.n_inputs) if self.accumulate else (1, 1)
+        neuron_acc = np.zeros(shape + self.neuron_sums.shape[1:])
+        row_acc = np.zeros(shape + self.row_sums.shape[1:])
+        _kernels.simulate_chunk(
+            *self._args, self.samples_done, samples, blocks, self.offsets, neuron_acc, row_acc,
+            self.accumulate, np.empty((0, 0, 0)) if out is None else out,
+        )
+        if self.accumulate:
+            self.neuron_sums += neuron_acc.sum(axis=0)
+            self.row_sums += row_acc.sum(axis=0)
         self.samples_done += samples
-        return y_prev
 
     def estimates(self) -> dict:
         """Per-layer estimates and standard errors from the running sums."""
         n = self.samples_done
         out = {key: [] for key in ("mean", "var", "mean_se", "var_se", "corr", "corr_se", "nv_se")}
-        for index, (layer, (neuron, row)) in enumerate(zip(self.layers, self.totals)):
+        for index, layer in enumerate(self.layers):
+            lo, hi = self.offsets[index], self.offsets[index + 1]
+            neuron = self.neuron_sums[:, self.fields[0] * lo: self.fields[0] * hi]
+            neuron = neuron.reshape(self.n_inputs, self.fields[0], layer.size) / n
             lin = None
             if self.cv:
-                k = layer.k
-                lin = (self.prediction.var[k].reshape(self.n_inputs, -1),
-                       np.reshape(self.prediction.correlated[k], self.n_inputs))
-            for key, value in _layer_estimates(neuron / n, row / n, n, layer.shift, lin).items():
+                lin = (self.prediction.var[layer.k].reshape(self.n_inputs, -1),
+                       np.reshape(self.prediction.correlated[layer.k], self.n_inputs))
+            sums = np.moveaxis(neuron, 1, 0), np.moveaxis(self.row_sums[:, index] / n, 1, 0)  # fields first
+            for key, value in _layer_estimates(*sums, n, layer.shift, lin).items():
                 out[key].append(value)
         return out
+
+
+@contextmanager
+def _single_threaded_blas():
+    """BLAS on one thread while the kernel runs: its tiles already run in
+    parallel, and idle BLAS threads spinning beside them would steal cores."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # correct without it, only slower on few cores
+        yield
+        return
+    with threadpool_limits(1, user_api="blas"):
+        yield
 
 
 def _sample_var(mean, mean_sq, n):
@@ -404,10 +412,9 @@ def simulate(
     key = seed_key(seed)
     if rtol is not None and not (isinstance(rtol, (int, float)) and 0 < rtol < 1):
         raise ValueError(f"rtol must be a number in (0, 1), got {rtol!r}")
-    engine = _Engine(net, layer_noise, xb, cv=bool(control_variate), upto=net.depth, chunk=chunk,
-                     key=key, accumulate=True)
+    engine = _Engine(net, layer_noise, xb, cv=bool(control_variate), upto=net.depth, key=key, accumulate=True)
     updates = samples * xb.shape[0] * sum(net.sizes[1:])
-    with _progress_bar(samples, progress, updates) as bar:
+    with _progress_bar(samples, progress, updates) as bar, _single_threaded_blas():
         while engine.samples_done < samples:
             step = min(chunk, samples - engine.samples_done)
             engine.run_chunk(step)
@@ -462,13 +469,13 @@ def sample_outputs(net: Network, noise: NoiseSpec, x, samples: int, seed: int = 
     if index is None or not (-net.depth <= index <= net.depth) or index == 0:
         raise ValueError(f"layer must be 1..{net.depth} or -1..-{net.depth}, got {layer!r}")
     upto = index if index > 0 else net.depth + 1 + index
-    engine = _Engine(net, layer_noise, xb, cv=False, upto=upto, chunk=chunk, key=seed_key(seed),
-                     accumulate=False)
+    engine = _Engine(net, layer_noise, xb, cv=False, upto=upto, key=seed_key(seed), accumulate=False)
     out = np.empty((samples, xb.shape[0], net.sizes[upto]))
-    while engine.samples_done < samples:
-        start = engine.samples_done
-        step = min(chunk, samples - start)
-        out[start:start + step] = engine.run_chunk(step)
+    with _single_threaded_blas():
+        while engine.samples_done < samples:
+            start = engine.samples_done
+            step = min(chunk, samples - start)
+            engine.run_chunk(step, out[start:start + step])
     return out if batched else out[:, 0]
 
 
