@@ -1,0 +1,56 @@
+"""The examples for hardware engineers run (fast mode) and say what they should."""
+import re
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+from noiseprop import Noise, default_network, predict
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load(name: str) -> dict:
+    """The example's namespace (its ``main`` not yet run)."""
+    return runpy.run_path(str(EXAMPLES / name))
+
+
+def test_photonic_noise_budget(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["photonic_noise_budget.py", "--fast"])
+    runpy.run_path(str(EXAMPLES / "photonic_noise_budget.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    shares = [float(s) for s in re.findall(r"([\d.]+) %", out)]
+    assert len(shares) == 4 and sum(shares) == pytest.approx(100, abs=1.0)  # first-order parts add up
+    factor = float(re.search(r"shrink by a factor ([\d.]+)", out).group(1))
+    # the advertised reduction meets the target SNR (printed to 3 digits)
+    namespace = load("photonic_noise_budget.py")
+    noise = Noise(**{k: v**2 for k, v in namespace["MEASURED_STD"].items()})
+    net, x = default_network(return_input=True)
+    snr = predict(net, noise.scaled(1 / factor), x).layer_snr_db[-1]
+    assert snr == pytest.approx(namespace["TARGET_SNR_DB"], abs=0.05)
+
+
+def test_choose_activation_slope(capsys):
+    load("choose_activation_slope.py")["main"](fast=True)
+    out = capsys.readouterr().out
+    verdicts = dict(re.findall(r"^\s*(\S+)\s+\S+\s+\S+\s+\S+\s+(yes|NO)\s", out, flags=re.M))
+    assert verdicts["linear(slope=1.05)"] == "NO" and verdicts["linear"] == "NO"
+    assert verdicts["linear(slope=0.9,offset=0.05)"] == "yes" and verdicts["tanh(gain=2)"] == "yes"
+    assert "choice: sigmoid(gain=4)" in out
+
+
+def test_verify_your_model(tmp_path, capsys):
+    pytest.importorskip("torch")
+    path = tmp_path / "model.npz"
+    assert load("verify_your_model.py")["main"](fast=True, save=str(path)) is True
+    assert path.exists()
+    assert "test accuracy" in capsys.readouterr().out
+
+
+def test_rank_layers():
+    rankings = load("rank_layers.py")["main"](fast=True)
+    # uncorrelated additive noise: the first layer's is amplified by every later layer,
+    # the output layer's reaches the output unchanged and smallest
+    assert rankings["AU"][0] == 1 and rankings["AU"][-1] == 4
+    assert sorted(rankings["MC"]) == [1, 2, 3, 4]
