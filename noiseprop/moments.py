@@ -52,6 +52,8 @@ _HERMITE_NODES = 128
 _LAGUERRE_NODES = 64
 #: gain * sd of z from which sigmoid moments use the Gauss-Laguerre split.
 _SIGMOID_WIDE = 1.5
+#: Elements per block of the sigmoid quadrature (bounds its work arrays).
+_BLOCK = 4096
 #: Gauss-Legendre nodes for the small-correlation branch of the erf variance.
 _LEGENDRE_NODES = 64
 #: Below this correlation the erf variance is integrated (see _erf_rule).
@@ -146,12 +148,25 @@ def _sigmoid_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianM
     sigmoid's transition (poles of sigma at distance pi / (g sd) from the real
     axis in standard units).  There f is split into the step H(z), whose
     moments are closed forms, and a remainder that decays like exp(-g |z|)
-    on either side of 0, integrated by Gauss-Laguerre in u = g |z|.
+    on either side of 0, integrated by Gauss-Laguerre in u = g |z|.  Elements
+    are processed in blocks so that the (elements x nodes) work arrays stay
+    small for large batches.
     """
-    narrow = _hermite_moments(f, mean, var)
-    wide = _sigmoid_laguerre_moments(f.gain, mean, np.sqrt(var))
+    shape = mean.shape
+    mean, var = mean.ravel(), var.ravel()
     is_wide = abs(f.gain) * np.sqrt(var) >= _SIGMOID_WIDE
-    return GaussianMoments(*(np.where(is_wide, w, n) for w, n in zip(wide, narrow)))
+    out = GaussianMoments(*(np.empty_like(mean) for _ in GaussianMoments._fields))
+    for start in range(0, mean.size, _BLOCK):
+        block = slice(start, start + _BLOCK)
+        for selected, moments in (
+            (~is_wide[block], _sigmoid_hermite_moments),
+            (is_wide[block], _sigmoid_laguerre_moments),
+        ):
+            index = np.flatnonzero(selected) + start
+            if index.size:
+                for target, value in zip(out, moments(f.gain, mean[index], var[index])):
+                    target[index] = value
+    return GaussianMoments(*(array.reshape(shape) for array in out))
 
 
 def _tanh_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
@@ -162,24 +177,23 @@ def _tanh_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMome
     )
 
 
-def _hermite_moments(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
-    """Gauss-Hermite quadrature, exact for polynomials of degree < 256.
-
-    The variance is summed about the computed mean (two passes) so that it
-    does not come out as the difference of two nearly equal numbers.
-    """
+def _sigmoid_hermite_moments(gain: float, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
+    """Moments of sigma(g z) by Gauss-Hermite quadrature (exact for
+    polynomials of degree < 256).  The variance is summed about the computed
+    mean (two passes) so that it does not come out as the difference of two
+    nearly equal numbers."""
     nodes, weights = np.polynomial.hermite.hermgauss(_HERMITE_NODES)
     weights = weights / math.sqrt(math.pi)
-    z = mean[..., None] + np.sqrt(2.0 * var)[..., None] * nodes
-    values = f(z)
-    first = values @ weights
-    centred = values - first[..., None]
+    s = special.expit(gain * (mean[:, None] + np.sqrt(2.0 * var)[:, None] * nodes))
+    first = s @ weights
+    centred = s - first[:, None]
+    slope = gain * s * (1.0 - s)  # f' and f'' of the sigmoid from its value
     return GaussianMoments(
-        first, (centred * centred) @ weights, f.derivative(z) @ weights, f.second_derivative(z) @ weights
+        first, (centred * centred) @ weights, slope @ weights, (gain * slope * (1.0 - 2.0 * s)) @ weights
     )
 
 
-def _sigmoid_laguerre_moments(gain: float, mean: np.ndarray, sd: np.ndarray) -> GaussianMoments:
+def _sigmoid_laguerre_moments(gain: float, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
     """Moments of sigma(g z) as step + remainder (see :func:`_sigmoid_rule`).
 
     With y = u / |g| >= 0, p(z) the density of z and s(u) = sigma(u):
@@ -193,7 +207,7 @@ def _sigmoid_laguerre_moments(gain: float, mean: np.ndarray, sd: np.ndarray) -> 
     nodes, weights = np.polynomial.laguerre.laggauss(_LAGUERRE_NODES)
     g = abs(gain)
     sign = math.copysign(1.0, gain)
-    mean, sd = sign * mean[..., None], sd[..., None]
+    mean, sd = sign * mean[..., None], np.sqrt(var)[..., None]
     y = nodes / g
 
     def density(z):
