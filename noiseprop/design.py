@@ -1,0 +1,615 @@
+"""Design-rule checks for hardware engineers: bounded noise, budgets, advice.
+
+:func:`check_design` answers, for a network, its noise and its input(s):
+
+- **bounded accumulation** per layer: layer k carries the (uncorrelated,
+  correlated) split (u, c) of the noise of layer k-1 into layer k through the
+  exact 2 x 2 transfer of :mod:`noiseprop.gains`, times the amplification
+  (1 + D_MU + D_MC) of its own multiplicative noise.  The spectral radius rho_k
+  of that map is the layer's *accumulation gain*: a deep stack of such layers
+  keeps the noise bounded when rho_k < 1 (fixed point (I - T)^-1 q, spec 6:
+  D / (1 - g)), grows linearly when rho_k = 1 and exponentially when rho_k > 1.
+  For symmetric networks rho_k = s_k^2 N^2 w^2 (1 + D_MC) exactly (spec 5).
+- the **predicted output SNR** (layer SNR of layer L, linear response);
+- the **sensitivity** of the output noise to every layer's intensity of every
+  type, exact in the linear-response model (the output variance is affine in
+  each single intensity);
+- **noise budgets** for a target output SNR: the largest intensity of each
+  type, the same on every layer, the other types as given;
+- **recommendations** in words and numbers.
+
+Layer 1 reads the noise-free input, so its gain is reported but does not
+enter the overall verdict.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy.optimize import brentq
+
+from .activations import Linear
+from .gains import LayerGains, layer_statistics
+from .model import Network, as_input
+from .noise import NOISE_TYPES, Noise, NoiseSpec, per_layer_noise
+from .propagation import predict
+from .report import format_table
+from .statistics import decibels
+
+__all__ = [
+    "DesignReport",
+    "LayerRule",
+    "check_design",
+    "noise_budget",
+    "noise_scale_budget",
+    "AccumulationMap",
+    "BudgetCurves",
+    "symmetric_accumulation",
+    "symmetric_budgets",
+]
+
+#: Words for the noise types, as used in recommendations.
+NOISE_NAMES = {
+    "AU": "uncorrelated additive",
+    "AC": "correlated additive",
+    "MU": "uncorrelated multiplicative",
+    "MC": "correlated multiplicative",
+}
+#: |rho - 1| below this counts as marginal (linear growth): rounding in the gains.
+MARGINAL_TOLERANCE = 1e-9
+#: Budgets are searched for in [_BUDGET_FLOOR, _BUDGET_CEILING] (variances).
+_BUDGET_FLOOR, _BUDGET_CEILING = 1e-30, 1e12
+
+
+@dataclass(frozen=True)
+class LayerRule:
+    """The design rules of layer k (worst case over a batch of inputs, and mean).
+
+    Attributes
+    ----------
+    layer, size : int
+        k and N_k.
+    uncorrelated_gain, correlated_gain : float
+        g_U and g_C of :class:`~noiseprop.gains.LayerGains`, largest over the
+        batch (dimensionless variance ratios).
+    multiplicative_gain : float
+        Signal power P_k = mean_i f(zbar_k,i)^2: the variance a unit
+        multiplicative intensity adds (largest over the batch; output units^2).
+    accumulation_gain : float
+        rho_k, spectral radius of the layer's noise transfer including its
+        multiplicative amplification (largest over the batch).
+    uncorrelated_gain_mean, correlated_gain_mean, multiplicative_gain_mean, accumulation_gain_mean : float
+        The same, averaged over the batch.
+    growth : {"bounded", "linear", "exponential"}
+        How noise accumulates in a deep stack of layers like this one.
+    limit : float
+        Deep-stack limit of the mean noise variance of a stack of such layers
+        with this layer's noise (output units^2); inf unless bounded.
+    slope : float
+        RMS activation slope sqrt(<s^2>) at the working point (largest over the batch).
+    max_slope : float
+        The RMS slope at which rho_k = 1 (all slopes of the layer scaled
+        alike): the largest slope that keeps the accumulation bounded.
+    """
+
+    layer: int
+    size: int
+    uncorrelated_gain: float
+    correlated_gain: float
+    multiplicative_gain: float
+    accumulation_gain: float
+    uncorrelated_gain_mean: float
+    correlated_gain_mean: float
+    multiplicative_gain_mean: float
+    accumulation_gain_mean: float
+    growth: str
+    limit: float
+    slope: float
+    max_slope: float
+
+    @property
+    def bounded(self) -> bool:
+        """True when noise accumulation through layers like this one is bounded."""
+        return self.growth == "bounded"
+
+
+@dataclass(frozen=True)
+class DesignReport:
+    """Result of :func:`check_design`.
+
+    Attributes
+    ----------
+    layers : list of LayerRule
+        One per layer k = 1..L (``layers[k-1]``).
+    output_snr_db, output_snr_db_mean : float
+        Predicted layer SNR of the output layer L in dB (sum E^2 / sum Var),
+        worst (lowest) over the batch and batch mean.
+    target_snr_db : float or None
+    sensitivity : ndarray (L, 4)
+        d V_L / d D_{t,k}: change of the output's mean noise variance (batch
+        mean) per unit intensity of type t (columns AU, AC, MU, MC) on layer k.
+    contribution : ndarray (L, 4)
+        D_{t,k} * sensitivity / V_L: the fraction of the output noise due to
+        each layer's noise of each type; d SNR_dB / d ln D_{t,k} = -4.34 *
+        contribution.
+    max_noise : dict or None
+        With a target: {type: largest intensity, the same on every layer, that
+        meets the target (0.0 if the other types alone miss it; inf if no
+        amount misses it)}.
+    max_scale : float or None
+        With a target: the largest factor by which all given intensities can
+        be scaled together and still meet it.
+    recommendations : list of str
+    noise : tuple of Noise
+        The noise analysed, one per layer.
+    """
+
+    layers: list
+    output_snr_db: float
+    output_snr_db_mean: float
+    target_snr_db: Optional[float]
+    sensitivity: np.ndarray
+    contribution: np.ndarray
+    max_noise: Optional[dict]
+    max_scale: Optional[float]
+    noise: tuple
+    recommendations: list = field(default_factory=list)
+
+    @property
+    def bounded(self) -> bool:
+        """True when accumulation is bounded in every layer that receives noise (k >= 2)."""
+        return all(rule.bounded for rule in self.layers[1:])
+
+    @property
+    def meets_target(self) -> Optional[bool]:
+        """Whether the worst output SNR reaches the target (None without one)."""
+        if self.target_snr_db is None:
+            return None
+        return self.output_snr_db >= self.target_snr_db
+
+    @property
+    def passed(self) -> bool:
+        """All rules met: bounded accumulation and, if given, the target SNR."""
+        return self.bounded and self.meets_target is not False
+
+    @property
+    def dominant_layer(self) -> int:
+        """The layer k whose noise contributes most to the output noise."""
+        return int(np.argmax(self.contribution.sum(axis=1))) + 1
+
+    @property
+    def dominant_type(self) -> str:
+        """The noise type contributing most to the output noise."""
+        return NOISE_TYPES[int(np.argmax(self.contribution.sum(axis=0)))]
+
+    def table(self) -> str:
+        """Per-layer table of the rules, for people."""
+        headers = ["layer", "size", "g_U", "g_C", "P (mult.)", "rho", "growth",
+                   "deep limit", "slope", "max slope", "output share"]
+        rows = [
+            [str(r.layer), str(r.size), f"{r.uncorrelated_gain:.4g}", f"{r.correlated_gain:.4g}",
+             f"{r.multiplicative_gain:.4g}", f"{r.accumulation_gain:.4g}", r.growth, f"{r.limit:.4g}",
+             f"{r.slope:.4g}", f"{r.max_slope:.4g}", f"{share:.1%}"]
+            for r, share in zip(self.layers, self.contribution.sum(axis=1))
+        ]
+        return format_table(headers, rows)
+
+    def summary(self) -> str:
+        """Verdicts, output SNR, budgets and recommendations as text lines."""
+        lines = [
+            f"accumulation: {'bounded' if self.bounded else 'NOT bounded'} (layers 2..L)",
+            f"output SNR: {self.output_snr_db:.2f} dB (worst input), {self.output_snr_db_mean:.2f} dB (mean)",
+        ]
+        if self.target_snr_db is not None:
+            verdict = "met" if self.meets_target else "MISSED"
+            lines.append(f"target SNR: {self.target_snr_db:.2f} dB {verdict}")
+            lines.append("budgets (same intensity on every layer, others as given): " + ", ".join(
+                f"{t} <= {d:.4g}" for t, d in self.max_noise.items()))
+            lines.append(f"all given intensities together may be scaled by up to {self.max_scale:.4g}")
+        lines += [f"- {text}" for text in self.recommendations]
+        lines.append(f"verdict: {'PASS' if self.passed else 'FAIL'}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """JSON-ready form; infinite numbers become None."""
+        def number(v):
+            return float(v) if math.isfinite(v) else None
+
+        layers = []
+        for rule, sens, share in zip(self.layers, self.sensitivity, self.contribution):
+            row = {k: (number(v) if isinstance(v, float) else v) for k, v in vars(rule).items()}
+            row["bounded"] = rule.bounded
+            row["sensitivity"] = dict(zip(NOISE_TYPES, map(float, sens)))
+            row["contribution"] = dict(zip(NOISE_TYPES, map(float, share)))
+            layers.append(row)
+        return {
+            "passed": self.passed,
+            "bounded": self.bounded,
+            "output_snr_db": number(self.output_snr_db),
+            "output_snr_db_mean": number(self.output_snr_db_mean),
+            "target_snr_db": self.target_snr_db,
+            "meets_target": self.meets_target,
+            "max_noise": None if self.max_noise is None else {t: number(d) for t, d in self.max_noise.items()},
+            "max_scale": None if self.max_scale is None else number(self.max_scale),
+            "dominant_layer": self.dominant_layer,
+            "dominant_type": self.dominant_type,
+            "layers": layers,
+            "recommendations": list(self.recommendations),
+        }
+
+
+def check_design(
+    net: Network,
+    noise: NoiseSpec,
+    x,
+    target_snr_db: "float | None" = None,
+) -> DesignReport:
+    """Check a network's design rules for its noise at the working point.
+
+    Parameters
+    ----------
+    net : Network
+    noise : Noise or sequence of Noise
+        Intensities (variances), one Noise for every layer or one per layer.
+    x : array_like(float), shape (N_0,) or (B, N_0)
+        Input(s) fixing the working point; for a batch the rules report the
+        worst case (and the mean) over the inputs.
+    target_snr_db : float, optional
+        Target output SNR in dB (layer SNR of layer L); enables the budgets.
+
+    Returns
+    -------
+    DesignReport
+
+    Examples
+    --------
+    >>> from noiseprop import Network, Noise
+    >>> net = Network.symmetric(depth=8, width=10, weight=0.1, activation="linear(slope=1.2)")
+    >>> report = check_design(net, Noise(AC=1e-4), [1.0] * 10)
+    >>> report.bounded, report.layers[2].growth, round(report.layers[2].max_slope, 3)
+    (False, 'exponential', 1.0)
+    """
+    if not isinstance(net, Network):
+        raise ValueError(f"net must be a noiseprop.Network, got {type(net).__name__}")
+    layer_noise = per_layer_noise(noise, net.depth)
+    inputs, _ = as_input(x, net.sizes[0])
+    target = _target(target_snr_db)
+    gains = layer_statistics(net, inputs)
+    injections = _injections(net, layer_noise, inputs)
+    rules = [_layer_rule(g, nz, q) for g, nz, q in zip(gains, layer_noise, injections)]
+    output_snr = decibels(predict(net, layer_noise, inputs).layer_snr[-1])
+    sensitivity, contribution = _sensitivity(net, layer_noise, inputs)
+    max_noise = max_scale = None
+    if target is not None:
+        max_noise = {t: noise_budget(net, layer_noise, inputs, target, t) for t in NOISE_TYPES}
+        max_scale = noise_scale_budget(net, layer_noise, inputs, target)
+    report = DesignReport(
+        layers=rules,
+        output_snr_db=float(np.min(output_snr)),
+        output_snr_db_mean=float(decibels(np.mean(10 ** (output_snr / 10)))),
+        target_snr_db=target,
+        sensitivity=sensitivity,
+        contribution=contribution,
+        max_noise=max_noise,
+        max_scale=max_scale,
+        noise=layer_noise,
+    )
+    report.recommendations.extend(_recommendations(report))
+    return report
+
+
+def noise_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float, noise_type: str) -> float:
+    """Largest intensity of one noise type that keeps the output SNR at the target.
+
+    The intensity is the same on every layer 1..L; the other types stay as
+    given.  The worst output layer SNR over the inputs is monotone
+    (decreasing) in the intensity; the boundary is found with Brent's method
+    on log D in the linear-response model of :func:`~noiseprop.predict`.
+
+    Returns
+    -------
+    float
+        The budget (a variance); 0.0 if the target is missed even without this
+        type, inf if it is met at every intensity up to 1e12.
+    """
+    if noise_type not in NOISE_TYPES:
+        raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {noise_type!r}")
+    if not isinstance(net, Network):
+        raise ValueError(f"net must be a noiseprop.Network, got {type(net).__name__}")
+    layer_noise = per_layer_noise(noise, net.depth)
+    target = _target(target_snr_db)
+    if target is None:
+        raise ValueError("noise_budget needs a finite target_snr_db")
+
+    without = [replace(nz, **{noise_type: 0.0}) for nz in layer_noise]
+    return _largest(net, x, target, lambda d: [replace(nz, **{noise_type: d}) for nz in layer_noise],
+                    without)
+
+
+def noise_scale_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float) -> float:
+    """Largest factor by which every given intensity can be scaled at once
+    and the worst output SNR still meets the target (inf if noise-free)."""
+    if not isinstance(net, Network):
+        raise ValueError(f"net must be a noiseprop.Network, got {type(net).__name__}")
+    layer_noise = per_layer_noise(noise, net.depth)
+    target = _target(target_snr_db)
+    if target is None:
+        raise ValueError("noise_scale_budget needs a finite target_snr_db")
+    if all(nz.is_zero for nz in layer_noise):
+        return math.inf
+    return _largest(net, x, target, lambda a: [nz.scaled(a) for nz in layer_noise], None)
+
+
+def _worst_output_snr_db(net: Network, noise: Sequence[Noise], x) -> float:
+    return float(np.min(decibels(predict(net, noise, x).layer_snr[-1])))
+
+
+def _largest(net: Network, x, target: float, noise_at, baseline) -> float:
+    """Largest value v with worst output SNR of ``noise_at(v)`` >= target.
+
+    The SNR decreases monotonically in v; ``baseline`` is the noise at v = 0
+    (None: noise-free, always meets the target).  Brent's method on log v
+    between brackets found in steps of a factor 100.
+    """
+    if baseline is not None and _worst_output_snr_db(net, baseline, x) < target:
+        return 0.0
+
+    def margin(log_v: float) -> float:
+        return _worst_output_snr_db(net, noise_at(math.exp(log_v)), x) - target
+
+    step = math.log(100.0)
+    high = 0.0
+    while margin(high) > 0:
+        if high >= math.log(_BUDGET_CEILING):
+            return math.inf
+        high += step
+    low = high - step
+    while margin(low) <= 0:
+        if low <= math.log(_BUDGET_FLOOR):
+            return 0.0
+        low -= step
+    return math.exp(brentq(margin, low, high, xtol=1e-12))
+
+
+def _target(target_snr_db) -> "float | None":
+    if target_snr_db is None:
+        return None
+    try:
+        value = float(target_snr_db)
+    except (TypeError, ValueError):
+        raise ValueError(f"target_snr_db must be a number of dB, got {target_snr_db!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"target_snr_db must be finite, got {value}")
+    return value
+
+
+def _injections(net: Network, layer_noise: Sequence[Noise], inputs: np.ndarray) -> list[np.ndarray]:
+    """(u, c) split, shape (B, 2), of the noise each layer adds to a noise-free input.
+
+    Layer k alone is run by :func:`predict` on the noise-free output of
+    layer k-1, so both placements follow exactly the model of ``predict``.
+    """
+    y = inputs
+    out = []
+    for w, b, f, nz in zip(net.weights, net.biases, net.activations, layer_noise):
+        single = predict(Network.from_arrays([w], [b], [f]), nz, y)
+        c = single.correlated[1]
+        out.append(np.stack([single.var[1].mean(axis=-1) - c, c], axis=-1))
+        y = single.mean[1]
+    return out
+
+
+def _layer_rule(g: LayerGains, nz: Noise, injection: np.ndarray) -> LayerRule:
+    """Verdict, deep-stack limit and slope bound of one layer (batched gains)."""
+    # Own multiplicative noise: diagonal x (1 + D_MU + D_MC), off-diagonal x (1 + D_MC).
+    amplify = np.array([[1.0 + nz.MU + nz.MC, nz.MU], [0.0, 1.0 + nz.MC]])
+    transfer = amplify @ g.transfer  # (B, 2, 2): the gains are computed for a batch
+    rho = np.max(np.abs(np.linalg.eigvals(transfer)), axis=-1)
+    worst = int(np.argmax(rho))
+    growth = _growth(rho[worst])
+    limit = math.inf
+    if growth == "bounded":
+        fixed = np.linalg.solve(np.eye(2) - transfer[worst], injection[worst])
+        limit = float(fixed.sum())
+    slope = np.sqrt(g.slope_sq_mean)
+    with np.errstate(divide="ignore"):
+        max_slope = np.where(rho > 0, slope / np.sqrt(rho), math.inf)
+    return LayerRule(
+        layer=g.layer,
+        size=g.size,
+        uncorrelated_gain=float(np.max(g.uncorrelated_gain)),
+        correlated_gain=float(np.max(g.correlated_gain)),
+        multiplicative_gain=float(np.max(g.signal_power)),
+        accumulation_gain=float(rho[worst]),
+        uncorrelated_gain_mean=float(np.mean(g.uncorrelated_gain)),
+        correlated_gain_mean=float(np.mean(g.correlated_gain)),
+        multiplicative_gain_mean=float(np.mean(g.signal_power)),
+        accumulation_gain_mean=float(np.mean(rho)),
+        growth=growth,
+        limit=limit,
+        slope=float(np.max(slope)),
+        max_slope=float(np.min(max_slope)),
+    )
+
+
+def _growth(rho: float) -> str:
+    if abs(rho - 1.0) <= MARGINAL_TOLERANCE:
+        return "linear"
+    return "bounded" if rho < 1.0 else "exponential"
+
+
+def _sensitivity(net: Network, layer_noise: Sequence[Noise], inputs: np.ndarray):
+    """d V_L / d D_{t,k} and the contributions D d V_L / d D / V_L, each (L, 4).
+
+    V_L (the output's mean noise variance, batch-averaged) is affine in each
+    single intensity in the linear-response model, so a unit step gives the
+    exact derivative.
+    """
+    def output_noise(noise):
+        return float(np.mean(predict(net, noise, inputs).noise_var[-1]))
+
+    base = output_noise(layer_noise)
+    sensitivity = np.zeros((net.depth, len(NOISE_TYPES)))
+    for k in range(net.depth):
+        for t, name in enumerate(NOISE_TYPES):
+            stepped = list(layer_noise)
+            stepped[k] = replace(stepped[k], **{name: getattr(stepped[k], name) + 1.0})
+            sensitivity[k, t] = output_noise(stepped) - base
+    intensities = np.array([[getattr(nz, name) for name in NOISE_TYPES] for nz in layer_noise])
+    contribution = intensities * sensitivity / base if base > 0 else np.zeros_like(sensitivity)
+    return sensitivity, contribution
+
+
+def _recommendations(report: DesignReport) -> list[str]:
+    advice = _slope_advice([rule for rule in report.layers[1:] if not rule.bounded])
+    if not report.contribution.any():
+        return advice or ["the network is noise-free: no noise reaches the output"]
+    kind, layer = report.dominant_type, report.dominant_layer
+    share_kind = report.contribution.sum(axis=0)[NOISE_TYPES.index(kind)]
+    share_layer = report.contribution.sum(axis=1)[layer - 1]
+    text = (f"{NOISE_NAMES[kind]} noise dominates ({share_kind:.0%} of the output noise); "
+            f"layer {layer}'s noise contributes most ({share_layer:.0%})")
+    if report.max_noise is not None:
+        now = max(getattr(nz, kind) for nz in report.noise)
+        text += f"; the budget is {kind} <= {report.max_noise[kind]:.3g} on every layer (now {now:.3g})"
+    advice.append(text)
+    if report.meets_target is False:
+        budget = report.max_noise[kind]
+        if budget > 0:
+            advice.append(f"output SNR {report.output_snr_db:.2f} dB misses the target "
+                          f"{report.target_snr_db:.2f} dB: reduce {kind} to below {budget:.3g}")
+        else:
+            advice.append(f"output SNR {report.output_snr_db:.2f} dB misses the target "
+                          f"{report.target_snr_db:.2f} dB even without {kind} noise: scale all "
+                          f"intensities by {report.max_scale:.3g} or less")
+    if kind in ("MU", "MC"):
+        advice.append("multiplicative noise scales with the signal: a stronger signal does not raise "
+                      "the SNR; only a lower multiplicative intensity does")
+    return advice
+
+
+def _slope_advice(unbounded: Sequence[LayerRule]) -> list[str]:
+    """One line per group of unbounded layers that need the same change."""
+    groups: dict[tuple, list[int]] = {}
+    for rule in unbounded:
+        key = (f"{rule.slope:.3g}", f"{rule.max_slope:.3g}",
+               f"{1 / math.sqrt(rule.accumulation_gain):.3g}", f"{rule.accumulation_gain:.3g}", rule.growth)
+        groups.setdefault(key, []).append(rule.layer)
+    advice = []
+    for (slope, max_slope, weight_scale, gain, growth), layers in groups.items():
+        which = f"layer {layers[0]}" if len(layers) == 1 else "layers " + ", ".join(map(str, layers))
+        advice.append(
+            f"lower the slope of {which} from {slope} to below {max_slope} (or scale the weights by "
+            f"less than {weight_scale}): a noise gain of {gain} >= 1 makes the noise grow {growth}ly with depth"
+        )
+    return advice
+
+
+@dataclass(frozen=True)
+class AccumulationMap:
+    """Output noise of symmetric linear networks (w = 1/N) over slope and depth.
+
+    Attributes
+    ----------
+    slopes : ndarray (S,)
+    depths : ndarray (L,)
+        1..max_depth.
+    noise_var : ndarray (S, L)
+        Mean noise variance of the last layer of a network of that depth
+        (output units^2) for the given noise on every layer and input x = 1.
+    width : int
+    noise : Noise
+    """
+
+    slopes: np.ndarray
+    depths: np.ndarray
+    noise_var: np.ndarray
+    width: int
+    noise: Noise
+
+
+@dataclass(frozen=True)
+class BudgetCurves:
+    """Noise budgets of symmetric linear networks (w = 1/N) versus depth.
+
+    Attributes
+    ----------
+    depths : ndarray (L,)
+    budgets : dict
+        {type: ndarray (L,)} largest intensity of each type (the same on
+        every layer, the other types as in ``noise``) meeting the target.
+    width : int
+    slope : float
+    target_snr_db : float
+    noise : Noise
+    """
+
+    depths: np.ndarray
+    budgets: dict
+    width: int
+    slope: float
+    target_snr_db: float
+    noise: Noise
+
+
+def _symmetric_linear(depth: int, width: int, slope: float) -> Network:
+    return Network.symmetric(depth, width, 1.0 / width, 0.0, Linear(slope=slope))
+
+
+def symmetric_accumulation(slopes, max_depth: int, width: int, noise: Noise) -> AccumulationMap:
+    """Accumulated output noise of symmetric linear networks over slope x depth.
+
+    Parameters
+    ----------
+    slopes : array_like(float, ndim=1)
+        Activation slopes s (> 0).
+    max_depth : int
+        Depths 1..max_depth (layer k of the deepest network is the output of
+        the network of depth k).
+    width : int
+        N neurons per layer; weights w = 1/N, zero biases, input x = 1.
+    noise : Noise
+        The same on every layer.
+    """
+    slopes = np.asarray(slopes, dtype=float)
+    if slopes.ndim != 1 or slopes.size == 0 or not np.all(np.isfinite(slopes)) or np.any(slopes <= 0):
+        raise ValueError(f"slopes must be a non-empty 1-D array of finite values > 0, got {slopes!r}")
+    if not isinstance(noise, Noise):
+        raise ValueError(f"noise must be a Noise, got {type(noise).__name__}")
+    net = _symmetric_linear(max_depth, width, 1.0)
+    noise_var = np.empty((slopes.size, net.depth))
+    for i, s in enumerate(slopes):
+        result = predict(_symmetric_linear(net.depth, width, s), noise, np.ones(width))
+        noise_var[i] = result.noise_var[1:]
+    return AccumulationMap(slopes, np.arange(1, net.depth + 1), noise_var, width, noise)
+
+
+def symmetric_budgets(depths, width: int, slope: float, target_snr_db: float, noise: Noise) -> BudgetCurves:
+    """Budget of each noise type versus depth for symmetric linear networks.
+
+    Parameters
+    ----------
+    depths : array_like(int, ndim=1)
+        Depths L >= 1.
+    width : int
+        N neurons per layer; weights w = 1/N, zero biases, input x = 1.
+    slope : float
+        Activation slope s of every layer.
+    target_snr_db : float
+        Target output SNR in dB.
+    noise : Noise
+        The intensities of the other types (the same on every layer).
+    """
+    depths = np.asarray(depths)
+    if depths.ndim != 1 or depths.size == 0 or depths.dtype.kind not in "iu" or np.any(depths < 1):
+        raise ValueError(f"depths must be a non-empty 1-D array of integers >= 1, got {depths!r}")
+    if not isinstance(noise, Noise):
+        raise ValueError(f"noise must be a Noise, got {type(noise).__name__}")
+    budgets = {t: np.empty(depths.size) for t in NOISE_TYPES}
+    for i, depth in enumerate(depths):
+        net = _symmetric_linear(int(depth), width, slope)
+        for t in NOISE_TYPES:
+            budgets[t][i] = noise_budget(net, noise, np.ones(width), target_snr_db, t)
+    return BudgetCurves(depths, budgets, width, float(slope), float(target_snr_db), noise)
