@@ -9,6 +9,7 @@ variances; layers are numbered 0 (input) .. L (output).
 from . import robustness
 from .activations import ACTIVATIONS, Activation, Erf, Heaviside, Linear, ReLU, Sigmoid, Tanh, get_activation
 from .builtin import default_network
+from .design import DesignReport, check_design
 from .model import Network
 from .montecarlo import Simulation, simulate
 from .noise import NOISE_TYPES, Noise
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ACTIVATIONS",
     "Activation",
+    "DesignReport",
     "Erf",
     "Heaviside",
     "Linear",
@@ -33,6 +35,7 @@ __all__ = [
     "Sigmoid",
     "Tanh",
     "VerificationReport",
+    "check_design",
     "default_network",
     "get_activation",
     "predict",

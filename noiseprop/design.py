@@ -279,7 +279,7 @@ def check_design(
     gains = layer_statistics(net, inputs)
     injections = _injections(net, layer_noise, inputs)
     rules = [_layer_rule(g, nz, q) for g, nz, q in zip(gains, layer_noise, injections)]
-    output_snr = decibels(predict(net, layer_noise, inputs).layer_snr[-1])
+    output_snr = _output_snr(net, layer_noise, inputs)
     sensitivity, contribution = _sensitivity(net, layer_noise, inputs)
     max_noise = max_scale = None
     if target is not None:
@@ -287,8 +287,8 @@ def check_design(
         max_scale = noise_scale_budget(net, layer_noise, inputs, target)
     report = DesignReport(
         layers=rules,
-        output_snr_db=float(np.min(output_snr)),
-        output_snr_db_mean=float(decibels(np.mean(10 ** (output_snr / 10)))),
+        output_snr_db=float(decibels(np.min(output_snr))),
+        output_snr_db_mean=float(decibels(np.mean(output_snr))),
         target_snr_db=target,
         sensitivity=sensitivity,
         contribution=contribution,
@@ -342,8 +342,14 @@ def noise_scale_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float) 
     return _largest(net, x, target, lambda a: [nz.scaled(a) for nz in layer_noise], None)
 
 
+def _output_snr(net: Network, noise: Sequence[Noise], x) -> np.ndarray:
+    """Output layer SNR (power ratio) of every input; 0/0 (no signal, no noise) counts as 0."""
+    return np.atleast_1d(np.nan_to_num(predict(net, noise, x).layer_snr[-1], nan=0.0, posinf=np.inf))
+
+
 def _worst_output_snr_db(net: Network, noise: Sequence[Noise], x) -> float:
-    return float(np.min(decibels(predict(net, noise, x).layer_snr[-1])))
+    """Lowest output layer SNR over the inputs, in dB."""
+    return float(decibels(np.min(_output_snr(net, noise, x))))
 
 
 def _largest(net: Network, x, target: float, noise_at, baseline) -> float:
