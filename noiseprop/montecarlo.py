@@ -60,6 +60,8 @@ Z_95 = 1.959963984540054
 _TILES = 64
 #: Neuron values per chunk (realisations x inputs x widest layer) by default.
 _CHUNK_VALUES = 1 << 20
+#: Samples before ``rtol`` is first checked (standard errors need a few hundred).
+_RTOL_MIN_SAMPLES = 1_000
 #: Runs with more noisy neuron updates than this show a progress bar (on a TTY).
 _PROGRESS_UPDATES = 2e8
 
@@ -379,7 +381,9 @@ def simulate(
     rtol : float, optional
         Stop as soon as every noisy layer's ``noise_var`` (its per-neuron
         average variance) is known to +-rtol relative at 95 % confidence,
-        checked after every chunk.  ``converged`` says whether it was reached.
+        checked after 1000 realisations and then at doubling counts (at
+        least every ``chunk_size``).  ``converged`` says whether it was
+        reached.
     control_variate : bool, default False
         Use the variance-reduced estimator (module docstring): much faster to
         a given precision for small noise, but it leans on the linear-response
@@ -417,9 +421,12 @@ def simulate(
     with _progress_bar(samples, progress, updates) as bar, _single_threaded_blas():
         while engine.samples_done < samples:
             step = min(chunk, samples - engine.samples_done)
+            if rtol is not None:  # check early, then at doubling sample counts up to the chunk size
+                step = min(step, max(_RTOL_MIN_SAMPLES, engine.samples_done))
             engine.run_chunk(step)
             bar.update(step)
-            if rtol is not None and engine.samples_done >= 4 and _precision_reached(engine.estimates(), rtol):
+            if (rtol is not None and engine.samples_done >= _RTOL_MIN_SAMPLES
+                    and _precision_reached(engine.estimates(), rtol)):
                 break
     est = engine.estimates()
     zeros = np.zeros(xb.shape)
