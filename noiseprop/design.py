@@ -24,7 +24,9 @@ enter the overall verdict.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -48,6 +50,7 @@ __all__ = [
     "BudgetCurves",
     "symmetric_accumulation",
     "symmetric_budgets",
+    "design_chart",
 ]
 
 #: Words for the noise types, as used in recommendations.
@@ -515,7 +518,10 @@ def _slope_advice(unbounded: Sequence[LayerRule]) -> list[str]:
 
 @dataclass(frozen=True)
 class AccumulationMap:
-    """Output noise of symmetric linear networks (w = 1/N) over slope and depth.
+    """Output noise of symmetric linear networks over slope and depth.
+
+    The family: w = 1/N, zero biases, f(z) = s z + (1 - s), input x = 1, so
+    that every layer's mean is 1 whatever the slope and depth.
 
     Attributes
     ----------
@@ -524,7 +530,7 @@ class AccumulationMap:
         1..max_depth.
     noise_var : ndarray (S, L)
         Mean noise variance of the last layer of a network of that depth
-        (output units^2) for the given noise on every layer and input x = 1.
+        (output units^2) for the given noise on every layer.
     width : int
     noise : Noise
     """
@@ -538,7 +544,9 @@ class AccumulationMap:
 
 @dataclass(frozen=True)
 class BudgetCurves:
-    """Noise budgets of symmetric linear networks (w = 1/N) versus depth.
+    """Noise budgets of symmetric linear networks versus depth.
+
+    The family of :class:`AccumulationMap` (mean 1 in every layer).
 
     Attributes
     ----------
@@ -561,7 +569,9 @@ class BudgetCurves:
 
 
 def _symmetric_linear(depth: int, width: int, slope: float) -> Network:
-    return Network.symmetric(depth, width, 1.0 / width, 0.0, Linear(slope=slope))
+    """w = 1/N and f(z) = s z + (1 - s): with input 1 every layer's mean stays 1,
+    so depth and slope change the noise only, not the signal."""
+    return Network.symmetric(depth, width, 1.0 / width, 0.0, Linear(slope=slope, offset=1.0 - slope))
 
 
 def symmetric_accumulation(slopes, max_depth: int, width: int, noise: Noise) -> AccumulationMap:
@@ -575,7 +585,7 @@ def symmetric_accumulation(slopes, max_depth: int, width: int, noise: Noise) -> 
         Depths 1..max_depth (layer k of the deepest network is the output of
         the network of depth k).
     width : int
-        N neurons per layer; weights w = 1/N, zero biases, input x = 1.
+        N neurons per layer (family of :class:`AccumulationMap`).
     noise : Noise
         The same on every layer.
     """
@@ -600,7 +610,7 @@ def symmetric_budgets(depths, width: int, slope: float, target_snr_db: float, no
     depths : array_like(int, ndim=1)
         Depths L >= 1.
     width : int
-        N neurons per layer; weights w = 1/N, zero biases, input x = 1.
+        N neurons per layer (family of :class:`AccumulationMap`).
     slope : float
         Activation slope s of every layer.
     target_snr_db : float
@@ -619,3 +629,51 @@ def symmetric_budgets(depths, width: int, slope: float, target_snr_db: float, no
         for t in NOISE_TYPES:
             budgets[t][i] = noise_budget(net, noise, np.ones(width), target_snr_db, t)
     return BudgetCurves(depths, budgets, width, float(slope), float(target_snr_db), noise)
+
+
+def design_chart(
+    path: "str | os.PathLike",
+    width: int,
+    noise: Noise,
+    target_snr_db: "float | None" = None,
+    *,
+    slope: float = 0.9,
+    max_depth: int = 30,
+    slopes=None,
+    mark: "tuple[float, int] | None" = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the design charts of the symmetric family to an image file.
+
+    Parameters
+    ----------
+    path : str or path
+        Image file (format from the suffix, e.g. .png); written atomically,
+        an existing file only replaced with ``overwrite=True``.
+    width : int
+        N neurons per layer (family of :class:`AccumulationMap`).
+    noise : Noise
+        Intensities on every layer.
+    target_snr_db : float, optional
+        With a target, a second panel shows the budget of each noise type
+        versus depth for activation slope ``slope``.
+    slope : float, default 0.9
+    max_depth : int, default 30
+    slopes : array_like, optional
+        Slopes of the map (default 0.5 .. 1.3).
+    mark : (slope, depth), optional
+        A design to mark on the map.
+
+    Returns
+    -------
+    Path
+    """
+    from .plotting import plot_design_chart, save_figure
+
+    slopes = np.linspace(0.5, 1.3, 81) if slopes is None else slopes
+    accumulation = symmetric_accumulation(slopes, max_depth, width, noise)
+    budgets = None
+    if target_snr_db is not None:
+        depths = np.unique(np.linspace(1, max_depth, min(max_depth, 15)).round().astype(int))
+        budgets = symmetric_budgets(depths, width, slope, target_snr_db, noise)
+    return save_figure(plot_design_chart(accumulation, budgets, mark), path, overwrite=overwrite)

@@ -20,6 +20,7 @@ from ._files import atomic_write  # noqa: E402
 __all__ = [
     "STYLE", "NOISE_COLORS", "figure", "save_figure",
     "plot_accuracy_curve", "plot_walking_noise", "plot_noise_training",
+    "plot_design_chart",
 ]
 
 #: rc parameters of the house style.
@@ -148,3 +149,67 @@ def plot_noise_training(result, title: "str | None" = None):
     right.legend(loc="upper left", fontsize=7)
     fig.suptitle(title or "Noise-aware training: points Monte Carlo (95 % CI), lines analytic", fontsize=10)
     return fig
+
+
+def plot_design_chart(accumulation, budgets=None, mark=None):
+    """Design charts of the symmetric family (w = 1/N, f(z) = s z + 1 - s, mean 1).
+
+    Left: the accumulated noise, output noise variance of a network of depth
+    L relative to a single layer's, over slope x depth (log colour scale),
+    with the boundary slope = 1 between bounded and unbounded accumulation.
+    Right (with ``budgets``): the largest intensity of each noise type that
+    meets the target output SNR, versus depth.
+
+    Parameters
+    ----------
+    accumulation : noiseprop.design.AccumulationMap
+    budgets : noiseprop.design.BudgetCurves, optional
+    mark : (slope, depth), optional
+        A design to mark on the map (e.g. the checked network).
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    from matplotlib.colors import LogNorm
+
+    panels = 2 if budgets is not None else 1
+    fig, axes = figure(1, panels, size=(5.5 * panels, 4.2))
+    left = axes[0] if panels == 2 else axes
+    relative = accumulation.noise_var / accumulation.noise_var[:, :1]
+    mesh = left.pcolormesh(accumulation.slopes, accumulation.depths, relative.T, shading="nearest",
+                           norm=LogNorm(vmin=1.0, vmax=max(relative.max(), 10.0)), cmap="viridis")
+    fig.colorbar(mesh, ax=left, label="output noise variance / one layer's")
+    contours = left.contour(accumulation.slopes, accumulation.depths, relative.T, levels=[2, 10, 100],
+                            colors="white", linewidths=0.8)
+    left.clabel(contours, fmt="%g x", fontsize=7)
+    left.axvline(1.0, color="red", linewidth=1.5, linestyle="--")
+    top = accumulation.depths[-1]
+    left.text(0.98, top, "bounded  ", color="white", ha="right", va="top", fontsize=8)
+    left.text(1.02, top, "  unbounded", color="white", ha="left", va="top", fontsize=8)
+    if mark is not None:
+        left.plot(*mark, marker="*", markersize=14, color="red", markeredgecolor="white", linestyle="none",
+                  label="this design")
+        left.legend(loc="lower left")
+    left.set_xlabel("activation slope s (slope = 1: boundary, red)")
+    left.set_ylabel("depth L")
+    left.grid(False)
+    left.set_title(f"accumulated noise, symmetric N = {accumulation.width}, w = 1/N\n"
+                   + _noise_label(accumulation.noise), fontsize=9)
+    if budgets is not None:
+        right = axes[1]
+        for name, values in budgets.budgets.items():
+            shown = np.where(np.isfinite(values) & (values > 0), values, np.nan)
+            style = "s--" if name.startswith("M") else "o-"  # with mean 1, M and A curves nearly coincide
+            right.semilogy(budgets.depths, shown, style, color=NOISE_COLORS[name], label=name, markersize=3)
+        right.set_xlabel("depth L")
+        right.set_ylabel("largest intensity D (variance, every layer)")
+        right.legend(title="type varied", loc="lower left")
+        right.set_title(f"budget for output SNR >= {budgets.target_snr_db:g} dB, slope s = {budgets.slope:g}\n"
+                        "other types fixed at: " + _noise_label(budgets.noise), fontsize=9)
+    return fig
+
+
+def _noise_label(noise) -> str:
+    given = [f"{name}={value:g}" for name, value in noise.intensities.items() if value]
+    return ", ".join(given) or "noise-free"

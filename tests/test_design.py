@@ -10,6 +10,7 @@ from scipy.stats import norm
 from noiseprop import Network, Noise, check_design, predict, simulate
 from noiseprop.builtin import reference_network
 from noiseprop.design import (
+    design_chart,
     noise_budget,
     noise_scale_budget,
     symmetric_accumulation,
@@ -223,9 +224,19 @@ def test_symmetric_chart_data():
     np.testing.assert_allclose(chart.noise_var[0], 1e-3 * (1 - 0.25**k) / 0.75, rtol=1e-10)
     np.testing.assert_allclose(chart.noise_var[1], 1e-3 * k, rtol=1e-10)
     np.testing.assert_allclose(chart.noise_var[2], 1e-3 * (1.5 ** (2 * k) - 1) / 1.25, rtol=1e-10)
+    # mean 1 in every layer: the AC budget is 1 / (T (1 - s^(2L)) / (1 - s^2)) less the AU share
     curves = symmetric_budgets([1, 4], N, 0.9, 20.0, Noise(AU=1e-5))
-    assert curves.budgets["AC"][1] == pytest.approx(
-        noise_budget(symmetric(0.9, 4), Noise(AU=1e-5), np.ones(N), 20.0, "AC"), rel=1e-12)
+    au_part = 1e-5 * (1 + (0.81 / N) * (1 - 0.81**3) / (1 - 0.81))  # spec 5, uncorrelated
+    expected = (1 / 100 - au_part) * (1 - 0.81) / (1 - 0.81**4)
+    assert curves.budgets["AC"][1] == pytest.approx(expected, rel=1e-9)
+
+
+def test_design_chart_png(tmp_path):
+    path = design_chart(tmp_path / "chart.png", N, Noise(AC=1e-4, MU=1e-4), 20.0, max_depth=6,
+                        slopes=[0.8, 1.0, 1.2], mark=(1.1, 4))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(FileExistsError):
+        design_chart(path, N, Noise(AC=1e-4), max_depth=3)
 
 
 @pytest.mark.parametrize("call, message", [
