@@ -1,0 +1,80 @@
+"""``noiseprop check``: design rules with exit codes for CI.
+
+Exit codes: 0 all rules met, 1 a rule fails (unbounded noise accumulation in
+a layer that receives noise, or the target output SNR missed), 2 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ..design import check_design, design_chart
+from ..noise import NOISE_TYPES, Noise
+from .common import (
+    CLIError,
+    add_network_options,
+    describe_noise,
+    network_from_args,
+    noise_from_args,
+    print_json,
+)
+
+__all__ = ["register", "EXIT_RULE_FAILED"]
+
+EXIT_RULE_FAILED = 1
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "check", help="design rules: bounded noise, budgets, advice (exit 1 if a rule fails)",
+        description="Check a design: noise gains and bounded accumulation per layer, output SNR, "
+        "sensitivity to each layer's noise, noise budgets for a target SNR, recommendations. "
+        "Exit codes: 0 all rules met, 1 a rule fails, 2 bad input.",
+    )
+    add_network_options(parser)
+    parser.add_argument("--target-snr", type=float, metavar="DB",
+                        help="target output SNR in dB (layer SNR of the last layer); adds the noise budgets")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--chart", metavar="FILE",
+                        help="write design charts of the symmetric family near this design (e.g. chart.png)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --chart file")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.chart and Path(args.chart).exists() and not args.force:
+        raise CLIError(f"--chart: {args.chart} exists; add --force to overwrite it")
+    net, x = network_from_args(args)
+    noise = noise_from_args(args, net.depth)
+    report = check_design(net, noise, x, target_snr_db=args.target_snr)
+    chart = _write_chart(args, net, noise, report) if args.chart else None
+    if args.json:
+        payload = {"network": repr(net), "noise": describe_noise(noise), **report.to_dict()}
+        if chart is not None:
+            payload["chart"] = str(chart)
+        print_json(payload)
+    else:
+        print(net)
+        print("noise:", ", ".join(f"{k}={v}" for k, v in describe_noise(noise).items()))
+        print(report.table())
+        print("(g_U, g_C: uncorrelated / correlated noise gain; P: signal power, the multiplicative gain; "
+              "rho: accumulation gain, bounded if < 1; output share: fraction of the output noise)")
+        print(report.summary())
+        if chart is not None:
+            print(f"chart written to {chart}")
+    return 0 if report.passed else EXIT_RULE_FAILED
+
+
+def _write_chart(args, net, noise, report):
+    """Charts of the symmetric family with this network's width, depth, slope and
+    (largest per type) noise, the network marked on the slope x depth map."""
+    width = int(round(float(np.median(net.sizes[1:]))))
+    carrying = report.layers[1:] or report.layers
+    slope = float(np.mean([rule.slope for rule in carrying]))
+    largest = Noise(**{name: max(getattr(nz, name) for nz in noise) for name in NOISE_TYPES})
+    slopes = np.linspace(0.5, max(1.3, 1.1 * slope), 81)
+    return design_chart(args.chart, width, largest, args.target_snr, slope=slope,
+                        max_depth=max(10, 2 * net.depth), slopes=slopes, mark=(slope, net.depth),
+                        overwrite=args.force)
