@@ -8,6 +8,12 @@ The ``.npz`` network format (NumPy's ``np.savez``):
   ``["sigmoid", "sigmoid", "linear(slope=0.5)"]``, or a single string for all
   layers (optional; "linear" if absent);
 - ``x``: an input vector (N_0,) to analyse by default (optional).
+
+Importers turn trained models of other frameworks into a :class:`Network`
+(all through :meth:`Network.from_arrays`, so they share its validation):
+:func:`from_sklearn` (scikit-learn MLPClassifier / MLPRegressor),
+:func:`from_torch` (PyTorch ``nn.Sequential``), :func:`from_onnx` (ONNX
+graphs of dense layers); :func:`load_model` picks the reader by file type.
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ import numpy as np
 from ._files import atomic_write
 from .model import Network, as_input
 
-__all__ = ["save_network", "load_network"]
+__all__ = ["save_network", "load_network", "load_model", "from_sklearn", "from_torch", "from_onnx"]
 
 _WEIGHT_KEY = re.compile(r"^W(\d+)$")
 
@@ -100,3 +106,265 @@ def _network_from_arrays(arrays: dict) -> tuple[Network, "np.ndarray | None"]:
     if x is not None:
         as_input(x, net.sizes[0])
     return net, x
+
+
+# --- importers -----------------------------------------------------------------------
+
+#: scikit-learn activation names -> noiseprop specs ("softmax": see from_sklearn).
+_SKLEARN_ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
+                        "softmax": "linear"}
+
+
+def from_sklearn(model) -> Network:
+    """A fitted scikit-learn ``MLPClassifier`` or ``MLPRegressor`` as a Network.
+
+    Weights come from ``coefs_`` (transposed to (N_k, N_{k-1})), biases from
+    ``intercepts_``, hidden activations from ``activation`` ("identity" ->
+    linear, "logistic" -> sigmoid, "tanh", "relu") and the output activation
+    from ``out_activation_``.  A softmax output (multi-class classifiers) is
+    imported as linear: the network outputs the logits, whose arg-max is the
+    predicted class and whose softmax is ``predict_proba``.
+
+    Raises
+    ------
+    ValueError
+        When the model is not a fitted MLP or uses an unsupported activation
+        (naming the layer).
+    """
+    if not all(hasattr(model, a) for a in ("coefs_", "intercepts_", "activation", "out_activation_")):
+        raise ValueError(
+            f"expected a fitted scikit-learn MLPClassifier or MLPRegressor, got {type(model).__name__} "
+            "(no coefs_/intercepts_/activation/out_activation_; fit it first)"
+        )
+    depth = len(model.coefs_)
+    names = [model.activation] * (depth - 1) + [model.out_activation_]
+    specs = []
+    for k, name in enumerate(names, start=1):
+        if name not in _SKLEARN_ACTIVATIONS:
+            raise ValueError(
+                f"layer {k}: scikit-learn activation {name!r} is not supported; "
+                f"supported: {', '.join(_SKLEARN_ACTIVATIONS)}"
+            )
+        specs.append(_SKLEARN_ACTIVATIONS[name])
+    return Network.from_arrays([np.asarray(w).T for w in model.coefs_], list(model.intercepts_), specs)
+
+
+def from_torch(module) -> Network:
+    """A PyTorch ``nn.Sequential`` of dense layers as a Network.
+
+    Supported modules: ``nn.Linear`` (a layer), followed by at most one
+    activation ``nn.Sigmoid``, ``nn.Tanh`` or ``nn.ReLU`` (a Linear without
+    one is a linear layer); ``nn.Identity``, ``nn.Flatten`` and
+    ``nn.Dropout`` are skipped (they change nothing at inference on flat
+    inputs).  Parameters are copied as float64.
+
+    Raises
+    ------
+    ValueError
+        Naming the position and type of an unsupported module, or of an
+        activation that does not directly follow a Linear.
+    ImportError
+        When PyTorch is not installed (extra ``train``).
+    """
+    torch = _import_optional("torch", "train", "importing PyTorch models")
+    nn = torch.nn
+    activations = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu"}
+    pass_through = (nn.Identity, nn.Flatten, nn.Dropout)
+    if not isinstance(module, nn.Sequential):
+        raise ValueError(f"expected a torch.nn.Sequential, got {type(module).__name__}")
+    weights, biases, specs = [], [], []
+    activated = False  # whether the last Linear already has its activation
+    for index, layer in enumerate(module):
+        kind = type(layer).__name__
+        if type(layer) is nn.Linear:
+            weights.append(layer.weight.detach().cpu().double().numpy())
+            biases.append(np.zeros(layer.out_features) if layer.bias is None
+                          else layer.bias.detach().cpu().double().numpy())
+            specs.append("linear")
+            activated = False
+        elif type(layer) in activations:
+            if not weights or activated:
+                raise ValueError(f"module {index} ({kind}): an activation must follow a Linear layer")
+            specs[-1] = activations[type(layer)]
+            activated = True
+        elif type(layer) not in pass_through:
+            raise ValueError(
+                f"module {index} ({kind}) is not supported; supported: Linear, Sigmoid, Tanh, ReLU "
+                "(Identity, Flatten, Dropout are skipped)"
+            )
+    if not weights:
+        raise ValueError("the Sequential has no Linear layer")
+    return Network.from_arrays(weights, biases, specs)
+
+
+#: ONNX activation operators -> noiseprop specs.
+_ONNX_ACTIVATIONS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Relu": "relu", "Erf": "erf"}
+#: ONNX operators that pass values unchanged on flat inputs.
+_ONNX_PASS_THROUGH = ("Identity", "Flatten", "Dropout")
+
+
+def from_onnx(model) -> Network:
+    """An ONNX model of dense layers as a Network.
+
+    The graph must be a chain from its one data input to its one output of
+    ``MatMul`` (by a constant matrix), ``Gemm`` (constant B and C, any
+    ``alpha``, ``beta``, ``transB``; ``transA = 0``) and ``Add`` (a constant
+    bias) nodes, each layer closed by at most one activation node
+    ``Sigmoid``, ``Tanh``, ``Relu`` or ``Erf``; ``Identity``, ``Flatten``
+    and ``Dropout`` are skipped.  Constants are graph initializers or
+    ``Constant`` nodes.  Inputs are row vectors (batch, N_0), as exported
+    by PyTorch and scikit-learn converters.
+
+    Parameters
+    ----------
+    model : onnx.ModelProto, str or path
+        The model, or the path of an ``.onnx`` file.
+
+    Raises
+    ------
+    ValueError
+        Naming the node (name and operator) that is unsupported or breaks
+        the chain.
+    ImportError
+        When onnx is not installed (extra ``onnx``).
+    """
+    onnx = _import_optional("onnx", "onnx", "importing ONNX models")
+    from onnx import numpy_helper
+
+    if isinstance(model, (str, os.PathLike)):
+        try:
+            model = onnx.load(os.fspath(model))
+        except Exception as err:  # onnx raises protobuf's DecodeError and others
+            raise ValueError(f"{model} is not a readable ONNX model ({err})") from None
+    graph = model.graph
+    constants = {t.name: numpy_helper.to_array(t).astype(float) for t in graph.initializer}
+    data_inputs = [i.name for i in graph.input if i.name not in constants]
+    if len(data_inputs) != 1 or len(graph.output) != 1:
+        raise ValueError(
+            f"the ONNX graph must have one data input and one output, got inputs {data_inputs} "
+            f"and outputs {[o.name for o in graph.output]}"
+        )
+    current = data_inputs[0]
+    layers: list[dict] = []  # {"W": (N_k, N_k-1), "b": (N_k,), "f": spec or None}
+    for index, node in enumerate(graph.node):
+        label = f"node {index} {node.name!r} ({node.op_type})"
+        if node.op_type == "Constant":
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t).astype(float)
+            continue
+        if current not in node.input:
+            raise ValueError(f"{label} does not take the output of the previous layer: only chains are supported")
+        others = [constants.get(name) for name in node.input if name != current]
+        if any(value is None for value in others):
+            raise ValueError(f"{label}: every input other than the data must be a constant")
+        _onnx_layer_step(node, label, others, layers, onnx)
+        current = node.output[0]
+    if current != graph.output[0].name:
+        raise ValueError(f"the ONNX graph output {graph.output[0].name!r} is not the end of the chain ({current!r})")
+    if not layers:
+        raise ValueError("the ONNX graph has no MatMul or Gemm layer")
+    return Network.from_arrays(
+        [layer["W"] for layer in layers],
+        [np.zeros(len(layer["W"])) if layer["b"] is None else layer["b"] for layer in layers],
+        [layer["f"] or "linear" for layer in layers],
+    )
+
+
+def _onnx_layer_step(node, label: str, constants: list, layers: list, onnx) -> None:
+    """Apply one ONNX node to the list of layers being built."""
+    op = node.op_type
+    if op == "MatMul":
+        (matrix,) = constants
+        layers.append({"W": _onnx_matrix(matrix, label).T, "b": None, "f": None})
+    elif op == "Gemm":
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if attrs.get("transA", 0):
+            raise ValueError(f"{label}: transA=1 is not supported")
+        matrix = _onnx_matrix(constants[0], label)
+        weight = attrs.get("alpha", 1.0) * (matrix if attrs.get("transB", 0) else matrix.T)
+        layers.append({"W": weight, "b": None, "f": None})
+        if len(constants) > 1:
+            _add_onnx_bias(layers[-1], attrs.get("beta", 1.0) * constants[1], label)
+    elif op == "Add":
+        if not layers or layers[-1]["f"] is not None:
+            raise ValueError(f"{label}: a bias Add must follow a MatMul or Gemm, before the activation")
+        _add_onnx_bias(layers[-1], constants[0], label)
+    elif op in _ONNX_ACTIVATIONS:
+        if not layers or layers[-1]["f"] is not None:
+            raise ValueError(f"{label}: an activation must follow a MatMul, Gemm or Add")
+        layers[-1]["f"] = _ONNX_ACTIVATIONS[op]
+    elif op not in _ONNX_PASS_THROUGH:
+        raise ValueError(
+            f"{label} is not supported; supported: MatMul, Gemm, Add, {', '.join(_ONNX_ACTIVATIONS)} "
+            f"({', '.join(_ONNX_PASS_THROUGH)} are skipped)"
+        )
+
+
+def _onnx_matrix(value: np.ndarray, label: str) -> np.ndarray:
+    if value.ndim != 2:
+        raise ValueError(f"{label}: the weight must be a matrix, got shape {value.shape}")
+    return value
+
+
+def _add_onnx_bias(layer: dict, bias: np.ndarray, label: str) -> None:
+    n = layer["W"].shape[0]
+    try:
+        bias = np.broadcast_to(bias, (1, n)).reshape(n)
+    except ValueError:
+        raise ValueError(f"{label}: bias of shape {bias.shape} does not fit a layer of {n} neurons") from None
+    layer["b"] = bias if layer["b"] is None else layer["b"] + bias
+
+
+_MODEL_READERS = {".npz": "npz", ".onnx": "onnx", ".pt": "torch", ".pth": "torch"}
+
+
+def load_model(path: "str | os.PathLike", return_input: bool = False):
+    """Read a network from a file, choosing the reader by its extension.
+
+    - ``.npz``: the noiseprop format (:func:`load_network`);
+    - ``.onnx``: :func:`from_onnx` (extra ``onnx``);
+    - ``.pt``, ``.pth``: a whole ``nn.Sequential`` saved with ``torch.save``,
+      read with ``torch.load(weights_only=False)`` and :func:`from_torch`
+      (extra ``train``).  Like any pickle this runs code from the file: load
+      only files you trust.
+
+    Parameters
+    ----------
+    path : str or path
+    return_input : bool, default False
+        Also return the stored input ``x`` (only ``.npz`` files hold one;
+        None otherwise).
+
+    Returns
+    -------
+    Network, or (Network, ndarray or None) with ``return_input``.
+    """
+    path = Path(path)
+    kind = _MODEL_READERS.get(path.suffix.lower())
+    if kind is None:
+        raise ValueError(f"{path}: unknown model file type {path.suffix!r}; known: {', '.join(_MODEL_READERS)}")
+    if kind == "npz":
+        return load_network(path, return_input=return_input)
+    if not path.is_file():
+        raise ValueError(f"model file {path} does not exist")
+    try:
+        net = from_onnx(path) if kind == "onnx" else from_torch(_torch_load(path))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    return (net, None) if return_input else net
+
+
+def _torch_load(path: Path):
+    torch = _import_optional("torch", "train", "reading PyTorch files")
+    try:
+        return torch.load(path, weights_only=False)
+    except Exception as err:  # pickle and zip errors of many kinds
+        raise ValueError(f"not a readable PyTorch file ({type(err).__name__}: {err})") from None
+
+
+def _import_optional(name: str, extra: str, purpose: str):
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise ImportError(f"{purpose} needs {name}: pip install 'noiseprop[{extra}]'") from None
