@@ -77,6 +77,27 @@ def test_deep_stack_limit_with_multiplicative_noise_matches_predict():
     assert report.layers[5].limit > 1.4 * deep.noise_var[1]  # far from a single layer's own noise
 
 
+def test_deep_stack_limit_with_pre_activation_noise_matches_predict():
+    def net(depth):
+        return Network.symmetric(depth, N, 1.0 / N, 0.0, "linear(slope=0.6, offset=0.4)")
+
+    noise = Noise(AU=1e-4, AC=2e-4, MU=3e-4, MC=1e-4, placement="pre")
+    report = check_design(net(4), noise, np.ones(N))
+    assert report.layers[3].limit == pytest.approx(predict(net(150), noise, np.ones(N)).noise_var[-1], rel=1e-10)
+
+
+def test_max_slope_puts_a_random_layer_on_the_boundary():
+    """Rescaling a layer's slope to the reported bound gives accumulation gain 1."""
+    rng = np.random.default_rng(7)
+    weights = [rng.normal(0.2, 1.0, (8, 8)) / np.sqrt(8) for _ in range(3)]
+    report = check_design(Network.from_arrays(weights, None, "linear(slope=0.9)"), Noise(AU=1e-3), np.ones(8))
+    rule = report.layers[1]
+    assert rule.slope == pytest.approx(0.9)
+    at_bound = Network.from_arrays(weights, None, f"linear(slope={rule.max_slope!r})")
+    boundary = check_design(at_bound, Noise(AU=1e-3), np.ones(8)).layers[1]
+    assert boundary.accumulation_gain == pytest.approx(1.0, rel=1e-10)
+
+
 def test_sensitivity_closed_form_on_symmetric_network():
     """Output variance of a symmetric linear net (w = 1/N): AC on layer k adds
     s^(2(L-k)) D, AU adds s^(2(L-k)) D / N (k < L) or D (k = L)."""
