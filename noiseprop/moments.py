@@ -129,13 +129,15 @@ def _erf_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMomen
     spread = np.sqrt(1.0 + v)
     h = math.sqrt(2.0) * g * mean / spread
     rho = v / (1.0 + v)
-    with np.errstate(invalid="ignore"):
-        owen = 2.0 * (special.owens_t(h, 1.0) - special.owens_t(h, 1.0 / np.sqrt(1.0 + 2.0 * v)))
+    var_phi = np.empty_like(h)
+    small = rho < _ERF_SMALL_RHO
+    large = ~small
+    var_phi[large] = 2.0 * (special.owens_t(h[large], 1.0)
+                            - special.owens_t(h[large], 1.0 / np.sqrt(1.0 + 2.0 * v[large])))
     nodes, weights = np.polynomial.legendre.leggauss(_LEGENDRE_NODES)
-    r = 0.5 * rho[..., None] * (1.0 + nodes)
-    integrand = np.exp(-(h * h)[..., None] / (1.0 + r)) / (2.0 * math.pi * np.sqrt(1.0 - r * r))
-    integral = 0.5 * rho * np.sum(weights * integrand, axis=-1)
-    var_phi = np.where(rho < _ERF_SMALL_RHO, integral, owen)
+    r = 0.5 * rho[small][:, None] * (1.0 + nodes)
+    integrand = np.exp(-(h[small] ** 2)[:, None] / (1.0 + r)) / (2.0 * math.pi * np.sqrt(1.0 - r * r))
+    var_phi[small] = 0.5 * rho[small] * (integrand @ weights)
     slope = (2.0 * g / math.sqrt(math.pi)) * np.exp(-g * g * mean * mean / (1.0 + v)) / spread
     curvature = -2.0 * g * g * mean / (1.0 + v) * slope
     return GaussianMoments(special.erf(g * mean / spread), 4.0 * var_phi, slope, curvature)
