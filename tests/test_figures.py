@@ -229,3 +229,44 @@ def test_f5_both_methods_agree_at_small_noise_and_moments_wins_at_large(figures_
         # ... which the moments method largely recovers
         assert abs(moments) < 0.5 * abs(linear), name
     assert numbers["AU"]["linear_breaks_down_at"] <= 1e-2
+
+
+def test_f6_accuracy_falls_from_clean_to_chance_as_predicted(figures_dir):
+    from noiseprop.robustness import ANALYTIC_ABSEPS
+
+    data = record(figures_dir, "F6")
+    d = np.array(data["intensities"])
+    numbers = data["numbers"]
+    clean = numbers["clean"]
+    small, large = int(np.argmin(d)), int(np.argmax(d))
+    assert d[small] == pytest.approx(1e-3) and d[large] == pytest.approx(10)
+    # the analytic prediction at small noise, within the Monte Carlo error
+    # (plus the bound on the analytic quasi-Monte-Carlo error of the mean)
+    threshold = z_threshold(2 * 4)
+    analytic_se = ANALYTIC_ABSEPS / (3 * np.sqrt(data["inputs"]))
+    for name in ("AU", "AC", "MU", "MC"):
+        row = numbers[name]
+        se = np.hypot(row["stderr"][small], analytic_se)
+        for method in ("linear", "moments"):
+            assert abs(row[method][small] - row["monte_carlo"][small]) < threshold * se, (name, method)
+        assert row["monte_carlo"][small] == pytest.approx(clean, abs=0.05)
+    # uncorrelated noise of variance 10 in every layer leaves about chance (0.1)
+    for name in ("AU", "MU"):
+        assert numbers[name]["monte_carlo"][large] < 0.25, name
+        # the moments method follows it, the linearised prediction is optimistic
+        assert numbers[name]["moments"][large] < numbers[name]["linear"][large], name
+
+
+def test_f7_midpoints_are_found_and_predicted(figures_dir):
+    data = record(figures_dir, "F7")
+    levels = np.array(data["levels_variance"])
+    for name in ("AU", "MU"):
+        row = data["numbers"][name]
+        assert row["bracket"] == ["found"] * 4 and row["predicted_bracket"] == ["found"] * 4, name
+        measured, predicted = np.array(row["midpoint_variance"]), np.array(row["predicted_midpoint_variance"])
+        assert np.all((levels[0] < measured) & (measured < levels[-1]))
+        # the analytic midpoints land within a factor 2 of the measured ones (coarse levels in fast mode)
+        np.testing.assert_array_less(np.abs(np.log(predicted / measured)), np.log(2.0))
+        assert sorted(row["ranking"]) == [1, 2, 3, 4]
+    # additive noise in the output layer is the least harmful: the logits are large
+    assert data["numbers"]["AU"]["ranking"][-1] == 4 and data["numbers"]["AU"]["predicted_ranking"][-1] == 4

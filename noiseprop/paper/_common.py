@@ -27,6 +27,8 @@ __all__ = [
     "draw_analytic",
     "draw_monte_carlo",
     "legend_keys",
+    "method_legend",
+    "METHOD_STYLES",
     "mean_preserving_network",
     "NOISE_LINESTYLES",
     "NOISE_MARKERS",
@@ -135,6 +137,24 @@ def legend_keys(ax, **kwargs):
         Line2D([], [], color="0.3", marker="o", mfc="white", ls="none", label="Monte Carlo (±2 s.e.)"),
     ]
     return ax.legend(handles=handles, **kwargs)
+
+
+def method_legend(ax, monte_carlo="Monte Carlo (±2 s.e.)", extra=(), **kwargs):
+    """Legend keys for the two propagation methods (linear response solid,
+    moments dashed), the Monte Carlo points and ``extra`` Line2D handles."""
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color="0.3", ls="-", label="analytic, linear response"),
+        Line2D([], [], color="0.3", ls="--", label="analytic, moments"),
+        Line2D([], [], color="0.3", marker="o", mfc="white", ls="none", label=monte_carlo),
+        *extra,
+    ]
+    return ax.legend(handles=handles, **kwargs)
+
+
+#: Line style of each propagation method of ``predict``.
+METHOD_STYLES = {"linear": "-", "moments": "--"}
 
 
 def snr_db_stderr(mean, mean_stderr, var, var_stderr):

@@ -14,9 +14,11 @@ from ..propagation import predict
 from ..statistics import decibels
 from ._common import (
     ERRORBAR_SE,
+    METHOD_STYLES,
     FigureOutput,
     draw_analytic,
     draw_monte_carlo,
+    method_legend,
     samples_for,
     write_figure,
 )
@@ -27,7 +29,6 @@ FIGURE_ID = "F5"
 STEM = "F5_trained_snr_vs_intensity"
 INTENSITIES = 10.0 ** np.arange(-6.0, -0.99, 0.5)
 INTENSITIES_FAST = np.array([1e-6, 1e-4, 1e-2, 1e-1])
-METHOD_STYLES = {"linear": "-", "moments": "--"}
 SEED = 5
 CAPTION = (
     "F5. The trained default network (digits 64-100-100-100-10, sigmoid hidden layers, linear "
@@ -92,7 +93,7 @@ def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = Fals
     top.set_ylabel("output SNR  Σ E[y]² / Σ Var[y]  [dB]")
     first = top.legend(title="noise type", loc="lower left")
     top.add_artist(first)
-    _method_legend(top)
+    method_legend(top, loc="upper right")
     bottom.set_xlabel("noise intensity D (variance), every layer")
     bottom.set_ylabel("predicted / Monte Carlo − 1  [%]\n(output noise variance)")
     bottom.axhline(0, color="k", lw=0.8)
@@ -114,13 +115,3 @@ def _snr_db_stderr(sims) -> np.ndarray:
         out.append(10 / np.log(10) * relative)
     return np.array(out)
 
-
-def _method_legend(ax):
-    from matplotlib.lines import Line2D
-
-    handles = [
-        Line2D([], [], color="0.3", ls="-", label="linear response"),
-        Line2D([], [], color="0.3", ls="--", label="moments"),
-        Line2D([], [], color="0.3", marker="o", mfc="white", ls="none", label="Monte Carlo (±2 s.e.)"),
-    ]
-    ax.legend(handles=handles, loc="upper right")
