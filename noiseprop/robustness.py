@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 from scipy import special, stats
+from threadpoolctl import threadpool_limits
 
 from .model import Network, _positive_int, as_input
 from .montecarlo import sample_outputs
@@ -246,11 +247,14 @@ def analytic_accuracy(
     layer_noise = per_layer_noise(noise, net.depth)
     rng = np.random.default_rng(seed)
     probabilities = np.empty(len(y))
-    for start in range(0, len(y), _ANALYTIC_CHUNK):
-        part = slice(start, start + _ANALYTIC_CHUNK)
-        result = predict(net, layer_noise, X[part], full_covariance=True, method=method)
-        for i, (mean, cov) in enumerate(zip(result.mean[-1], result.cov[-1])):
-            probabilities[start + i] = _probability_largest(mean, cov, y[start + i], abseps, rng)
+    # many small stacked matrix products: threads only add overhead (and spin
+    # against the CDF code on few cores)
+    with threadpool_limits(1, user_api="blas"):
+        for start in range(0, len(y), _ANALYTIC_CHUNK):
+            part = slice(start, start + _ANALYTIC_CHUNK)
+            result = predict(net, layer_noise, X[part], full_covariance=True, method=method)
+            for i, (mean, cov) in enumerate(zip(result.mean[-1], result.cov[-1])):
+                probabilities[start + i] = _probability_largest(mean, cov, y[start + i], abseps, rng)
     return probabilities if per_input else float(probabilities.mean())
 
 
@@ -481,7 +485,7 @@ def walking_noise(
     chance: "float | None" = None,
     confidence: float = 0.95,
     analytic: bool = True,
-    method: str = "linear",
+    method: str = "moments",
 ) -> WalkingNoiseResult:
     """Walking noise: noise of one type in one layer at a time, the others noise-free.
 
@@ -520,8 +524,13 @@ def walking_noise(
         Level of the confidence intervals.
     analytic : bool, default True
         Also compute the analytic accuracy and midpoints.
-    method : {"linear", "moments"}, default "linear"
+    method : {"linear", "moments"}, default "moments"
         Propagation method of the analytic accuracy (:func:`noiseprop.predict`).
+        The walk goes to noise levels where linearisation fails: on the
+        default network with additive noise in layer 1 or 2 the linear
+        prediction misses the midpoint (and so the ranking), the Gaussian
+        moments find it within about 15 %.  Both are exact for affine
+        networks.
 
     Returns
     -------
