@@ -353,30 +353,42 @@ def _noisy_row(z, z_lin, code, p0, p1, sd, pre, cv, key, zbar, slope, shift, y, 
 
 @njit(inline="always")
 def _accumulate(row, row_lin, shift, cv, pairs, acc, row_acc):
-    """Add one realisation's sums (see NEURON_FIELDS, ROW_FIELDS)."""
-    s_a = 0.0
-    q_a = 0.0
-    s_e = 0.0
-    q_e = 0.0
-    for i in range(row.shape[0]):
+    """Add one realisation's sums (see NEURON_FIELDS, ROW_FIELDS).
+
+    The element-wise sums and the sums over neurons are separate loops so
+    that the first vectorises (a float reduction does not, without fastmath).
+    """
+    n = row.shape[0]
+    for i in range(n):
         d = row[i] - shift[i]
         d2 = d * d
         acc[0, i] += d
         acc[1, i] += d2
         acc[2, i] += d2 * d
         acc[3, i] += d2 * d2
-        s_a += d
-        q_a += d2
-        if cv:
+    if cv:
+        for i in range(n):
+            d = row[i] - shift[i]
             e = row_lin[i] - shift[i]
-            e2 = e * e
+            d2, e2 = d * d, e * e
             acc[4, i] += e
             acc[5, i] += e2
             acc[6, i] += (d - e) * (d - e)
             acc[7, i] += d2 - e2
             acc[8, i] += (d2 - e2) * (d2 - e2)
+    s_a = 0.0
+    q_a = 0.0
+    s_e = 0.0
+    q_e = 0.0
+    for i in range(n):
+        d = row[i] - shift[i]
+        s_a += d
+        q_a += d * d
+    if cv:
+        for i in range(n):
+            e = row_lin[i] - shift[i]
             s_e += e
-            q_e += e2
+            q_e += e * e
     p_a = (s_a * s_a - q_a) / pairs if pairs > 0 else 0.0
     row_acc[0] += s_a
     row_acc[1] += s_a * s_a
