@@ -19,6 +19,16 @@ from .verification import VerificationReport, verify
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # noiseprop.symbolic imports sympy (slow): load it on first use only.
+    if name == "symbolic":
+        import importlib
+
+        return importlib.import_module(".symbolic", __name__)
+    raise AttributeError(f"module 'noiseprop' has no attribute {name!r}")
+
+
 __all__ = [
     "ACTIVATIONS",
     "Activation",

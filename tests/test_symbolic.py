@@ -252,3 +252,11 @@ def test_bad_input_raises_value_error(call, message):
     with pytest.raises(ValueError) as info:
         call()
     assert message in str(info.value)
+
+
+def test_import_noiseprop_does_not_load_sympy():
+    import subprocess
+    import sys
+
+    code = "import sys, noiseprop; assert 'sympy' not in sys.modules; noiseprop.symbolic.derive('AC')"
+    subprocess.run([sys.executable, "-c", code], check=True)
