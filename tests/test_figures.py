@@ -270,3 +270,26 @@ def test_f7_midpoints_are_found_and_predicted(figures_dir):
         assert sorted(row["ranking"]) == [1, 2, 3, 4]
     # additive noise in the output layer is the least harmful: the logits are large
     assert data["numbers"]["AU"]["ranking"][-1] == 4 and data["numbers"]["AU"]["predicted_ranking"][-1] == 4
+
+
+def test_f4_trained_network_layers(figures_dir):
+    from noiseprop import default_network
+
+    data = record(figures_dir, "F4")
+    numbers = data["numbers"]
+    net = default_network()
+    np.testing.assert_allclose(numbers["weights"]["mu"], [np.mean(w) for w in net.weights], rtol=1e-12)
+    np.testing.assert_allclose(numbers["weights"]["nu"], [np.mean(w**2) for w in net.weights], rtol=1e-12)
+    threshold = z_threshold(4 * net.depth)
+    for name in ("AU", "AC", "MU", "MC"):
+        row = numbers[name]
+        full, stats = np.array(row["full"]), np.array(row["statistics_only"])
+        # Monte Carlo vs the full propagation (its linearisation error at D = 1e-3 is
+        # below 1 %, far under the fast-mode standard error of about 2 %)
+        z = (np.array(row["monte_carlo"]) - full) / np.array(row["stderr"])
+        assert np.max(np.abs(z)) < threshold, name
+        # the statistics-only recursion: exact in layer 1 (noise-free input), close in the
+        # hidden layers, within a factor 2.5 at the output
+        assert stats[0] == pytest.approx(full[0], rel=1e-9), name
+        np.testing.assert_allclose(stats[:3], full[:3], rtol=0.15, err_msg=name)
+        assert 1 / 2.5 < stats[-1] / full[-1] < 2.5, name
