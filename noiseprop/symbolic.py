@@ -44,8 +44,8 @@ from typing import Callable, Iterable, Union
 import numpy as np
 import sympy as sp
 
-from .model import Network, as_input
-from .noise import NOISE_TYPES, NoiseSpec, per_layer_noise
+from .model import Network, _positive_int, as_input
+from .noise import NOISE_TYPES, Noise, NoiseSpec, per_layer_noise
 
 __all__ = [
     "FAMILIES",
@@ -217,7 +217,7 @@ class Recursion:
 
     @property
     def gains(self) -> dict[str, sp.Expr]:
-        """How the noise of layer k-1 is carried into layer k (noise-free weights).
+        """How the noise of layer k-1 is carried into layer k.
 
         ``uncorrelated``: d Var_k / d u_{k-1}; ``correlated``: d c_k / d c_{k-1},
         both with the multiplicative noise of layer k switched off (spec 6).
@@ -632,15 +632,12 @@ def symmetric_variances(
         Var_k = u_k + c_k for k = 0..depth (Var_0 = 0: noise-free input).
     """
     depth, width = _positive_int("depth", depth), _positive_int("width", width)
-    values = {"weight": weight, "slope": slope, "signal": signal, "bias": bias,
-              "AU": AU, "AC": AC, "MU": MU, "MC": MC}
-    for name, value in values.items():
-        if not np.isfinite(value):
+    noise = Noise(AU=AU, AC=AC, MU=MU, MC=MC)  # validates the intensities
+    for name, value in {"weight": weight, "slope": slope, "signal": signal, "bias": bias}.items():
+        if not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
             raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if name in NOISE_TYPES and value < 0:
-            raise ValueError(f"noise intensity {name} must be a variance >= 0, got {value}")
     step = recursion("symmetric").step_function()
-    parameters = dict(N=width, w=weight, s=slope, D_AU=AU, D_AC=AC, D_MU=MU, D_MC=MC)
+    parameters = dict(N=width, w=weight, s=slope, **{f"D_{n}": v for n, v in noise.intensities.items()})
     u = c = 0.0
     m = float(signal)
     variances = [0.0]
@@ -649,12 +646,6 @@ def symmetric_variances(
         u, c = step(u, c, m=m, **parameters)
         variances.append(u + c)
     return np.array(variances, dtype=float)
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -743,8 +734,8 @@ def statistics_recursion(net: Network, noise: NoiseSpec, x) -> RecursionAverages
     -------
     RecursionAverages
     """
-    layer_noise = per_layer_noise(noise, net.depth) if isinstance(net, Network) else None
     statistics = working_point_statistics(net, x)
+    layer_noise = per_layer_noise(noise, net.depth)
     if any(n.placement != "post" for n in layer_noise):
         raise ValueError("the statistics-only recursion is derived for placement 'post' only")
     step = recursion("trained").step_function()
