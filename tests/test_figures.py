@@ -176,6 +176,8 @@ def correlated_gain(slope, width, weight):
 def test_f3_critical_slope_is_one_for_the_mean_preserving_family(figures_dir):
     from scipy.optimize import brentq
 
+    from noiseprop.paper.f3_slope import critical_slope
+
     data = record(figures_dir, "F3")
     assert data["numbers"]["critical_slope"] == pytest.approx(1.0, abs=1e-12)
     # independently: the slope where the propagated per-layer gain reaches one
@@ -184,6 +186,7 @@ def test_f3_critical_slope_is_one_for_the_mean_preserving_family(figures_dir):
     # and it moves as 1/(w N) when the weights do not preserve the mean
     root = brentq(lambda s: correlated_gain(s, data["width"], 0.5 / data["width"]) - 1, 0.1, 10, xtol=1e-14)
     assert root == pytest.approx(2.0, abs=1e-9)
+    assert critical_slope(data["width"], 0.5 / data["width"]) == pytest.approx(root, abs=1e-9)
 
 
 def test_f3_accumulated_noise_matches_closed_forms(figures_dir):

@@ -5,10 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from scipy.optimize import brentq
 
-from ..activations import Linear
-from ..model import Network
 from ..noise import NOISE_TYPES, Noise
 from ..plotting import NOISE_COLORS, figure
 from ..propagation import predict
@@ -26,7 +23,7 @@ from ._common import (
     z_scores,
 )
 
-__all__ = ["make", "correlated_gain", "critical_slope", "FIGURE_ID", "STEM", "CAPTION"]
+__all__ = ["make", "critical_slope", "FIGURE_ID", "STEM", "CAPTION"]
 
 FIGURE_ID = "F3"
 STEM = "F3_slope_rule"
@@ -46,31 +43,20 @@ CAPTION = (
     f"activation slope s, for symmetric linear networks of width {WIDTH} with weights 1/N (the "
     "mean-preserving family; biases keep every mean at m = 2, so multiplicative noise, dashed, "
     "enters as m^2 D = 4D). The dotted line marks the critical "
-    "slope, where the per-layer gain of correlated noise s^2 (wN)^2, computed by propagating the "
-    "model, reaches one; the dashed grey line is the deep-network bound D/(1 - s^2) of correlated "
+    "slope, where the per-layer gain of correlated noise s^2 (wN)^2 reaches one (from the symbolic "
+    "derivation); the dashed grey line is the deep-network bound D/(1 - s^2) of correlated "
     "additive noise, reached already at this depth for slopes well below one. " + VERIFICATION_NOTE
 )
 
 
-def correlated_gain(slope: float, width: int = WIDTH, weight: "float | None" = None) -> float:
-    """Per-layer gain of correlated additive noise in a symmetric linear network.
+def critical_slope(width: int = WIDTH, weight: "float | None" = None) -> float:
+    """The largest activation slope for which correlated noise stays bounded in a
+    symmetric network, from the symbolic derivation (:func:`noiseprop.symbolic.derive`):
+    the root of the accumulation gain s^2 (w N)^2 = 1; 1 for w = 1/N."""
+    from ..symbolic import derive
 
-    Propagates correlated additive noise of unit intensity through two layers
-    of width ``width``, weight ``weight`` (default 1/width) and activation
-    slope ``slope`` with :func:`~noiseprop.predict` and returns
-    (c_2 - D) / c_1: the factor by which the next layer multiplies the
-    correlated noise that reaches it (spec 5: s^2 (w N)^2).
-    """
     weight = 1.0 / width if weight is None else weight
-    net = Network.symmetric(2, width, weight, activation=Linear(slope=slope))
-    result = predict(net, Noise(AC=1.0), np.ones(width))
-    return float((result.var[2][0] - 1.0) / result.var[1][0])
-
-
-def critical_slope(width: int = WIDTH, weight: "float | None" = None, bracket=(1e-3, 1e3)) -> float:
-    """The largest activation slope for which correlated noise stays bounded:
-    the root of ``correlated_gain(s) = 1`` (1 for the family w = 1/N)."""
-    return float(brentq(lambda s: correlated_gain(s, width, weight) - 1.0, *bracket, xtol=1e-12))
+    return float(derive("AC").function("critical_slope")(N=width, w=weight))
 
 
 def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = False) -> FigureOutput:
