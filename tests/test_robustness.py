@@ -383,3 +383,12 @@ def test_cli_walking_needs_the_level_scale(network_and_data, capsys):
 def test_cli_train_noisy_bad_levels_exit_2_before_training(capsys, argv, message):
     code = main(["robustness", "train-noisy", "--type", "MU", *argv])
     assert code == 2 and message in capsys.readouterr().err
+
+
+def test_cli_train_noisy_reports_weights_and_snr(capsys):
+    pytest.importorskip("torch")
+    code = main(["robustness", "train-noisy", "--type", "AU", "--std", "--train-levels", "0,0.5",
+                 "--eval-levels", "0.2", "--hidden", "4", "--epochs", "1", "--samples", "5"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "trained at 0.5 vs 0: weight rms x" in out and "dB at inference level 0.2" in out

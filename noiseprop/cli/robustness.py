@@ -199,6 +199,14 @@ def _run_training(args) -> int:
         print(format_table(headers, rows))
         print("(accuracy: Monte Carlo (analytic); binarity = mean|w|/rms, 0.80 Gaussian, 1 binary; "
               "gain U = mean f'^2 * fan-in * mean w^2)")
+        first = result.weights[0]
+        for i, level in enumerate(result.train_levels[1:], start=1):
+            growth = "/".join(f"{s['rms'] / f['rms']:.2f}" for s, f in zip(result.weights[i], first))
+            gain = result.output_snr_db[i, 0] - result.output_snr_db[0, 0]
+            print(f"trained at {level:g} vs {result.train_levels[0]:g}: weight rms x{growth} per layer, "
+                  f"output SNR {gain:+.1f} dB at inference level {result.eval_levels[0]:g}")
+        print("Additive noise is fixed, so larger signals (weights) raise the SNR; multiplicative noise "
+              "scales with the signal, so only the gains and the weight distribution can limit it.")
     if args.plot:
         save_figure(plot_noise_training(result), args.plot, overwrite=args.force)
     return 0
