@@ -392,3 +392,18 @@ def test_cli_train_noisy_reports_weights_and_snr(capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "trained at 0.5 vs 0: weight rms x" in out and "dB at inference level 0.2" in out
+
+
+def test_accuracy_does_not_depend_on_the_thread_count(sensitive_net):
+    numba = pytest.importorskip("numba")
+    net, X, labels = sensitive_net
+    noise = [Noise(MU=0.1), Noise(AU=0.04), Noise(AC=0.1)]
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        single = robustness.accuracy(net, noise, X, labels, samples=500, seed=11)
+    finally:
+        numba.set_num_threads(threads)
+    several = robustness.accuracy(net, noise, X, labels, samples=500, seed=11)
+    np.testing.assert_array_equal(single.per_input, several.per_input)
+    assert single.predicted == several.predicted

@@ -148,3 +148,16 @@ def test_dask_local_cluster_executor(tmp_path):
     with dask_executor(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as pool:
         rows = sweep(power, GRID, executor=pool, path=tmp_path / "r.csv", progress=False)
     assert rows == expected_rows()
+
+
+def test_dask_executor_connects_to_a_scheduler_address(tmp_path):
+    # the multi-machine path: a scheduler reached by its address (here on this machine)
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with dask_executor(cluster.scheduler_address) as pool:
+            rows = sweep(power, GRID, executor=pool, progress=False)
+    assert rows == expected_rows()
+    with pytest.raises(ValueError, match="not both"):
+        with dask_executor("tcp://127.0.0.1:1", n_workers=1):
+            pass
