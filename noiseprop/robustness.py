@@ -3,18 +3,19 @@ noise-aware training, measured by Monte Carlo and predicted analytically.
 
 Conventions (spec ``noise-model.md``): intensities are variances; layers are
 numbered 0 (the noise-free input) .. L (the output); the predicted class is
-the arg-max of the L output values.  Noise *levels* of the walking-noise
+the arg-max of the N_L output values.  Noise *levels* of the walking-noise
 study are given either as standard deviations s (``scale="std"``: additive
 noise x + N(0, s^2), multiplicative x * N(1, s^2), as in the published study)
 or as variances D = s^2 (``scale="variance"``, as everywhere else in
-noiseprop); every function taking levels has a ``scale`` argument without a
-default, and its results hold both.
+noiseprop); every function that turns levels into noise has a ``scale``
+argument without a default, and its results hold both.
 
 Accuracy of a noisy network on a data set (X, y) of B inputs is the mean over
 the inputs of p_i = P(the right class has the largest noisy output | x_i).
 The Monte Carlo estimate draws ``samples`` noise realisations per input; the
 analytic prediction takes the output mean m and covariance S of the
-linear-response propagation (:func:`noiseprop.predict`) and computes p_i as
+propagation (:func:`noiseprop.predict`, linear response or Gaussian moments)
+and computes p_i as
 the probability that a Gaussian N(m, S) has its largest entry at y_i (a
 multivariate normal CDF of the C - 1 differences to the other classes).
 """
