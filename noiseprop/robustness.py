@@ -15,9 +15,9 @@ the inputs of p_i = P(the right class has the largest noisy output | x_i).
 The Monte Carlo estimate draws ``samples`` noise realisations per input; the
 analytic prediction takes the output mean m and covariance S of the
 propagation (:func:`noiseprop.predict`, linear response or Gaussian moments)
-and computes p_i as
-the probability that a Gaussian N(m, S) has its largest entry at y_i (a
-multivariate normal CDF of the C - 1 differences to the other classes).
+and computes p_i as the probability that a Gaussian N(m, S) has its largest
+entry at y_i (a multivariate normal CDF of the C - 1 differences to the other
+classes).
 """
 from __future__ import annotations
 
