@@ -208,7 +208,8 @@ def main(argv=None) -> int:
     results = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
                    f"numba {numba.__version__} with {numba.get_num_threads()} threads, numpy {np.__version__}, "
-                   f"Python {platform.python_version()}",
+                   f"Python {platform.python_version()}; load average at start "
+                   f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} (other processes share the CPUs)",
         "repeat": args.repeat,
         "speed": speed(args.repeat, 10_000 if quick else 100_000),
         "scaling": scaling(1 if quick else args.repeat, (10_000, 30_000) if quick else (10_000, 30_000, 100_000, 300_000),

@@ -291,3 +291,11 @@ def test_bad_input_is_a_value_error_naming_it(kwargs, message):
 def test_sample_outputs_rejects_a_bad_layer(layer):
     with pytest.raises(ValueError, match="layer must be 1..2 or -1..-2"):
         sample_outputs(Network.symmetric(2, 4, 0.25), Noise(AU=1e-3), np.ones(4), 10, 0, layer=layer)
+
+
+def test_progress_bar_on_request_only(capsys):
+    net, x = nonlinear_network()
+    simulate(net, Noise(AU=1e-3), x, samples=2_000, chunk_size=500, progress=True)
+    assert "2000/2000" in capsys.readouterr().err
+    simulate(net, Noise(AU=1e-3), x, samples=2_000, chunk_size=500)  # short run: no bar
+    assert capsys.readouterr().err == ""
