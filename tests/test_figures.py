@@ -296,3 +296,20 @@ def test_f4_trained_network_layers(figures_dir):
         assert stats[0] == pytest.approx(full[0], rel=1e-9), name
         np.testing.assert_allclose(stats[:3], full[:3], rtol=0.15, err_msg=name)
         assert 1 / 2.5 < stats[-1] / full[-1] < 2.5, name
+
+
+def test_f8_noise_aware_training_accuracy_is_predicted(figures_dir):
+    from noiseprop.robustness import ANALYTIC_ABSEPS
+
+    data = record(figures_dir, "F8")
+    rows = [row for name in ("AU", "MU") for row in data["numbers"][name].values()]
+    levels = len(data["eval_levels_variance"])
+    threshold = z_threshold(len(rows) * levels)
+    analytic_se = ANALYTIC_ABSEPS / (3 * np.sqrt(data["inputs"]))
+    for row in rows:
+        assert row["clean"] > 0.6  # the (tiny, fast-mode) networks did learn
+        stderr = (np.array(row["ci_high"]) - row["ci_low"]) / (2 * norm.isf(0.025))
+        gap = np.abs(np.array(row["monte_carlo"]) - row["predicted"])
+        np.testing.assert_array_less(gap, threshold * np.hypot(stderr, analytic_se))
+        # accuracy falls with the inference noise (smallest to largest level)
+        assert row["monte_carlo"][0] > row["monte_carlo"][-1] + 0.3

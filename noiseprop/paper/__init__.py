@@ -15,7 +15,16 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from . import f1_symmetric, f2_depth, f3_slope, f4_trained_layers, f5_trained_snr, f6_accuracy, f7_walking
+from . import (
+    f1_symmetric,
+    f2_depth,
+    f3_slope,
+    f4_trained_layers,
+    f5_trained_snr,
+    f6_accuracy,
+    f7_walking,
+    f8_noisy_training,
+)
 from ._common import FigureOutput, output_paths
 
 __all__ = ["FIGURES", "FigureOutput", "make_figures", "figure_ids"]
@@ -23,7 +32,10 @@ __all__ = ["FIGURES", "FigureOutput", "make_figures", "figure_ids"]
 #: Figure modules by id, in order.
 FIGURES = {
     module.FIGURE_ID: module
-    for module in (f1_symmetric, f2_depth, f3_slope, f4_trained_layers, f5_trained_snr, f6_accuracy, f7_walking)
+    for module in (
+        f1_symmetric, f2_depth, f3_slope, f4_trained_layers, f5_trained_snr, f6_accuracy, f7_walking,
+        f8_noisy_training,
+    )
 }
 
 
