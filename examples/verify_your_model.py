@@ -1,29 +1,34 @@
-"""Verifying one's own trained PyTorch model.
+"""Verifying one's own trained PyTorch or ONNX model.
 
-Trains a small PyTorch MLP on the bundled 8x8 digits (stand-in for your own
-model), hands its weights to noiseprop, and verifies the analytic noise
+Imports a trained model into noiseprop and verifies the analytic noise
 prediction layer by layer against Monte Carlo (``noiseprop.verify``): the
 table shows predicted and simulated noise variance with standard errors and
-a pass/fail per layer.  ``--save FILE.npz`` stores the network in the .npz
-format, so that the shell can do the same: ``noiseprop verify FILE.npz``.
+a pass/fail per layer.
 
-Needs PyTorch (``pip install -e ".[train]"``).
+- ``--onnx FILE``: your ONNX model (a chain of MatMul/Gemm/Add and
+  Sigmoid/Tanh/Relu/Erf nodes; extra ``onnx``).
+- otherwise: a small PyTorch ``nn.Sequential`` trained here on the bundled
+  digits stands in for your PyTorch model (extra ``train``).
 
-Run: ``python examples/verify_your_model.py [--fast] [--save model.npz]``
+``--save FILE.npz`` stores the imported network in noiseprop's .npz format,
+so that the shell can do the same: ``noiseprop verify FILE.npz``.
+
+Run: ``python examples/verify_your_model.py [--onnx model.onnx] [--fast] [--save model.npz]``
 """
 import argparse
 
 import numpy as np
 
-from noiseprop import Network, Noise, verify
+from noiseprop import Noise, verify
 from noiseprop.datasets import load_digits
-from noiseprop.io import save_network
+from noiseprop.io import from_torch, load_model, save_network
 
-ACTIVATIONS = {"Tanh": "tanh", "Sigmoid": "sigmoid", "ReLU": "relu"}
+#: Intensities (variances) of the noise of every layer, e.g. from measurements.
+NOISE = Noise(AU=1e-4, AC=1e-5, MU=1e-4, MC=1e-5)
 
 
 def train_torch_model(epochs: int):
-    """Your model: a torch nn.Sequential of Linear layers and activations."""
+    """Stand-in for your model: a torch nn.Sequential trained on the digits."""
     import torch
 
     torch.manual_seed(0)
@@ -42,30 +47,13 @@ def train_torch_model(epochs: int):
     return model
 
 
-def to_network(model) -> Network:
-    """nn.Sequential -> Network: W_k = Linear.weight (N_k x N_{k-1}), b_k = Linear.bias;
-    each Linear takes the activation that follows it (none: linear)."""
-    layers = list(model)
-    weights, biases, activations = [], [], []
-    for i, layer in enumerate(layers):
-        if type(layer).__name__ != "Linear":
-            continue
-        weights.append(layer.weight.detach().double().numpy())
-        biases.append(layer.bias.detach().double().numpy())
-        following = type(layers[i + 1]).__name__ if i + 1 < len(layers) else None
-        activations.append(ACTIVATIONS.get(following, "linear"))
-    return Network.from_arrays(weights, biases, activations)
-
-
-def main(fast: bool = False, save: "str | None" = None) -> bool:
-    model = train_torch_model(epochs=30 if fast else 200)
-    net = to_network(model)
+def main(fast: bool = False, onnx: "str | None" = None, save: "str | None" = None) -> bool:
+    net = load_model(onnx) if onnx else from_torch(train_torch_model(epochs=30 if fast else 200))
     _, _, X_test, y_test = load_digits()
     accuracy = np.mean(net.forward(X_test)[-1].argmax(axis=1) == y_test)
     print(f"{net}; test accuracy {100 * accuracy:.1f} %")
     x = X_test[0]
-    noise = Noise(AU=1e-4, AC=1e-5, MU=1e-4, MC=1e-5)
-    report = verify(net, noise, x, samples=20_000 if fast else 200_000, seed=0)
+    report = verify(net, NOISE, x, samples=20_000 if fast else 200_000, seed=0)
     print(report.table())
     if save:
         save_network(save, net, x)
@@ -75,7 +63,8 @@ def main(fast: bool = False, save: "str | None" = None) -> bool:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--onnx", metavar="FILE", help="verify this ONNX model (default: a PyTorch model trained here)")
     parser.add_argument("--fast", action="store_true", help="shorter training, fewer Monte Carlo samples")
     parser.add_argument("--save", metavar="FILE.npz", help="also store the network (.npz format)")
     args = parser.parse_args()
-    raise SystemExit(0 if main(args.fast, args.save) else 1)
+    raise SystemExit(0 if main(args.fast, args.onnx, args.save) else 1)

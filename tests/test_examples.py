@@ -40,12 +40,25 @@ def test_choose_activation_slope(capsys):
     assert "choice: sigmoid(gain=4)" in out
 
 
-def test_verify_your_model(tmp_path, capsys):
-    pytest.importorskip("torch")
+def test_verify_your_pytorch_and_onnx_model(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from noiseprop.io import load_network
+
+    example = load("verify_your_model.py")
     path = tmp_path / "model.npz"
-    assert load("verify_your_model.py")["main"](fast=True, save=str(path)) is True
-    assert path.exists()
+    assert example["main"](fast=True, save=str(path)) is True
     assert "test accuracy" in capsys.readouterr().out
+    # the same kind of model as an ONNX file: imported to the same outputs, verified
+    model = example["train_torch_model"](epochs=3)
+    onnx_path = tmp_path / "model.onnx"
+    with pytest.warns(DeprecationWarning):  # the legacy exporter, which needs no extra package
+        torch.onnx.export(model, torch.zeros(1, 64), str(onnx_path), dynamo=False)
+    assert example["main"](fast=True, onnx=str(onnx_path), save=str(tmp_path / "onnx.npz")) is True
+    net, x = load_network(tmp_path / "onnx.npz", return_input=True)
+    with torch.no_grad():
+        expected = model(torch.tensor(x[None], dtype=torch.float32)).numpy()[0]
+    assert net.forward(x)[-1] == pytest.approx(expected, rel=1e-5, abs=1e-5)
 
 
 def test_rank_layers():
