@@ -37,6 +37,7 @@ of order 1/D for small noise intensity D.
 """
 from __future__ import annotations
 
+import functools
 import operator
 import sys
 from contextlib import contextmanager
@@ -272,13 +273,22 @@ class _Engine:
 def _single_threaded_blas():
     """BLAS on one thread while the kernel runs: its tiles already run in
     parallel, and idle BLAS threads spinning beside them would steal cores."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # correct without it, only slower on few cores
+    controller = _blas_controller()
+    if controller is None:  # correct without threadpoolctl, only slower on few cores
         yield
         return
-    with threadpool_limits(1, user_api="blas"):
+    with controller.limit(limits=1, user_api="blas"):
         yield
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """The threadpoolctl controller, made once (it scans the loaded libraries)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
 
 
 def _sample_var(mean, mean_sq, n):

@@ -296,6 +296,7 @@ def test_sample_outputs_rejects_a_bad_layer(layer):
 def test_progress_bar_on_request_only(capsys):
     net, x = nonlinear_network()
     simulate(net, Noise(AU=1e-3), x, samples=2_000, chunk_size=500, progress=True)
-    assert "2000/2000" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "simulate:" in err and "/2000" in err
     simulate(net, Noise(AU=1e-3), x, samples=2_000, chunk_size=500)  # short run: no bar
     assert capsys.readouterr().err == ""
