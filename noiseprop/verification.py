@@ -125,8 +125,9 @@ class VerificationReport:
             f"probability {self.false_failure:g}).",
         ]
         if not self.passed and not self.affine:
-            notes.append("The network is nonlinear: a significant rel. error is the linearisation error "
-                         "of the first-order prediction (it shrinks with the noise intensity).")
+            notes.append("The network is nonlinear: deviations beyond the tolerance (neuron means or "
+                         "variances, or a layer's Var: rel. error) are the linearisation error of the "
+                         "first-order prediction (it shrinks with the noise intensity).")
         return "\n".join([format_table(headers, rows), *notes, f"verdict: {verdict}"])
 
     def to_dict(self) -> dict:
