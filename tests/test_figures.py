@@ -82,6 +82,28 @@ def test_script_entry_point_with_force_rewrites_one_figure(figures_dir, monkeypa
     assert capsys.readouterr().out.startswith("F1\t")
 
 
+@pytest.mark.parametrize("figure_id", list(FIGURES))
+def test_one_script_per_figure_passes_its_id(figure_id, monkeypatch):
+    import noiseprop.cli
+
+    calls = []
+    monkeypatch.setattr(noiseprop.cli, "main", lambda argv: calls.append(argv) or 0)
+    script = ROOT / "paper_figures" / f"{FIGURES[figure_id].STEM.lower()}.py"
+    monkeypatch.setattr(sys, "argv", [script.name, "OUT", "--fast"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(script), run_name="__main__")
+    assert exit_info.value.code == 0
+    assert calls == [["figures", "OUT", "--fast", "--only", figure_id]]
+
+
+def test_make_all_script_writes_the_chosen_figures(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["make_all.py", str(tmp_path), "--fast", "--only", "F2"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(ROOT / "paper_figures" / "make_all.py"), run_name="__main__")
+    assert exit_info.value.code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["F2_snr_vs_depth.json", "F2_snr_vs_depth.png"]
+
+
 @pytest.mark.parametrize("only, message", [
     ("F1,F99", "unknown figure id"),
     (",", "unknown figure id"),
