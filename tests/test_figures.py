@@ -335,3 +335,13 @@ def test_f8_noise_aware_training_accuracy_is_predicted(figures_dir):
         np.testing.assert_array_less(gap, threshold * np.hypot(stderr, analytic_se))
         # accuracy falls with the inference noise (smallest to largest level)
         assert row["monte_carlo"][0] > row["monte_carlo"][-1] + 0.3
+
+
+@pytest.mark.parametrize("figure_id", list(FIGURES))
+def test_committed_figures_are_full_quality_and_current(figure_id):
+    """The README's figures: full quality, made by the current figure code (same caption)."""
+    stem = FIGURES[figure_id].STEM
+    data = json.loads((ROOT / "paper_figures" / "output" / f"{stem}.json").read_text())
+    assert data["fast"] is False and data["caption"] == FIGURES[figure_id].CAPTION
+    assert (ROOT / "paper_figures" / "output" / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"paper_figures/output/{stem}.png" in (ROOT / "README.md").read_text()
