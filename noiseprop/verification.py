@@ -125,9 +125,11 @@ class VerificationReport:
             f"probability {self.false_failure:g}).",
         ]
         if not self.passed and not self.affine:
-            notes.append("The network is nonlinear: deviations beyond the tolerance (neuron means or "
-                         "variances, or a layer's Var: rel. error) are the linearisation error of the "
-                         "first-order prediction (it shrinks with the noise intensity).")
+            error = ("linearisation error of the first-order prediction" if self.prediction.method == "linear"
+                     else f"approximation error of the {self.prediction.method} prediction")
+            notes.append(f"The network is nonlinear: deviations beyond the tolerance (neuron means or "
+                         f"variances, or a layer's Var: rel. error) are the {error} "
+                         f"(it shrinks with the noise intensity).")
         return "\n".join([format_table(headers, rows), *notes, f"verdict: {verdict}"])
 
     def to_dict(self) -> dict:
@@ -196,6 +198,7 @@ def verify(
     seed: int = 0,
     *,
     false_failure: float = 1e-6,
+    method: str = "linear",
     chunk_size: "int | None" = None,
     progress: "bool | None" = None,
 ) -> VerificationReport:
@@ -211,6 +214,9 @@ def verify(
     false_failure : float, default 1e-6
         Probability that a correct prediction fails any comparison
         (Bonferroni over all neurons, layers and inputs).
+    method : {"linear", "moments"}, default "linear"
+        The prediction method held against the simulation (see
+        :func:`~noiseprop.propagation.predict`).
     chunk_size, progress :
         Passed to :func:`~noiseprop.montecarlo.simulate`.
 
@@ -228,7 +234,7 @@ def verify(
     """
     if not (isinstance(false_failure, (int, float)) and 0 < false_failure < 1):
         raise ValueError(f"false_failure must be a probability in (0, 1), got {false_failure!r}")
-    prediction = predict(net, noise, x)
+    prediction = predict(net, noise, x, method=method)
     simulation = simulate(net, noise, x, samples, seed, control_variate=False,
                           chunk_size=chunk_size, progress=progress)
     return VerificationReport(prediction, simulation, float(false_failure), net.is_affine)

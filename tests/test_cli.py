@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from noiseprop import Network, Noise, predict
-from noiseprop.builtin import reference_network
+from noiseprop.builtin import default_network, reference_network
 from noiseprop.cli import main
 from noiseprop.io import save_network
 
@@ -16,8 +16,19 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def test_predict_default_is_the_reference_network(capsys):
-    code, out, _ = run(capsys, "predict", "--json")
+def test_predict_default_is_the_shipped_trained_network(capsys):
+    code, out, _ = run(capsys, "predict", "--json", "--method", "moments")
+    assert code == 0
+    payload = json.loads(out)
+    net, x = default_network(return_input=True)
+    expected = predict(net, Noise(AU=1e-3, AC=1e-3, MU=1e-3, MC=1e-3), x, method="moments")
+    assert payload["sizes"] == [64, 100, 100, 100, 10] and payload["method"] == "moments"
+    for k, row in enumerate(payload["layers"]):
+        assert row["noise_var"] == pytest.approx(float(np.mean(expected.var[k])), rel=1e-12)
+
+
+def test_predict_reference_network(capsys):
+    code, out, _ = run(capsys, "predict", "--reference", "--json")
     assert code == 0
     payload = json.loads(out)
     net, x, noise = reference_network()
@@ -58,10 +69,13 @@ def test_predict_npz_with_per_layer_noise(tmp_path, capsys):
     (["--symmetric", "3,4,0.1,0,softplus"], "unknown activation 'softplus'"),
     (["--symmetric", "3,4,0.1"], "--symmetric needs DEPTH,WIDTH,WEIGHT,BIAS,ACTIVATION"),
     (["--AU", "-1"], "noise intensity AU must be a finite variance >= 0"),
-    (["--AU", "1e-3,1e-3"], "--AU: got 2 values for a network of 5 layers"),
+    (["--AU", "1e-3,1e-3"], "--AU: got 2 values for a network of 4 layers"),
     (["--MC", "lots"], "--MC: expected a number"),
     (["missing.npz"], "network file missing.npz does not exist"),
-    (["--input-value", "1", "--symmetric", "2,2,1,0,linear", "n.npz"], "not both"),
+    (["--input-value", "1", "--symmetric", "2,2,1,0,linear", "n.npz"],
+     "give one network: a network file and --symmetric were both given"),
+    (["--reference", "--symmetric", "2,2,1,0,linear"], "--symmetric and --reference"),
+    (["net.h5"], "unknown model file type '.h5'"),
 ])
 def test_bad_input_exits_2_with_a_message(capsys, argv, message):
     code, out, err = run(capsys, "predict", *argv)

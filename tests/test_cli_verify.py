@@ -41,3 +41,15 @@ def test_bad_input_exit_2(capsys, tmp_path):
     assert code == 2 and "exists" in err and (tmp_path / "v.png").read_bytes() == b"keep"
     code, _, err = run(capsys, "--symmetric", "2,3,0.3,0,linear", "--false-failure", "2")
     assert code == 2 and "false_failure" in err
+
+
+def test_main_job_default_network_linear_vs_moments(capsys):
+    """The README's main job: on the shipped trained network at D = 1e-3 the
+    Gaussian-moments prediction agrees with plain sampling; the first-order one
+    shows its (small but resolved) error in the neuron means."""
+    code, out, _ = run(capsys, "--method", "moments", "--json")
+    payload = json.loads(out)
+    assert code == 0 and payload["passed"]
+    code, out, _ = run(capsys)
+    assert code == 1
+    assert "linearisation error of the first-order prediction" in out

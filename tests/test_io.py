@@ -73,3 +73,13 @@ def test_missing_and_unreadable_files(tmp_path):
     (tmp_path / "junk.npz").write_text("not a zip")
     with pytest.raises(ValueError, match="junk.npz is not a readable .npz network file"):
         load_network(tmp_path / "junk.npz")
+
+
+def test_written_files_follow_the_umask(tmp_path, net):
+    import os
+    mask = os.umask(0o022)
+    try:
+        path = save_network(tmp_path / "net.npz", net)
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -8,8 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..builtin import REFERENCE_INTENSITY, reference_network
-from ..io import load_network
+from ..builtin import REFERENCE_INTENSITY, default_network, reference_network
+from ..io import load_model
 from ..model import Network
 from ..noise import NOISE_TYPES, PLACEMENTS, Noise
 
@@ -30,8 +30,13 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("network and input")
     group.add_argument(
         "network", nargs="?", type=Path,
-        help="network .npz file (W1..WL, b1..bL, activations, optional x); "
-        "default: the built-in reference network 784-100-100-100-100-10",
+        help="network file: .npz (W1..WL, b1..bL, activations, optional x), .onnx, or .pt/.pth "
+        "(a saved torch nn.Sequential); default: the shipped trained digits network "
+        "64-100-100-100-10 and its stored test digit",
+    )
+    group.add_argument(
+        "--reference", action="store_true",
+        help="the reference benchmark network 784-100-100-100-100-10 (random weights) instead",
     )
     group.add_argument(
         "--symmetric", metavar="DEPTH,WIDTH,WEIGHT,BIAS,ACTIVATION",
@@ -56,15 +61,19 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
 
 def network_from_args(args) -> tuple[Network, np.ndarray]:
     """The network and its input chosen by :func:`add_network_options`."""
-    if args.network and args.symmetric:
-        raise CLIError("give either a network file or --symmetric, not both")
+    chosen = [name for name, given in (("a network file", args.network), ("--symmetric", args.symmetric),
+                                       ("--reference", args.reference)) if given]
+    if len(chosen) > 1:
+        raise CLIError(f"give one network: {' and '.join(chosen)} were both given")
     stored_x = None
     if args.symmetric:
         net = _symmetric_from_text(args.symmetric)
     elif args.network:
-        net, stored_x = load_network(args.network, return_input=True)
-    else:
+        net, stored_x = load_model(args.network, return_input=True)
+    elif args.reference:
         net, stored_x, _ = reference_network()
+    else:
+        net, stored_x = default_network(return_input=True)
     if args.input is not None:
         x = _read_vector(args.input)
     elif args.input_value is not None:

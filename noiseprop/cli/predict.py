@@ -16,6 +16,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Predict per-layer mean, noise variance and SNR (linear response).",
     )
     add_network_options(parser)
+    parser.add_argument(
+        "--method", choices=("linear", "moments"), default="linear",
+        help="linear response (default; exact for affine activations) or Gaussian moments of "
+        "f(z) (better at large noise)",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--per-neuron", action="store_true", help="with --json: every neuron's mean and variance")
     parser.set_defaults(run=run)
@@ -24,13 +29,15 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     net, x = network_from_args(args)
     noise = noise_from_args(args, net.depth)
-    result = predict(net, noise, x)
+    result = predict(net, noise, x, method=args.method)
     if args.json:
-        payload = {"network": repr(net), "noise": describe_noise(noise), **result.to_dict(args.per_neuron)}
+        payload = {"network": repr(net), "noise": describe_noise(noise), "method": args.method,
+                   **result.to_dict(args.per_neuron)}
         print_json(payload)
     else:
         print(net)
         print("noise:", ", ".join(f"{k}={v}" for k, v in describe_noise(noise).items()))
         print(layer_table(result))
-        print("(linear-response prediction; layer SNR = sum E[y]^2 / sum Var[y])")
+        method = "linear-response" if args.method == "linear" else "Gaussian-moments"
+        print(f"({method} prediction; layer SNR = sum E[y]^2 / sum Var[y])")
     return 0

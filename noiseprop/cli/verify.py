@@ -33,6 +33,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_network_options(parser)
     parser.add_argument("--samples", type=int, default=100_000, help="Monte Carlo realisations (default 100000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--method", choices=("linear", "moments"), default="linear",
+                        help="prediction to verify: linear response (default) or Gaussian moments")
     parser.add_argument("--false-failure", type=float, default=1e-6, metavar="P",
                         help="probability that a correct prediction fails any comparison (default 1e-6)")
     parser.add_argument("--plot", metavar="FILE", help="write the verification figure (.png, .pdf, .svg)")
@@ -46,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     noise = noise_from_args(args, net.depth)
     if args.plot and not args.force and Path(args.plot).exists():
         raise CLIError(f"--plot {args.plot} exists; refusing to overwrite it (add --force)")
-    report = verify(net, noise, x, samples=args.samples, seed=args.seed, false_failure=args.false_failure)
+    report = verify(net, noise, x, samples=args.samples, seed=args.seed, false_failure=args.false_failure,
+                    method=args.method)
     if args.plot:
         report.plot(args.plot, overwrite=args.force)
     if args.json:
