@@ -26,7 +26,7 @@ EXIT_DISAGREE = 1
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "verify", help="check the analytic prediction against Monte Carlo sampling",
-        description="Hold the per-layer linear-response prediction (mean and variance of every neuron) "
+        description="Hold the per-layer analytic prediction (mean and variance of every neuron; --method) "
         "against plain Monte Carlo sampling; exit 0 if every layer agrees within its sampling "
         "error, 1 if not, 2 for bad input.",
     )
