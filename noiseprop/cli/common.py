@@ -14,7 +14,7 @@ from ..model import Network
 from ..noise import NOISE_TYPES, PLACEMENTS, Noise
 
 __all__ = [
-    "EXIT_BAD_INPUT", "CLIError", "add_network_options", "network_from_args",
+    "EXIT_BAD_INPUT", "CLIError", "add_network_options", "add_noise_options", "network_from_args",
     "noise_from_args", "describe_noise", "print_json",
 ]
 
@@ -45,6 +45,11 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
     source = group.add_mutually_exclusive_group()
     source.add_argument("--input", type=Path, metavar="FILE", help="input vector (.npy or text)")
     source.add_argument("--input-value", type=float, metavar="V", help="every input equal to V")
+    add_noise_options(parser)
+
+
+def add_noise_options(parser: argparse.ArgumentParser) -> None:
+    """Options that set the noise intensities and placement (read by :func:`noise_from_args`)."""
     noise = parser.add_argument_group(
         "noise (variances; a number for every layer or L comma-separated numbers; "
         f"with no noise option, all four types at {REFERENCE_INTENSITY:g})"

@@ -14,12 +14,12 @@ import numpy as np
 
 from .. import robustness
 from ..builtin import default_network
-from ..io import load_network
+from ..io import load_model
 from ..noise import NOISE_TYPES, PLACEMENTS
 from ..plotting import figure, plot_accuracy_curve, plot_noise_training, plot_walking_noise, save_figure
 from ..report import format_table
 from ..statistics import _finite_or_none
-from .common import CLIError, describe_noise, noise_from_args, print_json
+from .common import CLIError, add_noise_options, describe_noise, noise_from_args, print_json
 
 __all__ = ["register"]
 
@@ -46,14 +46,7 @@ def _register_accuracy(tasks) -> None:
         "has the largest output) from the predicted output mean and covariance.",
     )
     _add_network_and_data(parser)
-    noise = parser.add_argument_group(
-        "noise (variances; a number for every layer or L comma-separated numbers; "
-        "with no noise option, all four types at 0.001)"
-    )
-    for name in NOISE_TYPES:
-        noise.add_argument(f"--{name}", metavar="D", help=f"{name} noise intensity")
-    noise.add_argument("--noise", metavar="D", help="set all four intensities")
-    noise.add_argument("--placement", choices=PLACEMENTS, default="post")
+    add_noise_options(parser)
     parser.add_argument("--factors", default="1", metavar="F1,F2,..|MIN:MAX:N",
                         help="evaluate at these multiples of the noise intensities (default 1)")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level (default 0.95)")
@@ -217,7 +210,7 @@ def _run_training(args) -> int:
 
 def _add_network_and_data(parser) -> None:
     parser.add_argument("network", nargs="?", type=Path,
-                        help="network .npz file (default: the shipped digits classifier)")
+                        help="network file: .npz, .onnx or .pt/.pth (default: the shipped digits classifier)")
     parser.add_argument("--data", type=Path, metavar="FILE.npz",
                         help="data set: .npz with arrays X (B, N_0) and y (B,) (default: digits test set)")
 
@@ -245,7 +238,7 @@ def _add_common(parser, samples: int, method: str = "linear") -> None:
 
 
 def _network_and_data(args):
-    net = load_network(args.network) if args.network else default_network()
+    net = load_model(args.network) if args.network else default_network()
     if args.data is None:
         from ..datasets import load_digits
 
