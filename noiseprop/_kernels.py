@@ -7,9 +7,11 @@ wrong numbers or a crash, not an error message.
 
 Random numbers are counter based: every realisation s (global sample index),
 input b and layer k has its own stream key ``stream_key(seed_key, s, b, k)``
-and draw n of that stream is the SplitMix64 finaliser of ``key + (n+1) G``
-(G the golden-ratio increment), turned into a standard normal by Acklam's
-inverse-CDF approximation (relative error < 1.2e-9).  No generator state is
+and word j of that stream is the SplitMix64 finaliser of ``key + (j+1) G``
+(G the golden-ratio increment); each word gives two 32-bit uniforms, each
+turned into a standard normal by Acklam's inverse-CDF approximation (relative
+error < 1.2e-9; the 32-bit uniforms reach 6.2 standard deviations, beyond
+which lies a probability of 5e-10).  No generator state is
 carried from one realisation to the next, so the numbers depend on the seed
 only, not on how realisations are split into chunks or spread over threads.
 
@@ -50,7 +52,7 @@ ROW_FIELDS = {False: 6, True: 12}
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _INPUT_MIX = np.uint64(0xD1B54A32D192ED03)
-_TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
+_TO_UNIT = 1.0 / 4294967296.0  # 2**-32
 
 # Acklam's rational approximation of the inverse normal CDF.
 _A1, _A2, _A3 = -3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02
@@ -122,10 +124,25 @@ def stream_key(seed_key, sample, inp, layer):
 
 
 @njit(inline="always")
-def _uniform(key, n):
-    """Draw n of a stream as a uniform number in the open interval (0, 1)."""
-    bits = _mix(key + np.uint64(n + 1) * _GAMMA)
-    return (float(bits >> np.uint64(11)) + 0.5) * _TO_UNIT
+def _word(key, j):
+    """Word j of a stream: 64 random bits, two 32-bit draws."""
+    return _mix(key + np.uint64(j + 1) * _GAMMA)
+
+
+@njit(inline="always")
+def _to_unit(bits32):
+    """32 random bits as a uniform number in the open interval (0, 1)."""
+    return (float(bits32) + 0.5) * _TO_UNIT
+
+
+@njit(inline="always")
+def _low(word):
+    return word & np.uint64(0xFFFFFFFF)
+
+
+@njit(inline="always")
+def _high(word):
+    return word >> np.uint64(32)
 
 
 @njit(inline="always")
@@ -147,9 +164,8 @@ def _tail(u):
 
 
 @njit(inline="always")
-def _normal(key, n):
-    """Draw n of a stream as a standard normal number."""
-    u = _uniform(key, n)
+def _inverse_normal(u):
+    """Acklam's inverse normal CDF of u in (0, 1)."""
     q = u - 0.5
     if abs(q) <= _Q_CENTRAL:
         return _central(q)
@@ -157,52 +173,84 @@ def _normal(key, n):
 
 
 @njit(inline="always")
-def _fill_normals(key, first, out):
-    """out[i] = draw first + i of the stream, as standard normals.
+def _normal_pair(key):
+    """Word 0 of a stream as two standard normals (xi_MC, xi_AC)."""
+    word = _word(key, 0)
+    return _inverse_normal(_to_unit(_low(word))), _inverse_normal(_to_unit(_high(word)))
 
-    Two passes so that the first (the central formula for every draw)
+
+@njit(inline="always")
+def _fill_unit(key, first, half, i):
+    """The uniform behind out[i] of ``_fill_normals(key, first, out)``."""
+    word = _word(key, first + (i if i < half else i - half))
+    return _to_unit(_low(word) if i < half else _high(word))
+
+
+@njit(inline="always")
+def _fill_normals(key, first, out, tail_index):
+    """out as standard normals from the words first, first + 1, ... of a stream:
+    with h = ceil(len(out) / 2), out[i] from the low half of word first + i and
+    out[h + i] from its high half.
+
+    The first pass (the central formula for every draw, two per word)
     vectorises; the central formula is monotone with |x| < _X_CENTRAL exactly
-    on the central region, so only draws beyond it (about 5 %) are redone.
+    on the central region, so only draws beyond it (about 5 %) are redone,
+    listed first in ``tail_index`` (scratch, len(out) int64) without a branch
+    that the processor would mispredict.
     """
-    for i in range(out.shape[0]):
-        out[i] = _central(_uniform(key, first + i) - 0.5)
-    for i in range(out.shape[0]):
-        if abs(out[i]) >= _X_CENTRAL:
-            u = _uniform(key, first + i)
-            if abs(u - 0.5) > _Q_CENTRAL:
-                out[i] = _tail(u)
+    n = out.shape[0]
+    half = (n + 1) // 2
+    for i in range(n - half):
+        word = _word(key, first + i)
+        out[i] = _central(_to_unit(_low(word)) - 0.5)
+        out[half + i] = _central(_to_unit(_high(word)) - 0.5)
+    if n % 2:
+        out[half - 1] = _central(_to_unit(_low(_word(key, first + half - 1))) - 0.5)
+    count = 0
+    for i in range(n):
+        tail_index[count] = i
+        count += abs(out[i]) >= _X_CENTRAL
+    for j in range(count):
+        i = tail_index[j]
+        u = _fill_unit(key, first, half, i)
+        if abs(u - 0.5) > _Q_CENTRAL:
+            out[i] = _tail(u)
 
 
 @njit(cache=True, error_model="numpy")
 def standard_normals(seed_key, sample, inp, layer, first, count):
-    """``count`` draws of one stream as standard normals (for the tests)."""
+    """``count`` standard normals from the words first, ... of one stream, as
+    drawn by the kernel (for the tests)."""
     out = np.empty(count)
-    _fill_normals(stream_key(seed_key, sample, inp, layer), first, out)
+    _fill_normals(stream_key(seed_key, sample, inp, layer), first, out, np.empty(count, np.int64))
     return out
 
 
 @njit(inline="always")
-def _activate(code, p0, p1, z, out):
-    """out = f(z) for the activation ``code`` with parameters p0, p1."""
-    n = z.shape[0]
+def _activate(code, p0, p1, z, zr, out, r, n):
+    """out[r, :n] = f(z[zr, :n]) for the activation ``code`` with parameters p0, p1.
+
+    Rows are indexed, not sliced: a row view costs reference counting per
+    realisation, which is as expensive as the arithmetic on a narrow layer.
+    """
     if code == 0:
         for i in range(n):
-            out[i] = p0 * z[i] + p1
+            out[r, i] = p0 * z[zr, i] + p1
     elif code == 1:
         for i in range(n):
-            out[i] = 1.0 / (1.0 + _exp(-p0 * z[i]))
+            out[r, i] = 1.0 / (1.0 + _exp(-p0 * z[zr, i]))
     elif code == 2:
         for i in range(n):
-            out[i] = math.tanh(p0 * z[i])
+            out[r, i] = math.tanh(p0 * z[zr, i])
     elif code == 3:
         for i in range(n):
-            out[i] = max(z[i], 0.0)
+            out[r, i] = max(z[zr, i], 0.0)
     elif code == 4:
         for i in range(n):
-            out[i] = math.erf(p0 * z[i])
+            out[r, i] = math.erf(p0 * z[zr, i])
     else:
         for i in range(n):
-            out[i] = 1.0 if z[i] > 0.0 else 0.0
+            out[r, i] = 1.0 if z[zr, i] > 0.0 else 0.0
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -261,14 +309,16 @@ def simulate_chunk(
         buffers = np.empty((4 if cv else 2, rows * width))
         z_buf = np.empty(rows * width)
         z_lin_buf = np.empty(rows * width if cv else 0)
-        f = np.empty(width)
+        f = np.empty((1, width))
         g_mu = np.empty(width)
         g_au = np.empty(width)
+        tail_index = np.empty(width, np.int64)
         n_in = 0
         for k in range(n_layers):
             n = offsets[k + 1] - offsets[k]
             y = buffers[k % 2, : rows * n].reshape((rows, n))
             y_lin = buffers[2 + k % 2, : rows * n].reshape((rows, n)) if cv else y
+            z, z_lin = first, first  # layer 1: the same pre-activation (row b) in every realisation
             if k > 0:
                 previous = buffers[(k - 1) % 2, : rows * n_in].reshape((rows, n_in))
                 z = _affine(previous, weights_t[k], biases[k], z_buf[: rows * n].reshape((rows, n)))
@@ -278,16 +328,26 @@ def simulate_chunk(
                 else:
                     z_lin = z
             pairs = n * (n - 1)
-            for r in range(rows):
-                s, b = start + r // n_inputs, r % n_inputs
-                z_row = first[b] if k == 0 else z[r]
-                z_lin_row = first[b] if k == 0 else z_lin[r]
-                key = stream_key(seed_key, sample0 + s, b, k + 1)
-                _noisy_row(z_row, z_lin_row, codes[k], params[k, 0], params[k, 1], sds[k], pre[k], cv, key,
-                           zbar[k][b], slope[k][b], shift[k][b], y[r], y_lin[r], f[:n], g_mu[:n], g_au[:n])
-                if accumulate:
-                    region = acc[block, b, fields * offsets[k]: fields * offsets[k + 1]].reshape((fields, n))
-                    _accumulate(y[r], y_lin[r], shift[k][b], cv, pairs, region, row_acc[block, b, k])
+            column = fields * offsets[k]
+            # typed-List items fetched once per layer, not per realisation (each fetch costs ~30 ns)
+            zbar_k, slope_k, shift_k, sd_k = zbar[k], slope[k], shift[k], sds[k]
+            code, p0, p1, pre_k = codes[k], params[k, 0], params[k, 1], pre[k]
+            g_mu_n, g_au_n = g_mu[:n], g_au[:n]
+            for b in range(n_inputs):
+                # views made once per input, not per realisation: a view costs reference
+                # counting, and the accumulation only vectorises on plain 2-D rows
+                zbar_b, slope_b, shift_b = zbar_k[b], slope_k[b], shift_k[b]
+                acc_b = acc[block, b, column: column + fields * n].reshape((fields, n))
+                row_acc_b = row_acc[block, b, k]
+                zr = b
+                for r in range(b, rows, n_inputs):
+                    if k > 0:
+                        zr = r
+                    key = stream_key(seed_key, sample0 + start + r // n_inputs, b, k + 1)
+                    _noisy_row(z, z_lin, zr, code, p0, p1, sd_k, pre_k, cv, key, zbar_b, slope_b, shift_b,
+                               y, y_lin, r, f, g_mu_n, g_au_n, tail_index)
+                    if accumulate:
+                        _accumulate(y, y_lin, r, shift_b, n, cv, pairs, acc_b, row_acc_b)
             n_in = n
         if out.size > 0:
             last = buffers[(n_layers - 1) % 2, : rows * n_in].reshape((rows, n_in))
@@ -307,60 +367,63 @@ def _affine(y, weight_t, bias, z):
 
 
 @njit(inline="always")
-def _noisy_row(z, z_lin, code, p0, p1, sd, pre, cv, key, zbar, slope, shift, y, y_lin, f, g_mu, g_au):
-    """One realisation of one layer: y from the pre-activation z (and, with
-    ``cv``, y_lin of the linearised network from z_lin, with the same draws).
+def _noisy_row(z, z_lin, zr, code, p0, p1, sd, pre, cv, key, zbar, slope, shift, y, y_lin, r, f, g_mu, g_au,
+               tail_index):
+    """One realisation of one layer: y[r] from the pre-activation z[zr] (and,
+    with ``cv``, y_lin[r] of the linearised network from z_lin[zr], with the
+    same draws); zbar, slope and shift are the working point of this input.
 
-    Draw 0 of the stream is xi_MC, draw 1 xi_AC, draws 2.. the uncorrelated
-    ones: with ``cv`` xi_MU (2..N+1) and xi_AU (N+2..2N+1) apart; without, the
-    combined f xi_MU + xi_AU (or z xi_MU + xi_AU before the activation), one
-    Gaussian per neuron.
+    Word 0 of the stream gives xi_MC and xi_AC, words 1.. the uncorrelated
+    draws (see _fill_normals): with ``cv`` xi_MU (words 1..h) and xi_AU (the
+    next h words, h = ceil(N / 2)) apart; without, the combined
+    f xi_MU + xi_AU (or z xi_MU + xi_AU before the activation), one Gaussian
+    per neuron.  ``f`` is a (1, N) scratch row.
     """
-    n = y.shape[0]
+    n = g_mu.shape[0]
     d_au, d_mu = sd[0] * sd[0], sd[2] * sd[2]
-    e_mc = sd[3] * _normal(key, 0) if sd[3] > 0.0 else 0.0
-    e_ac = sd[1] * _normal(key, 1) if sd[1] > 0.0 else 0.0
+    xi_mc, xi_ac = _normal_pair(key) if sd[3] > 0.0 or sd[1] > 0.0 else (0.0, 0.0)
+    e_mc, e_ac = sd[3] * xi_mc, sd[1] * xi_ac
     if cv:
-        _fill_normals(key, 2, g_mu)
-        _fill_normals(key, 2 + n, g_au)
+        _fill_normals(key, 1, g_mu, tail_index)
+        _fill_normals(key, 1 + (n + 1) // 2, g_au, tail_index)
     elif d_mu > 0.0 or d_au > 0.0:
-        _fill_normals(key, 2, g_mu)
+        _fill_normals(key, 1, g_mu, tail_index)
     else:
         g_mu[:] = 0.0
     if not pre:
-        _activate(code, p0, p1, z, f)
+        _activate(code, p0, p1, z, zr, f, 0, n)
         if cv:
             for i in range(n):
                 gain = 1.0 + sd[2] * g_mu[i] + e_mc
                 add = sd[0] * g_au[i] + e_ac
-                y[i] = f[i] * gain + add
-                y_lin[i] = (shift[i] + slope[i] * (z_lin[i] - zbar[i])) * gain + add
+                y[r, i] = f[0, i] * gain + add
+                y_lin[r, i] = (shift[i] + slope[i] * (z_lin[zr, i] - zbar[i])) * gain + add
         else:
             for i in range(n):
-                y[i] = f[i] * (1.0 + e_mc) + e_ac + math.sqrt(f[i] * f[i] * d_mu + d_au) * g_mu[i]
+                y[r, i] = f[0, i] * (1.0 + e_mc) + e_ac + math.sqrt(f[0, i] * f[0, i] * d_mu + d_au) * g_mu[i]
     else:
         if cv:
             for i in range(n):
                 gain = 1.0 + sd[2] * g_mu[i] + e_mc
                 add = sd[0] * g_au[i] + e_ac
-                f[i] = z[i] * gain + add
-                y_lin[i] = shift[i] + slope[i] * (z_lin[i] * gain + add - zbar[i])
+                f[0, i] = z[zr, i] * gain + add
+                y_lin[r, i] = shift[i] + slope[i] * (z_lin[zr, i] * gain + add - zbar[i])
         else:
             for i in range(n):
-                f[i] = z[i] * (1.0 + e_mc) + e_ac + math.sqrt(z[i] * z[i] * d_mu + d_au) * g_mu[i]
-        _activate(code, p0, p1, f, y)
+                f[0, i] = z[zr, i] * (1.0 + e_mc) + e_ac + math.sqrt(z[zr, i] * z[zr, i] * d_mu + d_au) * g_mu[i]
+        _activate(code, p0, p1, f, 0, y, r, n)
 
 
 @njit(inline="always")
-def _accumulate(row, row_lin, shift, cv, pairs, acc, row_acc):
-    """Add one realisation's sums (see NEURON_FIELDS, ROW_FIELDS).
+def _accumulate(y, y_lin, r, shift, n, cv, pairs, acc, row_acc):
+    """Add realisation r's sums (see NEURON_FIELDS, ROW_FIELDS): per-neuron
+    sums into acc (fields, N), layer sums into row_acc (fields,).
 
     The element-wise sums and the sums over neurons are separate loops so
     that the first vectorises (a float reduction does not, without fastmath).
     """
-    n = row.shape[0]
     for i in range(n):
-        d = row[i] - shift[i]
+        d = y[r, i] - shift[i]
         d2 = d * d
         acc[0, i] += d
         acc[1, i] += d2
@@ -368,27 +431,16 @@ def _accumulate(row, row_lin, shift, cv, pairs, acc, row_acc):
         acc[3, i] += d2 * d2
     if cv:
         for i in range(n):
-            d = row[i] - shift[i]
-            e = row_lin[i] - shift[i]
+            d = y[r, i] - shift[i]
+            e = y_lin[r, i] - shift[i]
             d2, e2 = d * d, e * e
             acc[4, i] += e
             acc[5, i] += e2
             acc[6, i] += (d - e) * (d - e)
             acc[7, i] += d2 - e2
             acc[8, i] += (d2 - e2) * (d2 - e2)
-    s_a = 0.0
-    q_a = 0.0
-    s_e = 0.0
-    q_e = 0.0
-    for i in range(n):
-        d = row[i] - shift[i]
-        s_a += d
-        q_a += d * d
-    if cv:
-        for i in range(n):
-            e = row_lin[i] - shift[i]
-            s_e += e
-            q_e += e * e
+    s_a, q_a = _shifted_sums(y, r, shift, n)
+    s_e, q_e = _shifted_sums(y_lin, r, shift, n) if cv else (0.0, 0.0)
     p_a = (s_a * s_a - q_a) / pairs if pairs > 0 else 0.0
     row_acc[0] += s_a
     row_acc[1] += s_a * s_a
@@ -404,3 +456,31 @@ def _accumulate(row, row_lin, shift, cv, pairs, acc, row_acc):
         row_acc[9] += (p_a - p_e) * (p_a - p_e)
         row_acc[10] += q_a - q_e
         row_acc[11] += (q_a - q_e) * (q_a - q_e)
+
+
+@njit(inline="always")
+def _shifted_sums(y, r, shift, n):
+    """sum_i d_i and sum_i d_i^2 with d = y[r] - shift, in four interleaved
+    partial sums: a single running sum is a chain of dependent additions (4
+    cycles each) that the compiler may not reorder, so it would not vectorise."""
+    s0 = s1 = s2 = s3 = 0.0
+    q0 = q1 = q2 = q3 = 0.0
+    quads = n - n % 4
+    for i in range(0, quads, 4):
+        d0 = y[r, i] - shift[i]
+        d1 = y[r, i + 1] - shift[i + 1]
+        d2 = y[r, i + 2] - shift[i + 2]
+        d3 = y[r, i + 3] - shift[i + 3]
+        s0 += d0
+        s1 += d1
+        s2 += d2
+        s3 += d3
+        q0 += d0 * d0
+        q1 += d1 * d1
+        q2 += d2 * d2
+        q3 += d3 * d3
+    for i in range(quads, n):
+        d = y[r, i] - shift[i]
+        s0 += d
+        q0 += d * d
+    return (s0 + s1) + (s2 + s3), (q0 + q1) + (q2 + q3)
