@@ -255,7 +255,7 @@ def _activate(code, p0, p1, z, zr, out, r, n):
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def simulate_chunk(
-    first, weights_t, biases, codes, params, sds, pre, zbar, slope, shift, cv,
+    first, weights_t, weight_offsets, biases, codes, params, sds, pre, zbar, slope, shift, cv,
     seed_key, sample0, n_samples, sample_blocks, offsets, acc, row_acc, accumulate, out,
 ):
     """Layers 1..L for a chunk of realisations, with running sums.
@@ -269,17 +269,23 @@ def simulate_chunk(
     first : float64 (B, N_1)
         Layer 1's pre-activation, the same in every realisation (noise-free
         input); with post placement its f(z) (and ``codes[0]`` the identity).
-    weights_t, biases : typed List of float64 (N_{k-1}, N_k), (N_k,)
-        W_k^T and b_k for k = 1..L (entry 0 unused).
+    weights_t : float64, flat
+        W_k^T (N_{k-1}, N_k) for k = 2..L, row-major, layer k's at
+        weight_offsets[k-1]:weight_offsets[k] (layer 1's is not needed).
+    weight_offsets : int64 (L+1,)
+    biases : float64 (offsets[L],)
+        b_k for k = 1..L, layer k's at offsets[k-1]:offsets[k].
     codes : int64 (L,); params : float64 (L, 2)
         Activations (:data:`ACTIVATION_CODES`) and their parameters.
     sds : float64 (L, 4)
         Standard deviations sqrt(D) of AU, AC, MU, MC per layer.
     pre : bool (L,)
         Pre-activation placement per layer.
-    zbar, slope, shift : typed List of float64 (B, N_k)
+    zbar, slope, shift : float64 (B * offsets[L],)
         Working point, slope f'(zbar) and mean f(zbar) of the linearised
-        network per layer; ``shift`` is also the centre of the running sums.
+        network per layer, layer k's a (B, N_k) block at B * offsets[k-1];
+        ``shift`` is also the centre of the running sums.  (Flat arrays, not
+        lists: a typed List costs milliseconds to build and pass.)
     cv : bool
         Control variate: also propagate the linearised network, same draws.
     seed_key : uint64
@@ -301,7 +307,7 @@ def simulate_chunk(
     fields = acc.shape[2] // offsets[n_layers]
     width = 0
     for k in range(n_layers):
-        width = max(width, offsets[k + 1] - offsets[k], weights_t[k].shape[0])
+        width = max(width, offsets[k + 1] - offsets[k])
     for block in prange(sample_blocks):
         start = block * n_samples // sample_blocks
         stop = (block + 1) * n_samples // sample_blocks
@@ -321,16 +327,21 @@ def simulate_chunk(
             z, z_lin = first, first  # layer 1: the same pre-activation (row b) in every realisation
             if k > 0:
                 previous = buffers[(k - 1) % 2, : rows * n_in].reshape((rows, n_in))
-                z = _affine(previous, weights_t[k], biases[k], z_buf[: rows * n].reshape((rows, n)))
+                weight_t = weights_t[weight_offsets[k]: weight_offsets[k + 1]].reshape((n_in, n))
+                bias = biases[offsets[k]: offsets[k + 1]]
+                z = _affine(previous, weight_t, bias, z_buf[: rows * n].reshape((rows, n)))
                 if cv:
                     previous_lin = buffers[2 + (k - 1) % 2, : rows * n_in].reshape((rows, n_in))
-                    z_lin = _affine(previous_lin, weights_t[k], biases[k], z_lin_buf[: rows * n].reshape((rows, n)))
+                    z_lin = _affine(previous_lin, weight_t, bias, z_lin_buf[: rows * n].reshape((rows, n)))
                 else:
                     z_lin = z
             pairs = n * (n - 1)
             column = fields * offsets[k]
-            # typed-List items fetched once per layer, not per realisation (each fetch costs ~30 ns)
-            zbar_k, slope_k, shift_k, sd_k = zbar[k], slope[k], shift[k], sds[k]
+            lo, hi = n_inputs * offsets[k], n_inputs * offsets[k + 1]
+            zbar_k = zbar[lo:hi].reshape((n_inputs, n))
+            slope_k = slope[lo:hi].reshape((n_inputs, n))
+            shift_k = shift[lo:hi].reshape((n_inputs, n))
+            sd_k = sds[k]
             code, p0, p1, pre_k = codes[k], params[k, 0], params[k, 1], pre[k]
             g_mu_n, g_au_n = g_mu[:n], g_au[:n]
             for b in range(n_inputs):

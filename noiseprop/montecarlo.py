@@ -44,7 +44,6 @@ from contextlib import contextmanager
 from typing import Callable
 
 import numpy as np
-from numba import typed
 
 from . import _kernels
 from .activations import Activation, Erf, Heaviside, Linear, ReLU, Sigmoid, Tanh
@@ -186,6 +185,11 @@ class _Layer:
         self.activation = _kernel_activation(activation, k)
 
 
+def _flat(arrays) -> np.ndarray:
+    """The arrays' values, row-major, one after another, as one float64 array."""
+    return np.concatenate([np.zeros(0)] + [np.ravel(a) for a in arrays]).astype(float, copy=False)
+
+
 class _Engine:
     """Runs chunks of realisations through the layers and keeps running sums."""
 
@@ -202,17 +206,19 @@ class _Engine:
                                       net.activations, layer_noise)
         ]
         first = self._first_layer()
+        later = self.layers[1:]  # layer 1's weights are not needed: ``first`` holds its output
         self._args = (
             first,
-            typed.List([layer.weight_t for layer in self.layers]),
-            typed.List([layer.bias for layer in self.layers]),
+            _flat([layer.weight_t for layer in later]),
+            np.cumsum([0, 0] + [layer.weight_t.size for layer in later]).astype(np.int64),
+            _flat([layer.bias for layer in self.layers]),
             np.array([layer.activation[0] for layer in self.layers], dtype=np.int64),
             np.array([layer.activation[1:] for layer in self.layers], dtype=float),
             np.array([layer.sd for layer in self.layers]),
             np.array([layer.pre for layer in self.layers]),
-            typed.List([np.ascontiguousarray(layer.zbar) for layer in self.layers]),
-            typed.List([np.ascontiguousarray(layer.slope) for layer in self.layers]),
-            typed.List([np.ascontiguousarray(layer.shift) for layer in self.layers]),
+            _flat([layer.zbar for layer in self.layers]),
+            _flat([layer.slope for layer in self.layers]),
+            _flat([layer.shift for layer in self.layers]),
             cv,
             key,
         )
@@ -236,7 +242,7 @@ class _Engine:
     def run_chunk(self, samples: int, out: "np.ndarray | None" = None) -> None:
         """Simulate the next ``samples`` realisations, adding to the sums;
         write the last layer's outputs into ``out`` (samples, B, N) if given."""
-        blocks = min(samples, _TILES)
+        blocks = min(max(1, samples // 1), _TILES)
         if self.accumulate:  # one slot of sums per tile: keep them below the chunk's own size
             blocks = max(1, min(blocks, _CHUNK_VALUES // self.neuron_sums.size))
         shape = (blocks, self.n_inputs) if self.accumulate else (1, 1)
@@ -272,7 +278,10 @@ class _Engine:
 @contextmanager
 def _single_threaded_blas():
     """BLAS on one thread while the kernel runs: its tiles already run in
-    parallel, and idle BLAS threads spinning beside them would steal cores."""
+    parallel, and idle BLAS threads spinning beside them would steal cores.
+    Entered before the set-up's own matrix products (``predict``), which
+    would otherwise leave BLAS threads spinning (for milliseconds) as the
+    kernel starts."""
     controller = _blas_controller()
     if controller is None:  # correct without threadpoolctl, only slower on few cores
         yield
@@ -426,9 +435,9 @@ def simulate(
     key = seed_key(seed)
     if rtol is not None and not (isinstance(rtol, (int, float)) and 0 < rtol < 1):
         raise ValueError(f"rtol must be a number in (0, 1), got {rtol!r}")
-    engine = _Engine(net, layer_noise, xb, cv=bool(control_variate), upto=net.depth, key=key, accumulate=True)
     updates = samples * xb.shape[0] * sum(net.sizes[1:])
     with _progress_bar(samples, progress, updates) as bar, _single_threaded_blas():
+        engine = _Engine(net, layer_noise, xb, cv=bool(control_variate), upto=net.depth, key=key, accumulate=True)
         while engine.samples_done < samples:
             step = min(chunk, samples - engine.samples_done)
             if rtol is not None:  # check early, then at doubling sample counts up to the chunk size
@@ -486,9 +495,9 @@ def sample_outputs(net: Network, noise: NoiseSpec, x, samples: int, seed: int = 
     if index is None or not (-net.depth <= index <= net.depth) or index == 0:
         raise ValueError(f"layer must be 1..{net.depth} or -1..-{net.depth}, got {layer!r}")
     upto = index if index > 0 else net.depth + 1 + index
-    engine = _Engine(net, layer_noise, xb, cv=False, upto=upto, key=seed_key(seed), accumulate=False)
     out = np.empty((samples, xb.shape[0], net.sizes[upto]))
     with _single_threaded_blas():
+        engine = _Engine(net, layer_noise, xb, cv=False, upto=upto, key=seed_key(seed), accumulate=False)
         while engine.samples_done < samples:
             start = engine.samples_done
             step = min(chunk, samples - start)

@@ -92,6 +92,17 @@ def test_batch_of_inputs_matches_exact_moments_per_input():
     assert max(comparisons) < critical_z(len(comparisons))
 
 
+def test_one_layer_network_matches_exact_moments():
+    parts = affine_network(seed=4, sizes=(3, 5))
+    net, x = parts[0], parts[1]
+    noise = Noise(AU=1e-2, AC=1e-2, MU=1e-2, MC=1e-2)
+    sim = simulate(net, noise, x, samples=200_000, seed=2)
+    z = z_scores(sim, *exact(parts, [noise], x))
+    assert np.max(z) < critical_z(len(z))
+    cv = simulate(net, noise, x, samples=1_000, seed=2, control_variate=True)
+    np.testing.assert_allclose(cv.var[1], predict(net, noise, x).var[1], rtol=1e-12)
+
+
 def test_layer_noise_var_stderr_is_honest():
     """noise_var_stderr accounts for the correlation between neurons: the
     spread of noise_var over independent seeds matches it (chi-square test)."""
@@ -265,6 +276,10 @@ def test_standard_normals_are_standard_normal():
     assert tail == pytest.approx(2 * stats.norm.sf(3.0), rel=5.3 * np.sqrt(1 / (n * 2.7e-3)))
     other = standard_normals(seed_key(0), 6, 1, 2, 0, 1_000)
     assert abs(np.corrcoef(draws[:1_000], other)[0, 1]) < 5.3 / np.sqrt(1_000)
+    # the two halves of a word (draws i and n/2 + i) are independent draws
+    low, high = draws[: n // 2], draws[n // 2:]
+    assert abs(np.corrcoef(low, high)[0, 1]) < 5.3 / np.sqrt(n / 2)
+    assert abs(np.corrcoef(low**2, high**2)[0, 1]) < 5.3 * np.sqrt(3 / (n / 2))
 
 
 class Softsign(Activation):
