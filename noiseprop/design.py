@@ -9,7 +9,8 @@
   of that map is the layer's *accumulation gain*: a deep stack of such layers
   keeps the noise bounded when rho_k < 1 (fixed point (I - T)^-1 q, spec 6:
   D / (1 - g)), grows linearly when rho_k = 1 and exponentially when rho_k > 1.
-  For symmetric networks rho_k = s_k^2 N^2 w^2 (1 + D_MC) exactly (spec 5).
+  For symmetric networks rho_k = s_k^2 w^2 N (N (1 + D_MC) + D_MU) exactly
+  (spec 5; s_k^2 N^2 w^2 without multiplicative noise).
 - the **predicted output SNR** (layer SNR of layer L, linear response);
 - the **sensitivity** of the output noise to every layer's intensity of every
   type, exact in the linear-response model (the output variance is affine in
@@ -18,8 +19,10 @@
   type, the same on every layer, the other types as given;
 - **recommendations** in words and numbers.
 
-Layer 1 reads the noise-free input, so its gain is reported but does not
-enter the overall verdict.
+The overall verdict on accumulation judges layers 2..L-1: layer 1 reads the
+noise-free input, and the output layer L feeds no further layer, so its gain
+only scales the noise it passes out once (which the output SNR includes)
+and cannot make noise accumulate with depth.  Both are reported per layer.
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ from scipy.optimize import brentq
 
 from .activations import Linear
 from .gains import LayerGains, layer_statistics
-from .model import Network, as_input
+from .model import Network, _finite_number, _positive_int, as_input
 from .noise import NOISE_TYPES, Noise, NoiseSpec, per_layer_noise
 from .propagation import predict
 from .report import format_table
@@ -161,9 +164,15 @@ class DesignReport:
     recommendations: list = field(default_factory=list)
 
     @property
+    def judged_layers(self) -> list:
+        """The rules of layers 2..L-1, which receive noise and pass it on to a
+        further layer: the layers whose gains make noise accumulate with depth."""
+        return self.layers[1:-1]
+
+    @property
     def bounded(self) -> bool:
-        """True when accumulation is bounded in every layer that receives noise (k >= 2)."""
-        return all(rule.bounded for rule in self.layers[1:])
+        """True when accumulation is bounded in every layer 2..L-1 (see :attr:`judged_layers`)."""
+        return all(rule.bounded for rule in self.judged_layers)
 
     @property
     def meets_target(self) -> Optional[bool]:
@@ -202,7 +211,7 @@ class DesignReport:
     def summary(self) -> str:
         """Verdicts, output SNR, budgets and recommendations as text lines."""
         lines = [
-            f"accumulation: {'bounded' if self.bounded else 'NOT bounded'} (layers 2..L)",
+            f"accumulation: {'bounded' if self.bounded else 'NOT bounded'} (layers 2..L-1)",
             f"output SNR: {self.output_snr_db:.2f} dB (worst input), {self.output_snr_db_mean:.2f} dB (mean)",
         ]
         if self.target_snr_db is not None:
@@ -230,6 +239,7 @@ class DesignReport:
         return {
             "passed": self.passed,
             "bounded": self.bounded,
+            "judged_layers": [rule.layer for rule in self.judged_layers],
             "output_snr_db": number(self.output_snr_db),
             "output_snr_db_mean": number(self.output_snr_db_mean),
             "target_snr_db": self.target_snr_db,
@@ -385,13 +395,7 @@ def _largest(net: Network, x, target: float, noise_at, baseline) -> float:
 def _target(target_snr_db) -> "float | None":
     if target_snr_db is None:
         return None
-    try:
-        value = float(target_snr_db)
-    except (TypeError, ValueError):
-        raise ValueError(f"target_snr_db must be a number of dB, got {target_snr_db!r}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"target_snr_db must be finite, got {value}")
-    return value
+    return _finite_number("target_snr_db", target_snr_db)
 
 
 def _injections(net: Network, layer_noise: Sequence[Noise], inputs: np.ndarray) -> list[np.ndarray]:
@@ -472,7 +476,12 @@ def _sensitivity(net: Network, layer_noise: Sequence[Noise], inputs: np.ndarray)
 
 
 def _recommendations(report: DesignReport) -> list[str]:
-    advice = _slope_advice([rule for rule in report.layers[1:] if not rule.bounded])
+    advice = _slope_advice([rule for rule in report.judged_layers if not rule.bounded])
+    output = report.layers[-1]
+    if len(report.layers) > 1 and not output.bounded:
+        advice.append(f"the output layer multiplies the noise it receives by up to {output.accumulation_gain:.3g} "
+                      f"(gain >= 1); it feeds no further layer, so this counts in the output SNR, "
+                      f"not as accumulation")
     if not report.contribution.any():
         return advice or ["the network is noise-free: no noise reaches the output"]
     kind, layer = report.dominant_type, report.dominant_layer
@@ -571,6 +580,7 @@ class BudgetCurves:
 def _symmetric_linear(depth: int, width: int, slope: float) -> Network:
     """w = 1/N and f(z) = s z + (1 - s): with input 1 every layer's mean stays 1,
     so depth and slope change the noise only, not the signal."""
+    width = _positive_int("width", width)
     return Network.symmetric(depth, width, 1.0 / width, 0.0, Linear(slope=slope, offset=1.0 - slope))
 
 
@@ -594,7 +604,7 @@ def symmetric_accumulation(slopes, max_depth: int, width: int, noise: Noise) -> 
         raise ValueError(f"slopes must be a non-empty 1-D array of finite values > 0, got {slopes!r}")
     if not isinstance(noise, Noise):
         raise ValueError(f"noise must be a Noise, got {type(noise).__name__}")
-    net = _symmetric_linear(max_depth, width, 1.0)
+    net = _symmetric_linear(_positive_int("max_depth", max_depth), width, 1.0)
     noise_var = np.empty((slopes.size, net.depth))
     for i, s in enumerate(slopes):
         result = predict(_symmetric_linear(net.depth, width, s), noise, np.ones(width))

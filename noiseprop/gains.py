@@ -124,17 +124,31 @@ def layer_statistics(net: Network, x) -> list[LayerGains]:
     y, batched = as_input(x, net.sizes[0])
     layers = []
     for k, (w, b, f) in enumerate(zip(net.weights, net.biases, net.activations), start=1):
-        zbar = y @ w.T + b
-        slope = f.derivative(zbar)
-        y = f(zbar)
-        layers.append(_layer_gains(k, w, slope, y, batched))
+        with np.errstate(over="ignore", invalid="ignore"):
+            zbar = y @ w.T + b
+            slope = f.derivative(zbar)
+            y = f(zbar)
+            gains = _layer_gains(k, w, slope, y, batched)
+        _check_finite(gains)
+        layers.append(gains)
     return layers
+
+
+def _check_finite(gains: LayerGains) -> None:
+    """A ValueError naming the layer when its working point or gains overflow."""
+    values = (gains.mu, gains.nu, gains.slope, gains.uncorrelated_gain, gains.correlated_gain,
+              gains.correlated_gain_stats, gains.signal_power, gains.transfer)
+    if not all(np.all(np.isfinite(v)) for v in values):
+        raise ValueError(
+            f"layer {gains.layer}: the working point or the noise gains are not finite (overflow); "
+            "rescale the weights, biases or input"
+        )
 
 
 def _layer_gains(k: int, w: np.ndarray, slope: np.ndarray, mean: np.ndarray, batched: bool) -> LayerGains:
     """Gains of one layer for slopes (B, N_k) and noise-free outputs (B, N_k)."""
     size, fan_in = w.shape
-    mu, nu = float(w.mean()), float(np.mean(w**2))
+    mu, nu = np.float64(w.mean()), np.float64(np.mean(w**2))  # numpy scalars: overflow gives inf
     slope_sq = slope**2
     slope_sq_mean = slope_sq.mean(axis=-1)
     uncorrelated_gain = slope_sq @ (w**2).sum(axis=1) / size
@@ -165,8 +179,8 @@ def _layer_gains(k: int, w: np.ndarray, slope: np.ndarray, mean: np.ndarray, bat
         layer=k,
         fan_in=fan_in,
         size=size,
-        mu=mu,
-        nu=nu,
+        mu=float(mu),
+        nu=float(nu),
         slope=out(slope),
         slope_sq_mean=scalar(slope_sq_mean),
         uncorrelated_gain=scalar(uncorrelated_gain),

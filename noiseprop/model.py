@@ -77,6 +77,7 @@ class Network:
         """
         if isinstance(weights, np.ndarray) and weights.ndim == 2:
             weights = [weights]
+        weights = _as_list("weights", weights, "the weight matrices W_1..W_L")
         weights = [_as_matrix(w, k) for k, w in enumerate(weights, start=1)]
         if not weights:
             raise ValueError("a network needs at least one layer (got no weight matrices)")
@@ -90,12 +91,14 @@ class Network:
                 )
         if biases is None:
             biases = [np.zeros(w.shape[0]) for w in weights]
-        elif len(biases) != depth:
+        biases = _as_list("biases", biases, "the bias vectors b_1..b_L")
+        if len(biases) != depth:
             raise ValueError(f"got {len(biases)} bias vectors for {depth} layers")
         biases = [_as_bias(b, w.shape[0], k) for k, (b, w) in enumerate(zip(biases, weights), 1)]
         if isinstance(activations, (str, Activation)):
             activations = [activations] * depth
-        elif len(activations) != depth:
+        activations = _as_list("activations", activations, "a name, an Activation or one per layer")
+        if len(activations) != depth:
             raise ValueError(f"got {len(activations)} activations for {depth} layers")
         activations = [_layer_activation(a, k) for k, a in enumerate(activations, start=1)]
         return cls(weights, biases, activations)
@@ -129,9 +132,10 @@ class Network:
         depth = _positive_int("depth", depth)
         width = _positive_int("width", width)
         n_inputs = width if n_inputs is None else _positive_int("n_inputs", n_inputs)
+        weight, bias = _finite_number("weight", weight), _finite_number("bias", bias)
         fan_ins = [n_inputs] + [width] * (depth - 1)
-        weights = [np.full((width, n), float(weight)) for n in fan_ins]
-        biases = [np.full(width, float(bias)) for _ in range(depth)]
+        weights = [np.full((width, n), weight) for n in fan_ins]
+        biases = [np.full(width, bias) for _ in range(depth)]
         return cls.from_arrays(weights, biases, activation)
 
     def forward(self, x: np.ndarray) -> list[np.ndarray]:
@@ -181,6 +185,8 @@ def as_input(x, n_inputs: int) -> tuple[np.ndarray, bool]:
             f"input x has shape {array.shape}; the network expects ({n_inputs},) "
             f"or a batch (B, {n_inputs})"
         )
+    if array.size == 0:
+        raise ValueError(f"input x is an empty batch (shape {array.shape}); give at least one input")
     if not np.all(np.isfinite(array)):
         raise ValueError("input x has non-finite entries (nan or inf)")
     batched = array.ndim == 2
@@ -189,9 +195,13 @@ def as_input(x, n_inputs: int) -> tuple[np.ndarray, bool]:
 
 def _as_matrix(w, k: int) -> np.ndarray:
     try:
-        array = np.array(w, dtype=float)
+        raw = np.asarray(w)
+        complex_valued = raw.dtype.kind == "c"
+        array = None if complex_valued else np.array(raw, dtype=float)
     except (TypeError, ValueError):
         raise ValueError(f"layer {k}: weights must be a numeric matrix") from None
+    if complex_valued:
+        raise ValueError(f"layer {k}: weights must be real numbers, got a complex array")
     if array.ndim != 2 or 0 in array.shape:
         raise ValueError(
             f"layer {k}: weights must be a non-empty 2-D array (N_k, N_k-1), got shape {array.shape}"
@@ -219,6 +229,26 @@ def _layer_activation(spec, k: int) -> Activation:
         return get_activation(spec)
     except ValueError as err:
         raise ValueError(f"layer {k}: {err}") from None
+
+
+def _as_list(name: str, value, what: str) -> list:
+    """``value`` as a list; a ValueError naming ``name`` unless it is a sequence."""
+    if not isinstance(value, (str, bytes)):
+        try:
+            return list(value)
+        except TypeError:
+            pass
+    raise ValueError(f"{name} must be a sequence ({what}), got {type(value).__name__}")
+
+
+def _finite_number(name: str, value) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {number}")
+    return number
 
 
 def _positive_int(name: str, value) -> int:

@@ -138,6 +138,16 @@ def mean_off_diagonal(cov: np.ndarray) -> np.ndarray:
     return total / (n * (n - 1))
 
 
+def _check_finite_mean(mean: np.ndarray, k: int) -> None:
+    """A ValueError naming layer k when its mean or its square (the signal power) overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.all(np.isfinite(mean * mean))
+    if not finite:
+        raise ValueError(
+            f"layer {k}: the mean signal or its power E[y]^2 overflows; rescale the weights, biases or input"
+        )
+
+
 def predict(
     net: Network,
     noise: NoiseSpec,
@@ -186,6 +196,13 @@ def predict(
         (N_k,) or (B, N_k); ``.layer_snr``, ``.correlated`` and
         ``.uncorrelated`` (spec section 3); ``.cov`` if asked; ``.method``.
 
+    Raises
+    ------
+    ValueError
+        For a bad network, noise, input or method, and naming the layer
+        whose mean signal (or its square) overflows.  An overflowing *variance*
+        (enormous noise) is not an error: it shows as inf or nan.
+
     Examples
     --------
     >>> from noiseprop import Network, Noise, predict
@@ -204,8 +221,9 @@ def predict(
     means, variances, correlated = [mean], [np.zeros_like(mean)], [zeros]
     covariances = [np.zeros(mean.shape + mean.shape[-1:])] if full_covariance else None
     cov = None
-    for w, b, f, nz in zip(net.weights, net.biases, net.activations, layer_noise):
+    for k, (w, b, f, nz) in enumerate(zip(net.weights, net.biases, net.activations, layer_noise), start=1):
         mean, cov = propagate_layer(mean, cov, w, b, f, nz, method)
+        _check_finite_mean(mean, k)
         means.append(mean)
         variances.append(np.diagonal(cov, axis1=1, axis2=2).copy())
         correlated.append(mean_off_diagonal(cov))

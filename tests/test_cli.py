@@ -71,6 +71,8 @@ def test_predict_npz_with_per_layer_noise(tmp_path, capsys):
     (["--AU", "-1"], "noise intensity AU must be a finite variance >= 0"),
     (["--AU", "1e-3,1e-3"], "--AU: got 2 values for a network of 4 layers"),
     (["--MC", "lots"], "--MC: expected a number"),
+    (["--noise", "lots"], "--noise: expected a number"),
+    (["--symmetric", "3,4,1e300,0,linear"], "layer 1: the mean signal or its power E[y]^2 overflows"),
     (["missing.npz"], "network file missing.npz does not exist"),
     (["--input-value", "1", "--symmetric", "2,2,1,0,linear", "n.npz"],
      "give one network: a network file and --symmetric were both given"),

@@ -61,7 +61,7 @@ def test_table_and_chart(tmp_path, capsys):
                        "--chart", str(chart))
     assert code == 1
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "lower the slope of layers 2, 3, 4, 5, 6 from 1.2 to below 1 " in out
+    assert "lower the slope of layers 2, 3, 4, 5 from 1.2 to below 1 " in out
     assert out.splitlines()[2].split()[:3] == ["layer", "size", "g_U"]
     # an existing chart is kept unless --force
     code, _, err = run(capsys, "check", "--symmetric", symmetric(1.2), "--chart", str(chart))
@@ -74,6 +74,9 @@ def test_table_and_chart(tmp_path, capsys):
     (["--symmetric", "3,4,0.1,0,softplus"], "unknown activation 'softplus'"),
     (["--target-snr", "nan"], "target_snr_db must be finite"),
     (["--AC=-1e-3"], "noise intensity AC must be a finite variance >= 0"),
+    (["--symmetric", "3,4,1e300,0,linear"], "layer 1: the working point or the noise gains are not finite"),
+    (["--symmetric", "3,4,0.25,0,linear", "--input-value", "1", "--noise", "1e-3,2e-3"],
+     "--noise: got 2 values for a network of 3 layers"),
     (["--symmetric", "3,4,0.25,0,linear", "--input-value", "1", "--AU", "1,2"],
      "--AU: got 2 values for a network of 3 layers"),
 ])

@@ -40,7 +40,23 @@ def test_verdicts_on_symmetric_linear_networks(slope, growth):
     if growth != "bounded":
         assert all(math.isinf(rule.limit) for rule in report.layers)
         assert f"from {slope:.3g} to below 1 " in report.recommendations[0]
-        assert report.recommendations[0].startswith("lower the slope of layers 2, 3, 4, 5, 6, 7, 8")
+        assert report.recommendations[0].startswith("lower the slope of layers 2, 3, 4, 5, 6, 7 ")
+        assert report.recommendations[1].startswith("the output layer multiplies the noise it receives")
+
+
+def test_the_output_layer_does_not_enter_the_verdict_on_accumulation():
+    """A gain >= 1 in the output layer alone scales the noise once: bounded, reported per layer."""
+    stable = symmetric(0.8, depth=4)
+    loud = Network.from_arrays(stable.weights, stable.biases, ["linear(slope=0.8)"] * 3 + ["linear(slope=3)"])
+    report = check_design(loud, Noise(AC=1e-4), np.ones(N))
+    assert [rule.layer for rule in report.judged_layers] == [2, 3]
+    assert report.bounded and report.passed
+    assert not report.layers[-1].bounded and report.layers[-1].accumulation_gain == pytest.approx(9.0)
+    assert report.to_dict()["judged_layers"] == [2, 3]
+    assert any(text.startswith("the output layer multiplies") for text in report.recommendations)
+    hidden = Network.from_arrays(stable.weights, stable.biases, ["linear(slope=0.8)", "linear(slope=3)"]
+                                 + ["linear(slope=0.8)"] * 2)
+    assert not check_design(hidden, Noise(AC=1e-4), np.ones(N)).bounded
 
 
 def test_deep_stack_limit_is_the_closed_form_and_what_predict_reaches():
@@ -62,6 +78,17 @@ def test_multiplicative_noise_raises_the_gain_and_lowers_the_slope_bound():
         assert rule.max_slope == pytest.approx(1 / math.sqrt(1 + d_mc), rel=1e-12)
         assert rule.growth == "exponential"
     assert not report.bounded
+
+
+def test_accumulation_gain_of_symmetric_networks_with_both_multiplicative_noises():
+    """Spec 5's recursion maps (u, c) through c' = s^2 w^2 N (u + N c), u = D_MU c',
+    c = (1 + D_MC) c': its one non-zero eigenvalue is s^2 w^2 N (N (1 + D_MC) + D_MU)."""
+    s, w, d_mu, d_mc = 0.9, 0.07, 0.3, 0.05
+    net = Network.symmetric(4, N, w, 0.0, f"linear(slope={s})")
+    report = check_design(net, Noise(AU=1e-4, MU=d_mu, MC=d_mc), np.ones(N))
+    for rule in report.layers:
+        assert rule.accumulation_gain == pytest.approx(s**2 * w**2 * N * (N * (1 + d_mc) + d_mu), rel=1e-12)
+        assert rule.max_slope == pytest.approx(1 / math.sqrt(w**2 * N * (N * (1 + d_mc) + d_mu)), rel=1e-12)
 
 
 def test_deep_stack_limit_with_multiplicative_noise_matches_predict():
@@ -265,12 +292,17 @@ def test_design_chart_png(tmp_path):
     (lambda: check_design(symmetric(1, 2), Noise(), np.ones(3)), r"input x has shape \(3,\)"),
     (lambda: check_design(symmetric(1, 2), [Noise()], np.ones(N)), "noise sequence has 1 entries"),
     (lambda: check_design(symmetric(1, 2), Noise(), np.ones(N), target_snr_db="high"),
-     "target_snr_db must be a number of dB"),
+     "target_snr_db must be a number"),
     (lambda: check_design(symmetric(1, 2), Noise(), np.ones(N), target_snr_db=float("nan")),
      "target_snr_db must be finite"),
     (lambda: noise_budget(symmetric(1, 2), Noise(), np.ones(N), 20.0, "XY"), "noise_type must be one of"),
     (lambda: symmetric_accumulation([0.5, -1.0], 3, N, Noise()), "slopes must be"),
     (lambda: symmetric_budgets([0, 2], N, 0.9, 20.0, Noise()), "depths must be"),
+    (lambda: symmetric_accumulation([0.5], 3, 0, Noise()), "width must be a positive integer, got 0"),
+    (lambda: symmetric_accumulation([0.5], 0, N, Noise()), "max_depth must be a positive integer, got 0"),
+    (lambda: check_design(symmetric(1, 2), Noise(), np.ones((0, N))), "input x is an empty batch"),
+    (lambda: check_design(Network.symmetric(1, 3, 1e300), Noise(AU=1e-3), np.ones(3)),
+     "layer 1: the working point or the noise gains are not finite"),
 ])
 def test_bad_input(call, message):
     with pytest.raises(ValueError, match=message):

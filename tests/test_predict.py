@@ -46,6 +46,26 @@ def test_predict_is_exact_on_affine_networks(case):
         np.testing.assert_allclose(result.var[k], np.diag(covs[k]), rtol=1e-9, atol=1e-12 * scale)
 
 
+@pytest.mark.parametrize("placement", ["post", "pre"])
+@pytest.mark.parametrize("noise_type", ["AU", "AC", "MU", "MC"])
+def test_each_noise_type_and_placement_is_exact(noise_type, placement):
+    """Every noise type alone, on a fixed affine network (so that no type or
+    placement is left to the random draws above), large noise: relative error < 1e-9."""
+    rng = np.random.default_rng(11)
+    sizes, slopes, offsets = (3, 4, 3, 2), [1.4, -0.7, 0.9], [0.3, 0.1, -0.5]
+    weights = [rng.uniform(-1, 1, (n, m)) for m, n in zip(sizes[:-1], sizes[1:])]
+    biases = [rng.uniform(-1, 1, n) for n in sizes[1:]]
+    noises = [Noise(**{noise_type: d}, placement=placement) for d in (0.2, 0.05, 0.5)]
+    x = rng.uniform(-2, 2, sizes[0])
+    net = Network.from_arrays(weights, biases, [Linear(s, o) for s, o in zip(slopes, offsets)])
+    result = predict(net, noises, x, full_covariance=True)
+    means, covs = exact_moments(weights, biases, slopes, offsets, noises, x)
+    for k in range(1, net.depth + 1):
+        np.testing.assert_allclose(result.mean[k], means[k], rtol=1e-9)
+        np.testing.assert_allclose(result.cov[k], covs[k], rtol=1e-9)
+        assert np.all(np.diag(covs[k]) > 0)  # the noise reaches every layer
+
+
 def symmetric_recursion(depth, width, w, b, f, x0, noise):
     """Spec 5: scalar recursion for (m_k, u_k, c_k) of a symmetric network."""
     m, u, c = x0, 0.0, 0.0
@@ -88,13 +108,16 @@ def test_correlated_additive_closed_form(slope):
         np.testing.assert_allclose(result.correlated[k], expected, rtol=1e-12)
 
 
-@pytest.mark.parametrize("slope", [0.5, 0.9, 1.2])
+@pytest.mark.parametrize("slope", [0.5, 0.9, 1.0, 1.2])
 def test_uncorrelated_additive_closed_form(slope):
     depth, width, d = 12, 8, 1e-3
     net = Network.symmetric(depth, width, 1 / width, 0.0, Linear(slope))
     result = predict(net, Noise(AU=d), np.ones(width))
     for k in range(1, depth + 1):
-        expected = d * (1 + slope**2 / width * (1 - slope ** (2 * (k - 1))) / (1 - slope**2))
+        if slope == 1:  # the limit s -> 1 of the closed form below
+            expected = d * (1 + (k - 1) / width)
+        else:
+            expected = d * (1 + slope**2 / width * (1 - slope ** (2 * (k - 1))) / (1 - slope**2))
         np.testing.assert_allclose(result.var[k], expected, rtol=1e-12)
 
 

@@ -36,6 +36,8 @@ def test_unknown_activation_lists_known_names():
 @pytest.mark.parametrize("kwargs, message", [
     ({"biases": [np.zeros(2)]}, "got 1 bias vectors for 2 layers"),
     ({"activations": ["tanh"] * 3}, "got 3 activations for 2 layers"),
+    ({"biases": 0.5}, "biases must be a sequence .*got float"),
+    ({"activations": 3}, "activations must be a sequence .*got int"),
 ])
 def test_count_mismatches(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -44,6 +46,9 @@ def test_count_mismatches(kwargs, message):
 
 @pytest.mark.parametrize("weights, message", [
     ([], "at least one layer"),
+    (None, r"weights must be a sequence \(the weight matrices W_1..W_L\), got NoneType"),
+    ([np.ones((2, 2)) * 1j], "layer 1: weights must be real numbers, got a complex array"),
+    ([[[1.0, 2.0], [3.0]]], "layer 1: weights must be a numeric matrix"),
     ([np.ones(3)], r"layer 1: weights must be a non-empty 2-D array \(N_k, N_k-1\), got shape \(3,\)"),
     ([np.ones((2, 2)), "abc"], "layer 2: weights must be a numeric matrix"),
 ])
@@ -81,6 +86,7 @@ def test_noise_sequence_entries_must_be_noise():
     (np.ones((2, 2, 2)), r"input x has shape \(2, 2, 2\)"),
     (np.array([1.0, np.nan]), "non-finite"),
     ("ab", "input x must be numeric"),
+    (np.ones((0, 2)), r"input x is an empty batch \(shape \(0, 2\)\)"),
 ])
 def test_bad_inputs(x, message):
     net = Network.symmetric(2, 2, 0.5)
@@ -97,6 +103,9 @@ def test_predict_needs_a_network():
     ({"depth": 0}, "depth must be a positive integer, got 0"),
     ({"width": 2.5}, "width must be a positive integer, got 2.5"),
     ({"n_inputs": "x"}, "n_inputs must be a positive integer"),
+    ({"weight": "abc"}, "weight must be a number, got 'abc'"),
+    ({"bias": None}, "bias must be a number, got None"),
+    ({"weight": np.inf}, "weight must be finite, got inf"),
 ])
 def test_symmetric_parameters(kwargs, message):
     args = {"depth": 2, "width": 3, "weight": 0.1} | kwargs
@@ -111,3 +120,13 @@ def test_network_attributes_and_repr():
     assert repr(net) == "Network(6-4-4-4; activations: tanh(gain=0.5), tanh(gain=0.5), tanh(gain=0.5))"
     with pytest.raises(ValueError):
         net.weights[0][0, 0] = 1.0  # read-only: a network does not change under the user
+
+
+@pytest.mark.parametrize("weight, depth, layer", [(1e300, 1, 1), (1e160, 3, 1), (1e100, 3, 2)])
+def test_overflowing_signal_names_the_layer(weight, depth, layer):
+    """A mean (or its square) beyond the float range is bad input, not a table of nan."""
+    net = Network.symmetric(depth, 5, weight)
+    message = f"layer {layer}: the mean signal or its power E\\[y\\]\\^2 overflows"
+    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(ValueError, match=message):
+        predict(net, Noise(AU=1e-3), np.ones(5))
+

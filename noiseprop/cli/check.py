@@ -1,7 +1,8 @@
 """``noiseprop check``: design rules with exit codes for CI.
 
 Exit codes: 0 all rules met, 1 a rule fails (unbounded noise accumulation in
-a layer that receives noise, or the target output SNR missed), 2 bad input.
+a layer that receives noise and passes it on, 2..L-1, or the target output SNR
+missed), 2 bad input.
 """
 from __future__ import annotations
 

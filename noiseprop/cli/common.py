@@ -94,27 +94,29 @@ def network_from_args(args) -> tuple[Network, np.ndarray]:
 
 def noise_from_args(args, depth: int) -> list[Noise]:
     """One Noise per layer from the noise options."""
-    given = {name: getattr(args, name) for name in NOISE_TYPES if getattr(args, name) is not None}
+    # {type: (the option that set it, its text)}, so that an error names the option given
+    given = {name: (f"--{name}", getattr(args, name)) for name in NOISE_TYPES
+             if getattr(args, name) is not None}
     if args.noise is not None:
-        given = {name: given.get(name, args.noise) for name in NOISE_TYPES}
+        given = {name: given.get(name, ("--noise", args.noise)) for name in NOISE_TYPES}
     elif not given:
-        given = {name: str(REFERENCE_INTENSITY) for name in NOISE_TYPES}
-    per_layer = {name: _per_layer_values(name, text, depth) for name, text in given.items()}
+        given = {name: (name, str(REFERENCE_INTENSITY)) for name in NOISE_TYPES}
+    per_layer = {name: _per_layer_values(option, text, depth) for name, (option, text) in given.items()}
     return [
         Noise(**{name: values[k] for name, values in per_layer.items()}, placement=args.placement)
         for k in range(depth)
     ]
 
 
-def _per_layer_values(name: str, text: str, depth: int) -> list[float]:
+def _per_layer_values(option: str, text: str, depth: int) -> list[float]:
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
-        raise CLIError(f"--{name}: expected a number or {depth} comma-separated numbers, got {text!r}") from None
+        raise CLIError(f"{option}: expected a number or {depth} comma-separated numbers, got {text!r}") from None
     if len(values) == 1:
         return values * depth
     if len(values) != depth:
-        raise CLIError(f"--{name}: got {len(values)} values for a network of {depth} layers")
+        raise CLIError(f"{option}: got {len(values)} values for a network of {depth} layers")
     return values
 
 
