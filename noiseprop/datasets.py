@@ -102,7 +102,8 @@ def load_idx(directory: "str | os.PathLike") -> tuple[np.ndarray, np.ndarray, np
     """
     directory = Path(directory)
     if not directory.is_dir():
-        raise ValueError(f"IDX data folder {directory} does not exist")
+        problem = "is not a folder" if directory.exists() else "does not exist"
+        raise ValueError(f"IDX data folder {directory} {problem}")
     arrays = {role: _read_idx(_find_idx_file(directory, name), ndim=3 if "images" in role else 1)
               for role, name in IDX_FILES.items()}
     result = []

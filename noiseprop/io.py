@@ -207,13 +207,15 @@ def from_onnx(model) -> Network:
     """An ONNX model of dense layers as a Network.
 
     The graph must be a chain from its one data input to its one output of
-    ``MatMul`` (by a constant matrix), ``Gemm`` (constant B and C, any
-    ``alpha``, ``beta``, ``transB``; ``transA = 0``) and ``Add`` (a constant
-    bias) nodes, each layer closed by at most one activation node
-    ``Sigmoid``, ``Tanh``, ``Relu`` or ``Erf``; ``Identity``, ``Flatten``
-    and ``Dropout`` are skipped.  Constants are graph initializers or
-    ``Constant`` nodes.  Inputs are row vectors (batch, N_0), as exported
-    by PyTorch and scikit-learn converters.
+    ``MatMul`` (data times a constant matrix), ``Gemm`` (data as A, constant
+    B and C, any ``alpha``, ``beta``, ``transB``; ``transA = 0``) and ``Add``
+    (a constant bias) nodes, each layer closed by at most one activation
+    node ``Sigmoid``, ``Tanh``, ``Relu`` or ``Erf``; ``Identity``,
+    ``Flatten`` and ``Dropout`` are skipped.  Constants are graph
+    initializers or ``Constant`` nodes (``value``, ``value_float(s)``,
+    ``value_int(s)``).  Inputs are row vectors (batch, N_0), as exported by
+    PyTorch and scikit-learn converters; a graph that multiplies a matrix by
+    the data from the left (``W x``) is refused, not transposed silently.
 
     Parameters
     ----------
@@ -236,6 +238,8 @@ def from_onnx(model) -> Network:
             model = onnx.load(os.fspath(model))
         except Exception as err:  # onnx raises protobuf's DecodeError and others
             raise ValueError(f"{model} is not a readable ONNX model ({err})") from None
+    if not isinstance(model, onnx.ModelProto):
+        raise ValueError(f"expected an onnx.ModelProto or the path of an .onnx file, got {type(model).__name__}")
     graph = model.graph
     constants = {t.name: numpy_helper.to_array(t).astype(float) for t in graph.initializer}
     data_inputs = [i.name for i in graph.input if i.name not in constants]
@@ -249,13 +253,20 @@ def from_onnx(model) -> Network:
     for index, node in enumerate(graph.node):
         label = f"node {index} {node.name!r} ({node.op_type})"
         if node.op_type == "Constant":
-            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t).astype(float)
+            constants[node.output[0]] = _onnx_constant(node, label, onnx)
             continue
         if current not in node.input:
             raise ValueError(f"{label} does not take the output of the previous layer: only chains are supported")
+        if node.op_type in ("MatMul", "Gemm") and node.input[0] != current:
+            raise ValueError(
+                f"{label}: the data must be the first operand (x W, rows of inputs); "
+                "a matrix times the data (W x) is not supported"
+            )
         others = [constants.get(name) for name in node.input if name != current]
         if any(value is None for value in others):
             raise ValueError(f"{label}: every input other than the data must be a constant")
+        if node.op_type in ("MatMul", "Gemm", "Add") and not others:
+            raise ValueError(f"{label}: needs a constant weight or bias besides the data")
         _onnx_layer_step(node, label, others, layers, onnx)
         current = node.output[0]
     if current != graph.output[0].name:
@@ -267,6 +278,28 @@ def from_onnx(model) -> Network:
         [np.zeros(len(layer["W"])) if layer["b"] is None else layer["b"] for layer in layers],
         [layer["f"] or "linear" for layer in layers],
     )
+
+
+#: Attributes of an ONNX ``Constant`` node that hold numbers.
+_ONNX_CONSTANT_ATTRIBUTES = ("value", "value_float", "value_floats", "value_int", "value_ints")
+
+
+def _onnx_constant(node, label: str, onnx) -> np.ndarray:
+    """The numbers of a ``Constant`` node as a float array."""
+    attributes = {a.name: a for a in node.attribute}
+    found = [name for name in _ONNX_CONSTANT_ATTRIBUTES if name in attributes]
+    if not found:
+        raise ValueError(
+            f"{label}: constant attribute {sorted(attributes)} is not supported; "
+            f"supported: {', '.join(_ONNX_CONSTANT_ATTRIBUTES)}"
+        )
+    from onnx import numpy_helper
+
+    value = onnx.helper.get_attribute_value(attributes[found[0]])
+    try:
+        return np.asarray(numpy_helper.to_array(value) if found[0] == "value" else value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{label}: the constant is not numeric") from None
 
 
 def _onnx_layer_step(node, label: str, constants: list, layers: list, onnx) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -89,8 +90,9 @@ def train_mlp(
     lr : float, default 1e-3
         Adam learning rate.
     seed : int, default 0
-        Seeds the weight initialisation (PyTorch's default for dense layers:
-        uniform in +-1/sqrt(fan-in)), the shuffling and the injected noise.
+        A non-negative integer; seeds the weight initialisation (PyTorch's
+        default for dense layers: uniform in +-1/sqrt(fan-in)), the shuffling
+        and the injected noise.
         The same seed gives identical weights: training runs on one thread
         with PyTorch's deterministic algorithms, in float64.
     noise : Noise or sequence of L Noise, optional
@@ -131,9 +133,10 @@ def train_mlp(
     batch_size = _positive_int("batch_size", batch_size)
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    seed = _seed(seed)
     with _deterministic_torch(torch):
         return _train(torch, sizes, activations, layer_noise, X_train, y_train, X_test, y_test,
-                      epochs, batch_size, float(lr), int(seed), progress)
+                      epochs, batch_size, float(lr), seed, progress)
 
 
 def _train(torch, sizes, activations, layer_noise, X_train, y_train, X_test, y_test,
@@ -285,6 +288,17 @@ def _as_dataset(part: str, X, y) -> tuple[np.ndarray, np.ndarray]:
     if y.min() < 0:
         raise ValueError(f"{part} labels must be class indices >= 0, got {y.min()}")
     return X, y
+
+
+def _seed(seed) -> int:
+    """A seed for torch.Generator: an integer in [0, 2**64)."""
+    try:
+        value = operator.index(seed)
+    except TypeError:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}") from None
+    if not 0 <= value < 2**64:
+        raise ValueError(f"seed must be a non-negative integer below 2**64, got {value}")
+    return value
 
 
 def _widths(hidden) -> tuple[int, ...]:

@@ -69,6 +69,8 @@ def test_missing_folder_and_file(tmp_path):
     with pytest.raises(ValueError, match="IDX data folder .*nowhere does not exist"):
         load_idx(tmp_path / "nowhere")
     write_idx_folder(tmp_path)
+    with pytest.raises(ValueError, match="IDX data folder .*train-images-idx3-ubyte is not a folder"):
+        load_idx(tmp_path / IDX_FILES["train_images"])
     (tmp_path / IDX_FILES["test_labels"]).unlink()
     with pytest.raises(ValueError, match=r"missing IDX file t10k-labels-idx1-ubyte \(or t10k-labels-idx1-ubyte.gz\)"):
         load_idx(tmp_path)

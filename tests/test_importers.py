@@ -184,6 +184,43 @@ def test_onnx_unsupported_and_broken_graphs_are_named():
         from_onnx(onnx_model(bad_bias, {"W": np.ones((4, 3)), "b": np.ones(2)}))
 
 
+def test_onnx_matrix_times_data_is_refused_not_transposed():
+    """W x (data as the second operand) would import as W^T: refused."""
+    pytest.importorskip("onnx")
+    from onnx import helper
+
+    square = {"W": np.arange(16.0).reshape(4, 4)}
+    for node in (helper.make_node("MatMul", ["W", "x"], ["y"], name="left"),
+                 helper.make_node("Gemm", ["W", "x"], ["y"], name="left")):
+        with pytest.raises(ValueError, match=rf"node 0 'left' \({node.op_type}\): the data must be the first operand"):
+            from_onnx(onnx_model([node], square, n_out=4))
+    square_of_data = [helper.make_node("Gemm", ["x", "x"], ["y"], name="sq")]
+    with pytest.raises(ValueError, match=r"node 0 'sq' \(Gemm\): needs a constant weight"):
+        from_onnx(onnx_model(square_of_data, {}, n_out=4))
+
+
+def test_onnx_constant_nodes():
+    pytest.importorskip("onnx")
+    from onnx import helper
+
+    weight = RNG.standard_normal((4, 3))
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["z"]),
+             helper.make_node("Constant", [], ["b"], value_floats=[0.5, -1.0, 2.0]),
+             helper.make_node("Add", ["z", "b"], ["y"])]
+    net = from_onnx(onnx_model(nodes, {"W": weight}))
+    np.testing.assert_allclose(net.forward(X)[-1], X @ weight + [0.5, -1.0, 2.0], rtol=1e-12)
+    nodes[1] = helper.make_node("Constant", [], ["b"], value_string="bias", name="text")
+    with pytest.raises(ValueError, match=r"node 1 'text' \(Constant\): constant attribute \['value_string'\] "
+                                         "is not supported"):
+        from_onnx(onnx_model(nodes, {"W": np.ones((4, 3))}))
+
+
+def test_onnx_needs_a_model():
+    pytest.importorskip("onnx")
+    with pytest.raises(ValueError, match="expected an onnx.ModelProto or the path of an .onnx file, got NoneType"):
+        from_onnx(None)
+
+
 # --- load_model by file type -----------------------------------------------------------
 
 def test_load_model_by_file_type(tmp_path):

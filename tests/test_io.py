@@ -83,3 +83,25 @@ def test_written_files_follow_the_umask(tmp_path, net):
     finally:
         os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_default_network_loads_without_torch_or_scikit_learn():
+    """The shipped network is package data in this format, read with NumPy alone."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'sklearn', 'onnx'):\n"
+        "            raise ImportError(f'{name} is blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from noiseprop import default_network\n"
+        "net, x = default_network(return_input=True)\n"
+        "assert net.sizes == (64, 100, 100, 100, 10) and x.shape == (64,)\n"
+        "assert int(net.forward(x)[-1].argmax()) == 8\n"
+        "assert not {'torch', 'sklearn', 'onnx'} & set(sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

@@ -1,6 +1,7 @@
 """Gaussian moments of the activations and predict(method="moments").
 
-- every rule against scipy.integrate.quad of f against the Gaussian density;
+- every rule against scipy.integrate.quad of f against the Gaussian density,
+  and predict on a single neuron with Gaussian pre-activation noise likewise;
 - affine networks: "moments" equals "linear";
 - a network whose last pre-activation is exactly Gaussian: "moments" is exact
   there, checked neuron by neuron against Monte Carlo;
@@ -76,6 +77,22 @@ def test_rules_match_numerical_integration(f):
         # (t^2 - 1) f integrates to a difference of O(f) terms: quad's own
         # error is ~1e-13 max|f| / v.
         assert moments.curvature[i] == pytest.approx(curvature, rel=1e-10, abs=1e-12 / v), (m, v)
+
+
+@pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
+@pytest.mark.parametrize("f", RULE_ACTIVATIONS, ids=lambda f: f.spec)
+def test_predict_single_neuron_equals_numerical_integration(f):
+    """One neuron y = f(z), z = w x + b with "pre" noise: z ~ N(zbar, D_AU +
+    D_AC + (D_MU + D_MC) zbar^2) exactly, so predict(method="moments") must
+    give E[f(z)] and Var[f(z)] as adaptive quadrature does (1e-10)."""
+    net = Network.from_arrays([np.array([[1.3]])], [np.array([-0.4])], [f])
+    noise = Noise(AU=0.3, AC=0.1, MU=0.2, MC=0.05, placement="pre")
+    for x in (-1.0, 0.2, 1.5):
+        zbar = 1.3 * x - 0.4
+        mean, var, _, _ = quad_moments(f, zbar, 0.4 + 0.25 * zbar**2)
+        result = predict(net, noise, np.array([x]), method="moments")
+        assert result.mean[1][0] == pytest.approx(mean, rel=1e-10, abs=1e-12), x
+        assert result.var[1][0] == pytest.approx(var, rel=1e-10), x
 
 
 @pytest.mark.parametrize("f", RULE_ACTIVATIONS, ids=lambda f: f.spec)

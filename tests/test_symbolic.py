@@ -9,6 +9,9 @@
 """
 import json
 import math
+import re
+import runpy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,3 +263,55 @@ def test_import_noiseprop_does_not_load_sympy():
 
     code = "import sys, noiseprop; assert 'sympy' not in sys.modules; noiseprop.symbolic.derive('AC')"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- the statistics-only recursion on the shipped trained network (README table) -------
+
+ROOT = Path(__file__).resolve().parents[1]
+README_SECTION = "### How good is the statistics-only recursion on a trained network?"
+
+
+def readme_recursion_table() -> dict:
+    """{(noise, layer): (mean %, max % or None)} from the README's table."""
+    text = (ROOT / "README.md").read_text().split(README_SECTION, 1)[1].split("\n#", 1)[0]
+    table = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] not in ("AU", "AC", "MU", "MC"):
+            continue
+        for layer, cell in enumerate(cells[1:], start=1):
+            numbers = re.findall(r"[+\-−]?\d+(?:\.\d+)?", cell)
+            mean, worst = (numbers + [None])[:2]
+            table[cells[0], layer] = (mean.replace("−", "-"), worst)
+    return table
+
+
+def within_rounding(value_percent: float, stated: str) -> bool:
+    """value (in %) rounds to the stated number (half a unit of its last digit)."""
+    digits = len(stated.split(".")[1]) if "." in stated else 0
+    return abs(value_percent - float(stated)) <= 0.5 * 10.0**-digits + 1e-9
+
+
+def test_readme_table_of_the_statistics_recursion_on_the_default_network():
+    """examples/statistics_recursion_report.py reproduces the README's table
+    (mean and max error over 50 test digits, each noise type at D = 1e-3) and
+    the structure factor quoted for the output layer."""
+    pytest.importorskip("sklearn")
+    from noiseprop import default_network
+    from noiseprop.datasets import load_digits
+
+    report = runpy.run_path(str(ROOT / "examples" / "statistics_recursion_report.py"))
+    net, x0 = default_network(return_input=True)
+    inputs = load_digits()[2][:50]
+    table = readme_recursion_table()
+    assert len(table) == 4 * net.depth
+    for noise in ("AU", "AC", "MU", "MC"):
+        errors = 100 * np.array([report["relative_errors"](net, x, noise)[0] for x in inputs])
+        for layer in range(1, net.depth + 1):
+            mean, worst = table[noise, layer]
+            assert within_rounding(errors[:, layer - 1].mean(), mean), (noise, layer, mean)
+            if worst is not None:
+                assert within_rounding(np.abs(errors[:, layer - 1]).max(), worst), (noise, layer, worst)
+    # "2.2 times more uncorrelated-noise variance into the output ... (1.1 to 1.2 times for correlated noise)"
+    assert report["structure_factors"](net, x0, "AU")[-1] == pytest.approx(2.2, abs=0.05)
+    assert 1.05 <= report["structure_factors"](net, x0, "AC")[-1] <= 1.25

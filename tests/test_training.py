@@ -90,6 +90,9 @@ def test_noise_changes_training_deterministically(small_digits):
     (dict(hidden=(10, 0)), r"hidden\[1\] must be a positive integer"),
     (dict(epochs=0), "epochs must be a positive integer"),
     (dict(lr=-1.0), "lr must be a positive finite number"),
+    (dict(seed=1.5), "seed must be a non-negative integer, got 1.5"),
+    (dict(seed=-1), "seed must be a non-negative integer below 2\\*\\*64, got -1"),
+    (dict(seed=None), "seed must be a non-negative integer, got None"),
     (dict(activation="softsign"), "activation: unknown activation 'softsign'"),
     (dict(noise=[Noise()] * 3), "noise sequence has 3 entries, the network has 2 layers"),
 ])
