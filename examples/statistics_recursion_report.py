@@ -12,7 +12,7 @@ It also prints per-layer diagnostics that say *why* the two differ: how much
 the exact gains (with the real matrices and slopes) deviate from their
 statistics-only forms.
 
-Run:  python examples/statistics_recursion_report.py [--inputs 50]
+Run:  python examples/statistics_recursion_report.py [--inputs 50] [--fast]
 """
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ from noiseprop.report import format_table
 from noiseprop.symbolic import statistics_recursion, working_point_statistics
 
 INTENSITY = 1e-3
+#: Test digits averaged over with --fast.
+FAST_INPUTS = 5
 
 
 def relative_errors(net, x, noise_type):
@@ -95,10 +97,14 @@ def diagnostics_table(net, x) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", type=int, default=50, help="number of test digits to average over")
+    parser.add_argument("--fast", action="store_true", help=f"only {FAST_INPUTS} test digits (seconds)")
     args = parser.parse_args(argv)
     net, x0 = default_network(return_input=True)
     _, _, x_test, _ = load_digits()
-    inputs = x_test[: args.inputs]
+    count = FAST_INPUTS if args.fast else args.inputs
+    if not 1 <= count <= len(x_test):
+        parser.error(f"--inputs must lie in 1..{len(x_test)} (the test digits), got {count}")
+    inputs = x_test[:count]
     print(f"{net}; each noise type alone at D = {INTENSITY:g} on every layer; "
           f"{len(inputs)} test digits")
     print("\nStatistics-only recursion vs full propagation (relative to predict's mean variance):")

@@ -339,7 +339,7 @@ def midpoint_level(levels, accuracy, clean: float, chance: float) -> float:
     Parameters
     ----------
     levels : array_like (n,)
-        Positive, increasing noise levels.
+        Positive, strictly increasing noise levels (ValueError otherwise).
     accuracy : array_like (n,)
         Accuracy at each level.
     clean, chance : float
@@ -356,7 +356,7 @@ def midpoint_level(levels, accuracy, clean: float, chance: float) -> float:
     >>> round(midpoint_level([0.1, 1.0], [0.9, 0.3], clean=1.0, chance=0.2), 6)
     0.316228
     """
-    levels = _as_vector("levels", levels)
+    levels = _to_variances("levels", levels, "variance", allow_zero=False)  # checks only
     accuracy = _as_vector("accuracy", accuracy)
     if accuracy.shape != levels.shape:
         raise ValueError(f"accuracy has shape {accuracy.shape}, levels {levels.shape}")
@@ -520,7 +520,7 @@ def walking_noise(
         Noisy layers to walk through (1..L); default all.
     placement : {"post", "pre"}, default "post"
     chance : float, optional
-        Accuracy of guessing; default 1 / N_L.
+        Accuracy of guessing, in [0, 1); default 1 / N_L.
     confidence : float, default 0.95
         Level of the confidence intervals.
     analytic : bool, default True
@@ -544,7 +544,7 @@ def walking_noise(
     variances = level_variances(levels, scale)
     levels = _as_vector("levels", levels)
     layers = _walk_layers(layers, net.depth)
-    chance = 1.0 / net.sizes[-1] if chance is None else float(chance)
+    chance = _chance_level(net, chance)
     seeds = np.random.SeedSequence(seed).spawn(len(layers) * len(levels))
     shape = (len(layers), len(levels))
     measured, low, high = np.empty(shape), np.empty(shape), np.empty(shape)
@@ -582,6 +582,15 @@ def _grid(layers, variances):
 
 def _single_layer_noise(depth: int, layer: int, noise: Noise) -> list[Noise]:
     return [noise if k == layer else Noise(placement=noise.placement) for k in range(1, depth + 1)]
+
+
+def _chance_level(net: Network, chance) -> float:
+    """The accuracy of guessing: 1 / N_L unless given; in [0, 1)."""
+    if chance is None:
+        return 1.0 / net.sizes[-1]
+    if not (isinstance(chance, (int, float, np.integer, np.floating)) and 0 <= chance < 1):
+        raise ValueError(f"chance must be an accuracy in [0, 1), got {chance!r}")
+    return float(chance)
 
 
 def _walk_layers(layers, depth: int) -> list[int]:

@@ -148,6 +148,8 @@ def sweep(
     ValueError
         For a bad grid, a bad file suffix or a file whose columns do not
         match the grid's parameters.
+    FileNotFoundError
+        If the folder of ``path`` does not exist (before anything is computed).
 
     Examples
     --------
@@ -330,7 +332,10 @@ class _ResultsFile:
             raise ValueError(f"results file {self.path} must end in one of {_FORMATS}")
 
     def prepare(self, resume: bool, overwrite: bool) -> dict:
-        """Finished rows by key (empty for a new file)."""
+        """Finished rows by key (empty for a new file); refuses a missing folder
+        before anything is computed."""
+        if not self.path.parent.is_dir():
+            raise FileNotFoundError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
         if not self.path.exists():
             return {}
         if not resume:

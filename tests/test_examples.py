@@ -67,3 +67,17 @@ def test_rank_layers():
     # the output layer's reaches the output unchanged and smallest
     assert rankings["AU"][0] == 1 and rankings["AU"][-1] == 4
     assert sorted(rankings["MC"]) == [1, 2, 3, 4]
+
+
+def test_statistics_recursion_report(capsys):
+    main = load("statistics_recursion_report.py")["main"]
+    main(["--fast"])
+    out = capsys.readouterr().out
+    rows = re.findall(r"^\s*(AU|AC|MU|MC)\s+(\d)\s+([+-]?[\d.]+)%\s+([\d.]+)%", out, flags=re.M)
+    assert len(rows) == 4 * 4 and "5 test digits" in out
+    # layer 1 sees a noise-free input: the statistics-only recursion is exact there
+    assert all(float(worst) == 0.0 for _, layer, _, worst in rows if layer == "1")
+    assert any(float(worst) > 1.0 for *_, worst in rows)  # and not elsewhere
+    with pytest.raises(SystemExit) as info:
+        main(["--inputs", "0"])
+    assert info.value.code == 2 and "--inputs must lie in 1..450" in capsys.readouterr().err

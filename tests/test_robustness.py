@@ -158,6 +158,9 @@ def test_midpoint_is_log_interpolated():
         10 ** (2 / 3))  # crosses 0.6 two thirds of the way (in log) from 1 to 10
     assert math.isnan(robustness.midpoint_level([0.1, 1.0], [0.9, 0.8], 1.0, 0.2))  # above the range
     assert math.isnan(robustness.midpoint_level([0.1, 1.0], [0.5, 0.3], 1.0, 0.2))  # below the range
+    for levels in ([1.0, 0.1], [0.0, 1.0]):  # not increasing, or not on a log scale
+        with pytest.raises(ValueError, match="positive and strictly increasing"):
+            robustness.midpoint_level(levels, [0.9, 0.3], 1.0, 0.2)
 
 
 def test_levels_scale_is_explicit_and_converted():
@@ -224,6 +227,7 @@ def test_multiplicative_noise_is_equally_harmful_in_every_linear_layer(sensitive
         ({"noise_type": "AX"}, "noise_type must be one of"),
         ({"layers": [0]}, "layers must be distinct layer numbers in 1..3"),
         ({"levels": [0.0, 1.0]}, "positive and strictly increasing"),
+        ({"chance": 1.5}, r"chance must be an accuracy in \[0, 1\)"),
     ],
 )
 def test_walking_noise_bad_input(sensitive_net, kwargs, message):
@@ -358,6 +362,7 @@ def test_cli_walking_table_and_plot(network_and_data, tmp_path, capsys):
         (["--type", "AU", "--std", "--levels", "1,0.1"], "strictly increasing"),
         (["--type", "AU", "--variance", "--levels", "1:0.1:3"], "MIN:MAX:N needs"),
         (["--type", "AU", "--std", "--levels", "0.1,1", "--layers", "4"], "layers must be"),
+        (["--type", "AU", "--std", "--levels", "0.1,1", "--layers", "1.5"], "--layers: expected comma-separated integers"),
     ],
 )
 def test_cli_walking_bad_input_exits_2(network_and_data, capsys, argv, message):
@@ -378,6 +383,8 @@ def test_cli_walking_needs_the_level_scale(network_and_data, capsys):
     [
         (["--std", "--train-levels", "0.3,0", "--eval-levels", "0.1"], "train_levels must be non-negative"),
         (["--variance", "--train-levels", "0", "--eval-levels", "0,0.1"], "eval_levels must be positive"),
+        (["--std", "--train-levels", "0", "--eval-levels", "0.1", "--hidden", "16.5"],
+         "--hidden: expected comma-separated integers"),
     ],
 )
 def test_cli_train_noisy_bad_levels_exit_2_before_training(capsys, argv, message):

@@ -151,13 +151,31 @@ def test_dask_local_cluster_executor(tmp_path):
 
 
 def test_dask_executor_connects_to_a_scheduler_address(tmp_path):
-    # the multi-machine path: a scheduler reached by its address (here on this machine)
+    # the multi-machine path: a scheduler reached by its TCP address (here on this
+    # machine) and a worker in its own process, to which the function is sent pickled
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://")
         with dask_executor(cluster.scheduler_address) as pool:
             rows = sweep(power, GRID, executor=pool, progress=False)
     assert rows == expected_rows()
     with pytest.raises(ValueError, match="not both"):
         with dask_executor("tcp://127.0.0.1:1", n_workers=1):
             pass
+
+
+def test_progress_bar_counts_resumed_and_computed_points(tmp_path, capsys):
+    path = tmp_path / "r.csv"
+    with ThreadPoolExecutor(1) as pool:
+        sweep(power, {"n": [1], "scale": [0.5, 2.0]}, executor=pool, path=path, progress=False)
+        sweep(power, GRID, executor=pool, path=path)
+    bar = capsys.readouterr().err
+    assert "sweep:" in bar and "2/6" in bar and "6/6" in bar  # starts at the 2 resumed points
+
+
+def test_missing_results_folder_is_refused_before_computing(tmp_path):
+    counting = CountingFunction()
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        sweep(counting, GRID, executor=ThreadPoolExecutor(1), path=tmp_path / "no" / "r.csv", progress=False)
+    assert counting.calls == []

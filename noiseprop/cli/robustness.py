@@ -130,7 +130,7 @@ def _run_accuracy(args) -> int:
 
 def _run_walking(args) -> int:
     net, X, y = _network_and_data(args)
-    layers = None if args.layers is None else [int(v) for v in _parse_list(args.layers, "--layers")]
+    layers = None if args.layers is None else _parse_integers(args.layers, "--layers")
     result = robustness.walking_noise(
         net, X, y, args.noise_type, _parse_levels(args.levels, "--levels"), scale=args.scale,
         samples=args.samples, seed=args.seed, layers=layers, placement=args.placement, method=args.method,
@@ -160,7 +160,7 @@ def _run_walking(args) -> int:
 def _run_training(args) -> int:
     from ..datasets import load_digits
 
-    hidden = tuple(int(v) for v in _parse_list(args.hidden, "--hidden"))
+    hidden = tuple(_parse_integers(args.hidden, "--hidden"))
     try:
         data = load_digits()
         result = robustness.noise_aware_training(
@@ -262,6 +262,14 @@ def _parse_list(text: str, flag: str) -> list[float]:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise CLIError(f"{flag}: expected comma-separated numbers, got {text!r}") from None
+
+
+def _parse_integers(text: str, flag: str) -> list[int]:
+    """Comma-separated integers (layer numbers, widths); 1.5 is an error, not 1."""
+    values = _parse_list(text, flag)
+    if not values or any(not float(v).is_integer() for v in values):
+        raise CLIError(f"{flag}: expected comma-separated integers, got {text!r}")
+    return [int(v) for v in values]
 
 
 def _parse_levels(text: str, flag: str) -> np.ndarray:
