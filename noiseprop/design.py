@@ -329,27 +329,27 @@ def noise_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float, noise_
     """
     if noise_type not in NOISE_TYPES:
         raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {noise_type!r}")
-    if not isinstance(net, Network):
-        raise ValueError(f"net must be a noiseprop.Network, got {type(net).__name__}")
-    layer_noise = per_layer_noise(noise, net.depth)
-    target = _target(target_snr_db)
-    if target is None:
-        raise ValueError("noise_budget needs a finite target_snr_db")
-
+    layer_noise, target = _budget_inputs("noise_budget", net, noise, target_snr_db)
     without = [replace(nz, **{noise_type: 0.0}) for nz in layer_noise]
     return _largest(net, x, target, lambda d: [replace(nz, **{noise_type: d}) for nz in layer_noise],
                     without)
 
 
-def noise_scale_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float) -> float:
-    """Largest factor by which every given intensity can be scaled at once
-    and the worst output SNR still meets the target (inf if noise-free)."""
+def _budget_inputs(caller: str, net: Network, noise: NoiseSpec, target_snr_db) -> tuple[list, float]:
+    """The per-layer noise and the target of a budget search, validated."""
     if not isinstance(net, Network):
         raise ValueError(f"net must be a noiseprop.Network, got {type(net).__name__}")
     layer_noise = per_layer_noise(noise, net.depth)
     target = _target(target_snr_db)
     if target is None:
-        raise ValueError("noise_scale_budget needs a finite target_snr_db")
+        raise ValueError(f"{caller} needs a finite target_snr_db")
+    return layer_noise, target
+
+
+def noise_scale_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float) -> float:
+    """Largest factor by which every given intensity can be scaled at once
+    and the worst output SNR still meets the target (inf if noise-free)."""
+    layer_noise, target = _budget_inputs("noise_scale_budget", net, noise, target_snr_db)
     if all(nz.is_zero for nz in layer_noise):
         return math.inf
     return _largest(net, x, target, lambda a: [nz.scaled(a) for nz in layer_noise], None)
