@@ -32,8 +32,8 @@ __all__ = [
 class Activation:
     """Base class of the activation functions.
 
-    Subclasses set ``name`` and implement :meth:`__call__` and
-    :meth:`derivative`; their constructor arguments are the parameters.
+    Subclasses set ``name`` and implement :meth:`__call__`, :meth:`derivative`
+    and :meth:`second_derivative`; their constructor arguments are the parameters.
     """
 
     name: ClassVar[str] = ""

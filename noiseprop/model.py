@@ -193,6 +193,12 @@ def as_input(x, n_inputs: int) -> tuple[np.ndarray, bool]:
     return array.reshape(-1, n_inputs), batched
 
 
+def _require_network(net) -> None:
+    """A ValueError unless ``net`` is a :class:`Network` (the public entry points' first check)."""
+    if not isinstance(net, Network):
+        raise ValueError(f"net must be a noiseprop.Network, got {type(net).__name__}")
+
+
 def _as_matrix(w, k: int) -> np.ndarray:
     try:
         raw = np.asarray(w)

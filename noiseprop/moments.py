@@ -36,6 +36,7 @@ f''(mean).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, NamedTuple
 
@@ -83,6 +84,27 @@ class GaussianMoments(NamedTuple):
 
 Rule = Callable[[Activation, np.ndarray, np.ndarray], GaussianMoments]
 
+_GAUSS_RULES = {
+    "hermite": np.polynomial.hermite.hermgauss,
+    "laguerre": np.polynomial.laguerre.laggauss,
+    "legendre": np.polynomial.legendre.leggauss,
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _gauss_rule(kind: str, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of a Gauss quadrature rule, computed once (an
+    eigenvalue problem: milliseconds per call) and returned read-only."""
+    nodes, weights = _GAUSS_RULES[kind](count)
+    nodes.setflags(write=False)
+    weights.setflags(write=False)
+    return nodes, weights
+
+
+def _normal_density(a: np.ndarray) -> np.ndarray:
+    """The standard normal density phi(a)."""
+    return np.exp(-0.5 * a * a) / math.sqrt(2.0 * math.pi)
+
 
 def _linear_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
     """f = a z + b: exact, the same numbers as linear response."""
@@ -95,7 +117,7 @@ def _relu_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMome
     sd = np.sqrt(var)
     a = mean / sd
     upper, lower = special.ndtr(a), special.ndtr(-a)
-    density = np.exp(-0.5 * a * a) / math.sqrt(2.0 * math.pi)
+    density = _normal_density(a)
     # Var/var = P + a^2 P Q - a phi (P - Q) - phi^2 with P = Phi(a), Q = Phi(-a):
     # algebraically E[f^2] - E[f]^2, rearranged so that no large terms cancel.
     scaled_var = upper + a * a * upper * lower - a * density * (upper - lower) - density**2
@@ -108,7 +130,7 @@ def _heaviside_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> Gaussia
     sd = np.sqrt(var)
     a = mean / sd
     upper = special.ndtr(a)
-    density = np.exp(-0.5 * a * a) / math.sqrt(2.0 * math.pi)
+    density = _normal_density(a)
     return GaussianMoments(upper, upper * special.ndtr(-a), density / sd, -a * density / var)
 
 
@@ -134,7 +156,7 @@ def _erf_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMomen
     large = ~small
     var_phi[large] = 2.0 * (special.owens_t(h[large], 1.0)
                             - special.owens_t(h[large], 1.0 / np.sqrt(1.0 + 2.0 * v[large])))
-    nodes, weights = np.polynomial.legendre.leggauss(_LEGENDRE_NODES)
+    nodes, weights = _gauss_rule("legendre", _LEGENDRE_NODES)
     r = 0.5 * rho[small][:, None] * (1.0 + nodes)
     integrand = np.exp(-(h[small] ** 2)[:, None] / (1.0 + r)) / (2.0 * math.pi * np.sqrt(1.0 - r * r))
     var_phi[small] = 0.5 * rho[small] * (integrand @ weights)
@@ -184,7 +206,7 @@ def _sigmoid_hermite_moments(gain: float, mean: np.ndarray, var: np.ndarray) -> 
     polynomials of degree < 256).  The variance is summed about the computed
     mean (two passes) so that it does not come out as the difference of two
     nearly equal numbers."""
-    nodes, weights = np.polynomial.hermite.hermgauss(_HERMITE_NODES)
+    nodes, weights = _gauss_rule("hermite", _HERMITE_NODES)
     weights = weights / math.sqrt(math.pi)
     s = special.expit(gain * (mean[:, None] + np.sqrt(2.0 * var)[:, None] * nodes))
     first = s @ weights
@@ -206,7 +228,7 @@ def _sigmoid_laguerre_moments(gain: float, mean: np.ndarray, var: np.ndarray) ->
     for g > 0 with P = Phi(mean / sd); a negative gain mirrors z (f'
     changes sign, f'' does not).
     """
-    nodes, weights = np.polynomial.laguerre.laggauss(_LAGUERRE_NODES)
+    nodes, weights = _gauss_rule("laguerre", _LAGUERRE_NODES)
     g = abs(gain)
     sign = math.copysign(1.0, gain)
     mean, sd = sign * mean[..., None], np.sqrt(var)[..., None]
@@ -237,7 +259,8 @@ MOMENT_RULES: dict[str, Rule] = {
 
 
 def gaussian_moments(activation: Activation, mean, var) -> GaussianMoments:
-    """Mean and variance of f(z) and mean slope E[f'(z)] for z ~ N(mean, var).
+    """Mean and variance of f(z), mean slope E[f'(z)] and mean curvature
+    E[f''(z)] for z ~ N(mean, var).
 
     Parameters
     ----------

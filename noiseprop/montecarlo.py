@@ -47,8 +47,8 @@ import numpy as np
 
 from . import _kernels
 from .activations import Activation, Erf, Heaviside, Linear, ReLU, Sigmoid, Tanh
-from .model import Network, _positive_int, as_input
-from .noise import NOISE_TYPES, Noise, NoiseSpec, per_layer_noise
+from .model import Network, _positive_int, _require_network, as_input
+from .noise import Noise, NoiseSpec, per_layer_noise
 from .propagation import predict
 from .statistics import LayerStatistics
 
@@ -108,8 +108,8 @@ class Simulation(LayerStatistics):
         super().__init__(mean, var, correlated, batched)
         self.mean_stderr = [self._shape(e) for e in mean_stderr]
         self.var_stderr = [self._shape(e) for e in var_stderr]
-        self.correlated_stderr = np.stack(correlated_stderr) if batched else np.stack(correlated_stderr)[:, 0]
-        self.noise_var_stderr = np.stack(noise_var_stderr) if batched else np.stack(noise_var_stderr)[:, 0]
+        self.correlated_stderr = self._stack(correlated_stderr)
+        self.noise_var_stderr = self._stack(noise_var_stderr)
         self.samples = samples
         self.seed = seed
         self.control_variate = control_variate
@@ -177,7 +177,7 @@ class _Layer:
         self.weight_t = np.ascontiguousarray(weight.T)
         self.bias = bias
         self.size = weight.shape[0]
-        self.sd = np.sqrt([getattr(noise, name) for name in NOISE_TYPES])
+        self.sd = np.sqrt(list(noise.intensities.values()))  # AU, AC, MU, MC
         self.pre = noise.placement == "pre"
         self.zbar = x_mean @ weight.T + bias                          # (B, N_k)
         self.shift = mean                                             # f(zbar), (B, N_k)
@@ -195,11 +195,10 @@ class _Engine:
 
     def __init__(self, net: Network, layer_noise, x: np.ndarray, *, cv: bool, upto: int,
                  key: np.uint64, accumulate: bool):
-        self.cv, self.key, self.accumulate = cv, key, accumulate
+        self.cv, self.accumulate = cv, accumulate
         self.n_inputs = x.shape[0]
         self.prediction = predict(net, layer_noise, x) if cv else None
-        means = self.prediction.mean if cv else net.forward(x)
-        means = [m.reshape(self.n_inputs, -1) for m in means]
+        means = self.prediction.mean if cv else net.forward(x)  # (B, N_k) each: x is a batch
         self.layers = [
             _Layer(k, w, b, f, nz, means[k - 1], means[k], cv)
             for k, w, b, f, nz in zip(range(1, upto + 1), net.weights, net.biases,
@@ -242,12 +241,14 @@ class _Engine:
     def run_chunk(self, samples: int, out: "np.ndarray | None" = None) -> None:
         """Simulate the next ``samples`` realisations, adding to the sums;
         write the last layer's outputs into ``out`` (samples, B, N) if given."""
-        blocks = min(max(1, samples // 1), _TILES)
+        blocks = min(samples, _TILES)
         if self.accumulate:  # one slot of sums per tile: keep them below the chunk's own size
             blocks = max(1, min(blocks, _CHUNK_VALUES // self.neuron_sums.size))
-        shape = (blocks, self.n_inputs) if self.accumulate else (1, 1)
-        neuron_acc = np.zeros(shape + self.neuron_sums.shape[1:])
-        row_acc = np.zeros(shape + self.row_sums.shape[1:])
+        # without accumulation the kernel still takes a view of every tile's slot: give
+        # it one of width 0 for every tile (no memory) rather than one slot for all
+        fields = self.fields if self.accumulate else (0, 0)
+        neuron_acc = np.zeros((blocks, self.n_inputs, fields[0] * self.offsets[-1]))
+        row_acc = np.zeros((blocks, self.n_inputs, len(self.layers), fields[1]))
         _kernels.simulate_chunk(
             *self._args, self.samples_done, samples, blocks, self.offsets, neuron_acc, row_acc,
             self.accumulate, np.empty((0, 0, 0)) if out is None else out,
@@ -265,10 +266,7 @@ class _Engine:
             lo, hi = self.offsets[index], self.offsets[index + 1]
             neuron = self.neuron_sums[:, self.fields[0] * lo: self.fields[0] * hi]
             neuron = neuron.reshape(self.n_inputs, self.fields[0], layer.size) / n
-            lin = None
-            if self.cv:
-                lin = (self.prediction.var[layer.k].reshape(self.n_inputs, -1),
-                       np.reshape(self.prediction.correlated[layer.k], self.n_inputs))
+            lin = (self.prediction.var[layer.k], self.prediction.correlated[layer.k]) if self.cv else None
             sums = np.moveaxis(neuron, 1, 0), np.moveaxis(self.row_sums[:, index] / n, 1, 0)  # fields first
             for key, value in _layer_estimates(*sums, n, layer.shift, lin).items():
                 out[key].append(value)
@@ -350,8 +348,7 @@ def _precision_reached(estimates, rtol: float) -> bool:
 
 
 def _validated(net, noise, x, samples, chunk_size, n_min=1):
-    if not isinstance(net, Network):
-        raise ValueError(f"net must be a noiseprop.Network, got {type(net).__name__}")
+    _require_network(net)
     layer_noise = per_layer_noise(noise, net.depth)
     for k, f in enumerate(net.activations, start=1):
         _kernel_activation(f, k)

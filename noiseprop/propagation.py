@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import Network, as_input
+from .model import Network, _require_network, as_input
 from .moments import gaussian_moments
 from .noise import Noise, NoiseSpec, per_layer_noise
 from .statistics import LayerStatistics
@@ -211,8 +211,7 @@ def predict(
     >>> [round(float(v), 6) for v in res.var[3][:1]]
     [0.003]
     """
-    if not isinstance(net, Network):
-        raise ValueError(f"net must be a noiseprop.Network, got {type(net).__name__}")
+    _require_network(net)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     layer_noise = per_layer_noise(noise, net.depth)

@@ -62,8 +62,7 @@ class LayerStatistics:
         self.depth = len(self.sizes) - 1
         self.mean = [self._shape(m) for m in mean]
         self.var = [self._shape(v) for v in var]
-        stacked = np.stack([np.asarray(c, dtype=float) for c in correlated])  # (L+1, B)
-        self.correlated = stacked if batched else stacked[:, 0]
+        self.correlated = self._stack(correlated)
         self.uncorrelated = [
             v - np.asarray(c)[..., None] for v, c in zip(self.var, self.correlated)
         ]
@@ -74,6 +73,11 @@ class LayerStatistics:
 
     def _shape(self, array: np.ndarray) -> np.ndarray:
         return array if self.batched else array[0]
+
+    def _stack(self, per_layer: Sequence[np.ndarray]) -> np.ndarray:
+        """Per-layer (B,) arrays as one (L+1, B) array, (L+1,) for one input."""
+        stacked = np.stack([np.asarray(a, dtype=float) for a in per_layer])
+        return stacked if self.batched else stacked[:, 0]
 
     @property
     def snr_db(self) -> list:

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import stats
 
 from .model import Network
-from .montecarlo import Z_95, Simulation, simulate
+from .montecarlo import Z_95, Simulation, _batch_mean_stderr, simulate
 from .noise import NoiseSpec
 from .plotting import figure, save_figure
 from .propagation import Prediction, predict
@@ -97,7 +97,7 @@ class VerificationReport:
             "size": sim.sizes[k],
             "predicted_var": predicted_mean,
             "simulated_var": simulated_mean,
-            "var_stderr": float(np.sqrt(np.sum(stderr**2)) / stderr.size),
+            "var_stderr": _batch_mean_stderr(stderr),
             "relative_error": simulated_mean / predicted_mean - 1.0 if predicted_mean > 0 else 0.0,
             "z_layer": float(z_layer[np.argmax(np.abs(z_layer))]),
             "worst_z_mean": float(np.max(np.abs(z_mean))),
@@ -155,7 +155,8 @@ class VerificationReport:
         predicted = np.array([r["predicted_var"] for r in self.layers])
         simulated = np.array([r["simulated_var"] for r in self.layers])
         stderr = np.array([r["var_stderr"] for r in self.layers])
-        ax_var.plot(k, predicted, "-", color="tab:blue", label="analytic (linear response)")
+        method = "linear response" if self.prediction.method == "linear" else f"{self.prediction.method} method"
+        ax_var.plot(k, predicted, "-", color="tab:blue", label=f"analytic ({method})")
         ax_var.errorbar(k, simulated, yerr=Z_95 * stderr, fmt="o", color="black", ms=4, capsize=3,
                         label=f"Monte Carlo, {self.simulation.samples} samples (95 %)")
         if np.all(predicted > 0):
@@ -202,7 +203,7 @@ def verify(
     chunk_size: "int | None" = None,
     progress: "bool | None" = None,
 ) -> VerificationReport:
-    """Hold the linear-response prediction against plain Monte Carlo sampling.
+    """Hold the analytic prediction (``method``) against plain Monte Carlo sampling.
 
     Parameters
     ----------

@@ -72,3 +72,22 @@ def test_table_json_and_plot(tmp_path):
 def test_false_failure_must_be_a_probability(value):
     with pytest.raises(ValueError, match="false_failure must be a probability"):
         verify(random_network("linear"), Noise(AU=1e-3), np.ones(4), samples=100, false_failure=value)
+
+
+def test_the_chosen_method_is_held_against_the_simulation():
+    """verify(method="moments") compares the "moments" prediction (which
+    differs from "linear" at this noise beyond layer 1), and a layer's
+    var_stderr is the standard error of its batch-averaged Var."""
+    net = random_network(["tanh(gain=2)", "sigmoid(gain=3)", "linear"])
+    xs = np.stack([np.full(4, 0.5), np.full(4, -0.3)])
+    noise = Noise(AU=0.2, MU=0.2)
+    report = verify(net, noise, xs, samples=2_000, seed=1, method="moments")
+    moments, linear = predict(net, noise, xs, method="moments"), predict(net, noise, xs)
+    assert report.prediction.method == "moments"
+    for row in report.layers:
+        k = row["layer"]
+        assert row["predicted_var"] == pytest.approx(np.mean(moments.noise_var[k]), rel=1e-12)
+        if k > 1:
+            assert row["predicted_var"] != pytest.approx(np.mean(linear.noise_var[k]), rel=1e-2)
+        stderr = report.simulation.noise_var_stderr[k]
+        assert row["var_stderr"] == pytest.approx(np.sqrt(stderr[0] ** 2 + stderr[1] ** 2) / 2, rel=1e-12)
