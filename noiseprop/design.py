@@ -37,9 +37,9 @@ from scipy.optimize import brentq
 
 from .activations import Linear
 from .gains import LayerGains, layer_statistics
-from .model import Network, _finite_number, _positive_int, as_input
+from .model import Network, _finite_number, _positive_int, _require_network, as_input
 from .noise import NOISE_TYPES, Noise, NoiseSpec, per_layer_noise
-from .propagation import predict
+from .propagation import Prediction, predict
 from .report import format_table
 from .statistics import decibels
 
@@ -284,16 +284,16 @@ def check_design(
     >>> report.bounded, report.layers[2].growth, round(report.layers[2].max_slope, 3)
     (False, 'exponential', 1.0)
     """
-    if not isinstance(net, Network):
-        raise ValueError(f"net must be a noiseprop.Network, got {type(net).__name__}")
+    _require_network(net)
     layer_noise = per_layer_noise(noise, net.depth)
     inputs, _ = as_input(x, net.sizes[0])
     target = _target(target_snr_db)
     gains = layer_statistics(net, inputs)
     injections = _injections(net, layer_noise, inputs)
     rules = [_layer_rule(g, nz, q) for g, nz, q in zip(gains, layer_noise, injections)]
-    output_snr = _output_snr(net, layer_noise, inputs)
-    sensitivity, contribution = _sensitivity(net, layer_noise, inputs)
+    prediction = predict(net, layer_noise, inputs)
+    output_snr = _output_snr(prediction)
+    sensitivity, contribution = _sensitivity(net, layer_noise, inputs, prediction)
     max_noise = max_scale = None
     if target is not None:
         max_noise = {t: noise_budget(net, layer_noise, inputs, target, t) for t in NOISE_TYPES}
@@ -337,8 +337,7 @@ def noise_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float, noise_
 
 def _budget_inputs(caller: str, net: Network, noise: NoiseSpec, target_snr_db) -> tuple[list, float]:
     """The per-layer noise and the target of a budget search, validated."""
-    if not isinstance(net, Network):
-        raise ValueError(f"net must be a noiseprop.Network, got {type(net).__name__}")
+    _require_network(net)
     layer_noise = per_layer_noise(noise, net.depth)
     target = _target(target_snr_db)
     if target is None:
@@ -355,14 +354,14 @@ def noise_scale_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float) 
     return _largest(net, x, target, lambda a: [nz.scaled(a) for nz in layer_noise], None)
 
 
-def _output_snr(net: Network, noise: Sequence[Noise], x) -> np.ndarray:
+def _output_snr(prediction: Prediction) -> np.ndarray:
     """Output layer SNR (power ratio) of every input; 0/0 (no signal, no noise) counts as 0."""
-    return np.atleast_1d(np.nan_to_num(predict(net, noise, x).layer_snr[-1], nan=0.0, posinf=np.inf))
+    return np.atleast_1d(np.nan_to_num(prediction.layer_snr[-1], nan=0.0, posinf=np.inf))
 
 
 def _worst_output_snr_db(net: Network, noise: Sequence[Noise], x) -> float:
     """Lowest output layer SNR over the inputs, in dB."""
-    return float(decibels(np.min(_output_snr(net, noise, x))))
+    return float(decibels(np.min(_output_snr(predict(net, noise, x)))))
 
 
 def _largest(net: Network, x, target: float, noise_at, baseline) -> float:
@@ -453,23 +452,23 @@ def _growth(rho: float) -> str:
     return "bounded" if rho < 1.0 else "exponential"
 
 
-def _sensitivity(net: Network, layer_noise: Sequence[Noise], inputs: np.ndarray):
+def _sensitivity(net: Network, layer_noise: Sequence[Noise], inputs: np.ndarray, prediction: Prediction):
     """d V_L / d D_{t,k} and the contributions D d V_L / d D / V_L, each (L, 4).
 
     V_L (the output's mean noise variance, batch-averaged) is affine in each
     single intensity in the linear-response model, so a unit step gives the
-    exact derivative.
+    exact derivative.  ``prediction`` is :func:`predict` at ``layer_noise``.
     """
-    def output_noise(noise):
-        return float(np.mean(predict(net, noise, inputs).noise_var[-1]))
+    def output_noise(result: Prediction) -> float:
+        return float(np.mean(result.noise_var[-1]))
 
-    base = output_noise(layer_noise)
+    base = output_noise(prediction)
     sensitivity = np.zeros((net.depth, len(NOISE_TYPES)))
     for k in range(net.depth):
         for t, name in enumerate(NOISE_TYPES):
             stepped = list(layer_noise)
             stepped[k] = replace(stepped[k], **{name: getattr(stepped[k], name) + 1.0})
-            sensitivity[k, t] = output_noise(stepped) - base
+            sensitivity[k, t] = output_noise(predict(net, stepped, inputs)) - base
     intensities = np.array([[getattr(nz, name) for name in NOISE_TYPES] for nz in layer_noise])
     contribution = intensities * sensitivity / base if base > 0 else np.zeros_like(sensitivity)
     return sensitivity, contribution
@@ -604,12 +603,13 @@ def symmetric_accumulation(slopes, max_depth: int, width: int, noise: Noise) -> 
         raise ValueError(f"slopes must be a non-empty 1-D array of finite values > 0, got {slopes!r}")
     if not isinstance(noise, Noise):
         raise ValueError(f"noise must be a Noise, got {type(noise).__name__}")
-    net = _symmetric_linear(_positive_int("max_depth", max_depth), width, 1.0)
-    noise_var = np.empty((slopes.size, net.depth))
+    max_depth = _positive_int("max_depth", max_depth)
+    width = _positive_int("width", width)
+    noise_var = np.empty((slopes.size, max_depth))
     for i, s in enumerate(slopes):
-        result = predict(_symmetric_linear(net.depth, width, s), noise, np.ones(width))
+        result = predict(_symmetric_linear(max_depth, width, s), noise, np.ones(width))
         noise_var[i] = result.noise_var[1:]
-    return AccumulationMap(slopes, np.arange(1, net.depth + 1), noise_var, width, noise)
+    return AccumulationMap(slopes, np.arange(1, max_depth + 1), noise_var, width, noise)
 
 
 def symmetric_budgets(depths, width: int, slope: float, target_snr_db: float, noise: Noise) -> BudgetCurves:

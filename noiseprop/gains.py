@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import Network, as_input
+from .model import Network, _require_network, as_input
 
 __all__ = ["LayerGains", "layer_statistics", "mean_off_diagonal_outer"]
 
@@ -91,10 +91,15 @@ class LayerGains:
 
 def mean_off_diagonal_outer(v: np.ndarray) -> np.ndarray:
     """Mean off-diagonal entry of v v^T for each row v of (B, N); 0 if N = 1."""
-    n = v.shape[-1]
+    return _mean_off_diagonal(v.sum(axis=-1) ** 2, (v**2).sum(axis=-1), v.shape[-1])
+
+
+def _mean_off_diagonal(total: np.ndarray, trace: np.ndarray, n: int) -> np.ndarray:
+    """Mean off-diagonal entry of n x n matrices from the sum of all their
+    entries and their traces (arrays (B,)); 0 if n = 1."""
     if n < 2:
-        return np.zeros(v.shape[:-1])
-    return (v.sum(axis=-1) ** 2 - (v**2).sum(axis=-1)) / (n * (n - 1))
+        return np.zeros(np.shape(total))
+    return (total - trace) / (n * (n - 1))
 
 
 def layer_statistics(net: Network, x) -> list[LayerGains]:
@@ -119,8 +124,7 @@ def layer_statistics(net: Network, x) -> list[LayerGains]:
     >>> round(g.uncorrelated_gain, 6), round(g.correlated_gain, 6)
     (0.0625, 0.25)
     """
-    if not isinstance(net, Network):
-        raise ValueError(f"net must be a noiseprop.Network, got {type(net).__name__}")
+    _require_network(net)
     y, batched = as_input(x, net.sizes[0])
     layers = []
     for k, (w, b, f) in enumerate(zip(net.weights, net.biases, net.activations), start=1):
@@ -155,13 +159,9 @@ def _layer_gains(k: int, w: np.ndarray, slope: np.ndarray, mean: np.ndarray, bat
     row_sums = w.sum(axis=1)
     correlated_gain = slope_sq @ row_sums**2 / size
     transfer = np.empty(slope.shape[:1] + (2, 2))
-    # Uncorrelated input u I -> u J W W^T J; its mean off-diagonal entry is
-    # (|W^T s|^2 - sum_i s_i^2 |W_i|^2) / (N (N - 1)).
-    if size > 1:
-        off_u = ((slope @ w) ** 2).sum(axis=-1) - size * uncorrelated_gain
-        off_u /= size * (size - 1)
-    else:
-        off_u = np.zeros(slope.shape[0])
+    # Uncorrelated input u I -> u J W W^T J: all its entries sum to |W^T s|^2,
+    # its trace is sum_i s_i^2 |W_i|^2.
+    off_u = _mean_off_diagonal(((slope @ w) ** 2).sum(axis=-1), size * uncorrelated_gain, size)
     # Correlated input c 11^T -> c v v^T with v = J W 1.
     off_c = mean_off_diagonal_outer(slope * row_sums)
     transfer[:, 0, 0] = uncorrelated_gain - off_u

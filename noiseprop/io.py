@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ._files import atomic_write
-from .model import Network, as_input
+from .model import Network, _require_network, as_input
 
 __all__ = ["save_network", "load_network", "load_model", "from_sklearn", "from_torch", "from_onnx"]
 
@@ -43,13 +43,13 @@ def save_network(
     The file is written atomically; an existing file is replaced only with
     ``overwrite=True``.
     """
+    _require_network(net)
     arrays = {f"W{k}": w for k, w in enumerate(net.weights, start=1)}
     arrays.update({f"b{k}": b for k, b in enumerate(net.biases, start=1)})
     arrays["activations"] = np.array([f.spec for f in net.activations])
     if x is not None:
-        arrays["x"], _ = as_input(x, net.sizes[0])
-        if np.ndim(x) == 1:
-            arrays["x"] = arrays["x"][0]
+        inputs, batched = as_input(x, net.sizes[0])
+        arrays["x"] = inputs if batched else inputs[0]
     return atomic_write(path, lambda handle: np.savez(handle, **arrays), overwrite=overwrite)
 
 
@@ -94,7 +94,8 @@ def _network_from_arrays(arrays: dict) -> tuple[Network, "np.ndarray | None"]:
         raise ValueError(f"weight matrices must be numbered W1..W{len(layers)}, found W{layers}")
     depth = len(layers)
     weights = [arrays[f"W{k}"] for k in layers]
-    biases = [arrays.get(f"b{k}", np.zeros(np.shape(w)[0])) for k, w in zip(layers, weights)]
+    # np.shape(w)[:1]: a malformed (0-d) W reaches from_arrays, which names it
+    biases = [arrays.get(f"b{k}", np.zeros(np.shape(w)[:1])) for k, w in zip(layers, weights)]
     activations = arrays.get("activations", np.array("linear"))
     if activations.dtype.kind != "U":
         raise ValueError(f"'activations' must hold strings, got dtype {activations.dtype}")
@@ -231,8 +232,6 @@ def from_onnx(model) -> Network:
         When onnx is not installed (extra ``onnx``).
     """
     onnx = _import_optional("onnx", "onnx", "importing ONNX models")
-    from onnx import numpy_helper
-
     if isinstance(model, (str, os.PathLike)):
         try:
             model = onnx.load(os.fspath(model))
@@ -241,7 +240,7 @@ def from_onnx(model) -> Network:
     if not isinstance(model, onnx.ModelProto):
         raise ValueError(f"expected an onnx.ModelProto or the path of an .onnx file, got {type(model).__name__}")
     graph = model.graph
-    constants = {t.name: numpy_helper.to_array(t).astype(float) for t in graph.initializer}
+    constants = {t.name: onnx.numpy_helper.to_array(t).astype(float) for t in graph.initializer}
     data_inputs = [i.name for i in graph.input if i.name not in constants]
     if len(data_inputs) != 1 or len(graph.output) != 1:
         raise ValueError(
@@ -293,11 +292,9 @@ def _onnx_constant(node, label: str, onnx) -> np.ndarray:
             f"{label}: constant attribute {sorted(attributes)} is not supported; "
             f"supported: {', '.join(_ONNX_CONSTANT_ATTRIBUTES)}"
         )
-    from onnx import numpy_helper
-
     value = onnx.helper.get_attribute_value(attributes[found[0]])
     try:
-        return np.asarray(numpy_helper.to_array(value) if found[0] == "value" else value, dtype=float)
+        return np.asarray(onnx.numpy_helper.to_array(value) if found[0] == "value" else value, dtype=float)
     except (TypeError, ValueError):
         raise ValueError(f"{label}: the constant is not numeric") from None
 

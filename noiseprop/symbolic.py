@@ -44,7 +44,7 @@ from typing import Callable, Iterable, Union
 import numpy as np
 import sympy as sp
 
-from .model import Network, _positive_int, as_input
+from .model import Network, _positive_int, _require_network, as_input
 from .noise import NOISE_TYPES, Noise, NoiseSpec, per_layer_noise
 
 __all__ = [
@@ -284,7 +284,6 @@ class _NumericFunction:
     """A lambdified expression called with keyword parameters named as in SYMBOLS."""
 
     def __init__(self, exprs):
-        self.exprs = exprs
         free = set().union(*(sp.sympify(e).free_symbols for e in np.ravel(exprs)))
         self.names = tuple(sorted(str(s) for s in free))
         self._function = sp.lambdify([SYMBOLS[n] for n in self.names], exprs, "numpy")
@@ -654,8 +653,8 @@ class RecursionAverages:
 
     Attributes
     ----------
-    variance, correlated, uncorrelated : ndarray (L+1,)
-        Mean neuron variance Var_k, correlated part c_k, uncorrelated part u_k.
+    correlated, uncorrelated : ndarray (L+1,)
+        Correlated part c_k and uncorrelated part u_k of the mean neuron variance.
     signal_power : ndarray (L+1,)
         P_k = mean_i E[y_k,i]^2 at the working point.
     statistics : list of dict
@@ -663,11 +662,15 @@ class RecursionAverages:
         s_sq, P, r.
     """
 
-    variance: np.ndarray
     correlated: np.ndarray
     uncorrelated: np.ndarray
     signal_power: np.ndarray
     statistics: list
+
+    @property
+    def variance(self) -> np.ndarray:
+        """Mean neuron variance Var_k = u_k + c_k of every layer."""
+        return self.uncorrelated + self.correlated
 
     @property
     def layer_snr(self) -> np.ndarray:
@@ -679,9 +682,9 @@ class RecursionAverages:
 def working_point_statistics(net: Network, x) -> list[dict]:
     """The statistics of the trained recursion for layers 1..L at input ``x``.
 
-    Weight and slope statistics come from :func:`noiseprop.gains.layer_statistics`;
-    the signal coherence r_k = mean(m)^2 / mean(m^2) from the noise-free
-    forward pass.
+    Weight and slope statistics and the signal power come from
+    :func:`noiseprop.gains.layer_statistics`; the signal coherence
+    r_k = mean(m)^2 / mean(m^2) from the noise-free forward pass.
 
     Parameters
     ----------
@@ -696,8 +699,7 @@ def working_point_statistics(net: Network, x) -> list[dict]:
     """
     from .gains import layer_statistics
 
-    if not isinstance(net, Network):
-        raise ValueError(f"net must be a noiseprop.Network, got {type(net).__name__}")
+    _require_network(net)
     x, batched = as_input(x, net.sizes[0])
     if batched and len(x) > 1:
         raise ValueError(f"the statistics-only recursion takes one input (N_0,), got a batch of {len(x)}")
@@ -705,7 +707,7 @@ def working_point_statistics(net: Network, x) -> list[dict]:
     outputs = net.forward(x[0])[1:]
     rows = []
     for layer, mean in zip(gains, outputs):
-        power = float(np.mean(mean**2))
+        power = layer.signal_power
         rows.append({
             "N": layer.fan_in, "mu": layer.mu, "nu": layer.nu,
             "s_mean": float(np.mean(layer.slope)), "s_sq": float(layer.slope_sq_mean),
@@ -746,5 +748,4 @@ def statistics_recursion(net: Network, noise: NoiseSpec, x) -> RecursionAverages
         us.append(float(u))
         cs.append(float(c))
         powers.append(stats["P"])
-    us, cs = np.array(us), np.array(cs)
-    return RecursionAverages(us + cs, cs, us, np.array(powers), statistics)
+    return RecursionAverages(np.array(cs), np.array(us), np.array(powers), statistics)

@@ -25,6 +25,19 @@ def test_round_trip_with_input(tmp_path, net):
     assert load_network(tmp_path / "net.npz") == net
 
 
+def test_round_trip_with_a_batch_of_inputs(tmp_path, net):
+    batch = np.array([[0.1, 0.2, 0.3], [-1.0, 0.5, 2.0]])
+    save_network(tmp_path / "net.npz", net, batch)
+    _, loaded_x = load_network(tmp_path / "net.npz", return_input=True)
+    np.testing.assert_array_equal(loaded_x, batch)
+
+
+def test_save_needs_a_network(tmp_path):
+    with pytest.raises(ValueError, match="net must be a noiseprop.Network, got str"):
+        save_network(tmp_path / "net.npz", "net")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_refuses_to_overwrite(tmp_path, net):
     path = tmp_path / "net.npz"
     path.write_bytes(b"user data")
@@ -58,6 +71,7 @@ def test_minimal_file_defaults(tmp_path):
     ({"W1": np.ones((2, 2)), "activations": np.array(["soft"])}, "unknown activation 'soft'"),
     ({"W1": np.ones((2, 2)), "activations": np.array([1.0])}, "'activations' must hold strings"),
     ({"W1": np.ones((2, 2)), "x": np.ones(3)}, r"input x has shape \(3,\)"),
+    ({"W1": np.float64(2.0)}, r"layer 1: weights must be a non-empty 2-D array .* got shape \(\)"),
 ])
 def test_malformed_files_name_the_file_and_the_problem(tmp_path, arrays, message):
     path = tmp_path / "bad.npz"

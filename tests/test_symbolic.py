@@ -201,6 +201,25 @@ def test_statistics_recursion_is_exact_on_symmetric_linear_networks():
     np.testing.assert_allclose(result.layer_snr[1:], expected.layer_snr[1:], rtol=1e-12)
 
 
+def test_working_point_statistics_of_a_random_network():
+    """Each statistic recomputed from the weights and the noise-free forward pass."""
+    rng = np.random.default_rng(2)
+    weights = [rng.normal(0.1, 0.5, (5, 4)), rng.normal(-0.2, 0.5, (3, 5))]
+    net = Network.from_arrays(weights, [rng.normal(0, 0.3, 5), rng.normal(0, 0.3, 3)], ["tanh", "sigmoid"])
+    x = rng.uniform(-1, 1, 4)
+    outputs = net.forward(x)
+    for k, stats in enumerate(S.working_point_statistics(net, x), start=1):
+        w, f, m = weights[k - 1], net.activations[k - 1], outputs[k]
+        slope = f.derivative(w @ outputs[k - 1] + net.biases[k - 1])
+        assert stats["N"] == w.shape[1]
+        assert (stats["mu"], stats["nu"]) == (pytest.approx(w.mean(), rel=1e-12), pytest.approx((w**2).mean(), rel=1e-12))
+        assert stats["s_mean"] == pytest.approx(slope.mean(), rel=1e-12)
+        assert stats["s_sq"] == pytest.approx((slope**2).mean(), rel=1e-12)
+        assert stats["P"] == pytest.approx((m**2).mean(), rel=1e-12)
+        assert stats["r"] == pytest.approx(m.mean() ** 2 / (m**2).mean(), rel=1e-12)
+        assert 0 < stats["r"] < 1
+
+
 def test_trained_recursion_is_the_ensemble_average_of_predict():
     """Random W_2 with i.i.d. entries (mean mu, variance sigma^2) after a layer
     with additive noise (covariance D_AU I + D_AC J): the mean over R draws of
