@@ -45,6 +45,7 @@ def test_predict_table_for_symmetric_network(capsys):
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "Network(5-5-5-5-5; activations: linear(slope=0.5), linear(slope=0.5), linear(slope=0.5), linear(slope=0.5))"
+    assert lines[1] == "noise: AU=0.0, AC=0.001, MU=0.0, MC=0.0, placement=post"
     last = lines[-2].split()
     expected = 1e-3 * (1 - 0.5**8) / (1 - 0.5**2)
     assert last[0] == "4" and float(last[3]) == pytest.approx(expected, rel=1e-3)

@@ -19,6 +19,7 @@ def test_affine_network_agrees_exit_0(capsys, tmp_path):
                        "--samples", "20000", "--plot", str(tmp_path / "v.png"))
     assert code == 0
     assert "verdict: all layers agree" in out and out.startswith("Network(4-4-4-4;")
+    assert out.splitlines()[1] == "noise: AU=0.01, AC=0.01, MU=0.01, MC=0.01, placement=post"
     assert (tmp_path / "v.png").stat().st_size > 0
 
 

@@ -7,19 +7,19 @@ missed), 2 bad input.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
 from ..design import check_design, design_chart
 from ..noise import NOISE_TYPES, Noise
 from .common import (
-    CLIError,
     add_network_options,
     describe_noise,
     network_from_args,
     noise_from_args,
     print_json,
+    print_network_and_noise,
+    refuse_existing,
 )
 
 __all__ = ["register", "EXIT_RULE_FAILED"]
@@ -45,8 +45,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.chart and Path(args.chart).exists() and not args.force:
-        raise CLIError(f"--chart: {args.chart} exists; add --force to overwrite it")
+    refuse_existing(args.chart, "--chart", args.force)
     net, x = network_from_args(args)
     noise = noise_from_args(args, net.depth)
     report = check_design(net, noise, x, target_snr_db=args.target_snr)
@@ -57,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
             payload["chart"] = str(chart)
         print_json(payload)
     else:
-        print(net)
-        print("noise:", ", ".join(f"{k}={v}" for k, v in describe_noise(noise).items()))
+        print_network_and_noise(net, noise)
         print(report.table())
         print("(g_U, g_C: uncorrelated / correlated noise gain; P: signal power, the multiplicative gain; "
               "rho: accumulation gain, bounded if < 1; output share: fraction of the output noise)")

@@ -15,7 +15,8 @@ from ..noise import NOISE_TYPES, PLACEMENTS, Noise
 
 __all__ = [
     "EXIT_BAD_INPUT", "CLIError", "add_network_options", "add_noise_options", "network_from_args",
-    "noise_from_args", "describe_noise", "print_json",
+    "noise_from_args", "describe_noise", "noise_text", "print_network_and_noise", "print_json",
+    "refuse_existing",
 ]
 
 EXIT_BAD_INPUT = 2
@@ -142,6 +143,12 @@ def print_json(payload: dict) -> None:
     print(json.dumps(payload, indent=2, allow_nan=False))
 
 
+def refuse_existing(path, option: str, force: bool) -> None:
+    """A CLIError, before any work, when the output file of ``option`` exists and --force is not given."""
+    if path and not force and Path(path).exists():
+        raise CLIError(f"{option}: {path} exists; add --force to overwrite it")
+
+
 def describe_noise(noise: Sequence[Noise]) -> dict:
     """Per-type intensities (one number if equal in every layer) and placement."""
     described = {}
@@ -150,3 +157,14 @@ def describe_noise(noise: Sequence[Noise]) -> dict:
         described[name] = values[0] if len(set(values)) == 1 else values
     described["placement"] = noise[0].placement
     return described
+
+
+def noise_text(noise: Sequence[Noise]) -> str:
+    """:func:`describe_noise` on one line: ``AU=0.001, AC=0.001, ..., placement=post``."""
+    return ", ".join(f"{k}={v}" for k, v in describe_noise(noise).items())
+
+
+def print_network_and_noise(net: Network, noise: Sequence[Noise]) -> None:
+    """The first two lines of a command's text output."""
+    print(net)
+    print("noise:", noise_text(noise))

@@ -5,7 +5,14 @@ import argparse
 
 from ..propagation import predict
 from ..report import layer_table
-from .common import add_network_options, describe_noise, network_from_args, noise_from_args, print_json
+from .common import (
+    add_network_options,
+    describe_noise,
+    network_from_args,
+    noise_from_args,
+    print_json,
+    print_network_and_noise,
+)
 
 __all__ = ["register"]
 
@@ -35,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
                    **result.to_dict(args.per_neuron)}
         print_json(payload)
     else:
-        print(net)
-        print("noise:", ", ".join(f"{k}={v}" for k, v in describe_noise(noise).items()))
+        print_network_and_noise(net, noise)
         print(layer_table(result))
         method = "linear-response" if args.method == "linear" else "Gaussian-moments"
         print(f"({method} prediction; layer SNR = sum E[y]^2 / sum Var[y])")

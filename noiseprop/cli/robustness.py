@@ -19,7 +19,15 @@ from ..noise import NOISE_TYPES, PLACEMENTS
 from ..plotting import figure, plot_accuracy_curve, plot_noise_training, plot_walking_noise, save_figure
 from ..report import format_table
 from ..statistics import _finite_or_none
-from .common import CLIError, add_noise_options, describe_noise, noise_from_args, print_json
+from .common import (
+    CLIError,
+    add_noise_options,
+    describe_noise,
+    noise_from_args,
+    noise_text,
+    print_json,
+    refuse_existing,
+)
 
 __all__ = ["register"]
 
@@ -90,6 +98,7 @@ def _register_training(tasks) -> None:
 
 
 def _run_accuracy(args) -> int:
+    refuse_existing(args.plot, "--plot", args.force)
     net, X, y = _network_and_data(args)
     noise = noise_from_args(args, net.depth)
     factors = _parse_levels(args.factors, "--factors")
@@ -104,7 +113,7 @@ def _run_accuracy(args) -> int:
             "results": [{"factor": float(f), **r.to_dict()} for f, r in zip(factors, results)],
         }))
     else:
-        print(f"{net}; {len(y)} inputs; noise: " + ", ".join(f"{k}={v}" for k, v in describe_noise(noise).items()))
+        print(f"{net}; {len(y)} inputs; noise: {noise_text(noise)}")
         headers = ["factor", "accuracy", f"{args.confidence:.0%} CI", "predicted", "in CI", "clean"]
         rows = [
             [f"{f:g}", f"{r.accuracy:.4f}", f"{r.ci[0]:.4f}..{r.ci[1]:.4f}", f"{r.predicted:.4f}",
@@ -129,6 +138,7 @@ def _run_accuracy(args) -> int:
 
 
 def _run_walking(args) -> int:
+    refuse_existing(args.plot, "--plot", args.force)
     net, X, y = _network_and_data(args)
     layers = None if args.layers is None else _parse_integers(args.layers, "--layers")
     result = robustness.walking_noise(
@@ -160,6 +170,7 @@ def _run_walking(args) -> int:
 def _run_training(args) -> int:
     from ..datasets import load_digits
 
+    refuse_existing(args.plot, "--plot", args.force)
     hidden = tuple(_parse_integers(args.hidden, "--hidden"))
     try:
         data = load_digits()

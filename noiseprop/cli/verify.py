@@ -5,16 +5,16 @@ Exit codes: 0 when every layer agrees, 1 when not, 2 for bad input.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..verification import verify
 from .common import (
-    CLIError,
     add_network_options,
     describe_noise,
     network_from_args,
     noise_from_args,
     print_json,
+    print_network_and_noise,
+    refuse_existing,
 )
 
 __all__ = ["register", "EXIT_DISAGREE"]
@@ -46,8 +46,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     net, x = network_from_args(args)
     noise = noise_from_args(args, net.depth)
-    if args.plot and not args.force and Path(args.plot).exists():
-        raise CLIError(f"--plot {args.plot} exists; refusing to overwrite it (add --force)")
+    refuse_existing(args.plot, "--plot", args.force)
     report = verify(net, noise, x, samples=args.samples, seed=args.seed, false_failure=args.false_failure,
                     method=args.method)
     if args.plot:
@@ -55,7 +54,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"network": repr(net), "noise": describe_noise(noise), **report.to_dict()})
     else:
-        print(net)
-        print("noise:", ", ".join(f"{k}={v}" for k, v in describe_noise(noise).items()))
+        print_network_and_noise(net, noise)
         print(report.table())
     return 0 if report.passed else EXIT_DISAGREE
