@@ -40,6 +40,16 @@ def record(outdir: Path, figure_id: str) -> dict:
     return json.loads((outdir / f"{FIGURES[figure_id].STEM}.json").read_text())
 
 
+def assert_monte_carlo_agrees(curves: dict, estimate: str, predicted: str, stderr: str) -> float:
+    """Every Monte Carlo point ``curve[estimate]`` within the z threshold (Bonferroni over
+    the points of all curves) of ``curve[predicted]``; returns the threshold."""
+    threshold = z_threshold(sum(len(c[estimate]) for c in curves.values()))
+    for key, curve in curves.items():
+        z = (np.array(curve[estimate]) - curve[predicted]) / np.array(curve[stderr])
+        assert np.max(np.abs(z)) < threshold, key
+    return threshold
+
+
 def symmetric_recursion(depth, width, slope, level, AU=0.0, AC=0.0, MU=0.0, MC=0.0):
     """Var of layers 1..depth of the mean-preserving symmetric network (spec 5,
     w = 1/N, every mean equal to ``level``)."""
@@ -140,11 +150,7 @@ def test_f1_analytic_curves_follow_the_symmetric_recursion(figures_dir):
 
 def test_f1_monte_carlo_agrees_with_the_analytic_curves(figures_dir):
     data = record(figures_dir, "F1")
-    curves = data["curves"].values()
-    threshold = z_threshold(sum(len(c["analytic"]) for c in curves))
-    for key, curve in data["curves"].items():
-        z = (np.array(curve["monte_carlo"]) - curve["analytic"]) / np.array(curve["stderr"])
-        assert np.max(np.abs(z)) < threshold, key
+    threshold = assert_monte_carlo_agrees(data["curves"], "monte_carlo", "analytic", "stderr")
     # power: for uncorrelated noise a 5 % error of the prediction exceeds the threshold
     relative = np.array(data["curves"]["s=1/AU"]["stderr"]) / data["curves"]["s=1/AU"]["analytic"]
     assert np.max(relative) * threshold < 0.05
@@ -178,11 +184,8 @@ def _deep_limit(slope, width, d):
 
 
 def test_f2_monte_carlo_agrees(figures_dir):
-    curves = record(figures_dir, "F2")["curves"]
-    threshold = z_threshold(sum(len(c["monte_carlo_db"]) for c in curves.values()))
-    for label, curve in curves.items():
-        z = (np.array(curve["monte_carlo_db"]) - curve["analytic_at_monte_carlo_db"]) / np.array(curve["stderr_db"])
-        assert np.max(np.abs(z)) < threshold, label
+    assert_monte_carlo_agrees(record(figures_dir, "F2")["curves"], "monte_carlo_db", "analytic_at_monte_carlo_db",
+                              "stderr_db")
 
 
 def correlated_gain(slope, width, weight):
@@ -226,11 +229,8 @@ def test_f3_accumulated_noise_matches_closed_forms(figures_dir):
 
 
 def test_f3_monte_carlo_agrees(figures_dir):
-    curves = record(figures_dir, "F3")["curves"]
-    threshold = z_threshold(sum(len(c["monte_carlo"]) for c in curves.values()))
-    for name, curve in curves.items():
-        z = (np.array(curve["monte_carlo"]) - curve["predicted_at_monte_carlo"]) / np.array(curve["stderr"])
-        assert np.max(np.abs(z)) < threshold, name
+    assert_monte_carlo_agrees(record(figures_dir, "F3")["curves"], "monte_carlo", "predicted_at_monte_carlo",
+                              "stderr")
 
 
 def test_f5_both_methods_agree_at_small_noise_and_moments_wins_at_large(figures_dir):
@@ -280,6 +280,30 @@ def test_f6_accuracy_falls_from_clean_to_chance_as_predicted(figures_dir):
         assert numbers[name]["monte_carlo"][large] < 0.25, name
         # the moments method follows it, the linearised prediction is optimistic
         assert numbers[name]["moments"][large] < numbers[name]["linear"][large], name
+
+
+def test_accuracy_figures_use_their_own_number_of_test_digits(figures_dir):
+    from noiseprop.paper import f6_accuracy, f7_walking
+    from noiseprop.paper._common import digits_test_set
+
+    assert record(figures_dir, "F6")["inputs"] == f6_accuracy.INPUTS_FAST
+    assert record(figures_dir, "F7")["inputs"] == f7_walking.INPUTS_FAST
+    assert f6_accuracy.INPUTS_FAST != f7_walking.INPUTS_FAST
+    X, y = digits_test_set(False, 5)  # full quality: the whole test set
+    assert X.shape == (450, 64) and y.shape == (450,)
+
+
+def test_monte_carlo_interval_bars_span_the_interval():
+    import matplotlib.pyplot as plt
+
+    from noiseprop.paper._common import draw_monte_carlo_interval
+    from noiseprop.plotting import figure
+
+    fig, ax = figure()
+    bars = draw_monte_carlo_interval(ax, [1.0, 2.0], [0.5, 0.8], [0.4, 0.75], [0.7, 0.82], "k")
+    segments = bars.lines[2][0].get_segments()
+    np.testing.assert_allclose([segment[:, 1] for segment in segments], [[0.4, 0.7], [0.75, 0.82]])
+    plt.close(fig)
 
 
 def test_f7_midpoints_are_found_and_predicted(figures_dir):

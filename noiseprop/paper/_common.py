@@ -26,15 +26,18 @@ __all__ = [
     "write_figure",
     "draw_analytic",
     "draw_monte_carlo",
+    "draw_monte_carlo_interval",
     "legend_keys",
     "method_legend",
     "METHOD_STYLES",
     "mean_preserving_network",
     "NOISE_LINESTYLES",
     "NOISE_MARKERS",
+    "NOISE_TITLES",
     "snr_db_stderr",
     "z_scores",
     "samples_for",
+    "digits_test_set",
     "VERIFICATION_NOTE",
 ]
 
@@ -70,6 +73,14 @@ class FigureOutput:
 def samples_for(fast: bool, full: int, quick: int) -> int:
     """Monte Carlo realisations: ``quick`` in fast mode (tests), else ``full``."""
     return quick if fast else full
+
+
+def digits_test_set(fast: bool, inputs_fast: int) -> tuple[np.ndarray, np.ndarray]:
+    """The digits test set (inputs, labels); only its first ``inputs_fast`` in fast mode."""
+    from ..datasets import load_digits
+
+    _, _, X, y = load_digits()
+    return (X[:inputs_fast], y[:inputs_fast]) if fast else (X, y)
 
 
 def output_paths(outdir: "str | os.PathLike", stem: str) -> tuple[Path, Path]:
@@ -126,6 +137,13 @@ def draw_monte_carlo(ax, x, y, stderr, color, label=None, marker="o", **kwargs):
         x, y, yerr=ERRORBAR_SE * np.asarray(stderr), fmt=marker, color=color, ms=4,
         mfc="white", mew=1.2, elinewidth=1.2, capsize=2, label=label, **kwargs,
     )
+
+
+def draw_monte_carlo_interval(ax, x, y, low, high, color, **kwargs):
+    """A Monte Carlo estimate with error bars from ``low`` to ``high`` (e.g. a 95 % interval)."""
+    # draw_monte_carlo spans ERRORBAR_SE "standard errors" either side
+    half = np.abs(np.stack([low, high]) - np.asarray(y)) / ERRORBAR_SE
+    return draw_monte_carlo(ax, x, y, half, color, **kwargs)
 
 
 def legend_keys(ax, **kwargs):
@@ -201,3 +219,8 @@ def mean_preserving_network(depth: int, width: int, slope: float, level: float =
 #: Line style and marker per noise type: additive solid, multiplicative dashed.
 NOISE_LINESTYLES = {"AU": "-", "AC": "-", "MU": "--", "MC": "--"}
 NOISE_MARKERS = {"AU": "o", "AC": "o", "MU": "s", "MC": "s"}
+#: Panel title per noise type.
+NOISE_TITLES = {
+    "AU": "additive uncorrelated (AU)", "AC": "additive correlated (AC)",
+    "MU": "multiplicative uncorrelated (MU)", "MC": "multiplicative correlated (MC)",
+}

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from ..gains import layer_statistics
 from ..model import Network
 from ..noise import Noise
 from ..plotting import figure
@@ -82,8 +83,7 @@ def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = Fals
         shown = points - 1
         draw_analytic(ax, depths, analytic, color, label=label)
         draw_monte_carlo(ax, points, snr_db[shown], snr_se[shown], color)
-        slope = net.activations[-1].derivative(
-            np.array(net.forward(x)[-2]) @ net.weights[-1].T + net.biases[-1])
+        slope = layer_statistics(net, x)[-1].slope  # f'(z) of the last layer's working point
         curves[label] = {"analytic_db": analytic, "analytic_at_monte_carlo_db": analytic[shown],
                          "monte_carlo_db": snr_db[shown],
                          "stderr_db": snr_se[shown], "depths_monte_carlo": points}

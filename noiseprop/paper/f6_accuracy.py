@@ -13,6 +13,7 @@ from ._common import (
     METHOD_STYLES,
     VERIFICATION_NOTE,
     FigureOutput,
+    digits_test_set,
     draw_analytic,
     method_legend,
     samples_for,
@@ -50,15 +51,12 @@ def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = Fals
     """
     from matplotlib.lines import Line2D
 
-    from ..datasets import load_digits
     from ..robustness import accuracy, analytic_accuracy
 
     samples = samples_for(fast, full=400, quick=40)
     intensities = INTENSITIES_FAST if fast else INTENSITIES
     net = default_network()
-    _, _, X, y = load_digits()
-    if fast:
-        X, y = X[:INPUTS_FAST], y[:INPUTS_FAST]
+    X, y = digits_test_set(fast, INPUTS_FAST)
     fig, ax = figure(size=(6.5, 4.4))
     numbers: dict = {}
     for j, name in enumerate(NOISE_TYPES):

@@ -8,7 +8,15 @@ import numpy as np
 
 from ..builtin import default_network
 from ..plotting import figure
-from ._common import FigureOutput, draw_analytic, draw_monte_carlo, samples_for, write_figure
+from ._common import (
+    NOISE_TITLES,
+    FigureOutput,
+    digits_test_set,
+    draw_analytic,
+    draw_monte_carlo_interval,
+    samples_for,
+    write_figure,
+)
 
 __all__ = ["make", "FIGURE_ID", "STEM", "CAPTION"]
 
@@ -39,15 +47,12 @@ def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = Fals
     Key numbers per noise type: the measured and predicted midpoint
     variance of every layer and the two rankings (most sensitive first).
     """
-    from ..datasets import load_digits
     from ..robustness import walking_noise
 
     samples = samples_for(fast, full=300, quick=30)
     levels = LEVELS_FAST if fast else LEVELS
     net = default_network()
-    _, _, X, y = load_digits()
-    if fast:
-        X, y = X[:INPUTS_FAST], y[:INPUTS_FAST]
+    X, y = digits_test_set(fast, INPUTS_FAST)
     fig, axes = figure(1, len(NOISE_TYPES), size=(10.5, 4.2), sharey=True)
     numbers: dict = {}
     for ax, name in zip(axes, NOISE_TYPES):
@@ -56,9 +61,7 @@ def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = Fals
         target = 0.5 * (walk.clean + walk.chance)
         for i, (k, color) in enumerate(zip(walk.layers, LAYER_COLORS)):
             draw_analytic(ax, levels, walk.predicted[i], color, label=f"layer {k}")
-            # draw_monte_carlo spans +-2 "standard errors": half the 95 % interval on each side
-            half_ci = np.abs(np.stack([walk.ci_low[i], walk.ci_high[i]]) - walk.accuracy[i]) / 2.0
-            draw_monte_carlo(ax, levels, walk.accuracy[i], half_ci, color)
+            draw_monte_carlo_interval(ax, levels, walk.accuracy[i], walk.ci_low[i], walk.ci_high[i], color)
             ax.plot(walk.predicted_midpoint[i], target, "v", color=color, ms=8)
             ax.plot(walk.midpoint[i], target, "v", color=color, ms=11, mfc="none", mew=1.2)
         ax.axhline(target, color="k", ls=":", lw=1)
@@ -67,7 +70,7 @@ def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = Fals
         ax.set_xscale("log")
         ax.set_ylim(0, 1.02)
         ax.set_xlabel(f"{name} noise intensity D (variance) in the one noisy layer")
-        ax.set_title({"AU": "additive uncorrelated (AU)", "MU": "multiplicative uncorrelated (MU)"}[name])
+        ax.set_title(NOISE_TITLES[name])
         numbers[name] = {
             "midpoint_variance": walk.midpoint_variance, "bracket": walk.bracket,
             "predicted_midpoint_variance": walk.predicted_midpoint, "predicted_bracket": walk.predicted_bracket,

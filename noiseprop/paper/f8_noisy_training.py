@@ -7,7 +7,14 @@ import os
 import numpy as np
 
 from ..plotting import figure
-from ._common import FigureOutput, draw_analytic, draw_monte_carlo, samples_for, write_figure
+from ._common import (
+    NOISE_TITLES,
+    FigureOutput,
+    draw_analytic,
+    draw_monte_carlo_interval,
+    samples_for,
+    write_figure,
+)
 
 __all__ = ["make", "FIGURE_ID", "STEM", "CAPTION"]
 
@@ -64,9 +71,8 @@ def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = Fals
             binarity = float(np.mean([row["binarity"] for row in result.weights[i]]))
             label = f"D_train = {level:g}  (rms w {rms:.2f}, binarity {binarity:.2f})"
             draw_analytic(ax, eval_levels, result.predicted[i], color, label=label)
-            # draw_monte_carlo spans +-2 "standard errors": half the 95 % interval on each side
-            half_ci = np.abs(np.stack([result.ci_low[i], result.ci_high[i]]) - result.accuracy[i]) / 2.0
-            draw_monte_carlo(ax, eval_levels, result.accuracy[i], half_ci, color)
+            draw_monte_carlo_interval(ax, eval_levels, result.accuracy[i], result.ci_low[i], result.ci_high[i],
+                                      color)
             numbers[name][f"{level:g}"] = {
                 "clean": result.clean[i], "monte_carlo": result.accuracy[i], "ci_low": result.ci_low[i],
                 "ci_high": result.ci_high[i], "predicted": result.predicted[i],
@@ -76,7 +82,7 @@ def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = Fals
         ax.set_xscale("log")
         ax.set_ylim(0, 1.02)
         ax.set_xlabel(f"inference {name} noise intensity D (variance), every layer")
-        ax.set_title({"AU": "additive uncorrelated (AU)", "MU": "multiplicative uncorrelated (MU)"}[name])
+        ax.set_title(NOISE_TITLES[name])
         legend = ax.legend(title="training noise (same type)", loc="lower left", fontsize=7)
     axes[0].set_ylabel("classification accuracy (test set)")
     axes[1].legend(handles=_keys(), loc="upper right")
