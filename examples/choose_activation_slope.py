@@ -15,6 +15,7 @@ import argparse
 import numpy as np
 
 from noiseprop import Network, Noise, predict, simulate
+from noiseprop.gains import layer_statistics
 from noiseprop.report import format_table
 
 WIDTH, DEPTH, INPUT = 32, 30, 0.5
@@ -30,14 +31,12 @@ def main(fast: bool = False) -> None:
     rows, best = [], None
     for i, spec in enumerate(CANDIDATES):
         net = Network.symmetric(DEPTH, WIDTH, weight, activation=spec)
-        outputs = net.forward(x)
-        zbar = outputs[-2] @ net.weights[-1].T + net.biases[-1]
-        slope = float(net.activations[-1].derivative(zbar)[0])  # at the deep working point
+        slope = float(layer_statistics(net, x)[-1].slope[0])  # f'(z) at the deep working point
         gain = slope**2 * (weight * WIDTH) ** 2
         snr = predict(net, NOISE, x).layer_snr_db
         sim = simulate(net, NOISE, x, samples=5_000 if fast else 100_000, seed=i)
         bounded = gain < 1
-        rows.append([spec, f"{outputs[-1][0]:.3g}", f"{slope:.3f}", f"{gain:.3f}",
+        rows.append([spec, f"{net.forward(x)[-1][0]:.3g}", f"{slope:.3f}", f"{gain:.3f}",
                      "yes" if bounded else "NO", f"{snr[5]:.1f}", f"{snr[DEPTH]:.1f}",
                      f"{sim.layer_snr_db[DEPTH]:.1f}"])
         if bounded and (best is None or snr[DEPTH] > best[1]):

@@ -17,11 +17,10 @@ Run: ``python examples/verify_your_model.py [--onnx model.onnx] [--fast] [--save
 """
 import argparse
 
-import numpy as np
-
 from noiseprop import Noise, verify
 from noiseprop.datasets import load_digits
 from noiseprop.io import from_torch, load_model, save_network
+from noiseprop.robustness import clean_accuracy
 
 #: Intensities (variances) of the noise of every layer, e.g. from measurements.
 NOISE = Noise(AU=1e-4, AC=1e-5, MU=1e-4, MC=1e-5)
@@ -50,8 +49,7 @@ def train_torch_model(epochs: int):
 def main(fast: bool = False, onnx: "str | None" = None, save: "str | None" = None) -> bool:
     net = load_model(onnx) if onnx else from_torch(train_torch_model(epochs=30 if fast else 200))
     _, _, X_test, y_test = load_digits()
-    accuracy = np.mean(net.forward(X_test)[-1].argmax(axis=1) == y_test)
-    print(f"{net}; test accuracy {100 * accuracy:.1f} %")
+    print(f"{net}; test accuracy {100 * clean_accuracy(net, X_test, y_test):.1f} %")
     x = X_test[0]
     report = verify(net, NOISE, x, samples=20_000 if fast else 200_000, seed=0)
     print(report.table())

@@ -29,7 +29,8 @@ import numpy as np
 from scipy import special, stats
 from threadpoolctl import threadpool_limits
 
-from .model import Network, _positive_int, as_input
+from .gains import layer_statistics
+from .model import Network, _positive_int, _require_network, as_input
 from .montecarlo import sample_outputs
 from .noise import NOISE_TYPES, Noise, NoiseSpec, per_layer_noise
 from .propagation import predict
@@ -296,11 +297,10 @@ def _monte_carlo_correct(net, layer_noise, X, y, samples, seed) -> np.ndarray:
     """Number of realisations (out of ``samples``) classified right, per input."""
     chunk = max(1, _MC_VALUES_PER_CHUNK // (samples * net.sizes[-1]))
     starts = range(0, len(y), chunk)
-    seeds = np.random.SeedSequence(seed).spawn(len(starts))
     correct = np.empty(len(y))
-    for start, chunk_seed in zip(starts, seeds):
+    for start, chunk_seed in zip(starts, _spawn_seeds(seed, len(starts))):
         part = slice(start, start + chunk)
-        outputs = sample_outputs(net, list(layer_noise), X[part], samples, int(chunk_seed.generate_state(1)[0]))
+        outputs = sample_outputs(net, list(layer_noise), X[part], samples, chunk_seed)
         correct[part] = np.sum(np.argmax(outputs, axis=-1) == y[part], axis=0)
     return correct
 
@@ -441,20 +441,20 @@ class WalkingNoiseResult:
 
     def to_dict(self) -> dict:
         """JSON-ready form (nan midpoints become None)."""
-        def listed(array):
-            return None if array is None else [None if math.isnan(v) else float(v) for v in np.ravel(array)]
+        def number(value):
+            return None if math.isnan(value) else float(value)
+
         rows = []
         for i, k in enumerate(self.layers):
             rows.append({
                 "layer": k,
-                "accuracy": listed(self.accuracy[i]),
-                "ci_low": listed(self.ci_low[i]),
-                "ci_high": listed(self.ci_high[i]),
-                "predicted": None if self.predicted is None else listed(self.predicted[i]),
-                "midpoint": listed(self.midpoint[i:i + 1])[0],
+                "accuracy": [number(v) for v in self.accuracy[i]],
+                "ci_low": [number(v) for v in self.ci_low[i]],
+                "ci_high": [number(v) for v in self.ci_high[i]],
+                "predicted": None if self.predicted is None else [number(v) for v in self.predicted[i]],
+                "midpoint": number(self.midpoint[i]),
                 "bracket": self.bracket[i],
-                "predicted_midpoint": None if self.predicted_midpoint is None
-                else listed(self.predicted_midpoint[i:i + 1])[0],
+                "predicted_midpoint": None if self.predicted_midpoint is None else number(self.predicted_midpoint[i]),
                 "predicted_bracket": None if self.predicted_bracket is None else self.predicted_bracket[i],
             })
         return {
@@ -545,15 +545,14 @@ def walking_noise(
     levels = _as_vector("levels", levels)
     layers = _walk_layers(layers, net.depth)
     chance = _chance_level(net, chance)
-    seeds = np.random.SeedSequence(seed).spawn(len(layers) * len(levels))
+    seeds = _spawn_seeds(seed, len(layers) * len(levels))
     shape = (len(layers), len(levels))
     measured, low, high = np.empty(shape), np.empty(shape), np.empty(shape)
     predicted = np.empty(shape) if analytic else None
     for (i, k), (j, variance) in _grid(layers, variances):
         noise = _single_layer_noise(net.depth, k, Noise(placement=placement, **{noise_type: variance}))
-        point_seed = int(seeds[i * len(levels) + j].generate_state(1)[0])
-        result = accuracy(net, noise, X, y, samples, point_seed, confidence=confidence, analytic=analytic,
-                          method=method)
+        result = accuracy(net, noise, X, y, samples, seeds[i * len(levels) + j], confidence=confidence,
+                          analytic=analytic, method=method)
         measured[i, j], (low[i, j], high[i, j]) = result.accuracy, result.ci
         if analytic:
             predicted[i, j] = result.predicted
@@ -636,27 +635,23 @@ def weight_statistics(net: Network, X) -> list[dict]:
         ``gain_correlated`` = slope_square * N_{k-1}^2 * mu_k^2: the factors
         by which uncorrelated and correlated noise of layer k-1 reach layer k.
     """
-    X, _ = as_input(X, net.sizes[0])
-    outputs = net.forward(X)
     rows = []
-    for k, (w, b, f) in enumerate(zip(net.weights, net.biases, net.activations), start=1):
-        values = w.ravel()
-        mean, mean_square = float(values.mean()), float(np.mean(values**2))
-        rms = math.sqrt(mean_square)
-        slope_square = float(np.mean(f.derivative(outputs[k - 1] @ w.T + b) ** 2))
-        fan_in = w.shape[1]
+    for gains, w in zip(layer_statistics(net, X), net.weights):
+        rms = math.sqrt(gains.nu)
+        mean_abs = float(np.mean(np.abs(w)))
+        slope_square = float(np.mean(gains.slope**2))
         rows.append({
-            "layer": k,
-            "fan_in": fan_in,
-            "mean": mean,
-            "mean_square": mean_square,
+            "layer": gains.layer,
+            "fan_in": gains.fan_in,
+            "mean": gains.mu,
+            "mean_square": gains.nu,
             "rms": rms,
-            "mean_abs": float(np.mean(np.abs(values))),
-            "binarity": float(np.mean(np.abs(values)) / rms) if rms else math.nan,
-            "excess_kurtosis": float(stats.kurtosis(values)),
+            "mean_abs": mean_abs,
+            "binarity": mean_abs / rms if rms else math.nan,
+            "excess_kurtosis": float(stats.kurtosis(w.ravel())),
             "slope_square": slope_square,
-            "gain_uncorrelated": slope_square * fan_in * mean_square,
-            "gain_correlated": slope_square * fan_in**2 * mean**2,
+            "gain_uncorrelated": slope_square * gains.fan_in * gains.nu,
+            "gain_correlated": slope_square * gains.fan_in**2 * gains.mu**2,
         })
     return rows
 
@@ -786,7 +781,7 @@ def noise_aware_training(
     train_levels, eval_levels = _as_vector("train_levels", train_levels), _as_vector("eval_levels", eval_levels)
     if train is None:
         from .training import train_mlp as train
-    seeds = np.random.SeedSequence(seed).spawn(len(train_levels) * len(eval_levels))
+    seeds = _spawn_seeds(seed, len(train_levels) * len(eval_levels))
     shape = (len(train_levels), len(eval_levels))
     measured, low, high, predicted, snr_db = (np.empty(shape) for _ in range(5))
     networks, weights, clean = [], [], np.empty(len(train_levels))
@@ -799,8 +794,7 @@ def noise_aware_training(
         clean[i] = clean_accuracy(net, X_test, y_test)
         for j, variance in enumerate(eval_variances):
             noise = Noise(**{noise_type: float(variance)})
-            point_seed = int(seeds[i * len(eval_levels) + j].generate_state(1)[0])
-            result = accuracy(net, noise, X_test, y_test, samples, point_seed, method=method)
+            result = accuracy(net, noise, X_test, y_test, samples, seeds[i * len(eval_levels) + j], method=method)
             measured[i, j], (low[i, j], high[i, j]), predicted[i, j] = result.accuracy, result.ci, result.predicted
             snr_db[i, j] = float(np.mean(predict(net, noise, X_test, method=method).layer_snr_db[-1]))
     return NoisyTrainingResult(
@@ -812,9 +806,13 @@ def noise_aware_training(
 # ----------------------------------------------------------------- helpers
 
 
+def _spawn_seeds(seed: int, count: int) -> list[int]:
+    """``count`` independent integer seeds derived from ``seed`` (one per chunk or point)."""
+    return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(count)]
+
+
 def _check_network(net) -> None:
-    if not isinstance(net, Network):
-        raise ValueError(f"net must be a noiseprop.Network, got {type(net).__name__}")
+    _require_network(net)
     if net.sizes[-1] < 2:
         raise ValueError(f"a classifier needs at least 2 output neurons, the network has {net.sizes[-1]}")
 

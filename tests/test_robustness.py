@@ -343,6 +343,21 @@ def test_cli_accuracy_json_matches_api(network_and_data, sensitive_net, capsys):
     assert payload["results"][1]["predicted"] == pytest.approx(expected.predicted, abs=1e-12)
 
 
+def test_cli_accuracy_table_and_existing_plot(network_and_data, tmp_path, capsys):
+    net_path, data_path = network_and_data
+    argv = ["robustness", "accuracy", net_path, "--data", data_path, "--AU", "0,0.04,0", "--samples", "20"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith(
+        "Network(4-4-4-4; activations: linear, linear, linear); 40 inputs; "
+        "noise: AU=[0.0, 0.04, 0.0], AC=0.0, MU=0.0, MC=0.0, placement=post\n")
+    plot = tmp_path / "accuracy.png"
+    plot.write_bytes(b"keep")
+    assert main([*argv, "--plot", str(plot)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and f"--plot: {plot} exists; add --force" in err  # refused before computing
+    assert plot.read_bytes() == b"keep"
+
+
 def test_cli_walking_table_and_plot(network_and_data, tmp_path, capsys):
     net_path, data_path = network_and_data
     plot = tmp_path / "walk.png"
