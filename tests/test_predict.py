@@ -148,9 +148,11 @@ def test_batch_equals_loop_over_inputs(placement, method):
         for k in range(net.depth + 1):
             np.testing.assert_allclose(batch.mean[k][i], single.mean[k], rtol=1e-14)
             np.testing.assert_allclose(batch.var[k][i], single.var[k], rtol=1e-14)
-            np.testing.assert_allclose(batch.cov[k][i], single.cov[k], rtol=1e-14)
+            # off-diagonal entries far below the diagonal differ by BLAS rounding
+            np.testing.assert_allclose(batch.cov[k][i], single.cov[k], rtol=1e-14,
+                                       atol=1e-14 * np.abs(single.cov[k]).max())
         np.testing.assert_allclose(batch.layer_snr[:, i], single.layer_snr, rtol=1e-14)
-        np.testing.assert_allclose(batch.correlated[:, i], single.correlated, rtol=1e-14)
+        np.testing.assert_allclose(batch.correlated[:, i], single.correlated, rtol=1e-12)
 
 
 def test_reported_quantities_follow_their_definitions():
