@@ -29,10 +29,11 @@ import warnings
 
 import numpy as np
 
-from .model import Network, _require_network, as_input
+from .model import Network
 from .moments import gaussian_moments
 from .noise import Noise, NoiseSpec, per_layer_noise
 from .statistics import LayerStatistics
+from .utils.validation import as_input, require_network
 
 __all__ = ["predict", "Prediction", "propagate_layer", "add_noise_covariance", "METHODS",
            "DEFAULT_METHOD", "ERROR_WARNING"]
@@ -330,7 +331,7 @@ def predict(
     >>> res.method, float(res.error_estimate[3])
     ('mixture', 0.0)
     """
-    _require_network(net)
+    require_network(net)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     layer_noise = per_layer_noise(noise, net.depth)
