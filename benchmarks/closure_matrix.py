@@ -50,9 +50,10 @@ import numpy as np
 
 from noiseprop import Network, Noise, default_network, predict, simulate
 from noiseprop import propagation
-from noiseprop._files import atomic_write
 from noiseprop.noise import NOISE_TYPES, PLACEMENTS
-from noiseprop.report import format_table
+from noiseprop.utils.files import atomic_write
+from noiseprop.utils.jsonutil import dumps
+from noiseprop.utils.tables import format_table
 
 METHODS = ("linear", "moments", "mixture")
 ACTIVATIONS = ("tanh", "sigmoid", "relu")
@@ -136,7 +137,7 @@ def measure(samples: int, seed: int, fast: bool, checkpoint: "Path | None" = Non
                     rows.append(row)
                     if checkpoint is not None:
                         with open(checkpoint, "a") as handle:
-                            handle.write(json.dumps(row, default=_plain) + "\n")
+                            handle.write(dumps(row, indent=None) + "\n")
                     index += 1
                     print(f"{name} {kind} {placement} D={d:g}: {time.perf_counter() - started:.1f} s",
                           file=sys.stderr, flush=True)
@@ -360,13 +361,6 @@ def analyse(rows: list[dict], samples: int, seed: int) -> dict:
             "default": choose_default(summary), "calibration": calibrate(records)}
 
 
-def _plain(value):
-    """NumPy scalars as Python numbers for JSON."""
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=None)
@@ -399,7 +393,7 @@ def main(argv=None) -> int:
         checkpoint.unlink()
     payload = analyse(rows, samples, seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    for path, text in ((json_path, json.dumps(payload, indent=1, default=_plain)), (md_path, markdown(payload))):
+    for path, text in ((json_path, dumps(payload, indent=1)), (md_path, markdown(payload))):
         atomic_write(path, lambda handle, text=text: handle.write(text), overwrite=True, binary=False)
     print(markdown(payload))
     return 0
