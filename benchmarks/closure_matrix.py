@@ -33,6 +33,7 @@ Usage::
 
     python benchmarks/closure_matrix.py [--fast] [--samples R] [--out DIR] [--force]
     python benchmarks/closure_matrix.py --from-json DIR/closure_matrix.json --force
+    python benchmarks/closure_matrix.py --networks relu8,shipped --out DIR2   # part of it
 
 writes DIR/closure_matrix.json (every number) and .md (tables); default DIR
 benchmarks/results, R = 400 000 (--fast: 20 000 and one depth-4 network per
@@ -120,13 +121,18 @@ def measure_case(net, x, noise: Noise, samples: int, seed: int) -> dict:
     return row
 
 
-def measure(samples: int, seed: int, fast: bool, checkpoint: "Path | None" = None) -> list[dict]:
-    """Every case; with ``checkpoint`` each finished row is appended to that
-    file (JSON lines) as well, so that a long run can be analysed part-way
-    (``--from-json`` reads it)."""
+def measure(samples: int, seed: int, fast: bool, checkpoint: "Path | None" = None,
+            only: "set | None" = None) -> list[dict]:
+    """Every case (of the networks in ``only``, if given; case i of the full
+    matrix always gets seed + i); with ``checkpoint`` each finished row is
+    appended to that file (JSON lines) as well, so that a long run can be
+    analysed part-way or split over processes (``--from-json`` reads it)."""
     rows = []
     index = 0
     for name, (net, x) in networks(fast).items():
+        if only is not None and name not in only:
+            index += len(NOISE_TYPES) * len(PLACEMENTS) * len(INTENSITIES)
+            continue
         for kind in NOISE_TYPES:
             for placement in PLACEMENTS:
                 for d in INTENSITIES:
@@ -370,6 +376,8 @@ def main(argv=None) -> int:
     parser.add_argument("--from-json", type=Path, default=None,
                         help="re-analyse stored rows (a results .json or a part-way .partial.jsonl)")
     parser.add_argument("--force", action="store_true", help="overwrite existing results")
+    parser.add_argument("--networks", default=None,
+                        help="comma-separated subset, e.g. relu8,shipped (to split a long run)")
     args = parser.parse_args(argv)
     json_path, md_path = args.out / "closure_matrix.json", args.out / "closure_matrix.md"
     if not args.force and args.from_json is None:
@@ -389,7 +397,8 @@ def main(argv=None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         checkpoint = args.out / "closure_matrix.partial.jsonl"
         checkpoint.unlink(missing_ok=True)
-        rows = measure(samples, seed, args.fast, checkpoint)
+        only = None if args.networks is None else set(args.networks.split(","))
+        rows = measure(samples, seed, args.fast, checkpoint, only)
         checkpoint.unlink()
     payload = analyse(rows, samples, seed)
     args.out.mkdir(parents=True, exist_ok=True)

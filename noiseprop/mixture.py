@@ -69,12 +69,15 @@ __all__ = ["Mixture", "MIXTURE_COMPONENTS", "SHARED_NODES", "UNCORRELATED_NODES"
 MIXTURE_COMPONENTS = 16
 #: Gauss-Hermite nodes per correlated noise type (xi_AC, xi_MC) and layer.
 SHARED_NODES = 7
+#: Nodes per type when a layer has both correlated types (a tensor grid).
+GRID_NODES = 5
 #: Gauss-Hermite nodes for uncorrelated multiplicative noise before the activation.
 UNCORRELATED_NODES = 9
 
 
 class Mixture(NamedTuple):
-    """A layer's law as a mixture: weight (B, K), mean (B, K, N), cov (B, K, N, N)."""
+    """A layer's law as a mixture: weight (B, K), mean (B, K, N), cov (B, K, N, N)
+    (None for the noise-free input)."""
 
     weight: np.ndarray
     mean: np.ndarray
@@ -97,16 +100,20 @@ def _normal_nodes(variance: float, count: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _shared_nodes(noise: Noise, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Nodes (scale s, shift c) and weights of the layer's correlated draws."""
+    """Nodes (scale s, shift c) and weights of the layer's correlated draws:
+    ``count`` nodes for one correlated type, a GRID_NODES x GRID_NODES
+    tensor grid when both are present."""
+    if noise.MC and noise.AC:
+        count = min(count, GRID_NODES)
     s, ws = _normal_nodes(noise.MC, count)
     c, wc = _normal_nodes(noise.AC, count)
     return (np.repeat(s, c.size), np.tile(c, s.size), np.outer(ws, wc).ravel())
 
 
 def initial_mixture(x: np.ndarray) -> Mixture:
-    """The noise-free input (B, N_0) as a one-component mixture."""
-    b, n = x.shape
-    return Mixture(np.ones((b, 1)), x[:, None, :].copy(), np.zeros((b, 1, n, n)))
+    """The noise-free input (B, N_0) as a one-component mixture (its zero
+    covariance stands as None, so that a wide input costs no N_0^2 array)."""
+    return Mixture(np.ones((x.shape[0], 1)), x[:, None, :].copy(), None)
 
 
 def mixture_moments(mix: Mixture) -> tuple[np.ndarray, np.ndarray]:
@@ -258,7 +265,10 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
     pre = noise.placement == "pre"
     s, c, wq = _shared_nodes(noise, shared_nodes)
     zbar = mix.mean @ weight.T + bias
-    cov_z = _congruence(weight, mix.cov)
+    if mix.cov is None:
+        cov_z = np.zeros(zbar.shape + zbar.shape[-1:])
+    else:
+        cov_z = _congruence(weight, mix.cov)
     b, k, n = zbar.shape
     if pre:
         children, scale, shift = _split(Mixture(mix.weight, zbar, cov_z), s, c, wq, True)
@@ -287,9 +297,10 @@ _CHUNK_VALUES = 1 << 23
 
 def chunk_size(sizes, layer_noise) -> int:
     """Inputs per chunk so that the children's covariances (K Q N^2 values
-    per input, N the widest layer) stay within about 64 MB."""
+    per input, N the widest layer after the input) stay within about 64 MB
+    (one input per chunk where a single input needs more)."""
     nodes = max(_shared_nodes(nz, SHARED_NODES)[2].size for nz in layer_noise)
-    per_input = max(MIXTURE_COMPONENTS, 1) * nodes * max(sizes) ** 2
+    per_input = max(MIXTURE_COMPONENTS, 1) * nodes * max(sizes[1:]) ** 2
     return max(1, _CHUNK_VALUES // per_input)
 
 
