@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model import Network
-from ..utils.validation import as_input, require_network
+from ..utils.validation import require_network
 
 __all__ = ["LayerGains", "layer_statistics", "mean_off_diagonal_outer"]
 
@@ -64,6 +64,8 @@ class LayerGains:
         <s^2> N_{k-1} nu_k, the statistics-only form of g_U.
     correlated_gain_stats : float or ndarray (B,)
         <s^2> N_{k-1}^2 mu_k^2, the statistics-only form of g_C.
+    output_mean : float or ndarray (B,)
+        mean_i f_k(zbar_k,i), the layer's mean noise-free output.
     signal_power : float or ndarray (B,)
         P_k = mean_i f_k(zbar_k,i)^2, the noise-free output power: a
         multiplicative intensity D adds the variance D P_k (its gain, in units
@@ -86,6 +88,7 @@ class LayerGains:
     correlated_gain: "float | np.ndarray"
     uncorrelated_gain_stats: "float | np.ndarray"
     correlated_gain_stats: "float | np.ndarray"
+    output_mean: "float | np.ndarray"
     signal_power: "float | np.ndarray"
     transfer: np.ndarray
 
@@ -126,14 +129,11 @@ def layer_statistics(net: Network, x) -> list[LayerGains]:
     (0.0625, 0.25)
     """
     require_network(net)
-    y, batched = as_input(x, net.sizes[0])
+    point = net.working_point(x)
     layers = []
-    for k, (w, b, f) in enumerate(zip(net.weights, net.biases, net.activations), start=1):
+    for k, (w, slope, y) in enumerate(zip(net.weights, point.slope, point.output), start=1):
         with np.errstate(over="ignore", invalid="ignore"):
-            zbar = y @ w.T + b
-            slope = f.derivative(zbar)
-            y = f(zbar)
-            gains = _layer_gains(k, w, slope, y, batched)
+            gains = _layer_gains(k, w, slope, y, point.batched)
         _check_finite(gains)
         layers.append(gains)
     return layers
@@ -188,6 +188,7 @@ def _layer_gains(k: int, w: np.ndarray, slope: np.ndarray, mean: np.ndarray, bat
         correlated_gain=scalar(correlated_gain),
         uncorrelated_gain_stats=scalar(slope_sq_mean * fan_in * nu),
         correlated_gain_stats=scalar(slope_sq_mean * fan_in**2 * mu**2),
+        output_mean=scalar(mean.mean(axis=-1)),
         signal_power=scalar((mean**2).mean(axis=-1)),
         transfer=out(transfer),
     )
