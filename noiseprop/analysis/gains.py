@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model import Network
+from ..statistics import mean_off_diagonal_from_sums
 from ..utils.validation import require_network
 
 __all__ = ["LayerGains", "layer_statistics", "mean_off_diagonal_outer"]
@@ -95,15 +96,8 @@ class LayerGains:
 
 def mean_off_diagonal_outer(v: np.ndarray) -> np.ndarray:
     """Mean off-diagonal entry of v v^T for each row v of (B, N); 0 if N = 1."""
-    return _mean_off_diagonal(v.sum(axis=-1) ** 2, (v**2).sum(axis=-1), v.shape[-1])
+    return mean_off_diagonal_from_sums(v.sum(axis=-1) ** 2, (v**2).sum(axis=-1), v.shape[-1])
 
-
-def _mean_off_diagonal(total: np.ndarray, trace: np.ndarray, n: int) -> np.ndarray:
-    """Mean off-diagonal entry of n x n matrices from the sum of all their
-    entries and their traces (arrays (B,)); 0 if n = 1."""
-    if n < 2:
-        return np.zeros(np.shape(total))
-    return (total - trace) / (n * (n - 1))
 
 
 def layer_statistics(net: Network, x) -> list[LayerGains]:
@@ -162,7 +156,7 @@ def _layer_gains(k: int, w: np.ndarray, slope: np.ndarray, mean: np.ndarray, bat
     transfer = np.empty(slope.shape[:1] + (2, 2))
     # Uncorrelated input u I -> u J W W^T J: all its entries sum to |W^T s|^2,
     # its trace is sum_i s_i^2 |W_i|^2.
-    off_u = _mean_off_diagonal(((slope @ w) ** 2).sum(axis=-1), size * uncorrelated_gain, size)
+    off_u = mean_off_diagonal_from_sums(((slope @ w) ** 2).sum(axis=-1), size * uncorrelated_gain, size)
     # Correlated input c 11^T -> c v v^T with v = J W 1.
     off_c = mean_off_diagonal_outer(slope * row_sums)
     transfer[:, 0, 0] = uncorrelated_gain - off_u
