@@ -180,7 +180,7 @@ class _Engine:
                  key: np.uint64, accumulate: bool):
         self.cv, self.accumulate = cv, accumulate
         self.n_inputs = x.shape[0]
-        self.prediction = predict(net, layer_noise, x) if cv else None
+        self.prediction = predict(net, layer_noise, x, method="linear") if cv else None
         means = self.prediction.mean if cv else net.forward(x)  # (B, N_k) each: x is a batch
         self.layers = [
             _Layer(k, w, b, f, nz, means[k - 1], means[k], cv)
