@@ -37,6 +37,7 @@ __all__ = ["predict", "Prediction", "propagate_layer", "add_noise_covariance", "
 
 #: Propagation methods of :func:`predict`.
 METHODS = ("linear", "moments")
+DEFAULT_METHOD = "linear"
 
 
 class Prediction(LayerStatistics):

@@ -59,8 +59,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_network_and_noise(net, noise)
         print(report.table())
-        print("(g_U, g_C: uncorrelated / correlated noise gain; P: signal power, the multiplicative gain; "
-              "rho: accumulation gain, bounded if < 1; output share: fraction of the output noise)")
+        print("(rho: growth rate per layer of a deep stack of such layers, the spectral radius of the layer's "
+              "covariance map, bounded if < 1; deep limit: the map's fixed point (mean variance); output share: "
+              "fraction of the output noise. Right of '|': the design summary from the (uncorrelated, "
+              "correlated) split of the covariance: g_U, g_C: uncorrelated / correlated noise gain; P: signal "
+              "power, the multiplicative gain; its rho and limit are exact for symmetric networks only. "
+              "* a layer that is not square cannot be stacked: its rho is the summary's)")
         print(report.summary())
         if chart is not None:
             print(f"chart written to {chart}")
