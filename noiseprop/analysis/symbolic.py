@@ -295,7 +295,24 @@ class _NumericFunction:
         missing = [n for n in self.names if n not in parameters]
         if missing:
             raise ValueError(f"missing parameter(s) {missing}; this expression needs {list(self.names)}")
-        return self._function(*(parameters[n] for n in self.names))
+        return self._function(*(_floating(parameters[n]) for n in self.names))
+
+
+def _floating(value):
+    """Integers (Python, NumPy scalars or integer arrays) as floats: a closed
+    form such as (s^2 w^2 N)^k would otherwise be evaluated in fixed-width
+    integer arithmetic, e.g. N**k with N, k of type np.int64, and overflow
+    silently."""
+    if isinstance(value, (bool, np.bool_)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iub":
+        return value.astype(float)
+    if isinstance(value, (list, tuple)):
+        array = np.asarray(value)
+        return array.astype(float) if array.dtype.kind in "iub" else array
+    return value
 
 
 @functools.lru_cache(maxsize=None)
