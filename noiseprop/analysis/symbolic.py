@@ -524,7 +524,9 @@ def _symmetric_results(rec: Recursion, noise: tuple) -> Derivation:
         snr_deep=sp.factor(m**2 / var_star),
         snr_limit=_strong_signal_limit(var_star.subs(m, sp.sqrt(SYMBOLS["P"])), SYMBOLS["P"]),
         conditions=SYMMETRIC_ASSUMPTIONS + (
-            "closed form and limits: constant signal m in every layer k >= 1 (linear f: s w N = 1, b = 0)",
+            "closed form and limits: the same signal m in every layer k >= 1, i.e. f(w N m + b) = m; "
+            "for linear f(z) = s z that needs b = m (1 - s w N) / s (e.g. s = 0.9, w = 1/N, b = m/9, "
+            "input m: g = 0.81 (1 + D_MC + D_MU/N) < 1); s w N = 1 with b = 0 also keeps m but forces g >= 1",
             "closed form for g != 1; 'at g = 1' is its limit (linear growth in k)",
             "deep limit, SNR: for g < 1",
         ),
