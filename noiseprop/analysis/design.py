@@ -303,6 +303,7 @@ def check_design(
     noise: NoiseSpec,
     x,
     target_snr_db: "float | None" = None,
+    method: str = DEFAULT_METHOD,
 ) -> DesignReport:
     """Check a network's design rules for its noise at the working point.
 
@@ -316,6 +317,11 @@ def check_design(
         worst case (and the mean) over the inputs.
     target_snr_db : float, optional
         Target output SNR in dB (layer SNR of layer L); enables the budgets.
+    method : str, default :data:`~noiseprop.propagation.DEFAULT_METHOD`
+        Prediction method of the output SNR and the budgets (see
+        :func:`~noiseprop.propagation.predict`).  Growth rates, deep limits
+        and sensitivities are those of the linearised network (linear
+        response) whatever the method.
 
     Returns
     -------
@@ -336,13 +342,14 @@ def check_design(
     gains = layer_statistics(net, inputs)
     injections = _injections(net, layer_noise, inputs)
     rules = [_layer_rule(g, nz, q, w) for g, nz, q, w in zip(gains, layer_noise, injections, net.weights)]
-    prediction = predict(net, layer_noise, inputs)
+    prediction = predict(net, layer_noise, inputs, method=method)
     output_snr = _output_snr(prediction)
-    sensitivity, contribution = _sensitivity(net, layer_noise, inputs, prediction)
+    linear = prediction if method == "linear" else predict(net, layer_noise, inputs, method="linear")
+    sensitivity, contribution = _sensitivity(net, layer_noise, inputs, linear)
     max_noise = max_scale = None
     if target is not None:
-        max_noise = {t: noise_budget(net, layer_noise, inputs, target, t) for t in NOISE_TYPES}
-        max_scale = noise_scale_budget(net, layer_noise, inputs, target)
+        max_noise = {t: noise_budget(net, layer_noise, inputs, target, t, method=method) for t in NOISE_TYPES}
+        max_scale = noise_scale_budget(net, layer_noise, inputs, target, method=method)
     report = DesignReport(
         layers=rules,
         output_snr_db=float(decibels(np.min(output_snr))),
@@ -358,13 +365,14 @@ def check_design(
     return report
 
 
-def noise_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float, noise_type: str) -> float:
+def noise_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float, noise_type: str,
+                 method: str = DEFAULT_METHOD) -> float:
     """Largest intensity of one noise type that keeps the output SNR at the target.
 
     The intensity is the same on every layer 1..L; the other types stay as
     given.  The worst output layer SNR over the inputs is monotone
     (decreasing) in the intensity; the boundary is found with Brent's method
-    on log D in the linear-response model of :func:`~noiseprop.predict`.
+    on log D in the model of :func:`~noiseprop.predict` with ``method``.
 
     Returns
     -------
@@ -377,7 +385,7 @@ def noise_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float, noise_
     layer_noise, target = _budget_inputs("noise_budget", net, noise, target_snr_db)
     without = [replace(nz, **{noise_type: 0.0}) for nz in layer_noise]
     return _largest(net, x, target, lambda d: [replace(nz, **{noise_type: d}) for nz in layer_noise],
-                    without)
+                    without, method)
 
 
 def _budget_inputs(caller: str, net: Network, noise: NoiseSpec, target_snr_db) -> tuple[list, float]:
@@ -390,13 +398,14 @@ def _budget_inputs(caller: str, net: Network, noise: NoiseSpec, target_snr_db) -
     return layer_noise, target
 
 
-def noise_scale_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float) -> float:
+def noise_scale_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float,
+                       method: str = DEFAULT_METHOD) -> float:
     """Largest factor by which every given intensity can be scaled at once
     and the worst output SNR still meets the target (inf if noise-free)."""
     layer_noise, target = _budget_inputs("noise_scale_budget", net, noise, target_snr_db)
     if all(nz.is_zero for nz in layer_noise):
         return math.inf
-    return _largest(net, x, target, lambda a: [nz.scaled(a) for nz in layer_noise], None)
+    return _largest(net, x, target, lambda a: [nz.scaled(a) for nz in layer_noise], None, method)
 
 
 def _output_snr(prediction: Prediction) -> np.ndarray:
@@ -404,23 +413,23 @@ def _output_snr(prediction: Prediction) -> np.ndarray:
     return np.atleast_1d(np.nan_to_num(prediction.layer_snr[-1], nan=0.0, posinf=np.inf))
 
 
-def _worst_output_snr_db(net: Network, noise: Sequence[Noise], x) -> float:
+def _worst_output_snr_db(net: Network, noise: Sequence[Noise], x, method: str) -> float:
     """Lowest output layer SNR over the inputs, in dB."""
-    return float(decibels(np.min(_output_snr(predict(net, noise, x)))))
+    return float(decibels(np.min(_output_snr(predict(net, noise, x, method=method)))))
 
 
-def _largest(net: Network, x, target: float, noise_at, baseline) -> float:
+def _largest(net: Network, x, target: float, noise_at, baseline, method: str) -> float:
     """Largest value v with worst output SNR of ``noise_at(v)`` >= target.
 
     The SNR decreases monotonically in v; ``baseline`` is the noise at v = 0
     (None: noise-free, always meets the target).  Brent's method on log v
     between brackets found in steps of a factor 100.
     """
-    if baseline is not None and _worst_output_snr_db(net, baseline, x) < target:
+    if baseline is not None and _worst_output_snr_db(net, baseline, x, method) < target:
         return 0.0
 
     def margin(log_v: float) -> float:
-        return _worst_output_snr_db(net, noise_at(math.exp(log_v)), x) - target
+        return _worst_output_snr_db(net, noise_at(math.exp(log_v)), x, method) - target
 
     step = math.log(100.0)
     high = 0.0
@@ -652,7 +661,7 @@ def _sensitivity(net: Network, layer_noise: Sequence[Noise], inputs: np.ndarray,
 
     V_L (the output's mean noise variance, batch-averaged) is affine in each
     single intensity in the linear-response model, so a unit step gives the
-    exact derivative.  ``prediction`` is :func:`predict` at ``layer_noise``.
+    exact derivative.  ``prediction`` is the linear-response :func:`predict` at ``layer_noise``.
     """
     def output_noise(result: Prediction) -> float:
         return float(np.mean(result.noise_var[-1]))
@@ -663,7 +672,7 @@ def _sensitivity(net: Network, layer_noise: Sequence[Noise], inputs: np.ndarray,
         for t, name in enumerate(NOISE_TYPES):
             stepped = list(layer_noise)
             stepped[k] = replace(stepped[k], **{name: getattr(stepped[k], name) + 1.0})
-            sensitivity[k, t] = output_noise(predict(net, stepped, inputs)) - base
+            sensitivity[k, t] = output_noise(predict(net, stepped, inputs, method="linear")) - base
     intensities = np.array([[getattr(nz, name) for name in NOISE_TYPES] for nz in layer_noise])
     contribution = intensities * sensitivity / base if base > 0 else np.zeros_like(sensitivity)
     return sensitivity, contribution

@@ -14,7 +14,7 @@ from scipy import stats
 from ..analysis.gains import layer_statistics, statistics_gains
 from ..model import Network
 from ..noise import NOISE_TYPES, Noise
-from ..propagation import predict
+from ..propagation import DEFAULT_METHOD, predict
 from ..utils.seeds import spawn_seeds
 from ..utils.validation import as_vector
 from .accuracy import _to_variances, accuracy, clean_accuracy
@@ -142,7 +142,7 @@ def noise_aware_training(
     samples: int = 200,
     seed: int = 0,
     train: "Callable | None" = None,
-    method: str = "linear",
+    method: str = DEFAULT_METHOD,
     **train_options,
 ) -> NoisyTrainingResult:
     """Train with noise at several levels; accuracy vs inference noise for each.
@@ -178,7 +178,7 @@ def noise_aware_training(
         ``train`` extra); called as ``train(X_train, y_train, X_test, y_test,
         noise=..., seed=seed, progress=False, **train_options)`` and returning
         an object with a ``network``.
-    method : {"linear", "moments"}, default "linear"
+    method : str, default :data:`~noiseprop.propagation.DEFAULT_METHOD`
         Propagation method of the analytic accuracy and SNR.
     **train_options
         Passed to ``train``, e.g. ``hidden=(32,), epochs=20``.
