@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Sequence
@@ -86,6 +87,8 @@ MARGINAL_TOLERANCE = 1e-9
 _DENSE_MAP_LIMIT = 24
 #: Relative accuracy of the Arnoldi spectral radius and of the deep-limit fixed point.
 _MAP_RTOL = 1e-10
+#: Narrower covariance maps are iterated with single-threaded BLAS.
+_THREADED_MAP_WIDTH = 400
 #: Budgets are searched for in [_BUDGET_FLOOR, _BUDGET_CEILING] (variances).
 _BUDGET_FLOOR, _BUDGET_CEILING = 1e-30, 1e12
 
@@ -537,9 +540,26 @@ def _arnoldi_radius(carrier: np.ndarray, noise: Noise, start: np.ndarray) -> flo
     n = carrier.shape[0]
     operator = LinearOperator((n * n, n * n), dtype=float,
                               matvec=lambda v: _apply_map(carrier, noise, v.reshape(n, n)).ravel())
-    values = eigs(operator, k=1, which="LM", v0=start.ravel(), tol=_MAP_RTOL, ncv=min(n * n - 1, 30),
-                  return_eigenvectors=False)
+    with _blas_threads(1 if n < _THREADED_MAP_WIDTH else None):
+        values = eigs(operator, k=1, which="LM", v0=start.ravel(), tol=_MAP_RTOL, ncv=min(n * n - 1, 30),
+                      return_eigenvectors=False)
     return float(np.max(np.abs(values)))
+
+
+@contextmanager
+def _blas_threads(limit: "int | None"):
+    """BLAS limited to ``limit`` threads (None: unchanged; also without
+    threadpoolctl).  Small products in a long loop run several times faster
+    on one thread than with idle threads spinning beside them."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        limit = None
+    if limit is None:
+        yield
+        return
+    with threadpool_limits(limits=limit, user_api="blas"):
+        yield
 
 
 def covariance_map_limit(carrier: np.ndarray, noise: Noise, injection: np.ndarray,
