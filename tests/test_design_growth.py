@@ -75,9 +75,9 @@ def test_deep_limit_is_what_200_identical_layers_reach(n, placement):
     assert rule.accumulation_gain < 1
 
 
-@pytest.mark.parametrize("n", [6, 30])
+@pytest.mark.parametrize("n", [6, 26])
 def test_spectral_radius_against_the_kronecker_form(n):
-    """Arnoldi (n > 24) and the dense path (n <= 24) against the N^2 x N^2
+    """Arnoldi (n = 26 > 24) and the dense path (n <= 24) against the N^2 x N^2
     matrix of the map built here entry by entry from its definition."""
     rng = np.random.default_rng(n)
     carrier = rng.standard_normal((n, n)) / np.sqrt(n)
