@@ -37,7 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--samples", type=int, default=100_000, help="Monte Carlo realisations (default 100000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
-                        help=f"prediction to verify: linear response or Gaussian moments (default {DEFAULT_METHOD})")
+                        help=f"prediction method to verify (default {DEFAULT_METHOD}; see noiseprop predict --help)")
     parser.add_argument("--rtol", type=float, default=DEFAULT_RTOL, metavar="R",
                         help="tolerance of every variance and layer Var, relative to the prediction "
                         f"(default {DEFAULT_RTOL:g})")
