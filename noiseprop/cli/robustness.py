@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..noise import NOISE_TYPES, PLACEMENTS
+from ..propagation import DEFAULT_METHOD, METHODS
 from ..utils.jsonutil import finite_or_none
 from ..utils.tables import format_table
 from .common import (
@@ -70,7 +71,7 @@ def _register_walking(tasks) -> None:
     _add_levels(parser, "--levels", "noise levels, increasing", required=True)
     parser.add_argument("--layers", metavar="K1,K2,..", help="layers to walk through (default all)")
     parser.add_argument("--placement", choices=PLACEMENTS, default="post")
-    _add_common(parser, samples=200, method="moments")
+    _add_common(parser, samples=200)
     parser.set_defaults(run=_run_walking)
 
 
@@ -241,12 +242,12 @@ def _add_levels(parser, flag: str, text: str, required: bool, scale: bool = True
                            help="levels are variances D = s^2 (noiseprop's intensities)")
 
 
-def _add_common(parser, samples: int, method: str = "linear") -> None:
+def _add_common(parser, samples: int) -> None:
     parser.add_argument("--samples", type=int, default=samples,
                         help=f"noise realisations per input (default {samples})")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--method", choices=("linear", "moments"), default=method,
-                        help=f"propagation of the analytic prediction (default {method})")
+    parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+                        help=f"propagation of the analytic prediction (default {DEFAULT_METHOD})")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--plot", type=Path, metavar="PATH", help="write a figure (.png, .pdf, ...)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
