@@ -8,6 +8,11 @@ import argparse
 
 from .common import (
     add_network_options,
+    check_noise_scale,
+    count_value,
+    finite_value,
+    output_path,
+    seed_value,
     describe_noise,
     network_from_args,
     noise_from_args,
@@ -27,17 +32,21 @@ def register(commands: argparse._SubParsersAction) -> None:
         "verify", help="check the analytic prediction against Monte Carlo sampling",
         description="Hold the per-layer analytic prediction (mean and variance of every neuron; --method) "
         "against plain Monte Carlo sampling; exit 0 if every layer agrees within its sampling "
-        "error, 1 if not, 2 for bad input.",
+        "error, 1 if not, 2 for bad input (also an unreadable or unsafe file or a resource limit).",
     )
     add_network_options(parser)
-    parser.add_argument("--samples", type=int, default=100_000, help="Monte Carlo realisations (default 100000)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--samples", type=count_value, default=100_000,
+                        help="Monte Carlo realisations (default 100000; bounded by --max-time and --max-memory)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="random seed, an integer >= 0 (default 0)")
     parser.add_argument("--method", choices=("linear", "moments"), default="linear",
                         help="prediction to verify: linear response (default) or Gaussian moments")
-    parser.add_argument("--false-failure", type=float, default=1e-6, metavar="P",
+    parser.add_argument("--false-failure", type=finite_value, default=1e-6, metavar="P",
                         help="probability that a correct prediction fails any comparison (default 1e-6)")
-    parser.add_argument("--plot", metavar="FILE", help="write the verification figure (.png, .pdf, .svg)")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
+    parser.add_argument("--plot", metavar="FILE", type=output_path,
+                        help="write the verification figure (.png, .pdf, .svg); written atomically")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite an existing --plot file (a regular file only: a symbolic link, "
+                        "device or FIFO is never replaced)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(run=run)
 
@@ -48,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     net, x = network_from_args(args)
     noise = noise_from_args(args, net.depth)
     refuse_existing(args.plot, "--plot", args.force)
+    check_noise_scale(args, net, x, noise, args.method)
     report = verify(net, noise, x, samples=args.samples, seed=args.seed, false_failure=args.false_failure,
                     method=args.method)
     if args.plot:
