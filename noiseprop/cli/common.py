@@ -230,3 +230,74 @@ def check_noise_scale(args, net: Network, x, noise: Sequence[Noise], method: str
                 f"{noise_options_given(args)}: the noise variance overflows (inf or nan) in layer {k}; "
                 "intensities are variances: use values far smaller"
             )
+
+
+def _per_layer_values(option: str, text: str, depth: int) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise CLIError(f"{option}: expected a number or {depth} comma-separated numbers, got {text!r}") from None
+    bad = [v for v in values if not (np.isfinite(v) and v >= 0)]
+    if bad:
+        raise CLIError(f"{option}: intensities are variances, finite and >= 0; got {bad[0]:g}")
+    if len(values) == 1:
+        return values * depth
+    if len(values) != depth:
+        raise CLIError(f"{option}: got {len(values)} values for a network of {depth} layers")
+    return values
+
+
+def _symmetric_from_text(text: str) -> Network:
+    from ..model import Network
+
+    parts = text.split(",", 4)
+    if len(parts) != 5:
+        raise CLIError(f"--symmetric needs DEPTH,WIDTH,WEIGHT,BIAS,ACTIVATION, got {text!r}")
+    try:
+        depth, width, weight, bias = int(parts[0]), int(parts[1]), float(parts[2]), float(parts[3])
+    except ValueError:
+        raise CLIError(f"--symmetric: DEPTH and WIDTH must be integers, WEIGHT and BIAS numbers; got {text!r}") from None
+    try:
+        return Network.symmetric(depth, width, weight, bias, parts[4].strip())
+    except ValueError as err:
+        raise CLIError(f"--symmetric {text}: {err}") from None
+
+
+def print_json(payload: dict) -> None:
+    print(json.dumps(payload, indent=2, allow_nan=False))
+
+
+def refuse_existing(path, option: str, force: bool) -> None:
+    """A CLIError, before any work, when the output file of ``option`` exists and --force is not
+    given, or is not a regular file (symbolic link, device, FIFO: refused even with --force)."""
+    from ..utils.files import check_target
+
+    if path is None:
+        return
+    try:
+        check_target(path, overwrite=force)
+    except FileExistsError:
+        raise CLIError(f"{option}: {path} exists; add --force to overwrite it") from None
+    except (ValueError, OSError) as err:
+        raise CLIError(f"{option}: {err}") from None
+
+
+def describe_noise(noise: Sequence[Noise]) -> dict:
+    """Per-type intensities (one number if equal in every layer) and placement."""
+    described = {}
+    for name in NOISE_TYPES:
+        values = [getattr(n, name) for n in noise]
+        described[name] = values[0] if len(set(values)) == 1 else values
+    described["placement"] = noise[0].placement
+    return described
+
+
+def noise_text(noise: Sequence[Noise]) -> str:
+    """:func:`describe_noise` on one line: ``AU=0.001, AC=0.001, ..., placement=post``."""
+    return ", ".join(f"{k}={v}" for k, v in describe_noise(noise).items())
+
+
+def print_network_and_noise(net: Network, noise: Sequence[Noise]) -> None:
+    """The first two lines of a command's text output."""
+    print(net)
+    print("noise:", noise_text(noise))
