@@ -86,7 +86,11 @@ def protect_negative_numbers(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: "Sequence[str] | None" = None) -> int:
-    """Run ``noiseprop`` with ``argv`` (default: sys.argv[1:]); return the exit code."""
+    """Run ``noiseprop`` with ``argv`` (default: sys.argv[1:]); return the exit code.
+
+    Usage errors (and ``--help``) raise ``SystemExit`` from argparse, with
+    code 2 (0 for help) and one line naming the option.
+    """
     from ..utils.files import Terminated, raise_terminated
 
     argv = list(sys.argv[1:] if argv is None else argv)

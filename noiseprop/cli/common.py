@@ -199,10 +199,13 @@ def noise_from_args(args, depth: int) -> list[Noise]:
     elif not given:
         given = {name: (name, str(REFERENCE_INTENSITY)) for name in NOISE_TYPES}
     per_layer = {name: _per_layer_values(option, text, depth) for name, (option, text) in given.items()}
-    return [
-        Noise(**{name: values[k] for name, values in per_layer.items()}, placement=args.placement)
-        for k in range(depth)
-    ]
+    try:
+        return [
+            Noise(**{name: values[k] for name, values in per_layer.items()}, placement=args.placement)
+            for k in range(depth)
+        ]
+    except ValueError as err:
+        raise CLIError(f"{noise_options_given(args)}: {err}") from None
 
 
 def noise_options_given(args) -> str:
@@ -215,10 +218,17 @@ def check_noise_scale(args, net: Network, x, noise: Sequence[Noise], method: str
     """A CLIError naming the noise option(s) when the predicted noise variance overflows.
 
     Intensities are variances: one of 1e300 squares to inf in the next layer,
-    and every statistic after it is meaningless (inf or nan).
+    and every statistic after it is meaningless (inf or nan).  Problems of
+    the noise-free network are left to the command (they are not the noise's).
     """
+    from ..noise import Noise
     from ..propagation import predict
 
+    try:
+        with np.errstate(all="ignore"):
+            predict(net, Noise(), x, method=method)
+    except ValueError:
+        return  # not the noise's fault: the command reports it in its own words
     try:
         with np.errstate(all="ignore"):
             var = predict(net, noise, x, method=method).var
@@ -237,9 +247,6 @@ def _per_layer_values(option: str, text: str, depth: int) -> list[float]:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         raise CLIError(f"{option}: expected a number or {depth} comma-separated numbers, got {text!r}") from None
-    bad = [v for v in values if not (np.isfinite(v) and v >= 0)]
-    if bad:
-        raise CLIError(f"{option}: intensities are variances, finite and >= 0; got {bad[0]:g}")
     if len(values) == 1:
         return values * depth
     if len(values) != depth:
