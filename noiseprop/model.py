@@ -11,7 +11,7 @@ import numpy as np
 
 from .activations import Activation, get_activation
 from .utils.resources import check_memory
-from .utils.validation import as_input, as_list, finite_number, positive_int
+from .utils.validation import as_input, as_list, finite_number, positive_int, real_array
 
 __all__ = ["Network"]
 
@@ -197,8 +197,10 @@ def _as_matrix(w, k: int) -> np.ndarray:
 
 def _as_bias(b, n: int, k: int) -> np.ndarray:
     try:
-        array = np.array(b, dtype=float)
-    except (TypeError, ValueError):
+        array = real_array(f"layer {k}: biases", b)
+    except (TypeError, ValueError) as err:
+        if "complex" in str(err):
+            raise
         raise ValueError(f"layer {k}: biases must be numeric") from None
     if array.shape != (n,):
         raise ValueError(f"layer {k}: biases have shape {array.shape}, expected ({n},)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -106,7 +107,9 @@ def read_vector(path: "str | os.PathLike", what: str = "input vector") -> np.nda
         # text: at most one number per two bytes, parsed into float64 (and loadtxt's lists)
         check_memory(path.stat().st_size * 40, f"{what} {path} (text of {format_bytes(path.stat().st_size)})")
         try:
-            array = np.loadtxt(path, ndmin=1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below
+                array = np.loadtxt(path, ndmin=1)
         except _READ_ERRORS as err:
             raise ValueError(f"cannot read {what} from {path} ({_describe(err)})") from None
     if array.dtype.kind not in "biuf":
