@@ -29,6 +29,7 @@ import warnings
 
 import numpy as np
 
+from .methods import DEFAULT_METHOD, METHODS
 from .model import Network
 from .moments import gaussian_moments
 from .noise import Noise, NoiseSpec, per_layer_noise
@@ -39,11 +40,6 @@ from .utils.validation import as_input, require_network
 __all__ = ["predict", "Prediction", "propagate_layer", "add_noise_covariance", "METHODS",
            "DEFAULT_METHOD", "ERROR_WARNING"]
 
-#: Propagation methods of :func:`predict`.
-METHODS = ("linear", "moments", "mixture")
-#: The method every entry point uses unless told otherwise: the most accurate
-#: one on the closure matrix of ``benchmarks/closure_matrix.py`` (docs/closure.md).
-DEFAULT_METHOD = "mixture"
 #: ``predict`` warns when a layer's relative error estimate exceeds this.
 ERROR_WARNING = 0.05
 #: Calibration of the mixture's error estimate (docs/closure.md): weights of

@@ -10,8 +10,8 @@ import argparse
 
 import numpy as np
 
+from ..methods import DEFAULT_METHOD, METHODS
 from ..noise import NOISE_TYPES, Noise
-from ..propagation import DEFAULT_METHOD, METHODS
 from .common import (
     add_network_options,
     check_noise_scale,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..propagation import DEFAULT_METHOD, METHODS
+from ..methods import DEFAULT_METHOD, METHODS
 from ..utils.tables import layer_table
 from .common import (
     add_network_options,

@@ -11,8 +11,8 @@ import argparse
 
 import numpy as np
 
+from ..methods import DEFAULT_METHOD, METHODS
 from ..noise import NOISE_TYPES, PLACEMENTS
-from ..propagation import DEFAULT_METHOD, METHODS
 from ..utils.jsonutil import finite_or_none
 from ..utils.tables import format_table
 from .common import (

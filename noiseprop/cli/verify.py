@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..propagation import DEFAULT_METHOD, METHODS
+from ..methods import DEFAULT_METHOD, METHODS
 from ..simulation.tolerances import DEFAULT_MEAN_TOL, DEFAULT_RTOL
 from .common import (
     add_network_options,
