@@ -49,8 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from noiseprop import Network, Noise, default_network, predict, simulate
-from noiseprop import propagation
+from noiseprop import Network, Noise, default_network, predict, propagation, simulate
 from noiseprop.noise import NOISE_TYPES, PLACEMENTS
 from noiseprop.utils.files import atomic_write
 from noiseprop.utils.jsonutil import dumps

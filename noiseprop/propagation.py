@@ -29,20 +29,17 @@ import warnings
 
 import numpy as np
 
+from .methods import DEFAULT_METHOD, METHODS
 from .model import Network
 from .moments import gaussian_moments
 from .noise import Noise, NoiseSpec, per_layer_noise
-from .statistics import LayerStatistics
+from .statistics import LayerStatistics, mean_off_diagonal
+from .utils.resources import check_predict
 from .utils.validation import as_input, require_network
 
 __all__ = ["predict", "Prediction", "propagate_layer", "add_noise_covariance", "METHODS",
            "DEFAULT_METHOD", "ERROR_WARNING"]
 
-#: Propagation methods of :func:`predict`.
-METHODS = ("linear", "moments", "mixture")
-#: The method every entry point uses unless told otherwise: the most accurate
-#: one on the closure matrix of ``benchmarks/closure_matrix.py`` (docs/closure.md).
-DEFAULT_METHOD = "mixture"
 #: ``predict`` warns when a layer's relative error estimate exceeds this.
 ERROR_WARNING = 0.05
 #: Calibration of the mixture's error estimate (docs/closure.md): weights of
@@ -155,14 +152,6 @@ def _activation_moments(zbar, cov_z, activation):
     return moments.mean, cov_f
 
 
-def mean_off_diagonal(cov: np.ndarray) -> np.ndarray:
-    """Mean off-diagonal entry of each (N, N) covariance in (B, N, N); 0 if N = 1."""
-    n = cov.shape[-1]
-    if n < 2:
-        return np.zeros(cov.shape[0])
-    total = cov.sum(axis=(1, 2)) - np.trace(cov, axis1=1, axis2=2)
-    return total / (n * (n - 1))
-
 
 def _check_finite_mean(mean: np.ndarray, k: int) -> None:
     """A ValueError naming layer k when its mean or its square (the signal power) overflows."""
@@ -180,7 +169,10 @@ def _layers(net: Network, layer_noise, x: np.ndarray, method: str):
         return _mixture_layers(net, layer_noise, x)
     mean, cov, out = x, None, []
     for k, (w, b, f, nz) in enumerate(zip(net.weights, net.biases, net.activations, layer_noise), start=1):
-        mean, cov = propagate_layer(mean, cov, w, b, f, nz, method)
+        try:
+            mean, cov = propagate_layer(mean, cov, w, b, f, nz, method)
+        except ValueError as err:
+            raise ValueError(f"layer {k}: {err}") from None
         _check_finite_mean(mean, k)
         out.append((mean, cov))
     return out
@@ -313,7 +305,10 @@ def predict(
     ------
     ValueError
         For a bad network, noise, input or method, and naming the layer
-        whose mean signal (or its square) overflows.  An overflowing *variance*
+        whose mean signal (or its square) overflows.
+    noiseprop.utils.resources.ResourceLimit
+        (a ValueError) before anything is allocated, when the covariances
+        (about 4 B N_k^2 floats for the widest layer) exceed the memory limit.  An overflowing *variance*
         (enormous noise) is not an error: it shows as inf or nan.
 
     Warns
@@ -336,6 +331,8 @@ def predict(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     layer_noise = per_layer_noise(noise, net.depth)
     mean, batched = as_input(x, net.sizes[0])
+    # before any allocation that grows with the widths: covariances are N_k^2 per input
+    check_predict(net.sizes, mean.shape[0], full_covariance, method)
     zeros = np.zeros(mean.shape[0])
     means, variances, correlated = [mean], [np.zeros_like(mean)], [zeros]
     covariances = [np.zeros(mean.shape + mean.shape[-1:])] if full_covariance else None

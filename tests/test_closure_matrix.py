@@ -20,8 +20,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from noiseprop import Linear, Network, Noise, default_network, predict, simulate
-from noiseprop import mixture
+from noiseprop import Linear, Network, Noise, default_network, mixture, predict, simulate
 from noiseprop.propagation import DEFAULT_METHOD, ERROR_WARNING, METHODS
 
 #: Two-sided bound for < 1e-6 false failures over 60 comparisons.

@@ -334,3 +334,22 @@ def test_readme_table_of_the_statistics_recursion_on_the_default_network():
     # "2.2 times more uncorrelated-noise variance into the output ... (1.1 to 1.2 times for correlated noise)"
     assert report["structure_factors"](net, x0, "AU")[-1] == pytest.approx(2.2, abs=0.05)
     assert 1.05 <= report["structure_factors"](net, x0, "AC")[-1] <= 1.25
+
+
+def test_closed_forms_take_numpy_integers_without_overflow():
+    """k = np.int64(12): evaluated in floating point (it once overflowed
+    silently in int64 arithmetic from k >= 8), equal to the recursion of
+    spec 5 iterated here and to the result for Python numbers."""
+    import numpy as np
+
+    from noiseprop.analysis.symbolic import derive
+
+    n, w, s, d = 20, 0.05, 1.3, 1e-3
+    u, c = d, 0.0  # layer 1 of a noise-free input: additive uncorrelated noise only
+    for _ in range(11):
+        u, c = d, s**2 * w**2 * n * (u + n * c)
+    closed = derive("AU", "symmetric").function("variance")
+    assert closed(k=np.int64(12), N=np.int64(n), w=w, s=s, D_AU=d) == pytest.approx(u + c, rel=1e-12)
+    assert closed(k=np.int64(12), N=n, w=w, s=s, D_AU=d) == pytest.approx(0.0402109, rel=1e-5)
+    ks = np.arange(1, 13)
+    assert closed(k=ks, N=n, w=w, s=s, D_AU=d)[-1] == pytest.approx(u + c, rel=1e-12)
