@@ -169,7 +169,10 @@ def _activation(zbar, cov_z, activation, scale, shift, d_mu, d_au, count):
     slope = (a * moments.slope) @ wu
     curvature = (a * a * moments.curvature) @ wu
     cov = slope[:, :, None] * cov_z * slope[:, None, :]
-    cov += 0.5 * curvature[:, :, None] * cov_z**2 * curvature[:, None, :]
+    # c_i c_j S_ij^2 / 2 as (c_i S_ij)(c_j S_ji) / 2: no S^2 overflow where the
+    # curvature vanishes (affine layers at enormous noise)
+    bent = curvature[:, :, None] * cov_z
+    cov += 0.5 * bent * np.swapaxes(bent, 1, 2)
     # The exact per-neuron variance on the diagonal; never below the Mehler
     # diagonal, so that the matrix stays positive semi-definite (a Schur
     # product of positive semi-definite matrices plus a non-negative diagonal).
