@@ -150,8 +150,7 @@ def _activation_moments(zbar, cov_z, activation):
     moments = gaussian_moments(activation, zbar, cov_z[:, diagonal, diagonal])
     slope, curvature = moments.slope, moments.curvature
     cov_f = slope[:, :, None] * cov_z * slope[:, None, :]
-    bent = curvature[:, :, None] * cov_z       # (c_i S_ij)(c_j S_ji): no S^2 overflow
-    cov_f += 0.5 * bent * np.swapaxes(bent, 1, 2)
+    cov_f += 0.5 * curvature[:, :, None] * cov_z**2 * curvature[:, None, :]
     cov_f[:, diagonal, diagonal] = moments.var
     return moments.mean, cov_f
 
