@@ -25,7 +25,7 @@ One layer, for every component:
 1. z = W y + b has mean W m_c + b and covariance W S_c W^T.
 2. The layer's shared draws are integrated by Gauss-Hermite quadrature:
    every component splits into one child per node (s, c) of (xi_MC, xi_AC)
-   (a tensor grid when both are present).  With the noise after the
+   (7 nodes; a 5 x 5 tensor grid when both are present).  With the noise after the
    activation ("post") the child is f(z) (1 + s) + c, before it ("pre")
    the activation sees z (1 + s) + c.
 3. The activation's moments come from the Gaussian rules of
@@ -38,17 +38,18 @@ One layer, for every component:
    Mehler coefficients are those of g(z) = E_u f(z (1 + s + u) + ...):
    E[g'] = E_u[(1 + s + u) f'], E[g''] = E_u[(1 + s + u)^2 f''].
    Uncorrelated noise after the activation adds its exact covariance.
-4. The K x Q children are merged back to K components: they are ordered by
-   their mean's projection on the leading principal direction of the
-   children's means (where they differ most), cut into K groups of equal
-   probability, and every group is replaced by the one component with its
-   weight, mean and covariance (moment matching: the total mean and
+4. The K x Q children are merged back to K components by divisive
+   clustering: the group whose children's means spread most is cut in two
+   along its own leading principal direction at its weighted median, until
+   there are K groups; every group is replaced by the one component with
+   its weight, mean and covariance (moment matching: the total mean and
    covariance are unchanged by the merge).
 
 With no shared noise the mixture has one component and the closure is
 exactly "moments" (apart from the quadrature over u for uncorrelated
 multiplicative noise before the activation).  For affine activations every
-step is exact, like linear response.
+step is exact, like linear response.  Derivation, accuracy on the closure
+matrix (``benchmarks/closure_matrix.py``) and cost: docs/closure.md.
 """
 from __future__ import annotations
 
@@ -168,7 +169,10 @@ def _activation(zbar, cov_z, activation, scale, shift, d_mu, d_au, count):
     slope = (a * moments.slope) @ wu
     curvature = (a * a * moments.curvature) @ wu
     cov = slope[:, :, None] * cov_z * slope[:, None, :]
-    cov += 0.5 * curvature[:, :, None] * cov_z**2 * curvature[:, None, :]
+    # c_i c_j S_ij^2 / 2 as (c_i S_ij)(c_j S_ji) / 2: no S^2 overflow where the
+    # curvature vanishes (affine layers at enormous noise)
+    bent = curvature[:, :, None] * cov_z
+    cov += 0.5 * bent * np.swapaxes(bent, 1, 2)
     # The exact per-neuron variance on the diagonal; never below the Mehler
     # diagonal, so that the matrix stays positive semi-definite (a Schur
     # product of positive semi-definite matrices plus a non-negative diagonal).
@@ -318,28 +322,3 @@ def mixture_layers(net, layer_noise, x: np.ndarray, check=None) -> list:
         out.append((mean, cov))
     return out
 
-
-def _gauss_rule_discrete(t: np.ndarray, w: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss quadrature of the discrete law {t_m with weight w_m} (Lanczos
-    with full reorthogonalisation, then Golub-Welsch): ``count`` nodes (fewer
-    where the law has fewer support points) matching its moments up to
-    order 2 count - 1."""
-    q = np.sqrt(w) / math.sqrt(w.sum())
-    basis, alpha, beta = [q], [], []
-    scale = max(float(np.max(np.abs(t))), 1e-300)
-    for j in range(count):
-        v = t * basis[-1]
-        alpha.append(float(basis[-1] @ v))
-        for b in basis:                       # full reorthogonalisation, twice
-            v -= (b @ v) * b
-        for b in basis:
-            v -= (b @ v) * b
-        norm = float(np.linalg.norm(v))
-        if j == count - 1 or norm <= 1e-10 * scale:
-            break
-        beta.append(norm)
-        basis.append(v / norm)
-    n = len(alpha)
-    tri = np.diag(alpha) + np.diag(beta[:n - 1], 1) + np.diag(beta[:n - 1], -1)
-    nodes, vectors = np.linalg.eigh(tri)
-    return nodes, w.sum() * vectors[0] ** 2

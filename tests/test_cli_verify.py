@@ -27,7 +27,8 @@ def test_linearisation_error_exit_1_and_json(capsys, tmp_path):
     rng = np.random.default_rng(0)
     net = Network.from_arrays([3 * rng.standard_normal((5, 3)), rng.standard_normal((2, 5))], None, ["tanh", "linear"])
     save_network(tmp_path / "n.npz", net, np.array([0.2, -0.4, 0.1]))
-    code, out, _ = run(capsys, str(tmp_path / "n.npz"), "--AU", "0.3", "--placement", "pre", "--samples", "20000", "--seed", "3", "--json")
+    code, out, _ = run(capsys, str(tmp_path / "n.npz"), "--AU", "0.3", "--placement", "pre", "--samples", "20000", "--seed", "3", "--json",
+                        "--method", "linear")
     assert code == 1
     payload = json.loads(out)
     assert payload["passed"] is False and payload["samples"] == 20000 and payload["seed"] == 3
@@ -52,19 +53,19 @@ def test_main_job_default_network_linear_vs_moments(capsys):
     code, out, _ = run(capsys, "--method", "moments", "--json")
     payload = json.loads(out)
     assert code == 0 and payload["passed"]
-    code, out, _ = run(capsys, "--json")
+    code, out, _ = run(capsys, "--json", "--method", "linear")
     payload = json.loads(out)
     assert code == 0 and payload["passed"] and payload["rtol"] == 0.05 and payload["mean_tol"] == 0.2
     verdicts = {row[key] for row in payload["layers"] for key in ("means", "variances", "layer_var")}
     assert "resolved but within tolerance" in verdicts and "FAIL" not in verdicts
-    code, out, _ = run(capsys, "--strict")
+    code, out, _ = run(capsys, "--strict", "--method", "linear")
     assert code == 1
     assert "linearisation error of the first-order prediction" in out and "Strict:" in out
 
 
 def test_tolerance_options(capsys):
     """--rtol 0 --mean-tol 0 is the strict test; a bad tolerance exits 2."""
-    code, out, _ = run(capsys, "--rtol", "0", "--mean-tol", "0", "--json")
+    code, out, _ = run(capsys, "--rtol", "0", "--mean-tol", "0", "--json", "--method", "linear")
     payload = json.loads(out)
     assert code == 1 and payload["strict"] is False and payload["rtol"] == 0.0
     assert any(row["means"] == "FAIL" for row in payload["layers"])
