@@ -123,24 +123,24 @@ def perturbed_predict(layer, var_factor=1.0, mean_shift_sd=0.0):
 
 @pytest.mark.slow
 def test_shipped_network_passes_with_the_defaults_and_a_prediction_10_percent_off_fails(monkeypatch):
-    """Defaults (rtol 5 %, mean_tol 0.2 sd, false failure 1e-6): the linear
+    """Default tolerances (rtol 5 %, mean_tol 0.2 sd, false failure 1e-6): the linear
     response of the shipped network agrees (its resolved deviations are within
     tolerance); 10 % too much variance in one layer, or means 0.5 sd off,
     fail in that layer only and in that quantity only."""
     net, x, noise = shipped()
-    right = verify(net, noise, x, samples=100_000, seed=0)
+    right = verify(net, noise, x, samples=100_000, seed=0, method="linear")
     assert right.passed and (right.rtol, right.mean_tol) == (0.05, 0.2)
     assert any(WITHIN_TOLERANCE in (row["means"], row["variances"]) for row in right.layers)
     assert "resolved but within tolerance" in right.table()
     monkeypatch.setattr(verification, "predict", perturbed_predict(2, var_factor=1.1))
-    wrong = verify(net, noise, x, samples=100_000, seed=0)
+    wrong = verify(net, noise, x, samples=100_000, seed=0, method="linear")
     assert not wrong.passed
     assert [(r["variances"], r["layer_var"]) for r in wrong.layers if FAIL in (r["variances"], r["layer_var"])] \
         == [(FAIL, FAIL)]
     assert wrong.layers[1]["variances"] == FAIL and wrong.layers[1]["means"] != FAIL
     assert "DISAGREE" in wrong.table()
     monkeypatch.setattr(verification, "predict", perturbed_predict(3, mean_shift_sd=0.5))
-    shifted = verify(net, noise, x, samples=100_000, seed=0)
+    shifted = verify(net, noise, x, samples=100_000, seed=0, method="linear")
     assert [r["layer"] for r in shifted.layers if r["means"] == FAIL] == [3]
     assert shifted.layers[2]["variances"] != FAIL
 
@@ -150,7 +150,7 @@ def test_strict_keeps_the_purely_statistical_test():
     strict fails on them, the tolerance accepts them (same simulation)."""
     net, x, noise = shipped()
     simulation = simulate(net, noise, x, samples=100_000, seed=0)
-    prediction = predict(net, noise, x)
+    prediction = predict(net, noise, x, method="linear")
     strict = VerificationReport(prediction, simulation, 1e-6, affine=False, strict=True)
     tolerant = VerificationReport(prediction, simulation, 1e-6, affine=False)
     assert not strict.passed and tolerant.passed
