@@ -87,7 +87,7 @@ def test_gains_and_transfer_carry_noise_as_predict_does(kind):
         probe = Network.from_arrays(
             [np.eye(n), net.weights[k]], [np.zeros(n), net.biases[k]], ["linear", net.activations[k]]
         )
-        result = predict(probe, [Noise(**{kind: d}), Noise()], head)
+        result = predict(probe, [Noise(**{kind: d}), Noise()], head, method="linear")
         g = layer_statistics(net, x)[k]
         column = 0 if kind == "AU" else 1
         gain = g.uncorrelated_gain if kind == "AU" else g.correlated_gain

@@ -49,7 +49,7 @@ def test_symmetric_recursion_equals_explicit_matrices():
 def test_symmetric_variances_equal_predict(noise, slope, bias, weight):
     depth, width, signal = 7, 5, 0.4
     net = Network.symmetric(depth, width, weight, bias, Linear(slope))
-    expected = predict(net, Noise(**noise), np.full(width, signal)).noise_var
+    expected = predict(net, Noise(**noise), np.full(width, signal), method="linear").noise_var
     got = S.symmetric_variances(depth, width, weight, slope, signal, bias=bias, **noise)
     assert got[0] == 0.0
     np.testing.assert_allclose(got[1:], expected[1:], rtol=1e-12, atol=0)
@@ -120,7 +120,7 @@ def test_closed_form_equals_predict_on_a_sigmoid_network_at_its_fixed_point():
     slope = float(activation.derivative(weight * width * m_fixed + bias))
     net = Network.symmetric(depth, width, weight, bias, activation)
     noise = Noise(AU=1e-3, AC=2e-3, MU=3e-3, MC=4e-3)
-    result = predict(net, noise, np.full(width, m_fixed))
+    result = predict(net, noise, np.full(width, m_fixed), method="linear")
     params = dict(N=width, w=weight, s=slope, m=m_fixed, D_AU=1e-3, D_AC=2e-3, D_MU=3e-3, D_MC=4e-3)
     closed = S.derive("all").function("variance")
     for layer in range(1, depth + 1):
@@ -195,7 +195,7 @@ def test_statistics_recursion_is_exact_on_symmetric_linear_networks():
     noise = Noise(AU=1e-3, AC=2e-3, MU=3e-3, MC=4e-3)
     x = np.full(4, 0.5)
     result = S.statistics_recursion(net, noise, x)
-    expected = predict(net, noise, x)
+    expected = predict(net, noise, x, method="linear")
     np.testing.assert_allclose(result.variance, expected.noise_var, rtol=1e-12)
     np.testing.assert_allclose(result.correlated, expected.correlated, rtol=1e-12)
     np.testing.assert_allclose(result.layer_snr[1:], expected.layer_snr[1:], rtol=1e-12)
@@ -235,7 +235,7 @@ def test_trained_recursion_is_the_ensemble_average_of_predict():
     for i in range(draws):
         w2 = mu + sigma * rng.standard_normal((n, n))
         net = Network.from_arrays([np.eye(n), w2], None, ["linear", Linear(slope)])
-        result = predict(net, noise, x)
+        result = predict(net, noise, x, method="linear")
         variances[i], correlated[i] = result.noise_var[2], result.correlated[2]
     step = S.recursion("trained").step_function()
     expected_u, expected_c = step(

@@ -7,6 +7,7 @@ from ..propagation import DEFAULT_METHOD, METHODS
 from ..utils.tables import layer_table
 from .common import (
     add_network_options,
+    check_noise_scale,
     describe_noise,
     network_from_args,
     noise_from_args,
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     net, x = network_from_args(args)
     noise = noise_from_args(args, net.depth)
+    check_noise_scale(args, net, x, noise, args.method)
     result = predict(net, noise, x, method=args.method)
     if args.json:
         payload = {"network": repr(net), "noise": describe_noise(noise), "method": args.method,

@@ -40,6 +40,7 @@ from __future__ import annotations
 import functools
 import operator
 import sys
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -49,6 +50,7 @@ from ..model import Network
 from ..noise import Noise, NoiseSpec, per_layer_noise
 from ..propagation import predict
 from ..statistics import LayerStatistics
+from ..utils.resources import check_memory, check_run_time
 from ..utils.seeds import seed_key
 from ..utils.validation import as_input, positive_int, require_network
 from . import _kernels
@@ -185,7 +187,7 @@ class _Engine:
                  key: np.uint64, accumulate: bool):
         self.cv, self.accumulate = cv, accumulate
         self.n_inputs = x.shape[0]
-        self.prediction = predict(net, layer_noise, x) if cv else None
+        self.prediction = predict(net, layer_noise, x, method="linear") if cv else None
         means = self.prediction.mean if cv else net.forward(x)  # (B, N_k) each: x is a batch
         self.layers = [
             _Layer(k, w, b, f, nz, means[k - 1], means[k], cv)
@@ -296,19 +298,41 @@ class _Engine:
         return out
 
 
+#: Simulations running now, and the lock around the BLAS limit they share (see below).
+_BLAS_USERS = {"count": 0, "limiter": None}
+_BLAS_LOCK = threading.Lock()
+
+
 @contextmanager
 def _single_threaded_blas():
     """BLAS on one thread while the kernel runs: its tiles already run in
     parallel, and idle BLAS threads spinning beside them would steal cores.
     Entered before the set-up's own matrix products (``predict``), which
     would otherwise leave BLAS threads spinning (for milliseconds) as the
-    kernel starts."""
+    kernel starts.
+
+    The BLAS thread count is one setting of the whole process, so the limit
+    is shared: the first simulation to start sets it, the last to finish
+    restores the count found before (simulations run from several threads
+    at once would otherwise restore each other's limit and leave BLAS at one
+    thread for good).
+    """
     controller = _blas_controller()
     if controller is None:  # correct without threadpoolctl, only slower on few cores
         yield
         return
-    with controller.limit(limits=1, user_api="blas"):
+    with _BLAS_LOCK:
+        if _BLAS_USERS["count"] == 0:
+            _BLAS_USERS["limiter"] = controller.limit(limits=1, user_api="blas")
+        _BLAS_USERS["count"] += 1
+    try:
         yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_USERS["count"] -= 1
+            if _BLAS_USERS["count"] == 0:
+                _BLAS_USERS["limiter"].restore_original_limits()
+                _BLAS_USERS["limiter"] = None
 
 
 @functools.lru_cache(maxsize=1)
@@ -397,7 +421,25 @@ def _validated(net, noise, x, samples, chunk_size, n_min=1):
     if chunk_size is None:
         chunk_size = max(1, _CHUNK_VALUES // (xb.shape[0] * max(net.sizes[1:])))
     chunk_size = min(positive_int("chunk_size", chunk_size), samples)
+    _check_resources(net, xb.shape[0], samples, chunk_size)
     return layer_noise, xb, batched, samples, chunk_size
+
+
+def _check_resources(net: Network, batch: int, samples: int, chunk_size: int) -> None:
+    """Refuse a simulation whose buffers exceed the memory limit or whose work the time limit.
+
+    Memory: the chunk's neuron values (chunk x B x widest layer, a few
+    copies) and the per-tile running sums (tiles x B x fields x all neurons).
+    Time: one multiply-add per weight, realisation and input.
+    """
+    neurons = sum(net.sizes[1:])
+    buffers = 8 * batch * (4 * chunk_size * max(net.sizes[1:]) + _TILES * _kernels.NEURON_FIELDS[True] * neurons)
+    check_memory(buffers, f"the Monte Carlo buffers ({batch} inputs x {neurons} neurons)",
+                 "use fewer inputs per call or a smaller chunk_size")
+    macs = sum(n * m for m, n in zip(net.sizes[:-1], net.sizes[1:]))
+    check_run_time(samples * batch * (macs + 4 * neurons),
+                   f"{samples} Monte Carlo realisations (samples) of {batch} input(s) through {macs} weights",
+                   "use fewer samples")
 
 
 def simulate(
@@ -531,6 +573,9 @@ def sample_outputs(net: Network, noise: NoiseSpec, x, samples: int, seed: int = 
     if index is None or not (-net.depth <= index <= net.depth) or index == 0:
         raise ValueError(f"layer must be 1..{net.depth} or -1..-{net.depth}, got {layer!r}")
     upto = index if index > 0 else net.depth + 1 + index
+    check_memory(8 * samples * xb.shape[0] * net.sizes[upto],
+                 f"{samples} sampled outputs (samples) of {xb.shape[0]} input(s) x {net.sizes[upto]} neurons",
+                 "use fewer samples")
     out = np.empty((samples, xb.shape[0], net.sizes[upto]))
     with _single_threaded_blas():
         engine = _Engine(net, layer_noise, xb, cv=False, upto=upto, key=seed_key(seed), accumulate=False)
