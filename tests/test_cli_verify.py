@@ -27,7 +27,8 @@ def test_linearisation_error_exit_1_and_json(capsys, tmp_path):
     rng = np.random.default_rng(0)
     net = Network.from_arrays([3 * rng.standard_normal((5, 3)), rng.standard_normal((2, 5))], None, ["tanh", "linear"])
     save_network(tmp_path / "n.npz", net, np.array([0.2, -0.4, 0.1]))
-    code, out, _ = run(capsys, str(tmp_path / "n.npz"), "--AU", "0.3", "--placement", "pre", "--samples", "20000", "--seed", "3", "--json")
+    code, out, _ = run(capsys, str(tmp_path / "n.npz"), "--AU", "0.3", "--placement", "pre", "--samples", "20000", "--seed", "3", "--json",
+                       "--method", "linear")
     assert code == 1
     payload = json.loads(out)
     assert payload["passed"] is False and payload["samples"] == 20000 and payload["seed"] == 3
@@ -75,5 +76,6 @@ def test_tolerance_options(capsys):
 
 
 def test_affine_network_at_enormous_noise_exit_0(capsys):
-    code, out, _ = run(capsys, "--symmetric", "2,3,0.3,0.1,linear", "--AU", "1e160", "--samples", "1000", "--strict")
+    code, out, _ = run(capsys, "--symmetric", "2,3,0.3,0.1,linear", "--AU", "1e160", "--samples", "1000", "--strict",
+                       "--method", "linear")
     assert code == 0 and "nan" not in out and "inf" not in out

@@ -50,8 +50,8 @@ def test_a_prediction_a_few_percent_off_fails():
 def test_nonlinear_network_shows_the_linearisation_error_at_large_noise():
     net = random_network(["tanh(gain=2)", "sigmoid(gain=3)", "linear"])
     x = np.full(4, 0.5)
-    small = verify(net, Noise(AU=1e-6, MU=1e-6), x, samples=50_000, seed=1)
-    large = verify(net, Noise(AU=0.2, MU=0.2), x, samples=50_000, seed=1)
+    small = verify(net, Noise(AU=1e-6, MU=1e-6), x, samples=50_000, seed=1, method="linear")
+    large = verify(net, Noise(AU=0.2, MU=0.2), x, samples=50_000, seed=1, method="linear")
     assert small.passed and not small.affine
     assert not large.passed
     worst = max(large.layers, key=lambda row: abs(row["z_layer"]))
@@ -88,7 +88,7 @@ def test_the_chosen_method_is_held_against_the_simulation():
     xs = np.stack([np.full(4, 0.5), np.full(4, -0.3)])
     noise = Noise(AU=0.2, MU=0.2)
     report = verify(net, noise, xs, samples=2_000, seed=1, method="moments")
-    moments, linear = predict(net, noise, xs, method="moments"), predict(net, noise, xs)
+    moments, linear = predict(net, noise, xs, method="moments"), predict(net, noise, xs, method="linear")
     assert report.prediction.method == "moments"
     for row in report.layers:
         k = row["layer"]
@@ -164,7 +164,7 @@ def test_affine_network_passes_at_enormous_noise(strict):
     """AU = 1e160: the fourth moments behind the variance's standard error
     are accumulated in scaled units, so nothing overflows."""
     net = Network.symmetric(2, 3, 0.3, 0.1, "linear")
-    report = verify(net, Noise(AU=1e160), np.ones(3), samples=1000, strict=strict)
+    report = verify(net, Noise(AU=1e160), np.ones(3), samples=1000, strict=strict, method="linear")
     assert report.passed
     for row in report.layers:
         assert np.isfinite(row["var_stderr"]) and np.isfinite(row["z_layer"])
@@ -182,6 +182,20 @@ def test_enormous_noise_gives_the_same_numbers_as_scaled_noise():
         np.testing.assert_allclose(large.var[k], small.var[k] * 2.0**400, rtol=1e-12)
         np.testing.assert_allclose(large.var_stderr[k], small.var_stderr[k] * 2.0**400, rtol=1e-12)
         np.testing.assert_allclose(large.noise_var_stderr[k], small.noise_var_stderr[k] * 2.0**400, rtol=1e-12)
+
+
+def test_a_prediction_that_is_not_a_number_fails(monkeypatch):
+    """nan compares false with everything: it must fail, not pass."""
+    def nan_predict(*args, **kwargs):
+        result = predict(*args, **kwargs)
+        result.var[2] = np.full_like(result.var[2], np.nan)
+        result.noise_var[2] = np.mean(result.var[2], axis=-1)
+        return result
+
+    monkeypatch.setattr(verification, "predict", nan_predict)
+    report = verify(random_network("linear"), Noise(AU=1e-3), np.ones(4), samples=1000, method="linear")
+    assert not report.passed
+    assert [(r["variances"], r["layer_var"]) for r in report.layers] == [("ok", "ok"), (FAIL, FAIL), ("ok", "ok")]
 
 
 @pytest.mark.parametrize("name, value", [("rtol", -0.1), ("mean_tol", float("nan")), ("rtol", "5%")])
