@@ -123,24 +123,24 @@ def perturbed_predict(layer, var_factor=1.0, mean_shift_sd=0.0):
 
 @pytest.mark.slow
 def test_shipped_network_passes_with_the_defaults_and_a_prediction_10_percent_off_fails(monkeypatch):
-    """Defaults (rtol 5 %, mean_tol 0.2 sd, false failure 1e-6): the linear
+    """Default tolerances (rtol 5 %, mean_tol 0.2 sd, false failure 1e-6): the linear
     response of the shipped network agrees (its resolved deviations are within
     tolerance); 10 % too much variance in one layer, or means 0.5 sd off,
     fail in that layer only and in that quantity only."""
     net, x, noise = shipped()
-    right = verify(net, noise, x, samples=100_000, seed=0)
+    right = verify(net, noise, x, samples=100_000, seed=0, method="linear")
     assert right.passed and (right.rtol, right.mean_tol) == (0.05, 0.2)
     assert any(WITHIN_TOLERANCE in (row["means"], row["variances"]) for row in right.layers)
     assert "resolved but within tolerance" in right.table()
     monkeypatch.setattr(verification, "predict", perturbed_predict(2, var_factor=1.1))
-    wrong = verify(net, noise, x, samples=100_000, seed=0)
+    wrong = verify(net, noise, x, samples=100_000, seed=0, method="linear")
     assert not wrong.passed
     assert [(r["variances"], r["layer_var"]) for r in wrong.layers if FAIL in (r["variances"], r["layer_var"])] \
         == [(FAIL, FAIL)]
     assert wrong.layers[1]["variances"] == FAIL and wrong.layers[1]["means"] != FAIL
     assert "DISAGREE" in wrong.table()
     monkeypatch.setattr(verification, "predict", perturbed_predict(3, mean_shift_sd=0.5))
-    shifted = verify(net, noise, x, samples=100_000, seed=0)
+    shifted = verify(net, noise, x, samples=100_000, seed=0, method="linear")
     assert [r["layer"] for r in shifted.layers if r["means"] == FAIL] == [3]
     assert shifted.layers[2]["variances"] != FAIL
 
@@ -164,7 +164,7 @@ def test_affine_network_passes_at_enormous_noise(strict):
     """AU = 1e160: the fourth moments behind the variance's standard error
     are accumulated in scaled units, so nothing overflows."""
     net = Network.symmetric(2, 3, 0.3, 0.1, "linear")
-    report = verify(net, Noise(AU=1e160), np.ones(3), samples=1000, strict=strict)
+    report = verify(net, Noise(AU=1e160), np.ones(3), samples=1000, strict=strict, method="linear")
     assert report.passed
     for row in report.layers:
         assert np.isfinite(row["var_stderr"]) and np.isfinite(row["z_layer"])
@@ -182,6 +182,20 @@ def test_enormous_noise_gives_the_same_numbers_as_scaled_noise():
         np.testing.assert_allclose(large.var[k], small.var[k] * 2.0**400, rtol=1e-12)
         np.testing.assert_allclose(large.var_stderr[k], small.var_stderr[k] * 2.0**400, rtol=1e-12)
         np.testing.assert_allclose(large.noise_var_stderr[k], small.noise_var_stderr[k] * 2.0**400, rtol=1e-12)
+
+
+def test_a_prediction_that_is_not_a_number_fails(monkeypatch):
+    """nan compares false with everything: it must fail, not pass."""
+    def nan_predict(*args, **kwargs):
+        result = predict(*args, **kwargs)
+        result.var[2] = np.full_like(result.var[2], np.nan)
+        result.noise_var[2] = np.mean(result.var[2], axis=-1)
+        return result
+
+    monkeypatch.setattr(verification, "predict", nan_predict)
+    report = verify(random_network("linear"), Noise(AU=1e-3), np.ones(4), samples=1000, method="linear")
+    assert not report.passed
+    assert [(r["variances"], r["layer_var"]) for r in report.layers] == [("ok", "ok"), (FAIL, FAIL), ("ok", "ok")]
 
 
 @pytest.mark.parametrize("name, value", [("rtol", -0.1), ("mean_tol", float("nan")), ("rtol", "5%")])

@@ -248,15 +248,19 @@ class _Comparison:
     of one shape: neurons, or inputs x neurons).
 
     A comparison is *resolved* when |d| > z se + floor and *fails* when
-    |d| - tolerance > z se + floor.  A deviation without a standard error (a
-    noise-free neuron) has z = 0 when within the floor, else inf.
+    |d| - tolerance > z se + floor, or when d is not a finite number (a
+    prediction or simulation that overflowed or is nan can never agree).  A
+    deviation without a standard error (a noise-free neuron) has z = 0 when
+    within the floor, else inf.
     """
 
     def __init__(self, simulated, predicted, stderr, tolerance, floor, z_critical):
         self.deviation = np.asarray(simulated, dtype=float) - predicted
         size = np.abs(self.deviation)
-        resolved = size > z_critical * stderr + floor
-        failed = size - tolerance > z_critical * stderr + floor
+        invalid = ~np.isfinite(size)
+        with np.errstate(invalid="ignore"):
+            resolved = (size > z_critical * stderr + floor) | invalid
+            failed = (size - tolerance > z_critical * stderr + floor) | invalid
         with np.errstate(divide="ignore", invalid="ignore"):
             self.z = np.where(stderr > 0, self.deviation / stderr, np.where(resolved, np.inf, 0.0))
             self.excess = np.where(stderr > 0, (size - tolerance) / stderr, np.where(failed, np.inf, 0.0))
