@@ -66,7 +66,8 @@ def test_table_and_chart(tmp_path, capsys):
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "lower the slope of layers 2, 3, 4, 5 from 1.2 to below 1 " in out
     assert out.splitlines()[1] == "noise: AU=0.0, AC=0.0001, MU=0.0, MC=0.0, placement=post"
-    assert out.splitlines()[2].split()[:3] == ["layer", "size", "g_U"]
+    assert out.splitlines()[2].split()[:4] == ["layer", "size", "rho", "growth"]
+    assert "design summary" in out
     # an existing chart is kept unless --force
     code, _, err = run(capsys, "check", "--symmetric", symmetric(1.2), "--chart", str(chart))
     assert code == 2 and "add --force" in err

@@ -5,7 +5,6 @@ The sweep defects are in test_sweep_hardening.py.
 """
 import io
 import os
-import resource
 import signal
 import stat
 import subprocess

@@ -11,6 +11,7 @@ import argparse
 
 import numpy as np
 
+from ..methods import DEFAULT_METHOD, METHODS
 from ..noise import NOISE_TYPES, PLACEMENTS
 from ..utils.jsonutil import finite_or_none
 from ..utils.tables import format_table
@@ -21,15 +22,15 @@ from .common import (
     add_trust_option,
     check_noise_scale,
     count_value,
+    describe_noise,
     finite_value,
     input_path,
-    output_path,
-    seed_value,
-    describe_noise,
     noise_from_args,
     noise_text,
+    output_path,
     print_json,
     refuse_existing,
+    seed_value,
 )
 
 __all__ = ["register"]
@@ -80,7 +81,7 @@ def _register_walking(tasks) -> None:
     _add_levels(parser, "--levels", "noise levels, increasing", required=True)
     parser.add_argument("--layers", metavar="K1,K2,..", help="layers to walk through (default all)")
     parser.add_argument("--placement", choices=PLACEMENTS, default="post")
-    _add_common(parser, samples=200, method="moments")
+    _add_common(parser, samples=200)
     parser.set_defaults(run=_run_walking)
 
 
@@ -266,12 +267,12 @@ def _add_levels(parser, flag: str, text: str, required: bool, scale: bool = True
                            help="levels are variances D = s^2 (noiseprop's intensities)")
 
 
-def _add_common(parser, samples: int, method: str = "linear") -> None:
+def _add_common(parser, samples: int) -> None:
     parser.add_argument("--samples", type=count_value, default=samples,
                         help=f"noise realisations per input (default {samples}; bounded by --max-time)")
     parser.add_argument("--seed", type=seed_value, default=0, help="random seed, an integer >= 0 (default 0)")
-    parser.add_argument("--method", choices=("linear", "moments"), default=method,
-                        help=f"propagation of the analytic prediction (default {method})")
+    parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+                        help=f"propagation of the analytic prediction (default {DEFAULT_METHOD})")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--plot", type=output_path, metavar="PATH",
                         help="write a figure (.png, .pdf, ...), atomically")

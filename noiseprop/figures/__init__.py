@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from ..utils.files import recover_unit
 from . import (
     f1_symmetric,
     f2_depth,
@@ -25,7 +26,6 @@ from . import (
     f7_walking,
     f8_noisy_training,
 )
-from ..utils.files import recover_unit
 from ._common import FigureOutput, output_paths
 
 __all__ = ["FIGURES", "FigureOutput", "make_figures", "figure_ids"]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..activations import names_in
 from ..model import Network
 from ..utils.files import atomic_write
 from ..utils.optional import require
@@ -118,8 +119,7 @@ def _network_from_arrays(arrays: dict) -> tuple[Network, "np.ndarray | None"]:
 # --- importers -----------------------------------------------------------------------
 
 #: scikit-learn activation names -> noiseprop specs ("softmax": see from_sklearn).
-_SKLEARN_ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
-                        "softmax": "linear"}
+_SKLEARN_ACTIVATIONS = {**names_in("sklearn_name"), "softmax": "linear"}
 
 
 def from_sklearn(model) -> Network:
@@ -195,7 +195,8 @@ def from_torch(module) -> Network:
             activated = True
         elif type(layer) not in pass_through:
             raise ValueError(
-                f"module {index} ({kind}) is not supported; supported: Linear, Sigmoid, Tanh, ReLU "
+                f"module {index} ({kind}) is not supported; supported: Linear, "
+                f"{', '.join(names_in('torch_module'))} "
                 "(Identity, Flatten, Dropout are skipped)"
             )
     if not weights:
@@ -205,7 +206,8 @@ def from_torch(module) -> Network:
 
 def _torch_modules(nn) -> tuple[dict, tuple]:
     """The activation modules (-> spec) and the skipped modules that :func:`from_torch` supports."""
-    return {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu"}, (nn.Identity, nn.Flatten, nn.Dropout)
+    activations = {getattr(nn, module): name for module, name in names_in("torch_module").items()}
+    return activations, (nn.Identity, nn.Flatten, nn.Dropout)
 
 
 def torch_allowed_classes(nn) -> list:
@@ -215,7 +217,7 @@ def torch_allowed_classes(nn) -> list:
 
 
 #: ONNX activation operators -> noiseprop specs.
-_ONNX_ACTIVATIONS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Relu": "relu", "Erf": "erf"}
+_ONNX_ACTIVATIONS = names_in("onnx_op")
 #: ONNX operators that pass values unchanged on flat inputs.
 _ONNX_PASS_THROUGH = ("Identity", "Flatten", "Dropout")
 

@@ -42,11 +42,10 @@ import operator
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Callable
 
 import numpy as np
 
-from ..activations import Activation, Erf, Heaviside, Linear, ReLU, Sigmoid, Tanh
+from ..activations import Activation
 from ..model import Network
 from ..noise import Noise, NoiseSpec, per_layer_noise
 from ..propagation import predict
@@ -66,17 +65,11 @@ _TILES = 64
 _CHUNK_VALUES = 1 << 20
 #: Samples before ``rtol`` is first checked (standard errors need a few hundred).
 _RTOL_MIN_SAMPLES = 1_000
+#: Realisations of the pilot run that sets the scale of the running sums.
+_PILOT_SAMPLES = 64
 #: Runs with more noisy neuron updates than this show a progress bar (on a TTY).
 _PROGRESS_UPDATES = 2e8
 
-_KERNEL_ACTIVATIONS: dict[type, Callable[[Activation], tuple[int, float, float]]] = {
-    Linear: lambda f: (_kernels.ACTIVATION_CODES["linear"], f.slope, f.offset),
-    Sigmoid: lambda f: (_kernels.ACTIVATION_CODES["sigmoid"], f.gain, 0.0),
-    Tanh: lambda f: (_kernels.ACTIVATION_CODES["tanh"], f.gain, 0.0),
-    ReLU: lambda f: (_kernels.ACTIVATION_CODES["relu"], 0.0, 0.0),
-    Erf: lambda f: (_kernels.ACTIVATION_CODES["erf"], f.gain, 0.0),
-    Heaviside: lambda f: (_kernels.ACTIVATION_CODES["heaviside"], 0.0, 0.0),
-}
 _IDENTITY = (_kernels.ACTIVATION_CODES["linear"], 1.0, 0.0)
 
 
@@ -149,18 +142,21 @@ class Simulation(LayerStatistics):
 def _batch_mean_stderr(stderr) -> float:
     """Standard error of the mean over independent inputs."""
     stderr = np.atleast_1d(stderr)
-    return float(np.sqrt(np.sum(stderr**2)) / stderr.size)
+    largest = float(np.max(stderr))
+    if not largest > 0:  # zeros (or nan)
+        return largest
+    return largest * float(np.sqrt(np.sum((stderr / largest) ** 2))) / stderr.size  # scaled: no overflow
 
 
 
 def _kernel_activation(f: Activation, k: int) -> tuple[int, float, float]:
-    try:
-        return _KERNEL_ACTIVATIONS[type(f)](f)
-    except KeyError:
-        known = ", ".join(cls.name for cls in _KERNEL_ACTIVATIONS)
+    """Kernel code and parameters (p0, p1) of layer k's activation."""
+    if f.name not in _kernels.ACTIVATION_CODES:
         raise ValueError(
-            f"layer {k}: activation {f.spec!r} has no Monte Carlo kernel; supported: {known}"
-        ) from None
+            f"layer {k}: activation {f.spec!r} has no Monte Carlo kernel; "
+            f"supported: {', '.join(_kernels.ACTIVATION_CODES)}"
+        )
+    return (_kernels.ACTIVATION_CODES[f.name], *f.kernel_params())
 
 
 class _Layer:
@@ -191,7 +187,7 @@ class _Engine:
                  key: np.uint64, accumulate: bool):
         self.cv, self.accumulate = cv, accumulate
         self.n_inputs = x.shape[0]
-        self.prediction = predict(net, layer_noise, x) if cv else None
+        self.prediction = predict(net, layer_noise, x, method="linear") if cv else None
         means = self.prediction.mean if cv else net.forward(x)  # (B, N_k) each: x is a batch
         self.layers = [
             _Layer(k, w, b, f, nz, means[k - 1], means[k], cv)
@@ -212,9 +208,11 @@ class _Engine:
             _flat([layer.zbar for layer in self.layers]),
             _flat([layer.slope for layer in self.layers]),
             _flat([layer.shift for layer in self.layers]),
+            np.ones(sum(layer.shift.size for layer in self.layers)),  # 1/scale of the sums: see calibrate
             cv,
             key,
         )
+        self.scales = [np.ones(self.n_inputs) for _ in self.layers]
         self.offsets = np.cumsum([0] + [layer.size for layer in self.layers]).astype(np.int64)
         self.fields = _kernels.NEURON_FIELDS[cv], _kernels.ROW_FIELDS[cv]
         self.neuron_sums = np.zeros((self.n_inputs, self.fields[0] * self.offsets[-1]))
@@ -231,6 +229,35 @@ class _Engine:
         first.activation = _IDENTITY
         first.zbar, first.slope = first.shift, np.ones_like(first.shift)
         return np.ascontiguousarray(first.shift)
+
+    def calibrate(self, samples: int) -> None:
+        """Choose the scale of every layer's running sums from a pilot run of
+        ``samples`` realisations, then start afresh (the pilot's sums are
+        dropped; the realisations are drawn again, from the same streams).
+
+        The sums hold powers of d = (y - shift) / scale up to d^4 (and, per
+        realisation, (sum_i d_i^2)^2): with scale = 1 they overflow once the
+        noise variance passes ~1e150.  The scale of layer k and input b is the
+        power of two nearest its RMS deviation in the pilot; scaling by a
+        power of two is exact, so the estimates are the same to the last
+        bit as without it wherever that did not overflow or underflow.
+        """
+        self.run_chunk(samples)
+        n = self.samples_done
+        parts = []
+        for index, layer in enumerate(self.layers):
+            lo, hi = self.offsets[index], self.offsets[index + 1]
+            neuron = self.neuron_sums[:, self.fields[0] * lo: self.fields[0] * hi]
+            second = neuron.reshape(self.n_inputs, self.fields[0], layer.size)[:, 1] / n  # mean d^2, (B, N)
+            with np.errstate(over="ignore", invalid="ignore"):
+                rms = np.sqrt(np.mean(second, axis=-1))
+            exponent = np.where(np.isfinite(rms), np.round(np.log2(np.where(rms > 0, rms, 1.0))), 400.0)
+            self.scales[index] = np.ldexp(1.0, np.clip(exponent, -400, 400).astype(int))
+            parts.append(np.repeat(1.0 / self.scales[index], layer.size))
+        self._args = self._args[:11] + (np.concatenate(parts),) + self._args[12:]
+        self.neuron_sums[:] = 0.0
+        self.row_sums[:] = 0.0
+        self.samples_done = 0
 
     def run_chunk(self, samples: int, out: "np.ndarray | None" = None) -> None:
         """Simulate the next ``samples`` realisations, adding to the sums;
@@ -260,9 +287,13 @@ class _Engine:
             lo, hi = self.offsets[index], self.offsets[index + 1]
             neuron = self.neuron_sums[:, self.fields[0] * lo: self.fields[0] * hi]
             neuron = neuron.reshape(self.n_inputs, self.fields[0], layer.size) / n
-            lin = (self.prediction.var[layer.k], self.prediction.correlated[layer.k]) if self.cv else None
+            scale = self.scales[index]  # (B,): the sums are of d = (y - shift) / scale
+            lin = None
+            if self.cv:
+                lin = (self.prediction.var[layer.k] / scale[:, None] ** 2, self.prediction.correlated[layer.k] / scale**2)
             sums = np.moveaxis(neuron, 1, 0), np.moveaxis(self.row_sums[:, index] / n, 1, 0)  # fields first
-            for key, value in _layer_estimates(*sums, n, layer.shift, lin).items():
+            scaled = _layer_estimates(*sums, n, np.zeros_like(layer.shift), lin)
+            for key, value in _unscaled(scaled, layer.shift, scale).items():
                 out[key].append(value)
         return out
 
@@ -350,6 +381,21 @@ def _layer_estimates(neuron, row, n, shift, lin) -> dict:
         corr=lin_corr + corr - corr_e,
         corr_se=np.sqrt(_sample_var(row[8], row[9], n) / n),
         nv_se=np.sqrt(_sample_var(row[10], row[11], n) / n) / width,
+    )
+
+
+def _unscaled(estimates: dict, shift: np.ndarray, scale: np.ndarray) -> dict:
+    """Estimates of d = (y - shift) / scale turned into estimates of y
+    (``scale`` (B,), one per input; per-neuron arrays are (B, N), layer ones (B,))."""
+    per_neuron = scale[:, None]
+    return dict(
+        mean=shift + estimates["mean"] * per_neuron,
+        var=estimates["var"] * per_neuron**2,
+        mean_se=estimates["mean_se"] * per_neuron,
+        var_se=estimates["var_se"] * per_neuron**2,
+        corr=estimates["corr"] * scale**2,
+        corr_se=estimates["corr_se"] * scale**2,
+        nv_se=estimates["nv_se"] * scale**2,
     )
 
 
@@ -469,6 +515,7 @@ def simulate(
     updates = samples * xb.shape[0] * sum(net.sizes[1:])
     with _progress_bar(samples, progress, updates) as bar, _single_threaded_blas():
         engine = _Engine(net, layer_noise, xb, cv=bool(control_variate), upto=net.depth, key=key, accumulate=True)
+        engine.calibrate(min(samples, _PILOT_SAMPLES))
         while engine.samples_done < samples:
             step = min(chunk, samples - engine.samples_done)
             if rtol is not None:  # check early, then at doubling sample counts up to the chunk size
