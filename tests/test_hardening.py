@@ -283,11 +283,13 @@ def test_predict_guard_names_the_layer_and_the_estimate():
     from noiseprop import predict
 
     with memory_limit("50M"), pytest.raises(ResourceLimit, match=r"layer 1 with 2000 neurons.*needs about 1\d\d MiB"):
-        predict(net, Noise(AU=1e-3), np.ones(3))
+        predict(net, Noise(AU=1e-3), np.ones(3), method="linear")
+    with memory_limit("1G"), pytest.raises(ResourceLimit, match=r"needs about \d+(\.\d+)? GiB"):
+        predict(net, Noise(AU=1e-3), np.ones(3), method="mixture")  # 16 x 7 children per input
     with memory_limit("50M"), pytest.raises(ResourceLimit, match="batch of 8 inputs"):
         check_predict(net.sizes, 8)
     with memory_limit("1G"):
-        predict(net, Noise(AU=1e-3), np.ones(3))  # under the limit: computed
+        predict(net, Noise(AU=1e-3), np.ones(3), method="linear")  # under the limit: computed
 
 
 def test_header_that_lies_about_its_size_is_refused_before_allocating(tmp_path, capsys):
@@ -409,7 +411,8 @@ def broken(tmp_path):
     (["robustness", "accuracy", "--factors", ",", "--plot", "{out.png}"], ["--factors", "no values"]),
     (["predict", "--symmetric", "99999999999999999999,3,0.1,0,linear"], ["--symmetric"]),
     (["verify", "--seed", "-3"], ["--seed", "non-negative"]),
-    (["predict", "--noise", "1e300"], ["--noise", "overflows", "layer"]),
+    (["predict", "--noise", "1e300", "--method", "linear"], ["--noise", "overflows", "layer"]),
+    (["predict", "--noise", "1e300"], ["--noise", "layer"]),
     (["predict", "--method", "moments", "--AU", "1e300"], ["--AU", "layer"]),
     (["predict", "--noise", "-1e-3"], ["--noise", "AU must be a finite variance >= 0"]),
     (["predict", "missing.pt"], ["missing.pt", "does not exist"]),
