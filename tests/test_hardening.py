@@ -479,6 +479,7 @@ INTEGERS = ["0", "1", "3", "-2", "99999999999999999999", "1e2", "x", ""]
 STRINGS = ["", "post", "relu", "linear(slope=2)", "1K", "50%", "-1", "softplus"]
 
 
+@pytest.mark.slow
 def test_fuzzed_command_lines_never_trace_back_and_exit_0_1_or_2(capsys, broken):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
