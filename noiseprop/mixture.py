@@ -315,7 +315,10 @@ def mixture_layers(net, layer_noise, x: np.ndarray, check=None) -> list:
     mix = initial_mixture(x)
     out = []
     for k, (w, b, f, nz) in enumerate(zip(net.weights, net.biases, net.activations, layer_noise), start=1):
-        mix = propagate_mixture(mix, w, b, f, nz)
+        try:
+            mix = propagate_mixture(mix, w, b, f, nz)
+        except ValueError as err:  # e.g. an overflowing variance: name the layer
+            raise ValueError(f"layer {k}: {err}") from None
         mean, cov = mixture_moments(mix)
         if check is not None:
             check(mean, k)

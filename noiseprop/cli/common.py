@@ -231,7 +231,9 @@ def check_noise_scale(args, net: Network, x, noise: Sequence[Noise], method: str
         return  # not the noise's fault: the command reports it in its own words
     try:
         with np.errstate(all="ignore"):
-            var = predict(net, noise, x, method=method).var
+            var = predict(net, noise, x, method="linear").var  # finite unless the noise itself overflows
+            if method != "linear":
+                predict(net, noise, x, method=method)  # its errors (naming the layer) are the noise's too
     except ValueError as err:
         raise CLIError(f"{noise_options_given(args)}: {err}; intensities are variances: use smaller values") from None
     for k in range(1, net.depth + 1):

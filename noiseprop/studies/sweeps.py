@@ -30,7 +30,8 @@ the journal (at most every ``checkpoint_interval`` seconds and at the end).
 - The journal (and the view's folder) is checked writable before the first
   point is computed.  If saving fails later (disk full, folder removed), a
   warning says so, computing goes on and the rows are still returned.
-- A line cut short by a crash (SIGKILL, power loss) is skipped on reading.
+- A line cut short by a crash (SIGKILL, power loss) is skipped on reading
+  (with a warning once a later line follows it); its point is computed again.
 """
 from __future__ import annotations
 
@@ -405,6 +406,7 @@ class _Journal:
         self.order = {_key(p, names): i for i, p in enumerate(points)}
         self.failed: "str | None" = None
         self.pending = False
+        self.warned = False
 
     # -- before computing
 
@@ -499,20 +501,24 @@ class _Journal:
         text = os.pread(fd, size, 0).decode("utf-8", errors="replace") if size else ""
         lines = text.split("\n")
         rows: dict[tuple, dict] = {}
+        damaged = []
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
                 entry = json.loads(line)
-            except ValueError:
-                if number == len(lines):  # the last line, cut short by a crash: skipped
-                    continue
-                raise ValueError(f"cannot resume from {self.path}: line {number} is not JSON") from None
+            except ValueError:  # cut short by a crash (SIGKILL during an append): its point is recomputed
+                damaged.append(number)
+                continue
             if number == 1 or "noiseprop_sweep" in entry:
                 self._check_header(entry)
                 continue
             row = self._row(entry, number)
             rows[_key(row, self.names)] = row
+        if damaged and damaged != [len(lines)] and not self.warned:
+            self.warned = True
+            warnings.warn(f"sweep: skipped {len(damaged)} damaged line(s) of {self.path} (lines {damaged[:5]}); "
+                          "their points are computed again", RuntimeWarning, stacklevel=4)
         return list(rows.values())
 
     def _check_header(self, entry) -> None:

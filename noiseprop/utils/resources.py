@@ -268,27 +268,41 @@ def network_bytes(sizes) -> int:
     return FLOAT * sum(n * (m + 1) for m, n in zip(sizes[:-1], sizes[1:]))
 
 
+#: Mixture method: components x shared-noise nodes per input, at most (see noiseprop.mixture).
+_MIXTURE_CHILDREN = 16 * 7
+#: Mixture method: values per chunk of inputs it aims at.
+_MIXTURE_CHUNK_VALUES = 1 << 23
+
+
 def predict_bytes(sizes, batch: int, full_covariance: bool = False, method: str = "linear",
                   layers: "list[int] | None" = None) -> tuple[int, int]:
     """Peak bytes of an analytic prediction and the layer that needs the most.
 
     Per layer k the recursion holds the previous covariance (B, N_{k-1}^2),
     the product W Sigma (B, N_k N_{k-1}) and about four (six with the moments
-    method) arrays of (B, N_k^2); ``full_covariance`` keeps every layer's
-    covariance (all of them, or only ``layers`` when given).
+    method) arrays of (B, N_k^2); the mixture method holds up to
+    16 x 7 children's covariances per input (in chunks of about 8M values,
+    at least one input), a few copies.  Every layer's covariance is kept
+    until the statistics are taken (all layers, or only ``layers`` when
+    given), whether or not ``full_covariance`` returns them.
     """
     sizes = [int(n) for n in sizes]
     batch = int(batch)
     work = 6 if method == "moments" else 4
-    per_layer = [
-        FLOAT * batch * (work * n * n + n * m + m * m + 8 * n)
-        for m, n in zip(sizes[:-1], sizes[1:])
-    ]
+
+    def layer_bytes(m: int, n: int) -> int:
+        values = batch * (work * n * n + n * m + m * m + 8 * n)
+        if method == "mixture":
+            children = _MIXTURE_CHILDREN * n * n
+            values += 3 * max(children, min(batch * children, _MIXTURE_CHUNK_VALUES))
+        return FLOAT * values
+
+    per_layer = [layer_bytes(m, n) for m, n in zip(sizes[:-1], sizes[1:])]
     worst = max(range(len(per_layer)), key=per_layer.__getitem__) + 1
-    kept = 0
+    chosen = range(1, len(sizes)) if layers is None else layers
+    kept = FLOAT * batch * sum(sizes[k] ** 2 for k in chosen)
     if full_covariance:
-        chosen = range(len(sizes)) if layers is None else layers
-        kept = FLOAT * batch * sum(sizes[k] ** 2 for k in chosen)
+        kept += FLOAT * batch * sizes[0] ** 2  # the input's (zero) covariance
     return max(per_layer) + kept + network_bytes(sizes), worst
 
 
