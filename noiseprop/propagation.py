@@ -42,14 +42,18 @@ METHODS = ("linear", "moments")
 class Prediction(LayerStatistics):
     """Result of :func:`predict`: per-layer statistics (see
     :class:`~noiseprop.statistics.LayerStatistics`), ``method`` (one of
-    :data:`METHODS`) and, when asked for, ``cov``: list indexed by layer of
-    covariances (N_k, N_k) or (B, N_k, N_k).
+    :data:`METHODS`), ``layers`` (the layers whose noise statistics were
+    computed: all of them unless ``predict(..., layers=...)`` chose some) and,
+    when asked for, ``cov``: list indexed by layer of covariances (N_k, N_k) or
+    (B, N_k, N_k).  For a layer not in ``layers`` the variances, SNRs and
+    correlated parts are NaN and ``cov[k]`` is None; its mean is still given.
     """
 
-    def __init__(self, mean, var, correlated, batched, cov=None, method="linear"):
+    def __init__(self, mean, var, correlated, batched, cov=None, method="linear", layers=None):
         super().__init__(mean, var, correlated, batched)
-        self.cov = None if cov is None else [self._shape(c) for c in cov]
+        self.cov = None if cov is None else [None if c is None else self._shape(c) for c in cov]
         self.method = method
+        self.layers = tuple(range(self.depth + 1)) if layers is None else tuple(layers)
 
     def __repr__(self) -> str:
         snr = ", ".join(f"{row['snr_db']:.1f}" for row in self.summary()[1:])
@@ -155,6 +159,7 @@ def predict(
     x,
     full_covariance: bool = False,
     method: str = "linear",
+    layers=None,
 ) -> Prediction:
     """Predict mean, variance and SNR of every neuron in every layer.
 
@@ -189,6 +194,16 @@ def predict(
         Also return the covariance matrix of every layer (``.cov``).
     method : {"linear", "moments"}, default "linear"
         How the mean and covariance pass through the activations (above).
+    layers : int or sequence of int, optional
+        Compute the noise statistics of these layers (0..L) only.  With
+        "linear" they are found by adjoint propagation from each chosen
+        layer back to every noise source (:mod:`noiseprop.output_statistics`):
+        O(N_t N^2) instead of O(N^3) per layer and input, no N x N matrix
+        of the other layers, inputs in memory-bounded chunks.  It keeps every
+        term of the full recursion except uncorrelated multiplicative noise
+        acting on the noise that reaches a hidden layer (second order in the
+        intensities; exact without MU noise).  Other layers get NaN variances
+        and ``cov[k] = None``; every mean is given.
 
     Returns
     -------
@@ -215,6 +230,10 @@ def predict(
     require_network(net)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if layers is not None:
+        from .output_statistics import selected_layers
+
+        return selected_layers(net, noise, x, layers, full_covariance, method)
     layer_noise = per_layer_noise(noise, net.depth)
     mean, batched = as_input(x, net.sizes[0])
     zeros = np.zeros(mean.shape[0])
