@@ -56,6 +56,7 @@ import numpy as np
 from .model import Network
 from .noise import Noise, NoiseSpec, per_layer_noise
 from .propagation import Prediction, _check_finite_mean, add_noise_covariance, mean_off_diagonal
+from .utils.threads import single_threaded_blas
 from .utils.validation import as_input, require_network
 
 __all__ = ["selected_layers", "layer_moments", "as_layers", "CHUNK_BYTES"]
@@ -264,7 +265,8 @@ def _add_source(cov: np.ndarray, jacobian: np.ndarray, signal: np.ndarray, noise
     """
     diagonal = noise.MU * signal**2 + noise.AU
     if noise.MU or noise.AU:
-        cov += scale * ((jacobian * diagonal[:, None, :]) @ jacobian.transpose(0, 2, 1))
+        with single_threaded_blas():  # one small product per input
+            cov += scale * ((jacobian * diagonal[:, None, :]) @ jacobian.transpose(0, 2, 1))
     if noise.MC:
         image = np.einsum("bij,bj->bi", jacobian, signal)
         cov += (scale * noise.MC) * image[:, :, None] * image[:, None, :]

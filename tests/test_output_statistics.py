@@ -191,7 +191,7 @@ def _peak_bytes(function) -> int:
 def test_memory_does_not_grow_with_width_squared_times_batch(monkeypatch):
     """Chunked: peak for B = 200 about that of B = 50, far below B N^2."""
     monkeypatch.setattr(output_statistics, "CHUNK_BYTES", 2**20)
-    width = 96
+    width = 128
     net = _network("tanh", sizes=(20, width, width, width, width))
     noise = Noise(AU=1e-3, AC=1e-3, MC=1e-3)
     rng = np.random.default_rng(3)
@@ -205,5 +205,5 @@ def test_memory_does_not_grow_with_width_squared_times_batch(monkeypatch):
     assert large < 200 * width * width * 8 * 2
     selected_small = _peak_bytes(lambda: predict(net, noise, X[:50], layers=[4]))
     selected = _peak_bytes(lambda: predict(net, noise, X, layers=[4]))
-    full = _peak_bytes(lambda: predict(net, noise, X))
-    assert selected < 1.5 * selected_small and selected < 0.2 * full
+    # the full propagation holds at least one B x N x N covariance (several, in fact)
+    assert selected < 1.5 * selected_small and selected < 0.5 * 200 * width * width * 8
