@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..noise import NOISE_TYPES, PLACEMENTS
+from ..utils.estimate import announce_long_run
 from ..utils.jsonutil import finite_or_none
 from ..utils.tables import format_table
 from .common import (
@@ -101,6 +102,8 @@ def _run_accuracy(args) -> int:
     net, X, y = _network_and_data(args)
     noise = noise_from_args(args, net.depth)
     factors = _parse_levels(args.factors, "--factors")
+    announce_long_run("robustness accuracy", "accuracy", net.sizes, inputs=len(y), samples=args.samples,
+                      repeats=len(factors))
     results = [
         accuracy(net, [n.scaled(f) for n in noise], X, y, args.samples, args.seed,
                             confidence=args.confidence, method=args.method)
