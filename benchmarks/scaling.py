@@ -56,6 +56,9 @@ from noiseprop.utils.jsonutil import dumps
 from noiseprop.utils.tables import format_table
 
 NOISE = Noise(AU=1e-3, AC=1e-3, MU=1e-3, MC=1e-3)
+#: Linear response everywhere: the recursion that the output-only path shares
+#: (the "mixture" default of predict and verify costs a few times more).
+METHOD = "linear"
 TASKS = ("predict", "predict-output", "simulate", "verify")
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -91,12 +94,12 @@ def case(sweep: str, value: int, fast: bool) -> tuple[tuple[int, ...], int, int]
 
 def run_task(task: str, net: Network, x: np.ndarray, samples: int):
     if task == "predict":
-        return predict(net, NOISE, x)
+        return predict(net, NOISE, x, method=METHOD)
     if task == "predict-output":
-        return predict(net, NOISE, x, layers=[net.depth])
+        return predict(net, NOISE, x, layers=[net.depth], method=METHOD)
     if task == "simulate":
         return simulate(net, NOISE, x, samples=samples, seed=0)
-    return verify(net, NOISE, x, samples=samples)
+    return verify(net, NOISE, x, samples=samples, method=METHOD)
 
 
 def measure(run) -> tuple[float, int]:
@@ -154,15 +157,15 @@ def output_only_headline(fast: bool) -> dict:
     """Output statistics of 1024-1024-1024-1024-10 over 1000 inputs: adjoint vs full predict."""
     sizes, count, subset = (1024, 1024, 1024, 1024, 10), 100 if fast else 1000, 2
     net, x = network(sizes), inputs(count, sizes[0])
-    full_seconds, full_peak = measure(lambda: predict(net, NOISE, x[:subset]))
-    output_seconds, output_peak = measure(lambda: predict(net, NOISE, x, layers=[net.depth]))
-    full = predict(net, NOISE, x[:subset], full_covariance=True)
-    selected = predict(net, NOISE, x[:subset], full_covariance=True, layers=[net.depth])
+    full_seconds, full_peak = measure(lambda: predict(net, NOISE, x[:subset], method=METHOD))
+    output_seconds, output_peak = measure(lambda: predict(net, NOISE, x, layers=[net.depth], method=METHOD))
+    full = predict(net, NOISE, x[:subset], full_covariance=True, method=METHOD)
+    selected = predict(net, NOISE, x[:subset], full_covariance=True, layers=[net.depth], method=METHOD)
     difference = float(np.max(np.abs(selected.cov[-1] - full.cov[-1])) / np.max(np.abs(full.cov[-1])))
     additive = Noise(AU=1e-3, AC=1e-3, MC=1e-3)
-    exact = float(np.max(np.abs(predict(net, additive, x[:subset], layers=[4], full_covariance=True).cov[-1]
-                                - predict(net, additive, x[:subset], full_covariance=True).cov[-1]))
-                  / np.max(np.abs(predict(net, additive, x[:subset], full_covariance=True).cov[-1])))
+    exact = float(np.max(np.abs(predict(net, additive, x[:subset], layers=[4], full_covariance=True, method=METHOD).cov[-1]
+                                - predict(net, additive, x[:subset], full_covariance=True, method=METHOD).cov[-1]))
+                  / np.max(np.abs(predict(net, additive, x[:subset], full_covariance=True, method=METHOD).cov[-1])))
     full_extrapolated = full_seconds * count / subset
     return {
         "sizes": list(sizes), "inputs": count, "full_inputs_timed": subset,
@@ -197,12 +200,12 @@ def accuracy_headline(sizes, fast: bool) -> dict:
     y = np.argmax(net.forward(X[: max(analytic_subset, mc_subset)])[-1], axis=1)
     noise = Noise(AU=1e-2, AC=1e-2, MU=1e-2, MC=1e-2)
     start = time.perf_counter()
-    predicted = analytic_accuracy(net, noise, X[:analytic_subset], y[:analytic_subset])
+    predicted = analytic_accuracy(net, noise, X[:analytic_subset], y[:analytic_subset], method=METHOD)
     analytic_seconds = time.perf_counter() - start
     start = time.perf_counter()
     measured = accuracy(net, noise, X[:mc_subset], y[:mc_subset], samples=samples, analytic=False)
     mc_seconds = time.perf_counter() - start
-    layer_seconds = measure(lambda: predict(net, noise, X[:analytic_subset], layers=[net.depth]))[0]
+    layer_seconds = measure(lambda: predict(net, noise, X[:analytic_subset], layers=[net.depth], method=METHOD))[0]
     analytic_total, mc_total = analytic_seconds * total / analytic_subset, mc_seconds * total / mc_subset
     return {
         "sizes": list(sizes), "inputs": total, "samples": samples, "data": "fashion-mnist"
@@ -236,7 +239,7 @@ def report(results: dict) -> str:
     lines = ["# Scaling of time and memory", "",
              f"{results['machine']}; mode {'fast' if results['fast'] else 'full'}; "
              f"total run {results['total_seconds']:.0f} s.  Noise: all four types at 1e-3 on every layer; "
-             "tanh hidden layers, linear output; BLAS on one thread.  Peak memory: NumPy allocations "
+             "tanh hidden layers, linear output; method \"linear\"; BLAS on one thread.  Peak memory: NumPy allocations "
              "(tracemalloc).", ""]
     head = results["output_only"]
     lines += ["## Output-layer statistics: adjoint vs full propagation", "",

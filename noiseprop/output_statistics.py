@@ -55,7 +55,8 @@ import numpy as np
 
 from .model import Network
 from .noise import Noise, NoiseSpec, per_layer_noise
-from .propagation import Prediction, _check_finite_mean, add_noise_covariance, mean_off_diagonal
+from .propagation import Prediction, _check_finite_mean, add_noise_covariance
+from .statistics import mean_off_diagonal
 from .utils.threads import single_threaded_blas
 from .utils.validation import as_input, require_network
 

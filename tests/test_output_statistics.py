@@ -19,6 +19,12 @@ from noiseprop import output_statistics
 from noiseprop.output_statistics import as_layers, layer_moments
 from noiseprop.utils.tables import layer_table
 
+def _predict(*args, **kwargs):
+    """predict with linear response unless told otherwise (the adjoint's method)."""
+    kwargs.setdefault("method", "linear")
+    return predict(*args, **kwargs)
+
+
 ACTIVATION_SETS = ["linear", "tanh", "sigmoid", ["tanh", "relu", "erf", "linear(slope=0.7,offset=0.1)"]]
 
 
@@ -51,9 +57,9 @@ def test_equals_full_propagation_without_hidden_mu(activations, placement, kinds
     net = _network(activations)
     noise = _per_layer(net.depth, placement, **kinds)
     x = _inputs(net.sizes[0])
-    full = predict(net, noise, x, full_covariance=True)
+    full = _predict(net, noise, x, full_covariance=True)
     for target in range(net.depth + 1):
-        selected = predict(net, noise, x, full_covariance=True, layers=[target])
+        selected = _predict(net, noise, x, full_covariance=True, layers=[target])
         assert selected.layers == (target,)
         assert _relative(selected.cov[target], full.cov[target]) < 1e-9 or target == 0
         assert np.array_equal(selected.cov[target], full.cov[target]) or target > 0
@@ -67,8 +73,8 @@ def test_several_layers_at_once_and_single_input():
     net = _network("tanh")
     noise = _per_layer(net.depth, "post", AU=1e-2, AC=1e-3, MC=1e-2)
     x = _inputs(net.sizes[0], batch=1)[0]
-    full = predict(net, noise, x)
-    selected = predict(net, noise, x, layers=(4, 2))
+    full = _predict(net, noise, x)
+    selected = _predict(net, noise, x, layers=(4, 2))
     assert selected.layers == (2, 4) and not selected.batched
     for k in (2, 4):
         assert selected.var[k].shape == full.var[k].shape
@@ -84,7 +90,7 @@ def test_layer_moments_match_and_are_batched():
     net = _network(["relu", "tanh", "sigmoid", "linear"])
     noise = _per_layer(net.depth, "pre", AU=1e-2, AC=1e-3)
     x = _inputs(net.sizes[0], batch=4)
-    full = predict(net, noise, x, full_covariance=True)
+    full = _predict(net, noise, x, full_covariance=True)
     mean, cov = layer_moments(net, noise, x)
     assert mean.shape == (4, 4) and cov.shape == (4, 4, 4)
     assert _relative(cov, full.cov[-1]) < 1e-9 and np.allclose(mean, full.mean[-1])
@@ -103,8 +109,8 @@ def test_hidden_mu_is_left_out_to_first_order(placement, activations):
     shortfalls = []
     for scale in (1e-2, 1e-3):
         noise = [Noise(AU=scale, MU=scale * (k + 1), AC=scale / 3, placement=placement) for k in range(net.depth)]
-        full = predict(net, noise, x, full_covariance=True)
-        selected = predict(net, noise, x, full_covariance=True, layers=[net.depth])
+        full = _predict(net, noise, x, full_covariance=True)
+        selected = _predict(net, noise, x, full_covariance=True, layers=[net.depth])
         difference = full.cov[-1] - selected.cov[-1]
         assert np.all(np.linalg.eigvalsh(difference) > -1e-12 * np.max(np.abs(full.cov[-1])))
         hidden_mu = sum(noise[k - 1].MU for k in range(2, net.depth))
@@ -119,15 +125,15 @@ def test_mu_only_where_it_meets_no_propagated_noise_is_exact():
     net = _network("tanh")
     noise = [Noise(AU=1e-2, MU=5e-2), None, Noise(AC=1e-2), Noise(MU=3e-2, AU=1e-3)]
     x = _inputs(net.sizes[0])
-    full = predict(net, noise, x, full_covariance=True)
-    selected = predict(net, noise, x, full_covariance=True, layers=4)
+    full = _predict(net, noise, x, full_covariance=True)
+    selected = _predict(net, noise, x, full_covariance=True, layers=4)
     assert _relative(selected.cov[4], full.cov[4]) < 1e-9
 
 
 def test_noise_free_network_and_input_layer():
     net = _network("tanh")
     x = _inputs(net.sizes[0])
-    selected = predict(net, Noise(), x, layers=[0, 4], full_covariance=True)
+    selected = _predict(net, Noise(), x, layers=[0, 4], full_covariance=True)
     assert np.all(selected.var[4] == 0) and np.all(selected.cov[0] == 0) and np.all(selected.cov[4] == 0)
 
 
@@ -135,8 +141,8 @@ def test_other_methods_fall_back_to_the_full_propagation():
     net = _network("tanh")
     noise = _per_layer(net.depth, "post", AU=1e-2, MU=1e-2)
     x = _inputs(net.sizes[0])
-    full = predict(net, noise, x, full_covariance=True, method="moments")
-    selected = predict(net, noise, x, full_covariance=True, method="moments", layers=[3])
+    full = _predict(net, noise, x, full_covariance=True, method="moments")
+    selected = _predict(net, noise, x, full_covariance=True, method="moments", layers=[3])
     assert selected.method == "moments" and selected.layers == (3,)
     assert np.array_equal(selected.cov[3], full.cov[3]) and selected.cov[2] is None
     assert np.array_equal(selected.mean[2], full.mean[2]) and np.all(np.isnan(selected.var[2]))
@@ -145,7 +151,7 @@ def test_other_methods_fall_back_to_the_full_propagation():
 def test_reports_cope_with_layers_not_computed():
     net = _network("tanh")
     noise = Noise(AU=1e-3)
-    result = predict(net, noise, _inputs(net.sizes[0]), layers=[4])
+    result = _predict(net, noise, _inputs(net.sizes[0]), layers=[4])
     rows = result.summary()
     assert np.isnan(rows[2]["noise_var"]) and np.isfinite(rows[4]["noise_var"])
     payload = result.to_dict()
@@ -169,7 +175,7 @@ def test_reports_cope_with_layers_not_computed():
 def test_bad_layers_are_named(layers, message):
     net = _network("tanh")
     with pytest.raises(ValueError, match=message):
-        predict(net, Noise(AU=1e-3), _inputs(net.sizes[0]), layers=layers)
+        _predict(net, Noise(AU=1e-3), _inputs(net.sizes[0]), layers=layers)
 
 
 def test_layer_moments_bad_layer_is_named():
@@ -203,7 +209,7 @@ def test_memory_does_not_grow_with_width_squared_times_batch(monkeypatch):
     assert large - result_growth < 1.5 * small
     # the full propagation would hold B x N^2 for every layer at once
     assert large < 200 * width * width * 8 * 2
-    selected_small = _peak_bytes(lambda: predict(net, noise, X[:50], layers=[4]))
-    selected = _peak_bytes(lambda: predict(net, noise, X, layers=[4]))
+    selected_small = _peak_bytes(lambda: _predict(net, noise, X[:50], layers=[4]))
+    selected = _peak_bytes(lambda: _predict(net, noise, X, layers=[4]))
     # the full propagation holds at least one B x N x N covariance (several, in fact)
     assert selected < 1.5 * selected_small and selected < 0.5 * 200 * width * width * 8

@@ -19,7 +19,10 @@ coefficients (seconds per unit of work) are fitted by non-negative least
 squares in ``benchmarks/scaling.py`` on the development machine (a loaded
 2-core x86 server) and copied here; that script prints its fit beside these
 values.  They are estimates: expect a factor of 2-3 either way on another
-machine or load.
+machine or load.  The model is of method "linear"; the default "mixture"
+prediction costs a few times more (usually small beside the Monte Carlo part).
+This is a realistic estimate for the user; :mod:`noiseprop.utils.resources`
+holds the optimistic lower bounds that the time limits (--max-time) refuse by.
 """
 from __future__ import annotations
 
@@ -28,8 +31,9 @@ from typing import Sequence, TextIO
 
 import numpy as np
 
-__all__ = ["COST_MODEL", "LONG_RUN_SECONDS", "work_counts", "estimate_seconds", "format_duration",
-           "announce_long_run"]
+from .resources import format_seconds
+
+__all__ = ["COST_MODEL", "LONG_RUN_SECONDS", "work_counts", "estimate_seconds", "announce_long_run"]
 
 #: Runs estimated above this many seconds are announced on stderr by the CLI.
 LONG_RUN_SECONDS = 10.0
@@ -92,22 +96,13 @@ def estimate_seconds(task: str, sizes: Sequence[int], inputs: int = 1, samples: 
     return repeats * total
 
 
-def format_duration(seconds: float) -> str:
-    """'42 s', '3.5 min' or '2.1 h'."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def announce_long_run(command: str, task: str, sizes: Sequence[int], inputs: int = 1, samples: int = 0,
                       repeats: int = 1, stream: "TextIO | None" = None,
                       threshold: float = LONG_RUN_SECONDS) -> float:
     """Print the estimated run time on ``stream`` (stderr) when above ``threshold``; return the estimate."""
     seconds = estimate_seconds(task, sizes, inputs, samples, repeats)
     if seconds > threshold:
-        print(f"noiseprop {command}: this run will take about {format_duration(seconds)} "
+        print(f"noiseprop {command}: this run will take about {format_seconds(seconds)} "
               f"(estimate from the fitted cost model; machines differ by 2-3x)",
               file=sys.stderr if stream is None else stream, flush=True)
     return seconds
