@@ -39,7 +39,6 @@ writes DIR/scaling.md and DIR/scaling.json (default benchmarks/results).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
