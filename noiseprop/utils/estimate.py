@@ -41,10 +41,10 @@ LONG_RUN_SECONDS = 10.0
 #: Seconds per unit of each work count (constant first), per task; fitted
 #: by benchmarks/scaling.py (see the module docstring).
 COST_MODEL: dict[str, tuple[float, ...]] = {
-    "simulate": (2.0e-2, 1.0e-9, 2.0e-8),
-    "predict": (1.0e-3, 1.5e-9, 2.0e-8),
-    "predict-output": (1.0e-3, 5.0e-10, 1.0e-8),
-    "accuracy-cdf": (0.0, 5.0e-2),
+    "simulate": (3.8e-2, 2.5e-10, 6.4e-8),
+    "predict": (0.0, 2.5e-10, 0.0),
+    "predict-output": (3.7e-4, 6.6e-10, 1.9e-7),
+    "accuracy-cdf": (0.0, 3.8e-2),
 }
 
 TASKS = ("simulate", "predict", "predict-output", "accuracy-cdf", "verify", "accuracy")
