@@ -53,17 +53,22 @@ ERROR_WEIGHT_LINEAR = 0.1
 class Prediction(LayerStatistics):
     """Result of :func:`predict`: per-layer statistics (see
     :class:`~noiseprop.statistics.LayerStatistics`), ``method`` (one of
-    :data:`METHODS`), when asked for, ``cov``: list indexed by layer of
-    covariances (N_k, N_k) or (B, N_k, N_k), and ``error_estimate``: the
-    estimated relative error of every layer's ``noise_var``, shaped like
-    ``noise_var`` ((L+1,) or (L+1, B); 0 for the input), or None where it
-    was not computed (see :func:`predict`).
+    :data:`METHODS`), ``layers`` (the layers whose noise statistics were
+    computed: all of them unless ``predict(..., layers=...)`` chose some) and,
+    when asked for, ``cov``: list indexed by layer of covariances (N_k, N_k) or
+    (B, N_k, N_k).  For a layer not in ``layers`` the variances, SNRs and
+    correlated parts are NaN and ``cov[k]`` is None; its mean is still given.
+    ``error_estimate`` is the estimated relative error of every layer's
+    ``noise_var``, shaped like ``noise_var`` ((L+1,) or (L+1, B); 0 for the
+    input), or None where it was not computed (see :func:`predict`).
     """
 
-    def __init__(self, mean, var, correlated, batched, cov=None, method="linear", error_estimate=None):
+    def __init__(self, mean, var, correlated, batched, cov=None, method="linear", error_estimate=None,
+                 layers=None):
         super().__init__(mean, var, correlated, batched)
-        self.cov = None if cov is None else [self._shape(c) for c in cov]
+        self.cov = None if cov is None else [None if c is None else self._shape(c) for c in cov]
         self.method = method
+        self.layers = tuple(range(self.depth + 1)) if layers is None else tuple(layers)
         self.error_estimate = None if error_estimate is None else self._stack(error_estimate)
 
     def summary(self) -> list[dict]:
@@ -244,6 +249,7 @@ def predict(
     full_covariance: bool = False,
     method: str = DEFAULT_METHOD,
     error_estimate: "bool | None" = None,
+    layers=None,
 ) -> Prediction:
     """Predict mean, variance and SNR of every neuron in every layer.
 
@@ -292,7 +298,19 @@ def predict(
         Compute ``.error_estimate`` (and warn when it exceeds
         :data:`ERROR_WARNING`).  Default: only for "mixture", whose estimate
         costs "linear" and "moments" runs (cheap beside it); for the other
-        methods it costs a "mixture" run.
+        methods it costs a "mixture" run.  Not given with ``layers``.
+    layers : int or sequence of int, optional
+        Compute the noise statistics of these layers (0..L) only.  With
+        "linear" they are found by adjoint propagation from each chosen
+        layer back to every noise source (:mod:`noiseprop.output_statistics`):
+        O(N_t N^2) instead of O(N^3) per layer and input, no N x N matrix
+        of the other layers, inputs in memory-bounded chunks.  It keeps every
+        term of the full recursion except uncorrelated multiplicative noise
+        acting on the noise that reaches a hidden layer (second order in the
+        intensities; exact without MU noise).  Other layers get NaN variances
+        and ``cov[k] = None``; every mean is given.  Other methods need every
+        hidden variance: they run the full propagation and keep the chosen
+        layers (no saving).
 
     Returns
     -------
@@ -332,6 +350,10 @@ def predict(
     require_network(net)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if layers is not None:
+        from .output_statistics import selected_layers
+
+        return selected_layers(net, noise, x, layers, full_covariance, method)
     layer_noise = per_layer_noise(noise, net.depth)
     mean, batched = as_input(x, net.sizes[0])
     # before any allocation that grows with the widths: covariances are N_k^2 per input

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..methods import DEFAULT_METHOD, METHODS
 from ..noise import NOISE_TYPES, PLACEMENTS
+from ..utils.estimate import announce_long_run
 from ..utils.jsonutil import finite_or_none
 from ..utils.tables import format_table
 from .common import (
@@ -115,6 +116,8 @@ def _run_accuracy(args) -> int:
     noise = noise_from_args(args, net.depth)
     check_noise_scale(args, net, X[0], [n.scaled(float(factors.max())) for n in noise], args.method)
     _check_accuracy_time(net, len(y), len(factors), args.samples)
+    announce_long_run("robustness accuracy", "accuracy", net.sizes, inputs=len(y), samples=args.samples,
+                      repeats=len(factors))
     results = [
         accuracy(net, [n.scaled(f) for n in noise], X, y, args.samples, args.seed,
                             confidence=args.confidence, method=args.method)

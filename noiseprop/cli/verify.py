@@ -65,11 +65,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..simulation.verification import verify
+    from ..utils.estimate import announce_long_run
 
     net, x = network_from_args(args)
     noise = noise_from_args(args, net.depth)
     refuse_existing(args.plot, "--plot", args.force)
     check_noise_scale(args, net, x, noise, args.method)
+    announce_long_run("verify", "verify", net.sizes, inputs=x.shape[0] if x.ndim == 2 else 1, samples=args.samples)
     report = verify(net, noise, x, samples=args.samples, seed=args.seed, false_failure=args.false_failure,
                     method=args.method, rtol=args.rtol, mean_tol=args.mean_tol, strict=args.strict)
     if args.plot:

@@ -37,11 +37,8 @@ of order 1/D for small noise intensity D.
 """
 from __future__ import annotations
 
-import functools
 import operator
 import sys
-import threading
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -52,6 +49,8 @@ from ..propagation import predict
 from ..statistics import LayerStatistics
 from ..utils.resources import check_memory, check_run_time
 from ..utils.seeds import seed_key
+from ..utils.threads import blas_controller as _blas_controller  # noqa: F401  (tests use it)
+from ..utils.threads import single_threaded_blas as _single_threaded_blas
 from ..utils.validation import as_input, positive_int, require_network
 from . import _kernels
 
@@ -296,53 +295,6 @@ class _Engine:
             for key, value in _unscaled(scaled, layer.shift, scale).items():
                 out[key].append(value)
         return out
-
-
-#: Simulations running now, and the lock around the BLAS limit they share (see below).
-_BLAS_USERS = {"count": 0, "limiter": None}
-_BLAS_LOCK = threading.Lock()
-
-
-@contextmanager
-def _single_threaded_blas():
-    """BLAS on one thread while the kernel runs: its tiles already run in
-    parallel, and idle BLAS threads spinning beside them would steal cores.
-    Entered before the set-up's own matrix products (``predict``), which
-    would otherwise leave BLAS threads spinning (for milliseconds) as the
-    kernel starts.
-
-    The BLAS thread count is one setting of the whole process, so the limit
-    is shared: the first simulation to start sets it, the last to finish
-    restores the count found before (simulations run from several threads
-    at once would otherwise restore each other's limit and leave BLAS at one
-    thread for good).
-    """
-    controller = _blas_controller()
-    if controller is None:  # correct without threadpoolctl, only slower on few cores
-        yield
-        return
-    with _BLAS_LOCK:
-        if _BLAS_USERS["count"] == 0:
-            _BLAS_USERS["limiter"] = controller.limit(limits=1, user_api="blas")
-        _BLAS_USERS["count"] += 1
-    try:
-        yield
-    finally:
-        with _BLAS_LOCK:
-            _BLAS_USERS["count"] -= 1
-            if _BLAS_USERS["count"] == 0:
-                _BLAS_USERS["limiter"].restore_original_limits()
-                _BLAS_USERS["limiter"] = None
-
-
-@functools.lru_cache(maxsize=1)
-def _blas_controller():
-    """The threadpoolctl controller, made once (it scans the loaded libraries)."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    return ThreadpoolController()
 
 
 def _sample_var(mean, mean_sq, n):

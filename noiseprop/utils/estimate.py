@@ -1,0 +1,108 @@
+"""Run-time estimates of the expensive calls, from a fitted cost model.
+
+Every task's time is modelled as a linear function of a few *work counts*
+of the network (layer sizes N_0..N_L), the number of inputs B and of noise
+realisations R:
+
+================  ============================================================
+task              work counts (besides a constant start-up time)
+================  ============================================================
+simulate          R B sum_k N_{k-1} N_k  (multiply-adds),  R B sum_k N_k (neurons)
+predict           B sum_k (N_k N_{k-1}^2 + N_k^2 N_{k-1}),  B sum_k N_k^2
+predict-output    B N_L sum_{k<L} N_{k-1} N_k + B sum_k N_{k-1} N_k,  B sum_k N_k
+accuracy-cdf      B  (one Gaussian CDF of the C - 1 class differences per input)
+================  ============================================================
+
+``verify`` is predict + simulate; the robustness accuracy is simulate
+(``sample_outputs``) + predict-output + accuracy-cdf per noise factor.  The
+coefficients (seconds per unit of work) are fitted by non-negative least
+squares in ``benchmarks/scaling.py`` on the development machine (a loaded
+2-core x86 server) and copied here; that script prints its fit beside these
+values.  They are estimates: expect a factor of 2-3 either way on another
+machine or load.  The model is of method "linear"; the default "mixture"
+prediction costs a few times more (usually small beside the Monte Carlo part).
+This is a realistic estimate for the user; :mod:`noiseprop.utils.resources`
+holds the optimistic lower bounds that the time limits (--max-time) refuse by.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Sequence, TextIO
+
+import numpy as np
+
+from .resources import format_seconds
+
+__all__ = ["COST_MODEL", "LONG_RUN_SECONDS", "work_counts", "estimate_seconds", "announce_long_run"]
+
+#: Runs estimated above this many seconds are announced on stderr by the CLI.
+LONG_RUN_SECONDS = 10.0
+
+#: Seconds per unit of each work count (constant first), per task; fitted
+#: by benchmarks/scaling.py (see the module docstring).
+COST_MODEL: dict[str, tuple[float, ...]] = {
+    "simulate": (3.8e-2, 2.5e-10, 6.4e-8),
+    "predict": (0.0, 2.5e-10, 0.0),
+    "predict-output": (3.7e-4, 6.6e-10, 1.9e-7),
+    "accuracy-cdf": (0.0, 3.8e-2),
+}
+
+TASKS = ("simulate", "predict", "predict-output", "accuracy-cdf", "verify", "accuracy")
+
+
+def work_counts(task: str, sizes: Sequence[int], inputs: int = 1, samples: int = 0) -> np.ndarray:
+    """The work counts of one elementary task (table above), constant term first."""
+    n = np.asarray(sizes, dtype=float)
+    below, above = n[:-1], n[1:]
+    macs, neurons = float(np.sum(below * above)), float(np.sum(above))
+    if task == "simulate":
+        return np.array([1.0, samples * inputs * macs, samples * inputs * neurons])
+    if task == "predict":
+        cubic = float(np.sum(above * below**2 + above**2 * below))
+        return np.array([1.0, inputs * cubic, inputs * float(np.sum(above**2))])
+    if task == "predict-output":
+        backward = n[-1] * float(np.sum(below[:-1] * above[:-1]))
+        return np.array([1.0, inputs * (backward + macs), inputs * neurons])
+    if task == "accuracy-cdf":
+        return np.array([1.0, float(inputs)])
+    raise ValueError(f"task must be one of {TASKS[:4]}, got {task!r}")
+
+
+def estimate_seconds(task: str, sizes: Sequence[int], inputs: int = 1, samples: int = 0,
+                     repeats: int = 1, model: "dict | None" = None) -> float:
+    """Estimated wall time in seconds of ``repeats`` runs of ``task``.
+
+    Parameters
+    ----------
+    task : {"simulate", "predict", "predict-output", "accuracy-cdf", "verify", "accuracy"}
+        ``"verify"``: predict + simulate; ``"accuracy"``: Monte Carlo outputs
+        + output-only prediction + one CDF per input.
+    sizes : sequence of int
+        The layer sizes N_0..N_L.
+    inputs, samples : int
+        Inputs B and noise realisations R (per input).
+    repeats : int
+        Number of such runs (e.g. noise factors of an accuracy curve).
+    model : dict, optional
+        Coefficients per elementary task (default :data:`COST_MODEL`).
+    """
+    model = COST_MODEL if model is None else model
+    parts = {"verify": ("predict", "simulate"), "accuracy": ("simulate", "predict-output", "accuracy-cdf")}
+    total = 0.0
+    for part in parts.get(task, (task,)):
+        if part not in model:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        total += float(np.dot(model[part], work_counts(part, sizes, inputs, samples)))
+    return repeats * total
+
+
+def announce_long_run(command: str, task: str, sizes: Sequence[int], inputs: int = 1, samples: int = 0,
+                      repeats: int = 1, stream: "TextIO | None" = None,
+                      threshold: float = LONG_RUN_SECONDS) -> float:
+    """Print the estimated run time on ``stream`` (stderr) when above ``threshold``; return the estimate."""
+    seconds = estimate_seconds(task, sizes, inputs, samples, repeats)
+    if seconds > threshold:
+        print(f"noiseprop {command}: this run will take about {format_seconds(seconds)} "
+              f"(estimate from the fitted cost model; machines differ by 2-3x)",
+              file=sys.stderr if stream is None else stream, flush=True)
+    return seconds
