@@ -10,6 +10,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from ..utils.optional import MissingDependency
 from . import check, derive, figures, predict, robustness, verify
 from .common import EXIT_BAD_INPUT
 
@@ -35,6 +36,7 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, MissingDependency) as err:
+        # MissingDependency: an optional package is absent; its message gives the pip command
         print(f"noiseprop {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_BAD_INPUT", "CLIError", "add_network_options", "add_noise_options", "network_from_args",
     "noise_from_args", "describe_noise", "noise_text", "print_network_and_noise", "print_json",
-    "refuse_existing",
+    "refuse_existing", "add_quiet_option", "progress_from_args",
 ]
 
 EXIT_BAD_INPUT = 2
@@ -173,3 +173,15 @@ def print_network_and_noise(net: Network, noise: Sequence[Noise]) -> None:
     """The first two lines of a command's text output."""
     print(net)
     print("noise:", noise_text(noise))
+
+
+def add_quiet_option(parser: argparse.ArgumentParser) -> None:
+    """``--quiet``: no progress bar (bars show only on a terminal anyway)."""
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (one is shown on a terminal for long runs)")
+
+
+def progress_from_args(args) -> "bool | None":
+    """The ``progress`` argument of the API for :func:`add_quiet_option`'s flag:
+    False with ``--quiet``, else None (a bar when standard error is a terminal)."""
+    return False if getattr(args, "quiet", False) else None

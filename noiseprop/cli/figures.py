@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .common import add_quiet_option, progress_from_args
+
 __all__ = ["register"]
 
 
@@ -20,17 +22,27 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="small Monte Carlo sample counts (seconds; for tests), not full quality")
     parser.add_argument("--only", metavar="IDS", help="comma-separated figure ids, e.g. F1,F3 (default: all)")
     parser.add_argument("--force", action="store_true", help="overwrite existing files")
+    add_quiet_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..figures import make_figures  # matplotlib and the figure code only when asked for
+    from ..figures import figure_ids, make_figures  # matplotlib and the figure code only when asked for
+    from ..utils.progress import progress_bar, show_progress
 
-    def progress(line: str) -> None:
-        print(line, file=sys.stderr)
+    enabled = progress_from_args(args)
+    ids = figure_ids(args.only)
+    with progress_bar(len(ids), desc="figures", unit="figure", enabled=enabled) as bar:
+        def progress(line: str) -> None:
+            # on a terminal the bar counts the figures; elsewhere (a log) one line per step
+            if line.startswith(tuple(f"{fid}: wrote" for fid in ids)):
+                bar.update(1)
+            if show_progress(enabled):
+                bar.set_description(f"figures ({line.split(':')[0]})")
+            elif not args.quiet:
+                print(line, file=sys.stderr)
 
-    outputs = make_figures(args.outdir, only=args.only, fast=args.fast, overwrite=args.force,
-                           progress=progress)
+        outputs = make_figures(args.outdir, only=ids, fast=args.fast, overwrite=args.force, progress=progress)
     for output in outputs:
         print(f"{output.figure_id}\t{output.png}\t{output.data}")
     return 0

@@ -18,10 +18,12 @@ from ..utils.tables import format_table
 from .common import (
     CLIError,
     add_noise_options,
+    add_quiet_option,
     describe_noise,
     noise_from_args,
     noise_text,
     print_json,
+    progress_from_args,
     refuse_existing,
 )
 
@@ -103,7 +105,7 @@ def _run_accuracy(args) -> int:
     factors = _parse_levels(args.factors, "--factors")
     results = [
         accuracy(net, [n.scaled(f) for n in noise], X, y, args.samples, args.seed,
-                            confidence=args.confidence, method=args.method)
+                 confidence=args.confidence, method=args.method, progress=progress_from_args(args))
         for f in factors
     ]
     if args.json:
@@ -146,6 +148,7 @@ def _run_walking(args) -> int:
     result = walking_noise(
         net, X, y, args.noise_type, _parse_levels(args.levels, "--levels"), scale=args.scale,
         samples=args.samples, seed=args.seed, layers=layers, placement=args.placement, method=args.method,
+        progress=progress_from_args(args),
     )
     if args.json:
         print_json(finite_or_none({"network": repr(net), "inputs": len(y), **result.to_dict()}))
@@ -176,16 +179,12 @@ def _run_training(args) -> int:
 
     refuse_existing(args.plot, "--plot", args.force)
     hidden = tuple(_parse_integers(args.hidden, "--hidden"))
-    try:
-        data = load_digits()
-        result = noise_aware_training(
-            *data, args.noise_type, _parse_levels(args.train_levels, "--train-levels"),
-            _parse_levels(args.eval_levels, "--eval-levels"), scale=args.scale, samples=args.samples,
-            seed=args.seed, method=args.method, hidden=hidden, activation=args.activation,
-            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        )
-    except ImportError as err:
-        raise CLIError(str(err)) from None
+    result = noise_aware_training(
+        *load_digits(), args.noise_type, _parse_levels(args.train_levels, "--train-levels"),
+        _parse_levels(args.eval_levels, "--eval-levels"), scale=args.scale, samples=args.samples,
+        seed=args.seed, method=args.method, hidden=hidden, activation=args.activation,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, progress=progress_from_args(args),
+    )
     if args.json:
         print_json(finite_or_none(result.to_dict()))
     else:
@@ -250,6 +249,7 @@ def _add_common(parser, samples: int, method: str = "linear") -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--plot", type=Path, metavar="PATH", help="write a figure (.png, .pdf, ...)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
+    add_quiet_option(parser)
 
 
 def _network_and_data(args):
@@ -260,10 +260,7 @@ def _network_and_data(args):
     if args.data is None:
         from ..io.datasets import load_digits
 
-        try:
-            _, _, X, y = load_digits()
-        except ImportError as err:
-            raise CLIError(f"{err} (or give --data)") from None
+        _, _, X, y = load_digits()
     else:
         try:
             with np.load(args.data, allow_pickle=False) as stored:

@@ -8,11 +8,13 @@ import argparse
 
 from .common import (
     add_network_options,
+    add_quiet_option,
     describe_noise,
     network_from_args,
     noise_from_args,
     print_json,
     print_network_and_noise,
+    progress_from_args,
     refuse_existing,
 )
 
@@ -39,6 +41,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--plot", metavar="FILE", help="write the verification figure (.png, .pdf, .svg)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_quiet_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     noise = noise_from_args(args, net.depth)
     refuse_existing(args.plot, "--plot", args.force)
     report = verify(net, noise, x, samples=args.samples, seed=args.seed, false_failure=args.false_failure,
-                    method=args.method)
+                    method=args.method, progress=progress_from_args(args))
     if args.plot:
         report.plot(args.plot, overwrite=args.force)
     if args.json:

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import functools
 import operator
-import sys
 from contextlib import contextmanager
 from typing import Callable
 
@@ -50,6 +49,7 @@ from ..model import Network
 from ..noise import Noise, NoiseSpec, per_layer_noise
 from ..propagation import predict
 from ..statistics import LayerStatistics
+from ..utils.progress import progress_bar
 from ..utils.seeds import seed_key
 from ..utils.validation import as_input, positive_int, require_network
 from . import _kernels
@@ -494,22 +494,8 @@ def sample_outputs(net: Network, noise: NoiseSpec, x, samples: int, seed: int = 
     return out if batched else out[:, 0]
 
 
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _progress_bar(total: int, progress, updates: float):
-    show = progress if progress is not None else (updates > _PROGRESS_UPDATES and sys.stderr.isatty())
-    if not show:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="samples", desc="simulate", leave=False)
+    """The bar of a run: shown as ``progress`` says, by default for long runs on a terminal."""
+    return progress_bar(total, desc="simulate", unit="samples", enabled=progress, work=updates,
+                        min_work=_PROGRESS_UPDATES)
 

@@ -28,6 +28,7 @@ from threadpoolctl import threadpool_limits
 from ..model import Network
 from ..noise import NoiseSpec, per_layer_noise
 from ..propagation import predict
+from ..utils.progress import progress_bar
 from ..simulation.montecarlo import sample_outputs
 from ..utils.seeds import spawn_seeds
 from ..utils.validation import as_labelled_data, as_vector, positive_int, require_classifier
@@ -126,6 +127,7 @@ def accuracy(
     confidence: float = 0.95,
     analytic: bool = True,
     method: str = "linear",
+    progress: "bool | None" = None,
 ) -> AccuracyResult:
     """Classification accuracy of the noisy network, measured and predicted.
 
@@ -151,6 +153,9 @@ def accuracy(
         Also compute the analytic prediction (:func:`analytic_accuracy`).
     method : {"linear", "moments"}, default "linear"
         Propagation method of the analytic prediction.
+    progress : bool, optional
+        Show a progress bar over the inputs (Monte Carlo, then analytic); by
+        default only on a terminal (:func:`noiseprop.utils.progress.show_progress`).
 
     Returns
     -------
@@ -171,14 +176,15 @@ def accuracy(
     if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
     layer_noise = per_layer_noise(noise, net.depth)
-    correct = _monte_carlo_correct(net, layer_noise, X, y, samples, seed)
+    with progress_bar(len(y) * (2 if analytic else 1), desc="accuracy", unit="input", enabled=progress) as bar:
+        correct = _monte_carlo_correct(net, layer_noise, X, y, samples, seed, bar)
+        predicted_per_input = (
+            _analytic_probabilities(net, layer_noise, X, y, seed, ANALYTIC_ABSEPS, method, bar) if analytic else None
+        )
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     shrunk = (correct + z**2 / 2) / (samples + z**2)
     stderr = math.sqrt(np.sum(shrunk * (1 - shrunk) / (samples + z**2))) / len(y)
     value = float(correct.sum() / (samples * len(y)))
-    predicted_per_input = (
-        analytic_accuracy(net, layer_noise, X, y, seed=seed, per_input=True, method=method) if analytic else None
-    )
     return AccuracyResult(
         accuracy=value,
         ci=(max(0.0, value - z * stderr), min(1.0, value + z * stderr)),
@@ -201,6 +207,7 @@ def analytic_accuracy(
     per_input: bool = False,
     abseps: float = ANALYTIC_ABSEPS,
     method: str = "linear",
+    progress: "bool | None" = None,
 ):
     """Predicted accuracy: P(the right class has the largest noisy output).
 
@@ -228,6 +235,8 @@ def analytic_accuracy(
     method : {"linear", "moments"}, default "linear"
         The propagation of :func:`noiseprop.predict`: linear response, or
         Gaussian moments of the activations (better at large noise).
+    progress : bool, optional
+        Show a progress bar over the inputs; by default only on a terminal.
 
     Returns
     -------
@@ -235,6 +244,13 @@ def analytic_accuracy(
     """
     X, y = _check_data(net, X, y)
     layer_noise = per_layer_noise(noise, net.depth)
+    with progress_bar(len(y), desc="analytic accuracy", unit="input", enabled=progress) as bar:
+        probabilities = _analytic_probabilities(net, layer_noise, X, y, seed, abseps, method, bar)
+    return probabilities if per_input else float(probabilities.mean())
+
+
+def _analytic_probabilities(net, layer_noise, X, y, seed, abseps, method, bar) -> np.ndarray:
+    """P(right class largest) per input (see :func:`analytic_accuracy`); ``bar`` counts inputs."""
     rng = np.random.default_rng(seed)
     probabilities = np.empty(len(y))
     # many small stacked matrix products: threads only add overhead (and spin
@@ -245,7 +261,8 @@ def analytic_accuracy(
             result = predict(net, layer_noise, X[part], full_covariance=True, method=method)
             for i, (mean, cov) in enumerate(zip(result.mean[-1], result.cov[-1])):
                 probabilities[start + i] = _probability_largest(mean, cov, y[start + i], abseps, rng)
-    return probabilities if per_input else float(probabilities.mean())
+            bar.update(len(result.mean[-1]))
+    return probabilities
 
 
 def clean_accuracy(net: Network, X, y) -> float:
@@ -281,8 +298,8 @@ def _probability_largest(mean: np.ndarray, cov: np.ndarray, label: int, abseps: 
     return float(np.clip(value, lower, upper))
 
 
-def _monte_carlo_correct(net, layer_noise, X, y, samples, seed) -> np.ndarray:
-    """Number of realisations (out of ``samples``) classified right, per input."""
+def _monte_carlo_correct(net, layer_noise, X, y, samples, seed, bar) -> np.ndarray:
+    """Number of realisations (out of ``samples``) classified right, per input; ``bar`` counts inputs."""
     chunk = max(1, _MC_VALUES_PER_CHUNK // (samples * net.sizes[-1]))
     starts = range(0, len(y), chunk)
     correct = np.empty(len(y))
@@ -290,6 +307,7 @@ def _monte_carlo_correct(net, layer_noise, X, y, samples, seed) -> np.ndarray:
         part = slice(start, start + chunk)
         outputs = sample_outputs(net, list(layer_noise), X[part], samples, chunk_seed)
         correct[part] = np.sum(np.argmax(outputs, axis=-1) == y[part], axis=0)
+        bar.update(outputs.shape[1])
     return correct
 
 
