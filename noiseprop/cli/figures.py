@@ -27,22 +27,25 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..figures import figure_ids, make_figures  # matplotlib and the figure code only when asked for
+    from ..figures import figure_ids, make_figures, unavailable  # matplotlib and figure code only when asked
     from ..utils.progress import progress_bar, show_progress
 
     enabled = progress_from_args(args)
     ids = figure_ids(args.only)
-    with progress_bar(len(ids), desc="figures", unit="figure", enabled=enabled) as bar:
+    with progress_bar(len(ids) - len(unavailable(ids)), desc="figures", unit="figure", enabled=enabled) as bar:
         def progress(line: str) -> None:
-            # on a terminal the bar counts the figures; elsewhere (a log) one line per step
-            if line.startswith(tuple(f"{fid}: wrote" for fid in ids)):
+            figure_id, _, what = line.partition(": ")
+            if what.startswith("wrote"):
                 bar.update(1)
-            if show_progress(enabled):
-                bar.set_description(f"figures ({line.split(':')[0]})")
+            if what.startswith("skipped"):  # always said: the user must learn what is missing
+                bar.write(line) if show_progress(enabled) else print(line, file=sys.stderr)
+            elif show_progress(enabled):
+                bar.set_description(f"figures ({figure_id})")
             elif not args.quiet:
-                print(line, file=sys.stderr)
+                print(line, file=sys.stderr)  # not a terminal (a log): one line per step
 
-        outputs = make_figures(args.outdir, only=ids, fast=args.fast, overwrite=args.force, progress=progress)
+        outputs = make_figures(args.outdir, only=args.only, fast=args.fast, overwrite=args.force,
+                               progress=progress)
     for output in outputs:
         print(f"{output.figure_id}\t{output.png}\t{output.data}")
     return 0
