@@ -279,6 +279,7 @@ def test_symmetric_chart_data():
     assert curves.budgets["AC"][1] == pytest.approx(expected, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_design_chart_png(tmp_path):
     path = design_chart(tmp_path / "chart.png", N, Noise(AC=1e-4, MU=1e-4), 20.0, max_depth=6,
                         slopes=[0.8, 1.0, 1.2], mark=(1.1, 4))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from extras import needs
 from scipy.stats import norm
 
 from noiseprop.cli import main
@@ -63,6 +64,7 @@ def symmetric_recursion(depth, width, slope, level, AU=0.0, AC=0.0, MU=0.0, MC=0
     return np.array(out)
 
 
+@pytest.mark.slow
 def test_every_figure_writes_png_and_json(figures_dir, capsys):
     for figure_id, module in FIGURES.items():
         png = figures_dir / f"{module.STEM}.png"
@@ -74,6 +76,7 @@ def test_every_figure_writes_png_and_json(figures_dir, capsys):
         f"{m.STEM}{suffix}" for m in FIGURES.values() for suffix in (".png", ".json"))
 
 
+@pytest.mark.slow
 def test_existing_files_are_not_overwritten_without_force(figures_dir, capsys):
     before = {p.name: p.stat().st_mtime_ns for p in figures_dir.iterdir()}
     assert main(["figures", str(figures_dir), "--fast", "--only", "F1"]) == 2
@@ -81,6 +84,7 @@ def test_existing_files_are_not_overwritten_without_force(figures_dir, capsys):
     assert {p.name: p.stat().st_mtime_ns for p in figures_dir.iterdir()} == before
 
 
+@pytest.mark.slow
 def test_script_entry_point_with_force_rewrites_one_figure(figures_dir, monkeypatch, capsys):
     png = figures_dir / "F1_symmetric.png"
     before = png.stat().st_mtime_ns
@@ -135,6 +139,7 @@ def test_output_folder_that_is_a_file_is_refused(tmp_path):
         make_figures(tmp_path / "file", only="F1", fast=True)
 
 
+@pytest.mark.slow
 def test_f1_analytic_curves_follow_the_symmetric_recursion(figures_dir):
     data = record(figures_dir, "F1")
     for slope in data["slopes"]:
@@ -148,6 +153,7 @@ def test_f1_analytic_curves_follow_the_symmetric_recursion(figures_dir):
                                data["intensity"] * np.arange(1, data["depth"] + 1), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_f1_monte_carlo_agrees_with_the_analytic_curves(figures_dir):
     data = record(figures_dir, "F1")
     threshold = assert_monte_carlo_agrees(data["curves"], "monte_carlo", "analytic", "stderr")
@@ -156,6 +162,7 @@ def test_f1_monte_carlo_agrees_with_the_analytic_curves(figures_dir):
     assert np.max(relative) * threshold < 0.05
 
 
+@pytest.mark.slow
 def test_f2_snr_settles_below_slope_one_and_not_above(figures_dir):
     data = record(figures_dir, "F2")
     numbers = data["numbers"]
@@ -183,6 +190,7 @@ def _deep_limit(slope, width, d):
     return np.linalg.solve(matrix, [2 * d, 2 * d])
 
 
+@pytest.mark.slow
 def test_f2_monte_carlo_agrees(figures_dir):
     assert_monte_carlo_agrees(record(figures_dir, "F2")["curves"], "monte_carlo_db", "analytic_at_monte_carlo_db",
                               "stderr_db")
@@ -198,6 +206,7 @@ def correlated_gain(slope, width, weight):
     return (result.var[2][0] - 1.0) / result.var[1][0]
 
 
+@pytest.mark.slow
 def test_f3_critical_slope_is_one_for_the_mean_preserving_family(figures_dir):
     from scipy.optimize import brentq
 
@@ -214,6 +223,7 @@ def test_f3_critical_slope_is_one_for_the_mean_preserving_family(figures_dir):
     assert critical_slope(data["width"], 0.5 / data["width"]) == pytest.approx(root, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_f3_accumulated_noise_matches_closed_forms(figures_dir):
     data = record(figures_dir, "F3")
     depth, slopes = data["depth"], np.array(data["slopes"])
@@ -228,11 +238,13 @@ def test_f3_accumulated_noise_matches_closed_forms(figures_dir):
         np.testing.assert_allclose(data["curves"][name]["analytic"], expected, rtol=1e-10, err_msg=name)
 
 
+@pytest.mark.slow
 def test_f3_monte_carlo_agrees(figures_dir):
     assert_monte_carlo_agrees(record(figures_dir, "F3")["curves"], "monte_carlo", "predicted_at_monte_carlo",
                               "stderr")
 
 
+@pytest.mark.slow
 def test_f5_both_methods_agree_at_small_noise_and_moments_wins_at_large(figures_dir):
     data = record(figures_dir, "F5")
     d = np.array(data["intensities"])
@@ -256,6 +268,7 @@ def test_f5_both_methods_agree_at_small_noise_and_moments_wins_at_large(figures_
     assert numbers["AU"]["linear_breaks_down_at"] <= 1e-2
 
 
+@pytest.mark.slow
 def test_f6_accuracy_falls_from_clean_to_chance_as_predicted(figures_dir):
     from noiseprop.studies.accuracy import ANALYTIC_ABSEPS
 
@@ -282,6 +295,7 @@ def test_f6_accuracy_falls_from_clean_to_chance_as_predicted(figures_dir):
         assert numbers[name]["moments"][large] < numbers[name]["linear"][large], name
 
 
+@pytest.mark.slow
 def test_accuracy_figures_use_their_own_number_of_test_digits(figures_dir):
     from noiseprop.figures import f6_accuracy, f7_walking
     from noiseprop.figures._common import digits_test_set
@@ -306,6 +320,7 @@ def test_monte_carlo_interval_bars_span_the_interval():
     plt.close(fig)
 
 
+@pytest.mark.slow
 def test_f7_midpoints_are_found_and_predicted(figures_dir):
     data = record(figures_dir, "F7")
     levels = np.array(data["levels_variance"])
@@ -321,6 +336,7 @@ def test_f7_midpoints_are_found_and_predicted(figures_dir):
     assert data["numbers"]["AU"]["ranking"][-1] == 4 and data["numbers"]["AU"]["predicted_ranking"][-1] == 4
 
 
+@pytest.mark.slow
 def test_f4_trained_network_layers(figures_dir):
     from noiseprop import default_network
 
@@ -344,9 +360,11 @@ def test_f4_trained_network_layers(figures_dir):
         assert 1 / 2.5 < stats[-1] / full[-1] < 2.5, name
 
 
+@pytest.mark.slow
 def test_f8_noise_aware_training_accuracy_is_predicted(figures_dir):
     from noiseprop.studies.accuracy import ANALYTIC_ABSEPS
 
+    needs("torch")  # without it the figures run skips F8
     data = record(figures_dir, "F8")
     rows = [row for name in ("AU", "MU") for row in data["numbers"][name].values()]
     levels = len(data["eval_levels_variance"])

@@ -77,6 +77,7 @@ def test_verify_bar_follows_quiet(monkeypatch, capsys):
     assert "simulate" not in terminal.getvalue()
 
 
+@pytest.mark.slow
 def test_figures_bar_counts_figures(monkeypatch, capsys, tmp_path):
     terminal = use_terminal(monkeypatch)
     assert main(["figures", str(tmp_path / "out"), "--fast", "--only", "F3"]) == 0

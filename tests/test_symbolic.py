@@ -311,6 +311,7 @@ def within_rounding(value_percent: float, stated: str) -> bool:
     return abs(value_percent - float(stated)) <= 0.5 * 10.0**-digits + 1e-9
 
 
+@pytest.mark.slow
 def test_readme_table_of_the_statistics_recursion_on_the_default_network():
     """examples/statistics_recursion_report.py reproduces the README's table
     (mean and max error over 50 test digits, each noise type at D = 1e-3) and
