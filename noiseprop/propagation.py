@@ -1,4 +1,4 @@
-"""Analytic linear-response propagation of noise (spec section 4).
+"""Analytic linear-response propagation of noise (docs/model.md §4).
 
 With m_k the mean and Sigma_k the covariance of y_k (m_0 = x, Sigma_0 = 0):
 
@@ -158,7 +158,7 @@ def predict(
 ) -> Prediction:
     """Predict mean, variance and SNR of every neuron in every layer.
 
-    Propagation of mean and covariance layer by layer (spec section 4), by
+    Propagation of mean and covariance layer by layer (docs/model.md §4), by
     one of two methods:
 
     - ``"linear"`` (default): linear response, m_k = f(zbar_k) and
@@ -195,7 +195,7 @@ def predict(
     Prediction
         ``.mean[k]``, ``.var[k]``, ``.snr[k]`` for layers k = 0..L, each
         (N_k,) or (B, N_k); ``.layer_snr``, ``.correlated`` and
-        ``.uncorrelated`` (spec section 3); ``.cov`` if asked; ``.method``.
+        ``.uncorrelated`` (docs/model.md §3); ``.cov`` if asked; ``.method``.
 
     Raises
     ------

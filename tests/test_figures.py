@@ -5,7 +5,7 @@ Statistical checks (Monte Carlo points vs analytic curves) use the figures'
 fixed seeds and a two-sided normal threshold for a false-failure probability
 of 1e-6 per test after Bonferroni over every point compared.  The analytic
 curves themselves are checked exactly against the closed forms and the scalar
-recursion of spec section 5, written out here independently of ``predict``.
+recursion of docs/model.md §5, written out here independently of ``predict``.
 """
 import json
 import runpy
@@ -52,7 +52,7 @@ def assert_monte_carlo_agrees(curves: dict, estimate: str, predicted: str, stder
 
 
 def symmetric_recursion(depth, width, slope, level, AU=0.0, AC=0.0, MU=0.0, MC=0.0):
-    """Var of layers 1..depth of the mean-preserving symmetric network (spec 5,
+    """Var of layers 1..depth of the mean-preserving symmetric network (docs/model.md §5,
     w = 1/N, every mean equal to ``level``)."""
     u = c = 0.0
     out = []
@@ -177,7 +177,7 @@ def test_f2_snr_settles_below_slope_one_and_not_above(figures_dir):
         var = symmetric_recursion(50, data["width"], slope, 1.0, AU=d, AC=d, MU=d, MC=d)
         np.testing.assert_allclose(data["curves"][f"linear, s = {slope:g}"]["analytic_db"],
                                    -10 * np.log10(var), rtol=1e-9, atol=1e-9)
-    # the settled SNR of s = 0.8 is the deep limit of spec 5 (signal 1)
+    # the settled SNR of s = 0.8 is the deep limit of docs/model.md §5 (signal 1)
     u_inf, c_inf = _deep_limit(0.8, data["width"], d)
     assert numbers["linear, s = 0.8"]["snr_db_50"] == pytest.approx(-10 * np.log10(u_inf + c_inf), abs=1e-6)
 
@@ -198,7 +198,7 @@ def test_f2_monte_carlo_agrees(figures_dir):
 
 def correlated_gain(slope, width, weight):
     """(c_2 - D) / c_1 for correlated additive noise D through two symmetric
-    linear layers, from ``predict`` (spec 5: s^2 (w N)^2)."""
+    linear layers, from ``predict`` (docs/model.md §5: s^2 (w N)^2)."""
     from noiseprop import Linear, Network, Noise, predict
 
     net = Network.symmetric(2, width, weight, activation=Linear(slope=slope))
@@ -228,7 +228,7 @@ def test_f3_accumulated_noise_matches_closed_forms(figures_dir):
     data = record(figures_dir, "F3")
     depth, slopes = data["depth"], np.array(data["slopes"])
     ac = np.array(data["curves"]["AC"]["analytic"])
-    # correlated additive (spec 5): sum of s^(2j), j < depth
+    # correlated additive (docs/model.md §5): sum of s^(2j), j < depth
     expected = np.array([np.sum(s ** (2 * np.arange(depth))) for s in slopes])
     np.testing.assert_allclose(ac, expected, rtol=1e-10)
     assert data["numbers"]["AC"]["accumulated_at_s1"] == pytest.approx(depth, rel=1e-12)
@@ -381,9 +381,9 @@ def test_f8_noise_aware_training_accuracy_is_predicted(figures_dir):
 
 @pytest.mark.parametrize("figure_id", list(FIGURES))
 def test_committed_figures_are_full_quality_and_current(figure_id):
-    """The README's figures: full quality, made by the current figure code (same caption)."""
+    """The documented figures: full quality, made by the current figure code (same caption)."""
     stem = FIGURES[figure_id].STEM
     data = json.loads((ROOT / "paper_figures" / "output" / f"{stem}.json").read_text())
     assert data["fast"] is False and data["caption"] == FIGURES[figure_id].CAPTION
     assert (ROOT / "paper_figures" / "output" / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
-    assert f"paper_figures/output/{stem}.png" in (ROOT / "README.md").read_text()
+    assert f"{{noiseprop-figure}} {stem}\n" in (ROOT / "docs" / "figures.md").read_text()

@@ -1,5 +1,5 @@
 """Training with PyTorch: determinism, accuracy, the shipped default network and
-the noise injected during training (spec section 2)."""
+the noise injected during training (docs/model.md §2)."""
 import numpy as np
 import pytest
 from extras import needs

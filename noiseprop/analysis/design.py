@@ -7,10 +7,10 @@
   exact 2 x 2 transfer of :mod:`noiseprop.analysis.gains`, times the amplification
   (1 + D_MU + D_MC) of its own multiplicative noise.  The spectral radius rho_k
   of that map is the layer's *accumulation gain*: a deep stack of such layers
-  keeps the noise bounded when rho_k < 1 (fixed point (I - T)^-1 q, spec 6:
+  keeps the noise bounded when rho_k < 1 (fixed point (I - T)^-1 q, docs/model.md §6:
   D / (1 - g)), grows linearly when rho_k = 1 and exponentially when rho_k > 1.
   For symmetric networks rho_k = s_k^2 w^2 N (N (1 + D_MC) + D_MU) exactly
-  (spec 5; s_k^2 N^2 w^2 without multiplicative noise).
+  (docs/model.md §5; s_k^2 N^2 w^2 without multiplicative noise).
 - the **predicted output SNR** (layer SNR of layer L, linear response);
 - the **sensitivity** of the output noise to every layer's intensity of every
   type, exact in the linear-response model (the output variance is affine in

@@ -1,4 +1,4 @@
-"""Monte Carlo simulation of noisy networks (spec section 2), numba-accelerated.
+"""Monte Carlo simulation of noisy networks (docs/model.md §2), numba-accelerated.
 
 :func:`simulate` draws realisations of every neuron of every layer exactly as
 in the noise model (both placements, all four noise types, per-layer
@@ -368,7 +368,7 @@ def simulate(
 ) -> Simulation:
     """Monte Carlo estimate of mean, variance and SNR of every neuron in every layer.
 
-    Draws ``samples`` realisations of the noisy network of spec section 2
+    Draws ``samples`` realisations of the noisy network of docs/model.md §2
     (every noise term independent across neurons, layers and realisations as
     the model says) and estimates per-layer statistics with standard errors.
 

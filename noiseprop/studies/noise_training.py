@@ -24,7 +24,7 @@ __all__ = ["weight_statistics", "NoisyTrainingResult", "noise_aware_training"]
 
 
 def weight_statistics(net: Network, X) -> list[dict]:
-    """Weight statistics of every layer and the noise gains they imply (spec 6).
+    """Weight statistics of every layer and the noise gains they imply (docs/model.md §6).
 
     Parameters
     ----------

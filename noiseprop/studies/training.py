@@ -3,7 +3,7 @@
 :func:`train_mlp` trains a multilayer perceptron on a classification data set
 (e.g. :func:`noiseprop.io.datasets.load_digits`) and returns it as a
 :class:`noiseprop.Network` with its test accuracy.  Optionally the noise of
-the spec (section 2) is injected into every layer during training
+docs/model.md (§2) is injected into every layer during training
 (noise-aware training).  PyTorch is an optional dependency:
 ``pip install 'noiseprop[train]'``.
 """
@@ -97,7 +97,7 @@ def train_mlp(
         The same seed gives identical weights: training runs on one thread
         with PyTorch's deterministic algorithms, in float64.
     noise : Noise or sequence of L Noise, optional
-        Noise injected during training exactly as in spec section 2: on
+        Noise injected during training exactly as in docs/model.md §2: on
         every layer 1..L (hidden and output), placement "post" or "pre", the
         four types with intensities = variances; uncorrelated noise is drawn
         per neuron and sample, correlated noise once per layer and sample.
@@ -189,7 +189,7 @@ def _init_params(torch, sizes, generator):
 
 
 def _forward(torch, params, functions, y, layer_noise, generator):
-    """Outputs of the last layer; with ``layer_noise`` the noise of spec 2 is injected."""
+    """Outputs of the last layer; with ``layer_noise`` the noise of docs/model.md §2 is injected."""
     for (w, b), f, noise in zip(params, functions, layer_noise or [None] * len(params)):
         z = y @ w.T + b
         if noise is None or noise.is_zero:
