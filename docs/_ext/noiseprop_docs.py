@@ -58,7 +58,26 @@ def escape_absolute_values(app, what, name, obj, options, lines):
             literal = indent
 
 
+def module_namespace_for_doctests(app, doctree):
+    """Run the docstring examples of an API page in their module's namespace.
+
+    Docstring examples use the names of their module, as ``pytest --doctest-modules``
+    runs them; ``sphinx-build -b doctest`` gets a hidden setup block that imports the
+    module's namespace on every generated page ``generated/noiseprop.X``."""
+    docname = app.env.docname
+    if not docname.startswith("generated/noiseprop"):
+        return
+    module = docname.split("/", 1)[1]
+    code = f"import importlib\nglobals().update(vars(importlib.import_module({module!r})))"
+    setup_node = nodes.comment(code, code)
+    setup_node["testnodetype"] = "testsetup"
+    setup_node["groups"] = ["default"]
+    setup_node["options"] = {}
+    doctree.insert(0, setup_node)
+
+
 def setup(app):
     app.add_directive("noiseprop-figure", NoisepropFigure)
     app.connect("autodoc-process-docstring", escape_absolute_values)
+    app.connect("doctree-read", module_namespace_for_doctests)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
