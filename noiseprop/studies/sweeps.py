@@ -215,7 +215,7 @@ def dask_executor(address: "str | None" = None, **cluster_options) -> Iterator[c
 def _run(function, todo, names, pool, done, store, progress, total, checkpoint_interval):
     futures = {pool.submit(function, **point): point for point in todo}
     last_write = time.monotonic()
-    bar = progress_bar(total, initial=total - len(todo), enabled=progress, desc="sweep", unit="point")
+    bar = progress_bar(total, initial=total - len(todo), enabled=progress, desc="sweep", unit="point", leave=True)
     try:
         for future in cf.as_completed(futures):
             point = futures[future]
