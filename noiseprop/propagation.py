@@ -30,7 +30,7 @@ import numpy as np
 from .model import Network
 from .moments import gaussian_moments
 from .noise import Noise, NoiseSpec, per_layer_noise
-from .statistics import LayerStatistics
+from .statistics import LayerStatistics, mean_off_diagonal
 from .utils.validation import as_input, require_network
 
 __all__ = ["predict", "Prediction", "propagate_layer", "add_noise_covariance", "METHODS"]
@@ -129,14 +129,6 @@ def _activation_moments(zbar, cov_z, activation):
     cov_f[:, diagonal, diagonal] = moments.var
     return moments.mean, cov_f
 
-
-def mean_off_diagonal(cov: np.ndarray) -> np.ndarray:
-    """Mean off-diagonal entry of each (N, N) covariance in (B, N, N); 0 if N = 1."""
-    n = cov.shape[-1]
-    if n < 2:
-        return np.zeros(cov.shape[0])
-    total = cov.sum(axis=(1, 2)) - np.trace(cov, axis1=1, axis2=2)
-    return total / (n * (n - 1))
 
 
 def _check_finite_mean(mean: np.ndarray, k: int) -> None:

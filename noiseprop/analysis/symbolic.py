@@ -683,9 +683,9 @@ class RecursionAverages:
 def working_point_statistics(net: Network, x) -> list[dict]:
     """The statistics of the trained recursion for layers 1..L at input ``x``.
 
-    Weight and slope statistics and the signal power come from
-    :func:`noiseprop.analysis.gains.layer_statistics`; the signal coherence
-    r_k = mean(m)^2 / mean(m^2) from the noise-free forward pass.
+    Weight and slope statistics, the signal power and the signal coherence
+    r_k = mean(m)^2 / mean(m^2) come from one noise-free forward pass
+    (:func:`noiseprop.analysis.gains.layer_statistics`).
 
     Parameters
     ----------
@@ -705,14 +705,13 @@ def working_point_statistics(net: Network, x) -> list[dict]:
     if batched and len(x) > 1:
         raise ValueError(f"the statistics-only recursion takes one input (N_0,), got a batch of {len(x)}")
     gains = layer_statistics(net, x[0])
-    outputs = net.forward(x[0])[1:]
     rows = []
-    for layer, mean in zip(gains, outputs):
+    for layer in gains:
         power = layer.signal_power
         rows.append({
             "N": layer.fan_in, "mu": layer.mu, "nu": layer.nu,
             "s_mean": float(np.mean(layer.slope)), "s_sq": float(layer.slope_sq_mean),
-            "P": power, "r": float(np.mean(mean) ** 2 / power) if power > 0 else 0.0,
+            "P": power, "r": float(layer.output_mean**2 / power) if power > 0 else 0.0,
         })
     return rows
 

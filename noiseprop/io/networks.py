@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..activations import names_in
 from ..model import Network
 from ..utils.files import atomic_write
 from ..utils.optional import require
@@ -114,8 +115,7 @@ def _network_from_arrays(arrays: dict) -> tuple[Network, "np.ndarray | None"]:
 # --- importers -----------------------------------------------------------------------
 
 #: scikit-learn activation names -> noiseprop specs ("softmax": see from_sklearn).
-_SKLEARN_ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
-                        "softmax": "linear"}
+_SKLEARN_ACTIVATIONS = {**names_in("sklearn_name"), "softmax": "linear"}
 
 
 def from_sklearn(model) -> Network:
@@ -171,7 +171,7 @@ def from_torch(module) -> Network:
     """
     torch = require("torch", "train", "importing PyTorch models")
     nn = torch.nn
-    activations = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu"}
+    activations = {getattr(nn, module): name for module, name in names_in("torch_module").items()}
     pass_through = (nn.Identity, nn.Flatten, nn.Dropout)
     if not isinstance(module, nn.Sequential):
         raise ValueError(f"expected a torch.nn.Sequential, got {type(module).__name__}")
@@ -192,7 +192,8 @@ def from_torch(module) -> Network:
             activated = True
         elif type(layer) not in pass_through:
             raise ValueError(
-                f"module {index} ({kind}) is not supported; supported: Linear, Sigmoid, Tanh, ReLU "
+                f"module {index} ({kind}) is not supported; supported: Linear, "
+                f"{', '.join(names_in('torch_module'))} "
                 "(Identity, Flatten, Dropout are skipped)"
             )
     if not weights:
@@ -201,7 +202,7 @@ def from_torch(module) -> Network:
 
 
 #: ONNX activation operators -> noiseprop specs.
-_ONNX_ACTIVATIONS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Relu": "relu", "Erf": "erf"}
+_ONNX_ACTIVATIONS = names_in("onnx_op")
 #: ONNX operators that pass values unchanged on flat inputs.
 _ONNX_PASS_THROUGH = ("Identity", "Flatten", "Dropout")
 

@@ -40,11 +40,10 @@ from __future__ import annotations
 import functools
 import operator
 from contextlib import contextmanager
-from typing import Callable
 
 import numpy as np
 
-from ..activations import Activation, Erf, Heaviside, Linear, ReLU, Sigmoid, Tanh
+from ..activations import Activation
 from ..model import Network
 from ..noise import Noise, NoiseSpec, per_layer_noise
 from ..propagation import predict
@@ -67,14 +66,6 @@ _RTOL_MIN_SAMPLES = 1_000
 #: Runs with more noisy neuron updates than this show a progress bar (on a TTY).
 _PROGRESS_UPDATES = 2e8
 
-_KERNEL_ACTIVATIONS: dict[type, Callable[[Activation], tuple[int, float, float]]] = {
-    Linear: lambda f: (_kernels.ACTIVATION_CODES["linear"], f.slope, f.offset),
-    Sigmoid: lambda f: (_kernels.ACTIVATION_CODES["sigmoid"], f.gain, 0.0),
-    Tanh: lambda f: (_kernels.ACTIVATION_CODES["tanh"], f.gain, 0.0),
-    ReLU: lambda f: (_kernels.ACTIVATION_CODES["relu"], 0.0, 0.0),
-    Erf: lambda f: (_kernels.ACTIVATION_CODES["erf"], f.gain, 0.0),
-    Heaviside: lambda f: (_kernels.ACTIVATION_CODES["heaviside"], 0.0, 0.0),
-}
 _IDENTITY = (_kernels.ACTIVATION_CODES["linear"], 1.0, 0.0)
 
 
@@ -152,13 +143,13 @@ def _batch_mean_stderr(stderr) -> float:
 
 
 def _kernel_activation(f: Activation, k: int) -> tuple[int, float, float]:
-    try:
-        return _KERNEL_ACTIVATIONS[type(f)](f)
-    except KeyError:
-        known = ", ".join(cls.name for cls in _KERNEL_ACTIVATIONS)
+    """Kernel code and parameters (p0, p1) of layer k's activation."""
+    if f.name not in _kernels.ACTIVATION_CODES:
         raise ValueError(
-            f"layer {k}: activation {f.spec!r} has no Monte Carlo kernel; supported: {known}"
-        ) from None
+            f"layer {k}: activation {f.spec!r} has no Monte Carlo kernel; "
+            f"supported: {', '.join(_kernels.ACTIVATION_CODES)}"
+        )
+    return (_kernels.ACTIVATION_CODES[f.name], *f.kernel_params())
 
 
 class _Layer:

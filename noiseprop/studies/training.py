@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..activations import Activation, Erf, Linear, ReLU, Sigmoid, Tanh, get_activation
+from ..activations import Activation, get_activation
 from ..model import Network
 from ..noise import Noise, NoiseSpec, per_layer_noise
 from ..utils.optional import require
@@ -228,20 +228,7 @@ def _apply_noise(torch, values, noise: Noise, generator):
 
 def _torch_activation(torch, f: Activation):
     """The PyTorch counterpart of a noiseprop activation (same parameters)."""
-    if isinstance(f, Linear):
-        return lambda z: f.slope * z + f.offset
-    if isinstance(f, Sigmoid):
-        return lambda z: torch.sigmoid(f.gain * z)
-    if isinstance(f, Tanh):
-        return lambda z: torch.tanh(f.gain * z)
-    if isinstance(f, ReLU):
-        return torch.relu
-    if isinstance(f, Erf):
-        return lambda z: torch.erf(f.gain * z)
-    raise ValueError(
-        f"activation {f.spec!r} cannot be trained by back-propagation here; "
-        "trainable: linear, sigmoid, tanh, relu, erf"
-    )
+    return f.torch_function(torch)
 
 
 @contextlib.contextmanager
