@@ -267,7 +267,6 @@ def test_kernel_activations_match_the_numpy_ones(activation, placement):
         assert np.all(sim.var[k] == 0)
 
 
-@pytest.mark.slow
 def test_standard_normals_are_standard_normal():
     draws = standard_normals(seed_key(0), 5, 1, 2, 0, 1_000_000)
     assert stats.kstest(draws, "norm").pvalue > FALSE_FAILURE

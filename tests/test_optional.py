@@ -11,7 +11,6 @@ import pytest
 
 from noiseprop.utils.optional import MissingDependency, available, missing_message, require
 
-
 #: Prefix of a subprocess script that makes the packages ``modules`` unimportable.
 BLOCK = textwrap.dedent("""
     import sys

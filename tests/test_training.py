@@ -2,8 +2,8 @@
 the noise injected during training (docs/model.md §2)."""
 import numpy as np
 import pytest
-from extras import needs
 from exact_moments import exact_moments
+from extras import needs
 from scipy import stats
 
 from noiseprop import Noise, default_network

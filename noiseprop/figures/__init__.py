@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from ..utils.optional import MissingDependency, available, missing_message
 from . import (
     f1_symmetric,
     f2_depth,
@@ -26,7 +27,6 @@ from . import (
     f7_walking,
     f8_noisy_training,
 )
-from ..utils.optional import MissingDependency, available, missing_message
 from ._common import FigureOutput, output_paths
 
 __all__ = ["FIGURES", "FigureOutput", "make_figures", "figure_ids", "unavailable"]

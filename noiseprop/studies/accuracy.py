@@ -28,8 +28,8 @@ from threadpoolctl import threadpool_limits
 from ..model import Network
 from ..noise import NoiseSpec, per_layer_noise
 from ..propagation import predict
-from ..utils.progress import progress_bar
 from ..simulation.montecarlo import sample_outputs
+from ..utils.progress import progress_bar
 from ..utils.seeds import spawn_seeds
 from ..utils.validation import as_labelled_data, as_vector, positive_int, require_classifier
 

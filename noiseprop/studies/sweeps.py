@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
+
 from ..utils.files import atomic_write
 from ..utils.optional import require
 from ..utils.progress import progress_bar
