@@ -18,7 +18,7 @@ from extras import needs
 from scipy.stats import norm
 
 from noiseprop.cli import main
-from noiseprop.figures import FIGURES, figure_ids, make_figures
+from noiseprop.figures import FIGURES, figure_ids, make_figures, unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 FALSE_FAILURE = 1e-6
@@ -66,14 +66,16 @@ def symmetric_recursion(depth, width, slope, level, AU=0.0, AC=0.0, MU=0.0, MC=0
 
 @pytest.mark.slow
 def test_every_figure_writes_png_and_json(figures_dir, capsys):
-    for figure_id, module in FIGURES.items():
+    made = {fid: module for fid, module in FIGURES.items() if fid not in unavailable(FIGURES)}
+    assert set(FIGURES) - set(made) <= {"F8"}  # only F8 needs an extra (train)
+    for figure_id, module in made.items():
         png = figures_dir / f"{module.STEM}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure_id
         data = record(figures_dir, figure_id)
         assert data["fast"] is True and data["caption"] == module.CAPTION
         assert data["numbers"], figure_id
     assert sorted(p.name for p in figures_dir.iterdir()) == sorted(
-        f"{m.STEM}{suffix}" for m in FIGURES.values() for suffix in (".png", ".json"))
+        f"{m.STEM}{suffix}" for m in made.values() for suffix in (".png", ".json"))
 
 
 @pytest.mark.slow
