@@ -4,7 +4,7 @@ On the shipped default network (digits 64-100-100-100-10, sigmoid hidden,
 linear output, its stored input), for each noise type alone on every layer
 ("post" placement) and intensities D = 1e-6 .. 1e-1, this measures the
 relative error of each method's mean noise variance (the per-neuron average
-of Var[y], spec section 3) of every layer against Monte Carlo, and the Monte
+of Var[y], docs/model.md §3) of every layer against Monte Carlo, and the Monte
 Carlo standard error of that same quantity.
 
 Monte Carlo is :func:`noiseprop.simulate` with its control variate: the same

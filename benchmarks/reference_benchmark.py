@@ -1,4 +1,4 @@
-"""Reference benchmark of spec section 8: noiseprop.simulate vs plain NumPy.
+"""Reference benchmark of docs/model.md §8: noiseprop.simulate vs plain NumPy.
 
 Network 784-100-100-100-100-10 (sigmoid hidden, linear output, weights
 N(0, 1/fan-in) from seed 0, zero biases), one input uniform in [0, 1] from
@@ -152,7 +152,7 @@ def precision(intensity: float, repeat: int) -> dict:
 def report(results: dict) -> str:
     s = results["speed"]
     lines = [
-        "# Reference benchmark (spec section 8)",
+        "# Reference benchmark (docs/model.md §8)",
         "",
         f"Machine: {results['machine']}",
         "",

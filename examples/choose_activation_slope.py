@@ -1,7 +1,7 @@
 """Applying the slope design rule to choose an activation.
 
 Deep stacks of noisy neurons keep their noise bounded when the per-layer gain
-of correlated noise, slope^2 * (w N)^2, is below one (spec section 5): for
+of correlated noise, slope^2 * (w N)^2, is below one (docs/model.md §5): for
 weights w = 1/N that pass the mean on, the activation's slope at its working
 point must stay below one.  This script takes candidate activations for a
 30-layer analog network of width 32, finds each one's working point and

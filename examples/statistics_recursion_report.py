@@ -1,12 +1,12 @@
 """How good is the statistics-only recursion on a real trained network?
 
-The trained-family recursion of :mod:`noiseprop.analysis.symbolic` (spec 6) reduces
+The trained-family recursion of :mod:`noiseprop.analysis.symbolic` (docs/model.md §6) reduces
 every layer to a handful of numbers: fan-in N, weight mean mu and mean square
 nu, slope mean and mean square at the working point, signal power and
 coherence.  This script evaluates it on the shipped trained digits network
 (64-100-100-100-10, sigmoid hidden layers, linear output) for each noise type
 on its own, and compares the layer-average variance and its correlated part
-with the full linear-response propagation of :func:`noiseprop.predict` (spec 4).
+with the full linear-response propagation of :func:`noiseprop.predict` (docs/model.md §4).
 
 It also prints per-layer diagnostics that say *why* the two differ: how much
 the exact gains (with the real matrices and slopes) deviate from their

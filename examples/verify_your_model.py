@@ -16,11 +16,13 @@ so that the shell can do the same: ``noiseprop verify FILE.npz``.
 Run: ``python examples/verify_your_model.py [--onnx model.onnx] [--fast] [--save model.npz]``
 """
 import argparse
+import sys
 
 from noiseprop import Noise, verify
 from noiseprop.io.datasets import load_digits
 from noiseprop.io.networks import from_torch, load_model, save_network
 from noiseprop.studies.accuracy import clean_accuracy
+from noiseprop.utils.optional import MissingDependency, require
 
 #: Intensities (variances) of the noise of every layer, e.g. from measurements.
 NOISE = Noise(AU=1e-4, AC=1e-5, MU=1e-4, MC=1e-5)
@@ -28,7 +30,7 @@ NOISE = Noise(AU=1e-4, AC=1e-5, MU=1e-4, MC=1e-5)
 
 def train_torch_model(epochs: int):
     """Stand-in for your model: a torch nn.Sequential trained on the digits."""
-    import torch
+    torch = require("torch", "train", "this example's stand-in PyTorch model")
 
     torch.manual_seed(0)
     X, y, _, _ = load_digits()
@@ -65,4 +67,8 @@ if __name__ == "__main__":
     parser.add_argument("--fast", action="store_true", help="shorter training, fewer Monte Carlo samples")
     parser.add_argument("--save", metavar="FILE.npz", help="also store the network (.npz format)")
     args = parser.parse_args()
-    raise SystemExit(0 if main(args.fast, args.onnx, args.save) else 1)
+    try:
+        raise SystemExit(0 if main(args.fast, args.onnx, args.save) else 1)
+    except MissingDependency as err:  # an optional package is absent: say which and how to install it
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,4 +1,4 @@
-"""The network: an ordered stack of dense layers (spec section 2).
+"""The network: an ordered stack of dense layers (docs/model.md §2).
 
 Layers are numbered k = 0..L; layer 0 is the input vector (N_0 values) and
 layer k = 1..L computes z_k = W_k y_{k-1} + b_k, y_k = f_k(z_k) (plus noise).
@@ -144,7 +144,7 @@ class Network:
         activation: ActivationSpec = "linear",
         n_inputs: "int | None" = None,
     ) -> "Network":
-        """A symmetric network (spec section 5): every weight and bias equal.
+        """A symmetric network (docs/model.md §5): every weight and bias equal.
 
         Parameters
         ----------

@@ -1,4 +1,4 @@
-"""Noise intensities of the noisy neurons (spec section 2).
+"""Noise intensities of the noisy neurons (docs/model.md §2).
 
 Four independent zero-mean Gaussian white noises act on every noisy neuron:
 additive (A) and multiplicative (M), each uncorrelated (U: a draw per neuron)

@@ -1,4 +1,4 @@
-"""Analytic linear-response propagation of noise (spec section 4).
+"""Analytic linear-response propagation of noise (docs/model.md §4).
 
 With m_k the mean and Sigma_k the covariance of y_k (m_0 = x, Sigma_0 = 0):
 
@@ -253,7 +253,7 @@ def predict(
 ) -> Prediction:
     """Predict mean, variance and SNR of every neuron in every layer.
 
-    Propagation of mean and covariance layer by layer (spec section 4), by
+    Propagation of mean and covariance layer by layer (docs/model.md §4), by
     one of three methods:
 
     - ``"mixture"`` (default, :data:`DEFAULT_METHOD`): the shared-noise
@@ -317,7 +317,7 @@ def predict(
     Prediction
         ``.mean[k]``, ``.var[k]``, ``.snr[k]`` for layers k = 0..L, each
         (N_k,) or (B, N_k); ``.layer_snr``, ``.correlated`` and
-        ``.uncorrelated`` (spec section 3); ``.cov`` if asked; ``.method``;
+        ``.uncorrelated`` (docs/model.md §3); ``.cov`` if asked; ``.method``;
         ``.error_estimate``: per layer, the estimated relative error of the
         layer's mean noise variance ``noise_var`` (shape of ``noise_var``;
         None when not computed).

@@ -1,4 +1,4 @@
-"""Per-layer noise statistics shared by predictions and simulations (spec 3).
+"""Per-layer noise statistics shared by predictions and simulations (docs/model.md §3).
 
 Conventions: layers are indexed k = 0..L (k = 0 is the input); intensities
 and variances are variances; the SNR of a neuron is E[y]^2 / Var[y] (a power

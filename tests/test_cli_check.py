@@ -58,6 +58,7 @@ def test_json_matches_the_api_for_a_network_file(tmp_path, capsys):
     assert payload["recommendations"] == expected.recommendations
 
 
+@pytest.mark.slow
 def test_table_and_chart(tmp_path, capsys):
     chart = tmp_path / "chart.png"
     code, out, _ = run(capsys, "check", "--symmetric", symmetric(1.2), "--AC", "1e-4", "--target-snr", "20",

@@ -2,6 +2,8 @@
 tests write themselves."""
 import gzip
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,18 +12,37 @@ from noiseprop.io.datasets import DIGITS_SPLIT_SEED, DIGITS_TEST_SIZE, IDX_FILES
 
 
 def test_digits_split_and_scaling():
-    from sklearn.datasets import load_digits as sklearn_digits
-
     X_train, y_train, X_test, y_test = load_digits()
     assert X_train.shape == (1797 - DIGITS_TEST_SIZE, 64) and X_test.shape == (DIGITS_TEST_SIZE, 64)
-    assert y_train.dtype == np.int64 and set(np.unique(y_test)) == set(range(10))
-    raw = sklearn_digits()
+    assert X_train.dtype == np.float64 and y_train.dtype == np.int64
+    assert set(np.unique(y_test)) == set(range(10)) and set(np.unique(y_train)) == set(range(10))
+    assert X_train.min() == 0.0 and X_train.max() == 1.0
+    # pixels are counts 0..16 divided by 16
+    np.testing.assert_array_equal(X_train * 16, np.round(X_train * 16))
+    again = load_digits()
+    assert all(np.array_equal(a, b) for a, b in zip(again, (X_train, y_train, X_test, y_test)))
+
+
+def test_digits_equal_scikit_learn():
+    """The shipped copy is scikit-learn's data, split by the documented permutation."""
+    sklearn_datasets = pytest.importorskip(
+        "sklearn.datasets", reason="comparing the shipped digits with scikit-learn's needs scikit-learn")
+    X_train, y_train, X_test, y_test = load_digits()
+    raw = sklearn_datasets.load_digits()
     order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(1797)
     np.testing.assert_array_equal(np.vstack([X_train, X_test]), raw.data[order] / 16.0)
     np.testing.assert_array_equal(np.concatenate([y_train, y_test]), raw.target[order])
-    assert X_train.min() == 0.0 and X_train.max() == 1.0
-    again = load_digits()
-    assert all(np.array_equal(a, b) for a, b in zip(again, (X_train, y_train, X_test, y_test)))
+
+
+def test_digits_need_no_scikit_learn():
+    """load_digits works with scikit-learn made unimportable (a plain install)."""
+    code = (
+        "import sys; sys.modules['sklearn'] = None\n"
+        "from noiseprop.io.datasets import load_digits\n"
+        "X, y, Xt, yt = load_digits(); print(X.shape[0] + Xt.shape[0], int(yt[0]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1797", "8"]
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

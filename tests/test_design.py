@@ -26,7 +26,7 @@ def symmetric(slope, depth=8, width=N):
 
 @pytest.mark.parametrize("slope, growth", [(0.8, "bounded"), (1.0, "linear"), (1.2, "exponential")])
 def test_verdicts_on_symmetric_linear_networks(slope, growth):
-    """Spec 5: correlated noise grows bounded / linearly / exponentially for s <, =, > 1."""
+    """docs/model.md §5: correlated noise grows bounded / linearly / exponentially for s <, =, > 1."""
     report = check_design(symmetric(slope), Noise(AC=1e-4), np.ones(N))
     assert [rule.growth for rule in report.layers] == [growth] * 8
     assert report.bounded is (growth == "bounded")
@@ -62,7 +62,7 @@ def test_the_output_layer_does_not_enter_the_verdict_on_accumulation():
 def test_deep_stack_limit_is_the_closed_form_and_what_predict_reaches():
     s, d_au, d_ac = 0.8, 2e-4, 1e-4
     report = check_design(symmetric(s), Noise(AU=d_au, AC=d_ac), np.ones(N))
-    closed = d_ac / (1 - s**2) + d_au * (1 + (s**2 / N) / (1 - s**2))  # spec 5
+    closed = d_ac / (1 - s**2) + d_au * (1 + (s**2 / N) / (1 - s**2))  # docs/model.md §5
     for rule in report.layers:
         assert rule.limit == pytest.approx(closed, rel=1e-12)
     deep = predict(symmetric(s, depth=150), Noise(AU=d_au, AC=d_ac), np.ones(N))
@@ -81,7 +81,7 @@ def test_multiplicative_noise_raises_the_gain_and_lowers_the_slope_bound():
 
 
 def test_accumulation_gain_of_symmetric_networks_with_both_multiplicative_noises():
-    """Spec 5's recursion maps (u, c) through c' = s^2 w^2 N (u + N c), u = D_MU c',
+    """docs/model.md §5's recursion maps (u, c) through c' = s^2 w^2 N (u + N c), u = D_MU c',
     c = (1 + D_MC) c': its one non-zero eigenvalue is s^2 w^2 N (N (1 + D_MC) + D_MU)."""
     s, w, d_mu, d_mc = 0.9, 0.07, 0.3, 0.05
     net = Network.symmetric(4, N, w, 0.0, f"linear(slope={s})")
@@ -277,11 +277,12 @@ def test_symmetric_chart_data():
     np.testing.assert_allclose(chart.noise_var[2], 1e-3 * (1.5 ** (2 * k) - 1) / 1.25, rtol=1e-10)
     # mean 1 in every layer: the AC budget is 1 / (T (1 - s^(2L)) / (1 - s^2)) less the AU share
     curves = symmetric_budgets([1, 4], N, 0.9, 20.0, Noise(AU=1e-5))
-    au_part = 1e-5 * (1 + (0.81 / N) * (1 - 0.81**3) / (1 - 0.81))  # spec 5, uncorrelated
+    au_part = 1e-5 * (1 + (0.81 / N) * (1 - 0.81**3) / (1 - 0.81))  # docs/model.md §5, uncorrelated
     expected = (1 / 100 - au_part) * (1 - 0.81) / (1 - 0.81**4)
     assert curves.budgets["AC"][1] == pytest.approx(expected, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_design_chart_png(tmp_path):
     path = design_chart(tmp_path / "chart.png", N, Noise(AC=1e-4, MU=1e-4), 20.0, max_depth=6,
                         slopes=[0.8, 1.0, 1.2], mark=(1.1, 4))

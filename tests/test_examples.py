@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from extras import needs
 
 from noiseprop import Noise, default_network, predict
 
@@ -40,9 +41,10 @@ def test_choose_activation_slope(capsys):
     assert "choice: sigmoid(gain=4)" in out
 
 
+@pytest.mark.slow
 def test_verify_your_pytorch_and_onnx_model(tmp_path, capsys):
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("onnx")
+    torch = needs("torch")
+    needs("onnx")
     from noiseprop.io.networks import load_network
 
     example = load("verify_your_model.py")
@@ -71,6 +73,7 @@ def test_rank_layers():
     assert sorted(rankings["MC"]) == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_statistics_recursion_report(capsys):
     main = load("statistics_recursion_report.py")["main"]
     main(["--fast"])

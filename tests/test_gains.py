@@ -14,7 +14,7 @@ def random_net(seed=0, sizes=(6, 5, 4, 3), activations=("tanh", "sigmoid(gain=2)
 
 
 def test_symmetric_network_closed_forms():
-    """Spec 5: g_U = s^2 N w^2, g_C = s^2 N^2 w^2; statistics-only forms exact."""
+    """docs/model.md §5: g_U = s^2 N w^2, g_C = s^2 N^2 w^2; statistics-only forms exact."""
     s, n, w = 0.7, 5, 0.3
     net = Network.symmetric(depth=3, width=n, weight=w, activation=f"linear(slope={s})")
     for g in layer_statistics(net, np.ones(n)):
@@ -24,7 +24,7 @@ def test_symmetric_network_closed_forms():
         assert g.correlated_gain == pytest.approx(s**2 * n**2 * w**2, rel=1e-12)
         assert g.uncorrelated_gain_stats == pytest.approx(g.uncorrelated_gain, rel=1e-12)
         assert g.correlated_gain_stats == pytest.approx(g.correlated_gain, rel=1e-12)
-        # everything entering a symmetric layer becomes common (spec 5: c' = s^2 w^2 N (u + N c))
+        # everything entering a symmetric layer becomes common (docs/model.md §5: c' = s^2 w^2 N (u + N c))
         np.testing.assert_allclose(g.transfer, [[0, 0], [s**2 * n * w**2, s**2 * n**2 * w**2]], atol=1e-14)
 
 

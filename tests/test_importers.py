@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from extras import needs
 from scipy.special import softmax
 
 from noiseprop import Network
@@ -16,7 +17,7 @@ X = RNG.uniform(-1, 1, (40, 4))
 # --- scikit-learn ----------------------------------------------------------------------
 
 def fitted(estimator, y):
-    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.exceptions import ConvergenceWarning  # the tests below skip without scikit-learn
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -25,6 +26,7 @@ def fitted(estimator, y):
 
 @pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
 def test_sklearn_regressor_round_trip(activation):
+    needs("sklearn")
     from sklearn.neural_network import MLPRegressor
 
     model = fitted(MLPRegressor(hidden_layer_sizes=(6, 5), activation=activation, max_iter=50, random_state=0),
@@ -35,6 +37,7 @@ def test_sklearn_regressor_round_trip(activation):
 
 
 def test_sklearn_multiclass_classifier_gives_logits():
+    needs("sklearn")
     from sklearn.neural_network import MLPClassifier
 
     model = fitted(MLPClassifier(hidden_layer_sizes=(7,), activation="tanh", max_iter=50, random_state=0), np.arange(40) % 3)
@@ -45,6 +48,7 @@ def test_sklearn_multiclass_classifier_gives_logits():
 
 
 def test_sklearn_binary_classifier_has_a_sigmoid_output():
+    needs("sklearn")
     from sklearn.neural_network import MLPClassifier
 
     model = fitted(MLPClassifier(hidden_layer_sizes=(3,), max_iter=50, random_state=0), np.arange(40) % 2)
@@ -54,6 +58,7 @@ def test_sklearn_binary_classifier_has_a_sigmoid_output():
 
 
 def test_sklearn_errors_name_the_problem():
+    needs("sklearn")
     from sklearn.neural_network import MLPRegressor
 
     with pytest.raises(ValueError, match="expected a fitted scikit-learn MLPClassifier or MLPRegressor"):
@@ -67,7 +72,7 @@ def test_sklearn_errors_name_the_problem():
 # --- PyTorch ---------------------------------------------------------------------------
 
 def test_torch_round_trip():
-    torch = pytest.importorskip("torch")
+    torch = needs("torch")
     nn = torch.nn
     torch.manual_seed(0)
     module = nn.Sequential(nn.Flatten(), nn.Linear(4, 6), nn.Sigmoid(), nn.Dropout(0.5), nn.Linear(6, 5),
@@ -88,13 +93,13 @@ def test_torch_round_trip():
     (lambda nn: [nn.Identity()], "the Sequential has no Linear layer"),
 ])
 def test_torch_unsupported_modules_are_named(layers, message):
-    torch = pytest.importorskip("torch")
+    torch = needs("torch")
     with pytest.raises(ValueError, match=message):
         from_torch(torch.nn.Sequential(*layers(torch.nn)))
 
 
 def test_torch_needs_a_sequential():
-    torch = pytest.importorskip("torch")
+    torch = needs("torch")
     with pytest.raises(ValueError, match="expected a torch.nn.Sequential, got Linear"):
         from_torch(torch.nn.Linear(2, 2))
 
@@ -102,7 +107,7 @@ def test_torch_needs_a_sequential():
 # --- ONNX ------------------------------------------------------------------------------
 
 def onnx_model(nodes, initializers, n_out=3):
-    onnx = pytest.importorskip("onnx")
+    onnx = needs("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     graph = helper.make_graph(
@@ -141,7 +146,7 @@ def chain_model(final=None):
 
 
 def test_onnx_round_trip():
-    pytest.importorskip("onnx")
+    needs("onnx")
     from onnx.reference import ReferenceEvaluator
 
     model = chain_model()
@@ -153,7 +158,7 @@ def test_onnx_round_trip():
 
 
 def test_onnx_erf_node():
-    pytest.importorskip("onnx")
+    needs("onnx")
     from onnx.reference import ReferenceEvaluator
 
     model = chain_model(final="Erf")
@@ -165,7 +170,7 @@ def test_onnx_erf_node():
 
 
 def test_onnx_unsupported_and_broken_graphs_are_named():
-    pytest.importorskip("onnx")
+    needs("onnx")
     from onnx import helper
 
     softmax_node = [helper.make_node("MatMul", ["x", "W"], ["z"], name="dense"),
@@ -186,7 +191,7 @@ def test_onnx_unsupported_and_broken_graphs_are_named():
 
 def test_onnx_matrix_times_data_is_refused_not_transposed():
     """W x (data as the second operand) would import as W^T: refused."""
-    pytest.importorskip("onnx")
+    needs("onnx")
     from onnx import helper
 
     square = {"W": np.arange(16.0).reshape(4, 4)}
@@ -200,7 +205,7 @@ def test_onnx_matrix_times_data_is_refused_not_transposed():
 
 
 def test_onnx_constant_nodes():
-    pytest.importorskip("onnx")
+    needs("onnx")
     from onnx import helper
 
     weight = RNG.standard_normal((4, 3))
@@ -216,7 +221,7 @@ def test_onnx_constant_nodes():
 
 
 def test_onnx_needs_a_model():
-    pytest.importorskip("onnx")
+    needs("onnx")
     with pytest.raises(ValueError, match="expected an onnx.ModelProto or the path of an .onnx file, got NoneType"):
         from_onnx(None)
 
@@ -224,8 +229,8 @@ def test_onnx_needs_a_model():
 # --- load_model by file type -----------------------------------------------------------
 
 def test_load_model_by_file_type(tmp_path):
-    onnx = pytest.importorskip("onnx")
-    torch = pytest.importorskip("torch")
+    onnx = needs("onnx")
+    torch = needs("torch")
     model = chain_model()
     onnx.save(model, tmp_path / "m.onnx")
     assert load_model(tmp_path / "m.onnx") == from_onnx(model)
@@ -240,7 +245,7 @@ def test_load_model_by_file_type(tmp_path):
 
 
 def test_load_model_errors(tmp_path):
-    pytest.importorskip("torch")
+    needs("torch")
     with pytest.raises(ValueError, match=r"unknown model file type '.h5'; known: .npz, .onnx, .pt, .pth"):
         load_model(tmp_path / "m.h5")
     with pytest.raises(ValueError, match="model file .*m.onnx does not exist"):

@@ -1,6 +1,6 @@
 """The Monte Carlo engine against exact moments, its reproducibility and its estimators.
 
-Statistical tests follow spec section 7: a fixed seed, a tolerance of z
+Statistical tests follow docs/model.md §7: a fixed seed, a tolerance of z
 standard errors with z from a false-failure probability of 1e-6 per test
 after a Bonferroni correction over every compared quantity, and a check that
 the same comparison fails for a prediction that is a few percent off.

@@ -14,10 +14,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from noiseprop import Network, Noise, predict
-from noiseprop import output_statistics
+from noiseprop import Network, Noise, output_statistics, predict
 from noiseprop.output_statistics import as_layers, layer_moments
 from noiseprop.utils.tables import layer_table
+
 
 def _predict(*args, **kwargs):
     """predict with linear response unless told otherwise (the adjoint's method)."""

@@ -1,4 +1,4 @@
-"""predict against independent computations (spec sections 4 and 5)."""
+"""predict against independent computations (docs/model.md §§4 and 5)."""
 import numpy as np
 import pytest
 from exact_moments import exact_moments
@@ -67,7 +67,7 @@ def test_each_noise_type_and_placement_is_exact(noise_type, placement):
 
 
 def symmetric_recursion(depth, width, w, b, f, x0, noise):
-    """Spec 5: scalar recursion for (m_k, u_k, c_k) of a symmetric network."""
+    """docs/model.md §5: scalar recursion for (m_k, u_k, c_k) of a symmetric network."""
     m, u, c = x0, 0.0, 0.0
     rows = [(m, u, c)]
     for _ in range(depth):

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from extras import needs
 from scipy import integrate, stats
 
 from noiseprop import Network, Noise, default_network
@@ -177,6 +178,7 @@ def test_levels_scale_is_explicit_and_converted():
         walking_noise(None, None, None, "AU", [0.1])  # no default for scale
 
 
+@pytest.mark.slow
 def test_walking_noise_finds_the_most_sensitive_layer(sensitive_net):
     net, X, labels = sensitive_net
     levels = 2.0 ** np.arange(-4, 5)  # factor-2 grid: the curves are exact shifts of each other
@@ -297,8 +299,9 @@ def test_noise_aware_training_converts_levels_and_evaluates_every_network(sensit
     assert np.all(result.output_snr_db[:, 0] > result.output_snr_db[:, 1])
 
 
+@pytest.mark.slow
 def test_noise_aware_training_with_pytorch_end_to_end(digits_test, tmp_path):
-    pytest.importorskip("torch")
+    needs("torch")
     X_train, y_train = load_digits()[:2]
     X_test, y_test = digits_test
     result = noise_aware_training(
@@ -317,6 +320,7 @@ def test_noise_aware_training_with_pytorch_end_to_end(digits_test, tmp_path):
 # ------------------------------------------------------------- figures, CLI
 
 
+@pytest.mark.slow
 def test_walking_noise_figure_is_written(sensitive_net, tmp_path):
     net, X, labels = sensitive_net
     result = walking_noise(net, X, labels, "AU", [0.1, 0.3, 1, 3], scale="std", samples=50)
@@ -362,6 +366,7 @@ def test_cli_accuracy_table_and_existing_plot(network_and_data, tmp_path, capsys
     assert plot.read_bytes() == b"keep"
 
 
+@pytest.mark.slow
 def test_cli_walking_table_and_plot(network_and_data, tmp_path, capsys):
     net_path, data_path = network_and_data
     plot = tmp_path / "walk.png"
@@ -411,8 +416,9 @@ def test_cli_train_noisy_bad_levels_exit_2_before_training(capsys, argv, message
     assert code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_train_noisy_reports_weights_and_snr(capsys):
-    pytest.importorskip("torch")
+    needs("torch")
     code = main(["robustness", "train-noisy", "--type", "AU", "--std", "--train-levels", "0,0.5",
                  "--eval-levels", "0.2", "--hidden", "4", "--epochs", "1", "--samples", "5"])
     out = capsys.readouterr().out

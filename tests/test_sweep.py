@@ -5,6 +5,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from extras import needs
 
 from noiseprop.studies.sweeps import SweepError, dask_executor, grid_points, sweep
 
@@ -144,12 +145,14 @@ def test_bad_results_are_reported_with_their_point():
 
 
 def test_dask_local_cluster_executor(tmp_path):
+    needs("distributed")
     with dask_executor(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as pool:
         rows = sweep(power, GRID, executor=pool, path=tmp_path / "r.csv", progress=False)
     assert rows == expected_rows()
 
 
 def test_dask_executor_connects_to_a_scheduler_address(tmp_path):
+    needs("distributed")
     # the multi-machine path: a scheduler reached by its TCP address (here on this
     # machine) and a worker in its own process, to which the function is sent pickled
     from distributed import LocalCluster
@@ -168,7 +171,7 @@ def test_progress_bar_counts_resumed_and_computed_points(tmp_path, capsys):
     path = tmp_path / "r.csv"
     with ThreadPoolExecutor(1) as pool:
         sweep(power, {"n": [1], "scale": [0.5, 2.0]}, executor=pool, path=path, progress=False)
-        sweep(power, GRID, executor=pool, path=path)
+        sweep(power, GRID, executor=pool, path=path, progress=True)
     bar = capsys.readouterr().err
     assert "sweep:" in bar and "2/6" in bar and "6/6" in bar  # starts at the 2 resumed points
 

@@ -1,8 +1,9 @@
 """Training with PyTorch: determinism, accuracy, the shipped default network and
-the noise injected during training (spec section 2)."""
+the noise injected during training (docs/model.md §2)."""
 import numpy as np
 import pytest
 from exact_moments import exact_moments
+from extras import needs
 from scipy import stats
 
 from noiseprop import Noise, default_network
@@ -10,7 +11,7 @@ from noiseprop.activations import Activation, get_activation
 from noiseprop.io.builtin import DEFAULT_NETWORK_ACCURACY
 from noiseprop.io.datasets import load_digits
 
-torch = pytest.importorskip("torch")
+torch = needs("torch")
 from noiseprop.studies.training import _apply_noise, _forward, _torch_activation, train_mlp  # noqa: E402
 
 #: Test accuracy floor of the small network trained in these tests.

@@ -1,4 +1,4 @@
-"""Per-layer weight statistics and noise gains at the working point (spec 5, 6).
+"""Per-layer weight statistics and noise gains at the working point (docs/model.md §5, 6).
 
 A noise that reaches layer k-1 is carried into layer k by the weights W_k
 (N_k x N_{k-1}) and the activation slopes s_k,i = f_k'(zbar_k,i) at the
@@ -10,17 +10,17 @@ much of the incoming *variance* arrives (dimensionless ratios of variances):
 - correlated gain    g_C = mean_i s_i^2 (sum_j W_ij)^2: a correlated variance c
   (covariance c 11^T) gives a mean variance g_C c.
 
-Their statistics-only forms (spec 6) use only the mean slope power
+Their statistics-only forms (docs/model.md §6) use only the mean slope power
 <s^2> = mean_i s_i^2, the mean weight mu_k and the mean squared weight nu_k
 (:func:`statistics_gains`): g_U ~ <s^2> N_{k-1} nu_k and
 g_C ~ <s^2> E[(sum_j W_ij)^2] = <s^2> (N_{k-1}^2 mu_k^2 + N_{k-1} (nu_k - mu_k^2))
 for weights drawn independently with that mean and mean square (the second
 term, the variance of a row sum, dominates for trained layers with mu ~ 0);
-both are exact for symmetric networks (spec 5: g_U = s^2 N w^2,
+both are exact for symmetric networks (docs/model.md §5: g_U = s^2 N w^2,
 g_C = s^2 N^2 w^2).
 
 :func:`layer_statistics` also gives the exact 2 x 2 ``transfer`` matrix of the
-(uncorrelated, correlated) split of spec 3 through a layer, which the design
+(uncorrelated, correlated) split of docs/model.md §3 through a layer, which the design
 checks use for boundedness and deep-stack limits.
 """
 from __future__ import annotations

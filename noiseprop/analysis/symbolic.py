@@ -1,20 +1,20 @@
-"""Symbolic derivation of the noise recursions (spec sections 2, 4, 5 and 6).
+"""Symbolic derivation of the noise recursions (docs/model.md §§2, 4, 5 and 6).
 
-The linear-response step of spec section 4 is written with sympy on
+The linear-response step of docs/model.md §4 is written with sympy on
 covariances of the form ``u I + c J`` (``J`` = all-ones matrix: ``u`` the
-uncorrelated and ``c`` the correlated part, spec section 3), and the per-layer
+uncorrelated and ``c`` the correlated part, docs/model.md §3), and the per-layer
 recursions, their closed forms, deep limits, gains, the bounded-noise
 condition, the critical slope and the SNR ceiling are read off from it; no
 result is typed in by hand.
 
 Two network families:
 
-``"symmetric"`` (spec 5)
+``"symmetric"`` (docs/model.md §5)
     Every layer has N neurons, every weight is w, every bias b, every neuron
     has slope s at its working point and signal (mean output) m.  The weight
     step ``W X W^T`` with ``W = w J`` is computed exactly in the algebra of
     ``u I + c J`` matrices (``J J = N J``).
-``"trained"`` (spec 6)
+``"trained"`` (docs/model.md §6)
     Layer k has fan-in N = N_{k-1}; its weights are summarised by their mean
     ``mu`` and mean square ``nu``, its slopes at the working point by their
     mean ``s_mean`` and mean square ``s_sq``, its signals by their power
@@ -85,7 +85,7 @@ _LATEX_NAMES = {
 SYMMETRIC_ASSUMPTIONS = (
     "every layer has N neurons (the input too), every weight is w, every bias b",
     "every neuron of layer k has the same slope s and signal m at its working point",
-    "linear response (spec 4): exact for affine activations, first order in the noise otherwise",
+    "linear response (docs/model.md §4): exact for affine activations, first order in the noise otherwise",
     "noise after the activation ('post' placement); the input is noise-free",
 )
 
@@ -97,7 +97,7 @@ TRAINED_ASSUMPTIONS = (
     "i.i.d. draws with power P = mean(m^2) and pair product r*P = mean(m)^2",
     "a layer's covariance enters only through its mean diagonal (u + c) and mean "
     "off-diagonal entry (c); the result is the expected layer average",
-    "linear response (spec 4), noise after the activation, noise-free input",
+    "linear response (docs/model.md §4), noise after the activation, noise-free input",
 )
 
 
@@ -158,7 +158,7 @@ def _ensemble_slopes(x: _IJ) -> _IJ:
 
 
 def _layer_step(family: str) -> _IJ:
-    """Spec 4 applied to Sigma_{k-1} = u_prev I + c_prev J; returns Sigma_k."""
+    """docs/model.md §4 applied to Sigma_{k-1} = u_prev I + c_prev J; returns Sigma_k."""
     previous = _IJ(SYMBOLS["u_prev"], SYMBOLS["c_prev"])
     if family == "symmetric":
         slopes_times_weights = _symmetric_slopes(_symmetric_weights(previous))
@@ -221,7 +221,7 @@ class Recursion:
         """How the noise of layer k-1 is carried into layer k.
 
         ``uncorrelated``: d Var_k / d u_{k-1}; ``correlated``: d c_k / d c_{k-1},
-        both with the multiplicative noise of layer k switched off (spec 6).
+        both with the multiplicative noise of layer k switched off (docs/model.md §6).
         """
         quiet = {SYMBOLS["D_MU"]: 0, SYMBOLS["D_MC"]: 0}
         return {
@@ -255,7 +255,7 @@ class Recursion:
 
 @functools.lru_cache(maxsize=None)
 def recursion(family: str = "symmetric") -> Recursion:
-    """The per-layer recursion of ``family`` derived from spec section 4.
+    """The per-layer recursion of ``family`` derived from docs/model.md §4.
 
     Parameters
     ----------
@@ -264,7 +264,7 @@ def recursion(family: str = "symmetric") -> Recursion:
     Returns
     -------
     Recursion
-        For "symmetric" (spec 5) with c' = s^2 w^2 N (u_{k-1} + N c_{k-1}):
+        For "symmetric" (docs/model.md §5) with c' = s^2 w^2 N (u_{k-1} + N c_{k-1}):
         u_k = (m^2 + c') D_MU + D_AU, c_k = c' (1 + D_MC) + m^2 D_MC + D_AC.
     """
     _check_family(family)

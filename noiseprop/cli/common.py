@@ -18,7 +18,7 @@ __all__ = [
     "add_resource_options", "seed_value", "count_value", "finite_value", "output_path", "input_path",
     "check_noise_scale", "add_noise_options", "network_from_args",
     "noise_from_args", "describe_noise", "noise_text", "print_network_and_noise", "print_json",
-    "refuse_existing",
+    "refuse_existing", "add_quiet_option", "progress_from_args",
 ]
 
 #: Exit status for bad input, an unreadable or unsafe file, a missing optional
@@ -310,3 +310,15 @@ def print_network_and_noise(net: Network, noise: Sequence[Noise]) -> None:
     """The first two lines of a command's text output."""
     print(net)
     print("noise:", noise_text(noise))
+
+
+def add_quiet_option(parser: argparse.ArgumentParser) -> None:
+    """``--quiet``: no progress bar (bars show only on a terminal anyway)."""
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (one is shown on a terminal for long runs)")
+
+
+def progress_from_args(args) -> "bool | None":
+    """The ``progress`` argument of the API for :func:`add_quiet_option`'s flag:
+    False with ``--quiet``, else None (a bar when standard error is a terminal)."""
+    return False if getattr(args, "quiet", False) else None

@@ -14,7 +14,7 @@ FAMILIES = ("symmetric", "trained")
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "derive", help="symbolic recursion, closed form, deep limit and conditions",
-        description="Derive with sympy (spec sections 4-6) the per-layer noise recursion, its "
+        description="Derive with sympy (docs/model.md §§4-6) the per-layer noise recursion, its "
         "closed form, deep-network limit, gains, the bounded-noise condition, the critical "
         "slope and the SNR limit, for one network family and a choice of noise types.",
     )
@@ -24,8 +24,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "list of them, or 'all' (default)",
     )
     parser.add_argument("--family", choices=FAMILIES, default="symmetric",
-                        help="symmetric networks (spec 5) or trained networks from weight "
-                        "statistics (spec 6); default symmetric")
+                        help="symmetric networks (docs/model.md §5) or trained networks from weight "
+                        "statistics (docs/model.md §6); default symmetric")
     form = parser.add_mutually_exclusive_group()
     form.add_argument("--latex", action="store_true", help="LaTeX output")
     form.add_argument("--json", action="store_true", help="machine-readable output (text and LaTeX)")

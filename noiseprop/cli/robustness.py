@@ -19,6 +19,7 @@ from ..utils.tables import format_table
 from .common import (
     CLIError,
     add_noise_options,
+    add_quiet_option,
     add_resource_options,
     add_trust_option,
     check_noise_scale,
@@ -30,6 +31,7 @@ from .common import (
     noise_text,
     output_path,
     print_json,
+    progress_from_args,
     refuse_existing,
     seed_value,
 )
@@ -120,7 +122,7 @@ def _run_accuracy(args) -> int:
                       repeats=len(factors))
     results = [
         accuracy(net, [n.scaled(f) for n in noise], X, y, args.samples, args.seed,
-                            confidence=args.confidence, method=args.method)
+                 confidence=args.confidence, method=args.method, progress=progress_from_args(args))
         for f in factors
     ]
     if args.json:
@@ -173,6 +175,7 @@ def _run_walking(args) -> int:
     result = walking_noise(
         net, X, y, args.noise_type, _parse_levels(args.levels, "--levels"), scale=args.scale,
         samples=args.samples, seed=args.seed, layers=layers, placement=args.placement, method=args.method,
+        progress=progress_from_args(args),
     )
     if args.json:
         print_json(finite_or_none({"network": repr(net), "inputs": len(y), **result.to_dict()}))
@@ -203,16 +206,12 @@ def _run_training(args) -> int:
 
     refuse_existing(args.plot, "--plot", args.force)
     hidden = tuple(_parse_integers(args.hidden, "--hidden"))
-    try:
-        data = load_digits()
-        result = noise_aware_training(
-            *data, args.noise_type, _parse_levels(args.train_levels, "--train-levels"),
-            _parse_levels(args.eval_levels, "--eval-levels"), scale=args.scale, samples=args.samples,
-            seed=args.seed, method=args.method, hidden=hidden, activation=args.activation,
-            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        )
-    except ImportError as err:
-        raise CLIError(str(err)) from None
+    result = noise_aware_training(
+        *load_digits(), args.noise_type, _parse_levels(args.train_levels, "--train-levels"),
+        _parse_levels(args.eval_levels, "--eval-levels"), scale=args.scale, samples=args.samples,
+        seed=args.seed, method=args.method, hidden=hidden, activation=args.activation,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, progress=progress_from_args(args),
+    )
     if args.json:
         print_json(finite_or_none(result.to_dict()))
     else:
@@ -283,6 +282,7 @@ def _add_common(parser, samples: int) -> None:
                         help="overwrite an existing --plot file (a regular file only: a symbolic link, "
                         "device or FIFO is never replaced)")
     add_resource_options(parser)
+    add_quiet_option(parser)
 
 
 def _network_and_data(args):
@@ -293,10 +293,7 @@ def _network_and_data(args):
     if args.data is None:
         from ..io.datasets import load_digits
 
-        try:
-            _, _, X, y = load_digits()
-        except ImportError as err:
-            raise CLIError(f"{err} (or give --data)") from None
+        _, _, X, y = load_digits()
     else:
         from ..io.arrays import read_npz
 

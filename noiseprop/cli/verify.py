@@ -10,6 +10,7 @@ from ..methods import DEFAULT_METHOD, METHODS
 from ..simulation.tolerances import DEFAULT_MEAN_TOL, DEFAULT_RTOL
 from .common import (
     add_network_options,
+    add_quiet_option,
     check_noise_scale,
     count_value,
     describe_noise,
@@ -19,6 +20,7 @@ from .common import (
     output_path,
     print_json,
     print_network_and_noise,
+    progress_from_args,
     refuse_existing,
     seed_value,
 )
@@ -60,6 +62,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="overwrite an existing --plot file (a regular file only: a symbolic link, "
                         "device or FIFO is never replaced)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_quiet_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     check_noise_scale(args, net, x, noise, args.method)
     announce_long_run("verify", "verify", net.sizes, inputs=x.shape[0] if x.ndim == 2 else 1, samples=args.samples)
     report = verify(net, noise, x, samples=args.samples, seed=args.seed, false_failure=args.false_failure,
-                    method=args.method, rtol=args.rtol, mean_tol=args.mean_tol, strict=args.strict)
+                    method=args.method, rtol=args.rtol, mean_tol=args.mean_tol, strict=args.strict,
+                    progress=progress_from_args(args))
     if args.plot:
         report.plot(args.plot, overwrite=args.force)
     if args.json:

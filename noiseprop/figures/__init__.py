@@ -1,7 +1,8 @@
 """The paper figures, regenerated with one command.
 
 Each figure is one module with ``FIGURE_ID``, ``STEM`` (the file name
-without suffix), ``CAPTION`` and ``make(outdir, fast=False, overwrite=False)``,
+without suffix), ``CAPTION``, optionally ``REQUIRES`` (an optional
+dependency: module, extra, purpose) and ``make(outdir, fast=False, overwrite=False)``,
 which writes ``STEM.png`` and ``STEM.json`` (caption, settings, key numbers and
 the plotted curves) and returns a :class:`FigureOutput`.  ``fast=True`` uses
 small Monte Carlo sample counts (for tests); the default is full quality.
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..utils.files import recover_unit
+from ..utils.optional import MissingDependency, available, missing_message
 from . import (
     f1_symmetric,
     f2_depth,
@@ -28,7 +30,7 @@ from . import (
 )
 from ._common import FigureOutput, output_paths
 
-__all__ = ["FIGURES", "FigureOutput", "make_figures", "figure_ids"]
+__all__ = ["FIGURES", "FigureOutput", "make_figures", "figure_ids", "unavailable"]
 
 #: Figure modules by id, in order.
 FIGURES = {
@@ -54,6 +56,22 @@ def figure_ids(only: "str | Iterable[str] | None" = None) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
+def unavailable(ids: Iterable[str]) -> dict[str, str]:
+    """The figures among ``ids`` whose optional dependency is not installed.
+
+    Returns
+    -------
+    dict
+        Figure id -> message naming the package and the pip command.
+    """
+    missing = {}
+    for fid in ids:
+        requirement = getattr(FIGURES[fid], "REQUIRES", None)
+        if requirement is not None and not available(requirement[0]):
+            missing[fid] = missing_message(*requirement)
+    return missing
+
+
 def make_figures(
     outdir: "str | os.PathLike",
     only: "str | Iterable[str] | None" = None,
@@ -75,7 +93,16 @@ def make_figures(
         Replace existing files.  Without it, existing targets are reported
         before anything is computed and nothing is written.
     progress : callable(str), optional
-        Called with a line of text before and after each figure.
+        Called with a line of text before (``"FN: computing ..."``) and after
+        (``"FN: wrote ..."``) each figure, and for each figure skipped
+        (``"FN: skipped: ..."``).
+
+    Returns
+    -------
+    list of FigureOutput
+        The figures written.  With ``only`` None, figures whose optional
+        dependency is missing (F8 needs PyTorch, extra ``train``) are skipped,
+        with a ``progress`` line that gives the pip command.
 
     Raises
     ------
@@ -83,8 +110,19 @@ def make_figures(
         If a target exists and ``overwrite`` is False.
     ValueError
         For an unknown figure id.
+    MissingDependency
+        If a figure asked for by ``only`` needs a package that is not
+        installed (before anything is computed).
     """
     ids = figure_ids(only)
+    missing = unavailable(ids)
+    if missing and only is not None:
+        raise MissingDependency(next(iter(missing.values())))
+    for fid, message in missing.items():
+        if progress:
+            progress(f"{fid}: skipped: {message}")
+    ids = [fid for fid in ids if fid not in missing]
+    outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise ValueError(f"output folder {outdir} is a file")
     if str(outdir) == "":

@@ -16,10 +16,12 @@ from ._common import (
     write_figure,
 )
 
-__all__ = ["make", "FIGURE_ID", "STEM", "CAPTION"]
+__all__ = ["make", "FIGURE_ID", "STEM", "CAPTION", "REQUIRES"]
 
 FIGURE_ID = "F8"
 STEM = "F8_noise_aware_training"
+#: Optional dependency (module, noiseprop extra, purpose): the training needs PyTorch.
+REQUIRES = ("torch", "train", "F8 (noise-aware training)")
 NOISE_TYPES = ("AU", "MU")
 TRAIN_LEVELS = (0.0, 0.1, 1.0)
 EVAL_LEVELS = 10.0 ** np.arange(-2.0, 1.51, 0.5)

@@ -1,6 +1,6 @@
 """Built-in example networks.
 
-:func:`reference_network` is the reference benchmark of spec section 8; it is
+:func:`reference_network` is the reference benchmark of docs/model.md §8; it is
 also the network that ``noiseprop predict`` uses when given none.
 :func:`default_network` is a network trained on the 8x8 digits, shipped as
 package data.
@@ -31,7 +31,7 @@ REFERENCE_SIZES = (784, 100, 100, 100, 100, 10)
 
 
 def reference_network(sizes=REFERENCE_SIZES) -> tuple[Network, np.ndarray, Noise]:
-    """The reference benchmark network, its input and its noise (spec 8).
+    """The reference benchmark network, its input and its noise (docs/model.md §8).
 
     Sigmoid hidden layers, linear output, weights N(0, 1/fan-in) drawn from
     seed 0, zero biases; one input uniform in [0, 1] drawn from seed 1; all

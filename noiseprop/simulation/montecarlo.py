@@ -1,4 +1,4 @@
-"""Monte Carlo simulation of noisy networks (spec section 2), numba-accelerated.
+"""Monte Carlo simulation of noisy networks (docs/model.md §2), numba-accelerated.
 
 :func:`simulate` draws realisations of every neuron of every layer exactly as
 in the noise model (both placements, all four noise types, per-layer
@@ -38,7 +38,6 @@ of order 1/D for small noise intensity D.
 from __future__ import annotations
 
 import operator
-import sys
 
 import numpy as np
 
@@ -47,6 +46,7 @@ from ..model import Network
 from ..noise import Noise, NoiseSpec, per_layer_noise
 from ..propagation import predict
 from ..statistics import LayerStatistics
+from ..utils.progress import progress_bar
 from ..utils.resources import check_memory, check_run_time
 from ..utils.seeds import seed_key
 from ..utils.threads import blas_controller as _blas_controller  # noqa: F401  (tests use it)
@@ -408,7 +408,7 @@ def simulate(
 ) -> Simulation:
     """Monte Carlo estimate of mean, variance and SNR of every neuron in every layer.
 
-    Draws ``samples`` realisations of the noisy network of spec section 2
+    Draws ``samples`` realisations of the noisy network of docs/model.md §2
     (every noise term independent across neurons, layers and realisations as
     the model says) and estimates per-layer statistics with standard errors.
 
@@ -538,22 +538,8 @@ def sample_outputs(net: Network, noise: NoiseSpec, x, samples: int, seed: int = 
     return out if batched else out[:, 0]
 
 
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _progress_bar(total: int, progress, updates: float):
-    show = progress if progress is not None else (updates > _PROGRESS_UPDATES and sys.stderr.isatty())
-    if not show:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="samples", desc="simulate", leave=False)
+    """The bar of a run: shown as ``progress`` says, by default for long runs on a terminal."""
+    return progress_bar(total, desc="simulate", unit="samples", enabled=progress, work=updates,
+                        min_work=_PROGRESS_UPDATES)
 

@@ -30,6 +30,7 @@ from ..noise import NoiseSpec, per_layer_noise
 from ..output_statistics import layer_moments
 from ..propagation import DEFAULT_METHOD, predict
 from ..simulation.montecarlo import sample_outputs
+from ..utils.progress import progress_bar
 from ..utils.seeds import spawn_seeds
 from ..utils.validation import as_labelled_data, as_vector, positive_int, require_classifier
 
@@ -128,6 +129,7 @@ def accuracy(
     confidence: float = 0.95,
     analytic: bool = True,
     method: str = DEFAULT_METHOD,
+    progress: "bool | None" = None,
 ) -> AccuracyResult:
     """Classification accuracy of the noisy network, measured and predicted.
 
@@ -153,6 +155,9 @@ def accuracy(
         Also compute the analytic prediction (:func:`analytic_accuracy`).
     method : str, default :data:`~noiseprop.propagation.DEFAULT_METHOD`
         Propagation method of the analytic prediction.
+    progress : bool, optional
+        Show a progress bar over the inputs (Monte Carlo, then analytic); by
+        default only on a terminal (:func:`noiseprop.utils.progress.show_progress`).
 
     Returns
     -------
@@ -173,14 +178,15 @@ def accuracy(
     if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
     layer_noise = per_layer_noise(noise, net.depth)
-    correct = _monte_carlo_correct(net, layer_noise, X, y, samples, seed)
+    with progress_bar(len(y) * (2 if analytic else 1), desc="accuracy", unit="input", enabled=progress) as bar:
+        correct = _monte_carlo_correct(net, layer_noise, X, y, samples, seed, bar)
+        predicted_per_input = (
+            _analytic_probabilities(net, layer_noise, X, y, seed, ANALYTIC_ABSEPS, method, bar) if analytic else None
+        )
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     shrunk = (correct + z**2 / 2) / (samples + z**2)
     stderr = math.sqrt(np.sum(shrunk * (1 - shrunk) / (samples + z**2))) / len(y)
     value = float(correct.sum() / (samples * len(y)))
-    predicted_per_input = (
-        analytic_accuracy(net, layer_noise, X, y, seed=seed, per_input=True, method=method) if analytic else None
-    )
     return AccuracyResult(
         accuracy=value,
         ci=(max(0.0, value - z * stderr), min(1.0, value + z * stderr)),
@@ -203,6 +209,7 @@ def analytic_accuracy(
     per_input: bool = False,
     abseps: float = ANALYTIC_ABSEPS,
     method: str = DEFAULT_METHOD,
+    progress: "bool | None" = None,
 ):
     """Predicted accuracy: P(the right class has the largest noisy output).
 
@@ -237,6 +244,8 @@ def analytic_accuracy(
     method : str, default :data:`~noiseprop.propagation.DEFAULT_METHOD`
         The propagation of :func:`noiseprop.predict`: linear response, or
         Gaussian moments of the activations (better at large noise).
+    progress : bool, optional
+        Show a progress bar over the inputs; by default only on a terminal.
 
     Returns
     -------
@@ -244,6 +253,13 @@ def analytic_accuracy(
     """
     X, y = _check_data(net, X, y)
     layer_noise = per_layer_noise(noise, net.depth)
+    with progress_bar(len(y), desc="analytic accuracy", unit="input", enabled=progress) as bar:
+        probabilities = _analytic_probabilities(net, layer_noise, X, y, seed, abseps, method, bar)
+    return probabilities if per_input else float(probabilities.mean())
+
+
+def _analytic_probabilities(net, layer_noise, X, y, seed, abseps, method, bar) -> np.ndarray:
+    """P(right class largest) per input (see :func:`analytic_accuracy`); ``bar`` counts inputs."""
     rng = np.random.default_rng(seed)
     probabilities = np.empty(len(y))
     for start in range(0, len(y), _ANALYTIC_CHUNK):
@@ -253,7 +269,8 @@ def analytic_accuracy(
         with threadpool_limits(1, user_api="blas"):
             for i, (mean, cov) in enumerate(zip(means, covariances)):
                 probabilities[start + i] = _probability_largest(mean, cov, y[start + i], abseps, rng)
-    return probabilities if per_input else float(probabilities.mean())
+            bar.update(len(means))
+    return probabilities
 
 
 def _output_moments(net: Network, layer_noise, X: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
@@ -298,8 +315,8 @@ def _probability_largest(mean: np.ndarray, cov: np.ndarray, label: int, abseps: 
     return float(np.clip(value, lower, upper))
 
 
-def _monte_carlo_correct(net, layer_noise, X, y, samples, seed) -> np.ndarray:
-    """Number of realisations (out of ``samples``) classified right, per input."""
+def _monte_carlo_correct(net, layer_noise, X, y, samples, seed, bar) -> np.ndarray:
+    """Number of realisations (out of ``samples``) classified right, per input; ``bar`` counts inputs."""
     chunk = max(1, _MC_VALUES_PER_CHUNK // (samples * net.sizes[-1]))
     starts = range(0, len(y), chunk)
     correct = np.empty(len(y))
@@ -307,6 +324,7 @@ def _monte_carlo_correct(net, layer_noise, X, y, samples, seed) -> np.ndarray:
         part = slice(start, start + chunk)
         outputs = sample_outputs(net, list(layer_noise), X[part], samples, chunk_seed)
         correct[part] = np.sum(np.argmax(outputs, axis=-1) == y[part], axis=0)
+        bar.update(outputs.shape[1])
     return correct
 
 

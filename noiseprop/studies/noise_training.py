@@ -15,6 +15,7 @@ from ..analysis.gains import layer_statistics, statistics_gains
 from ..model import Network
 from ..noise import NOISE_TYPES, Noise
 from ..propagation import DEFAULT_METHOD, predict
+from ..utils.progress import progress_bar
 from ..utils.seeds import spawn_seeds
 from ..utils.validation import as_vector
 from .accuracy import _to_variances, accuracy, clean_accuracy
@@ -23,7 +24,7 @@ __all__ = ["weight_statistics", "NoisyTrainingResult", "noise_aware_training"]
 
 
 def weight_statistics(net: Network, X) -> list[dict]:
-    """Weight statistics of every layer and the noise gains they imply (spec 6).
+    """Weight statistics of every layer and the noise gains they imply (docs/model.md §6).
 
     Parameters
     ----------
@@ -143,6 +144,7 @@ def noise_aware_training(
     seed: int = 0,
     train: "Callable | None" = None,
     method: str = DEFAULT_METHOD,
+    progress: "bool | None" = None,
     **train_options,
 ) -> NoisyTrainingResult:
     """Train with noise at several levels; accuracy vs inference noise for each.
@@ -180,6 +182,9 @@ def noise_aware_training(
         an object with a ``network``.
     method : str, default :data:`~noiseprop.propagation.DEFAULT_METHOD`
         Propagation method of the analytic accuracy and SNR.
+    progress : bool, optional
+        Show a progress bar over the trainings and evaluations; by default
+        only on a terminal (:func:`noiseprop.utils.progress.show_progress`).
     **train_options
         Passed to ``train``, e.g. ``hidden=(32,), epochs=20``.
 
@@ -198,18 +203,24 @@ def noise_aware_training(
     shape = (len(train_levels), len(eval_levels))
     measured, low, high, predicted, snr_db = (np.empty(shape) for _ in range(5))
     networks, weights, clean = [], [], np.empty(len(train_levels))
-    for i, train_variance in enumerate(train_variances):
-        training_noise = Noise(**{noise_type: float(train_variance)})
-        net = train(X_train, y_train, X_test, y_test, noise=training_noise, seed=seed, progress=False,
-                    **train_options).network
-        networks.append(net)
-        weights.append(weight_statistics(net, X_test))
-        clean[i] = clean_accuracy(net, X_test, y_test)
-        for j, variance in enumerate(eval_variances):
-            noise = Noise(**{noise_type: float(variance)})
-            result = accuracy(net, noise, X_test, y_test, samples, seeds[i * len(eval_levels) + j], method=method)
-            measured[i, j], (low[i, j], high[i, j]), predicted[i, j] = result.accuracy, result.ci, result.predicted
-            snr_db[i, j] = float(np.mean(predict(net, noise, X_test, method=method).layer_snr_db[-1]))
+    steps = len(train_levels) * (1 + len(eval_levels))
+    with progress_bar(steps, desc="noise-aware training", unit="step", enabled=progress) as bar:
+        for i, train_variance in enumerate(train_variances):
+            training_noise = Noise(**{noise_type: float(train_variance)})
+            net = train(X_train, y_train, X_test, y_test, noise=training_noise, seed=seed, progress=False,
+                        **train_options).network
+            bar.update(1)
+            networks.append(net)
+            weights.append(weight_statistics(net, X_test))
+            clean[i] = clean_accuracy(net, X_test, y_test)
+            for j, variance in enumerate(eval_variances):
+                noise = Noise(**{noise_type: float(variance)})
+                result = accuracy(net, noise, X_test, y_test, samples, seeds[i * len(eval_levels) + j],
+                                  method=method, progress=False)
+                measured[i, j], (low[i, j], high[i, j]) = result.accuracy, result.ci
+                predicted[i, j] = result.predicted
+                snr_db[i, j] = float(np.mean(predict(net, noise, X_test, method=method).layer_snr_db[-1]))
+                bar.update(1)
     return NoisyTrainingResult(
         noise_type, scale, train_levels, eval_levels, networks, clean, measured, low, high, predicted,
         snr_db, weights, samples,

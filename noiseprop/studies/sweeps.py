@@ -51,10 +51,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..utils.files import atomic_write, check_target
 from ..utils.jsonutil import dumps
+from ..utils.optional import require
+from ..utils.progress import progress_bar
 from ..utils.resources import check_memory
 
 __all__ = ["sweep", "grid_points", "dask_executor", "SweepError", "journal_path"]
@@ -132,7 +133,7 @@ def sweep(
     *,
     resume: bool = True,
     overwrite: bool = False,
-    progress: bool = True,
+    progress: "bool | None" = None,
     max_workers: "int | None" = None,
     checkpoint_interval: float = 1.0,
 ) -> list[dict]:
@@ -166,8 +167,9 @@ def sweep(
     overwrite : bool, default False
         With ``resume=False``: start the journal and view afresh (otherwise
         FileExistsError before anything is computed).
-    progress : bool, default True
-        Show a progress bar (tqdm).
+    progress : bool, optional
+        Show a progress bar (tqdm); by default only on a terminal
+        (:func:`noiseprop.utils.progress.show_progress`).
     max_workers : int, optional
         Processes of the default executor (default: the number of CPUs).
     checkpoint_interval : float, default 1.0
@@ -242,12 +244,8 @@ def dask_executor(address: "str | None" = None, **cluster_options) -> Iterator[c
     >>> with dask_executor(n_workers=1, processes=False) as pool:  # doctest: +SKIP
     ...     rows = sweep(area, grid, executor=pool)
     """
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise ImportError(
-            "dask_executor needs Dask distributed: pip install 'noiseprop[dask]'"
-        ) from None
+    distributed = require("distributed", "dask", "dask_executor")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
     with contextlib.ExitStack() as stack:
         if address is None:
             cluster = stack.enter_context(LocalCluster(**cluster_options))
@@ -262,7 +260,7 @@ def dask_executor(address: "str | None" = None, **cluster_options) -> Iterator[c
 def _run(function, todo, names, pool, done, store, progress, total, checkpoint_interval):
     futures = {pool.submit(function, **point): point for point in todo}
     last_write = time.monotonic()
-    bar = tqdm(total=total, initial=total - len(todo), disable=not progress, desc="sweep", unit="point")
+    bar = progress_bar(total, initial=total - len(todo), enabled=progress, desc="sweep", unit="point", leave=True)
     try:
         for future in cf.as_completed(futures):
             point = futures[future]

@@ -3,7 +3,7 @@
 :func:`train_mlp` trains a multilayer perceptron on a classification data set
 (e.g. :func:`noiseprop.io.datasets.load_digits`) and returns it as a
 :class:`noiseprop.Network` with its test accuracy.  Optionally the noise of
-the spec (section 2) is injected into every layer during training
+docs/model.md (§2) is injected into every layer during training
 (noise-aware training).  PyTorch is an optional dependency:
 ``pip install 'noiseprop[train]'``.
 """
@@ -18,6 +18,7 @@ from ..activations import Activation, get_activation
 from ..model import Network
 from ..noise import Noise, NoiseSpec, per_layer_noise
 from ..utils.optional import require
+from ..utils.progress import progress_bar
 from ..utils.resources import check_memory, check_run_time, network_bytes
 from ..utils.seeds import int_seed
 from ..utils.validation import as_labelled_data, positive_int
@@ -60,7 +61,7 @@ def train_mlp(
     lr: float = 1e-3,
     seed: int = 0,
     noise: "NoiseSpec | None" = None,
-    progress: bool = True,
+    progress: "bool | None" = None,
 ) -> TrainingResult:
     """Train an MLP classifier with Adam on the cross-entropy of its outputs.
 
@@ -97,13 +98,13 @@ def train_mlp(
         The same seed gives identical weights: training runs on one thread
         with PyTorch's deterministic algorithms, in float64.
     noise : Noise or sequence of L Noise, optional
-        Noise injected during training exactly as in spec section 2: on
+        Noise injected during training exactly as in docs/model.md §2: on
         every layer 1..L (hidden and output), placement "post" or "pre", the
         four types with intensities = variances; uncorrelated noise is drawn
         per neuron and sample, correlated noise once per layer and sample.
         The test accuracy is measured without noise.
-    progress : bool, default True
-        Show a progress bar over the epochs.
+    progress : bool, optional
+        Show a progress bar over the epochs; by default only on a terminal.
 
     Returns
     -------
@@ -143,8 +144,6 @@ def train_mlp(
 
 def _train(torch, sizes, activations, layer_noise, X_train, y_train, X_test, y_test,
            epochs, batch_size, lr, seed, progress) -> TrainingResult:
-    from tqdm.auto import tqdm
-
     generator = torch.Generator().manual_seed(seed)
     params = _init_params(torch, sizes, generator)
     functions = [_torch_activation(torch, f) for f in activations]
@@ -153,23 +152,24 @@ def _train(torch, sizes, activations, layer_noise, X_train, y_train, X_test, y_t
     labels = torch.as_tensor(y_train)
     test_inputs = torch.as_tensor(X_test, dtype=torch.float64)
     history: dict[str, list[float]] = {"loss": [], "test_accuracy": []}
-    bar = tqdm(range(epochs), desc="training", unit="epoch", disable=not progress)
-    for _ in bar:
-        order = torch.randperm(len(labels), generator=generator)
-        total = 0.0
-        for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            logits = _forward(torch, params, functions, inputs[batch], layer_noise, generator)
-            loss = torch.nn.functional.cross_entropy(logits, labels[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(batch)
-        with torch.no_grad():
-            predicted = _forward(torch, params, functions, test_inputs, None, generator).argmax(1)
-        history["loss"].append(total / len(labels))
-        history["test_accuracy"].append(float((predicted.numpy() == y_test).mean()))
-        bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", test_acc=f"{history['test_accuracy'][-1]:.3f}")
+    with progress_bar(epochs, desc="training", unit="epoch", enabled=progress) as bar:
+        for _ in range(epochs):
+            order = torch.randperm(len(labels), generator=generator)
+            total = 0.0
+            for start in range(0, len(order), batch_size):
+                batch = order[start:start + batch_size]
+                logits = _forward(torch, params, functions, inputs[batch], layer_noise, generator)
+                loss = torch.nn.functional.cross_entropy(logits, labels[batch])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(batch)
+            with torch.no_grad():
+                predicted = _forward(torch, params, functions, test_inputs, None, generator).argmax(1)
+            history["loss"].append(total / len(labels))
+            history["test_accuracy"].append(float((predicted.numpy() == y_test).mean()))
+            bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", test_acc=f"{history['test_accuracy'][-1]:.3f}")
+            bar.update(1)
     net = Network.from_arrays(
         [w.detach().numpy().copy() for w, _ in params],
         [b.detach().numpy().copy() for _, b in params],
@@ -208,7 +208,7 @@ def _init_params(torch, sizes, generator):
 
 
 def _forward(torch, params, functions, y, layer_noise, generator):
-    """Outputs of the last layer; with ``layer_noise`` the noise of spec 2 is injected."""
+    """Outputs of the last layer; with ``layer_noise`` the noise of docs/model.md §2 is injected."""
     for (w, b), f, noise in zip(params, functions, layer_noise or [None] * len(params)):
         z = y @ w.T + b
         if noise is None or noise.is_zero:

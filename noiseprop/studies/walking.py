@@ -15,6 +15,7 @@ import numpy as np
 from ..model import Network
 from ..noise import NOISE_TYPES, Noise
 from ..propagation import DEFAULT_METHOD
+from ..utils.progress import progress_bar
 from ..utils.seeds import spawn_seeds
 from ..utils.validation import as_vector
 from .accuracy import _check_data, _to_variances, accuracy, clean_accuracy, level_variances
@@ -181,6 +182,7 @@ def walking_noise(
     confidence: float = 0.95,
     analytic: bool = True,
     method: str = DEFAULT_METHOD,
+    progress: "bool | None" = None,
 ) -> WalkingNoiseResult:
     """Walking noise: noise of one type in one layer at a time, the others noise-free.
 
@@ -226,6 +228,9 @@ def walking_noise(
         prediction misses the midpoint (and so the ranking), the Gaussian
         moments find it within about 15 %.  Both are exact for affine
         networks.
+    progress : bool, optional
+        Show a progress bar over the (layer, level) points; by default only
+        on a terminal (:func:`noiseprop.utils.progress.show_progress`).
 
     Returns
     -------
@@ -242,13 +247,15 @@ def walking_noise(
     shape = (len(layers), len(levels))
     measured, low, high = np.empty(shape), np.empty(shape), np.empty(shape)
     predicted = np.empty(shape) if analytic else None
-    for (i, k), (j, variance) in _grid(layers, variances):
-        noise = _single_layer_noise(net.depth, k, Noise(placement=placement, **{noise_type: variance}))
-        result = accuracy(net, noise, X, y, samples, seeds[i * len(levels) + j], confidence=confidence,
-                          analytic=analytic, method=method)
-        measured[i, j], (low[i, j], high[i, j]) = result.accuracy, result.ci
-        if analytic:
-            predicted[i, j] = result.predicted
+    with progress_bar(len(layers) * len(levels), desc="walking noise", unit="point", enabled=progress) as bar:
+        for (i, k), (j, variance) in _grid(layers, variances):
+            noise = _single_layer_noise(net.depth, k, Noise(placement=placement, **{noise_type: variance}))
+            result = accuracy(net, noise, X, y, samples, seeds[i * len(levels) + j], confidence=confidence,
+                              analytic=analytic, method=method, progress=False)
+            measured[i, j], (low[i, j], high[i, j]) = result.accuracy, result.ci
+            if analytic:
+                predicted[i, j] = result.predicted
+            bar.update(1)
     clean = clean_accuracy(net, X, y)
     target = 0.5 * (clean + chance)
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
-__all__ = ["MissingDependency", "require"]
+__all__ = ["MissingDependency", "require", "available", "missing_message"]
 
 
 class MissingDependency(ImportError):
@@ -28,7 +29,30 @@ def require(module: str, extra: str, purpose: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        package = module.split(".")[0]
-        raise MissingDependency(
-            f"{purpose} needs {package}, which is not installed: pip install 'noiseprop[{extra}]'"
-        ) from None
+        raise MissingDependency(missing_message(module, extra, purpose)) from None
+
+
+def missing_message(module: str, extra: str, purpose: str) -> str:
+    """The message of :class:`MissingDependency`: what needs the package and the pip command.
+
+    Examples
+    --------
+    >>> missing_message("torch", "train", "training")
+    "training needs torch, which is not installed: pip install 'noiseprop[train]'"
+    """
+    package = module.split(".")[0]
+    return f"{purpose} needs {package}, which is not installed: pip install 'noiseprop[{extra}]'"
+
+
+def available(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (cheap).
+
+    Examples
+    --------
+    >>> available("json"), available("no_such_module_here")
+    (True, False)
+    """
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a module set to None
+        return False
