@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..noise import Noise
-from ..propagation import METHODS, Prediction, activation_moments, add_noise_covariance, mean_off_diagonal
+from ..propagation import METHODS, Prediction, activation_moments, add_noise_covariance
 from .model import RecurrentNetwork, require_recurrent
 
 __all__ = ["predict", "RecurrentPrediction", "step_moments", "output_moments"]
@@ -282,12 +282,12 @@ def _stats(means, variances, correlated, method) -> Prediction:
 
 
 def _off_diagonal(cov: np.ndarray) -> float:
-    return float(mean_off_diagonal(cov[None])[0])
+    """Mean off-diagonal entry (the correlated part c; 0 for one neuron)."""
+    n = cov.shape[0]
+    return float((cov.sum() - np.trace(cov)) / (n * (n - 1))) if n > 1 else 0.0
 
 
 def _check_finite(mean: np.ndarray, t: int) -> None:
-    with np.errstate(over="ignore", invalid="ignore"):
-        finite = np.all(np.isfinite(mean * mean))
-    if not finite:
+    if not np.isfinite(mean @ mean):  # BLAS: no overflow warning
         raise ValueError(f"step {t}: the mean state or its power overflows (the noise-free dynamics "
                          "diverge); reduce the spectral radius, the input or the readout feedback")
