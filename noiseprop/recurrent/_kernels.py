@@ -28,7 +28,7 @@ RESERVOIR_STREAM, OUTPUT_STREAM = 1, 2
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def simulate_chunk(
-    W_t, W_in_t, W_out_t, bias, out_bias, drive, n_closed, leak, code, p0, p1, sd, pre, out_sd, x0,
+    W_t, sparse, indptr, indices, values, W_in_t, W_out_t, bias, out_bias, drive, n_closed, leak, code, p0, p1, sd, pre, out_sd, x0,
     seed_key, sample0, n_samples, tiles, record, shift_x, shift_y, acc_x, row_x, acc_y, row_y, out_x,
 ):
     """Run ``n_samples`` realisations through all time steps, with running sums.
@@ -37,6 +37,9 @@ def simulate_chunk(
     ------------------------------------
     W_t (N, N), W_in_t (N_in, N), W_out_t (N, N_out) : float64
         Transposed weights.
+    sparse : bool; indptr (N + 1,), indices, values : W in compressed-row form
+        With ``sparse`` the reservoir product W x uses them instead of W_t
+        (BLAS): cheaper for the sparse reservoirs of echo state networks.
     bias (N,), out_bias (N_out,) : float64
     drive : float64 (T_drive, N)
         W_in u_t + b of the driven steps t = 1..T_drive.
@@ -88,7 +91,10 @@ def simulate_chunk(
         unused = np.empty(width)
         for t in range(total + 1):
             if t > 0:
-                np.dot(x, W_t, z)
+                if sparse:
+                    _sparse_product(x, indptr, indices, values, z)
+                else:
+                    np.dot(x, W_t, z)
                 if t <= n_drive:
                     for r in range(rows):
                         for i in range(n):
@@ -123,3 +129,14 @@ def simulate_chunk(
             for r in range(rows):
                 for i in range(n):
                     out_x[start + r, i] = x[r, i]
+
+
+@njit(inline="always")
+def _sparse_product(x, indptr, indices, values, z):
+    """z[r] = W x[r] for every row r, W in compressed-row form."""
+    for r in range(x.shape[0]):
+        for i in range(z.shape[1]):
+            total = 0.0
+            for k in range(indptr[i], indptr[i + 1]):
+                total += values[k] * x[r, indices[k]]
+            z[r, i] = total

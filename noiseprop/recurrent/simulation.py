@@ -3,7 +3,9 @@
 :func:`simulate` draws realisations of the model of
 :mod:`noiseprop.recurrent.model` exactly (independent noise at every step,
 neuron and realisation; correlated noise shared by the reservoir at a step;
-driven and self-closed steps) in a compiled kernel
+driven and self-closed steps) in a compiled kernel (dense reservoirs
+through BLAS, reservoirs with at most 20 % non-zero weights in
+compressed-row form)
 (:mod:`noiseprop.recurrent._kernels`) and keeps only running sums:
 memory ~ chunk_size x N for the states plus (tiles x recorded steps x N) for
 the sums, independent of the number of realisations, and of the number of
@@ -49,6 +51,8 @@ __all__ = ["simulate", "verify", "RecurrentSimulation", "RecurrentVerification"]
 _TILES = 16
 #: Neuron values (realisations x N) per chunk by default.
 _CHUNK_VALUES = 1 << 20
+#: Largest fraction of non-zero reservoir weights for which the kernel multiplies sparsely.
+_SPARSE = 0.2
 #: Bytes the per-tile sums may take in all.
 _SUM_BYTES = 1 << 28
 
@@ -184,7 +188,7 @@ def simulate(
     tile_bytes = 8 * recorded.size * (fx * (net.n + net.n_out) + 2 * fr)
     out_noise = output_noise or Noise()
     args = (
-        np.ascontiguousarray(net.W.T), np.ascontiguousarray(net.W_in.T), np.ascontiguousarray(net.W_out.T),
+        np.ascontiguousarray(net.W.T), *_compressed_rows(net.W), np.ascontiguousarray(net.W_in.T), np.ascontiguousarray(net.W_out.T),
         net.bias, net.output_bias, np.ascontiguousarray(u @ net.W_in.T + net.bias).reshape(-1, net.n),
         generate, float(net.leak), code, p0, p1, np.sqrt(list(noise.intensities.values())),
         noise.placement == "pre", np.sqrt(list(out_noise.intensities.values())), x0, key,
@@ -215,6 +219,16 @@ def simulate(
     reservoir = _as_simulation(x0, _estimates(sums_x, rows_x, done, shift_x), done, seed)
     output = _as_simulation(outputs[0], _estimates(sums_y, rows_y, done, shift_y), done, seed)
     return RecurrentSimulation(np.concatenate([[0], recorded]), reservoir, output, done, seed)
+
+
+def _compressed_rows(W: np.ndarray):
+    """(sparse, indptr, indices, values): W in compressed-row form, used by the
+    kernel when at most a fraction _SPARSE of the entries are non-zero."""
+    nonzero = W != 0
+    sparse = bool(nonzero.mean() <= _SPARSE)
+    indptr = np.concatenate([[0], np.cumsum(nonzero.sum(axis=1))]).astype(np.int64)
+    rows, cols = np.nonzero(nonzero)
+    return sparse, indptr, cols.astype(np.int64), np.ascontiguousarray(W[rows, cols])
 
 
 class RecurrentVerification:
