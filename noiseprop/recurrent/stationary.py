@@ -42,7 +42,11 @@ from ..statistics import decibels
 from .model import RecurrentNetwork, as_sequence, require_recurrent
 from .propagation import check_noise, output_moments, step_moments
 
-__all__ = ["stationary", "StationaryState", "time_to_snr_below", "MODES"]
+__all__ = ["stationary", "StationaryState", "time_to_snr_below", "MODES", "NoFixedPointError"]
+
+
+class NoFixedPointError(ValueError):
+    """The noise-free dynamics do not settle to a fixed point for this input."""
 
 #: Operating modes: input given ("driven") or output fed back ("closed").
 MODES = ("driven", "closed")
@@ -191,7 +195,7 @@ def fixed_point(net: RecurrentNetwork, u_t, max_steps: int = 20_000, tol: float 
                     return x
             return x
         x = new
-    raise ValueError(f"the noise-free state does not settle to a fixed point within {max_steps} steps "
+    raise NoFixedPointError(f"the noise-free state does not settle to a fixed point within {max_steps} steps "
                      "(oscillating or chaotic dynamics): no stationary state for this input")
 
 
