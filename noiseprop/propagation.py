@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import Network, _require_network, as_input
+from .model import Network
 from .moments import gaussian_moments
 from .noise import Noise, NoiseSpec, per_layer_noise
-from .statistics import LayerStatistics
+from .statistics import LayerStatistics, mean_off_diagonal
+from .utils.validation import as_input, require_network
 
 __all__ = ["predict", "Prediction", "propagate_layer", "add_noise_covariance", "METHODS"]
 
@@ -131,14 +132,6 @@ def activation_moments(zbar, cov_z, activation):
     return moments.mean, cov_f, slope
 
 
-def mean_off_diagonal(cov: np.ndarray) -> np.ndarray:
-    """Mean off-diagonal entry of each (N, N) covariance in (B, N, N); 0 if N = 1."""
-    n = cov.shape[-1]
-    if n < 2:
-        return np.zeros(cov.shape[0])
-    total = cov.sum(axis=(1, 2)) - np.trace(cov, axis1=1, axis2=2)
-    return total / (n * (n - 1))
-
 
 def _check_finite_mean(mean: np.ndarray, k: int) -> None:
     """A ValueError naming layer k when its mean or its square (the signal power) overflows."""
@@ -213,7 +206,7 @@ def predict(
     >>> [round(float(v), 6) for v in res.var[3][:1]]
     [0.003]
     """
-    _require_network(net)
+    require_network(net)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     layer_noise = per_layer_noise(noise, net.depth)

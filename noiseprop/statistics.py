@@ -8,12 +8,13 @@ uncorrelated part of neuron i is u_i = Var[y_i] - c (c = 0 for one neuron).
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
 
-__all__ = ["LayerStatistics", "decibels"]
+from .utils.jsonutil import finite_or_none
+
+__all__ = ["LayerStatistics", "decibels", "mean_off_diagonal", "mean_off_diagonal_from_sums"]
 
 
 def decibels(ratio):
@@ -21,6 +22,21 @@ def decibels(ratio):
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(ratio)
 
+
+def mean_off_diagonal_from_sums(total: np.ndarray, trace: np.ndarray, n: int) -> np.ndarray:
+    """Mean off-diagonal entry of n x n matrices from the sum of all their
+    entries and their traces (arrays (B,)); 0 if n = 1."""
+    if n < 2:
+        return np.zeros(np.shape(total))
+    return (total - trace) / (n * (n - 1))
+
+
+def mean_off_diagonal(cov: np.ndarray) -> np.ndarray:
+    """Mean off-diagonal entry c of each (N, N) covariance in (B, N, N); 0 if N = 1.
+
+    c is the correlated part of the split Sigma = diag(u) + c 11^T.
+    """
+    return mean_off_diagonal_from_sums(cov.sum(axis=(1, 2)), np.trace(cov, axis1=1, axis2=2), cov.shape[-1])
 
 def _ratio(signal: np.ndarray, noise: np.ndarray) -> np.ndarray:
     """signal / noise with inf for noise-free and nan for 0/0."""
@@ -124,14 +140,4 @@ class LayerStatistics:
             for row, m, v in zip(layers, self.mean, self.var):
                 row["mean"] = m.tolist()
                 row["var"] = v.tolist()
-        return {"sizes": list(self.sizes), "batched": self.batched, "layers": _finite_or_none(layers)}
-
-
-def _finite_or_none(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
-    return value
+        return {"sizes": list(self.sizes), "batched": self.batched, "layers": finite_or_none(layers)}

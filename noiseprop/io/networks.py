@@ -24,8 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import atomic_write
-from .model import Network, _require_network, as_input
+from ..activations import names_in
+from ..model import Network
+from ..utils.files import atomic_write
+from ..utils.optional import require
+from ..utils.validation import as_input, require_network
 
 __all__ = ["save_network", "load_network", "load_model", "from_sklearn", "from_torch", "from_onnx"]
 
@@ -43,7 +46,7 @@ def save_network(
     The file is written atomically; an existing file is replaced only with
     ``overwrite=True``.
     """
-    _require_network(net)
+    require_network(net)
     arrays = {f"W{k}": w for k, w in enumerate(net.weights, start=1)}
     arrays.update({f"b{k}": b for k, b in enumerate(net.biases, start=1)})
     arrays["activations"] = np.array([f.spec for f in net.activations])
@@ -112,8 +115,7 @@ def _network_from_arrays(arrays: dict) -> tuple[Network, "np.ndarray | None"]:
 # --- importers -----------------------------------------------------------------------
 
 #: scikit-learn activation names -> noiseprop specs ("softmax": see from_sklearn).
-_SKLEARN_ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
-                        "softmax": "linear"}
+_SKLEARN_ACTIVATIONS = {**names_in("sklearn_name"), "softmax": "linear"}
 
 
 def from_sklearn(model) -> Network:
@@ -167,9 +169,9 @@ def from_torch(module) -> Network:
     ImportError
         When PyTorch is not installed (extra ``train``).
     """
-    torch = _import_optional("torch", "train", "importing PyTorch models")
+    torch = require("torch", "train", "importing PyTorch models")
     nn = torch.nn
-    activations = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu"}
+    activations = {getattr(nn, module): name for module, name in names_in("torch_module").items()}
     pass_through = (nn.Identity, nn.Flatten, nn.Dropout)
     if not isinstance(module, nn.Sequential):
         raise ValueError(f"expected a torch.nn.Sequential, got {type(module).__name__}")
@@ -190,7 +192,8 @@ def from_torch(module) -> Network:
             activated = True
         elif type(layer) not in pass_through:
             raise ValueError(
-                f"module {index} ({kind}) is not supported; supported: Linear, Sigmoid, Tanh, ReLU "
+                f"module {index} ({kind}) is not supported; supported: Linear, "
+                f"{', '.join(names_in('torch_module'))} "
                 "(Identity, Flatten, Dropout are skipped)"
             )
     if not weights:
@@ -199,7 +202,7 @@ def from_torch(module) -> Network:
 
 
 #: ONNX activation operators -> noiseprop specs.
-_ONNX_ACTIVATIONS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Relu": "relu", "Erf": "erf"}
+_ONNX_ACTIVATIONS = names_in("onnx_op")
 #: ONNX operators that pass values unchanged on flat inputs.
 _ONNX_PASS_THROUGH = ("Identity", "Flatten", "Dropout")
 
@@ -231,7 +234,7 @@ def from_onnx(model) -> Network:
     ImportError
         When onnx is not installed (extra ``onnx``).
     """
-    onnx = _import_optional("onnx", "onnx", "importing ONNX models")
+    onnx = require("onnx", "onnx", "importing ONNX models")
     if isinstance(model, (str, os.PathLike)):
         try:
             model = onnx.load(os.fspath(model))
@@ -384,17 +387,9 @@ def load_model(path: "str | os.PathLike", return_input: bool = False):
 
 
 def _torch_load(path: Path):
-    torch = _import_optional("torch", "train", "reading PyTorch files")
+    torch = require("torch", "train", "reading PyTorch files")
     try:
         return torch.load(path, weights_only=False)
     except Exception as err:  # pickle and zip errors of many kinds
         raise ValueError(f"not a readable PyTorch file ({type(err).__name__}: {err})") from None
 
-
-def _import_optional(name: str, extra: str, purpose: str):
-    import importlib
-
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        raise ImportError(f"{purpose} needs {name}: pip install 'noiseprop[{extra}]'") from None

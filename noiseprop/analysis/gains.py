@@ -25,7 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import Network, _require_network, as_input
+from ..model import Network
+from ..statistics import mean_off_diagonal_from_sums
+from ..utils.validation import require_network
 
 __all__ = ["LayerGains", "layer_statistics", "mean_off_diagonal_outer"]
 
@@ -63,6 +65,8 @@ class LayerGains:
         <s^2> N_{k-1} nu_k, the statistics-only form of g_U.
     correlated_gain_stats : float or ndarray (B,)
         <s^2> N_{k-1}^2 mu_k^2, the statistics-only form of g_C.
+    output_mean : float or ndarray (B,)
+        mean_i f_k(zbar_k,i), the layer's mean noise-free output.
     signal_power : float or ndarray (B,)
         P_k = mean_i f_k(zbar_k,i)^2, the noise-free output power: a
         multiplicative intensity D adds the variance D P_k (its gain, in units
@@ -85,21 +89,15 @@ class LayerGains:
     correlated_gain: "float | np.ndarray"
     uncorrelated_gain_stats: "float | np.ndarray"
     correlated_gain_stats: "float | np.ndarray"
+    output_mean: "float | np.ndarray"
     signal_power: "float | np.ndarray"
     transfer: np.ndarray
 
 
 def mean_off_diagonal_outer(v: np.ndarray) -> np.ndarray:
     """Mean off-diagonal entry of v v^T for each row v of (B, N); 0 if N = 1."""
-    return _mean_off_diagonal(v.sum(axis=-1) ** 2, (v**2).sum(axis=-1), v.shape[-1])
+    return mean_off_diagonal_from_sums(v.sum(axis=-1) ** 2, (v**2).sum(axis=-1), v.shape[-1])
 
-
-def _mean_off_diagonal(total: np.ndarray, trace: np.ndarray, n: int) -> np.ndarray:
-    """Mean off-diagonal entry of n x n matrices from the sum of all their
-    entries and their traces (arrays (B,)); 0 if n = 1."""
-    if n < 2:
-        return np.zeros(np.shape(total))
-    return (total - trace) / (n * (n - 1))
 
 
 def layer_statistics(net: Network, x) -> list[LayerGains]:
@@ -124,15 +122,12 @@ def layer_statistics(net: Network, x) -> list[LayerGains]:
     >>> round(g.uncorrelated_gain, 6), round(g.correlated_gain, 6)
     (0.0625, 0.25)
     """
-    _require_network(net)
-    y, batched = as_input(x, net.sizes[0])
+    require_network(net)
+    point = net.working_point(x)
     layers = []
-    for k, (w, b, f) in enumerate(zip(net.weights, net.biases, net.activations), start=1):
+    for k, (w, slope, y) in enumerate(zip(net.weights, point.slope, point.output), start=1):
         with np.errstate(over="ignore", invalid="ignore"):
-            zbar = y @ w.T + b
-            slope = f.derivative(zbar)
-            y = f(zbar)
-            gains = _layer_gains(k, w, slope, y, batched)
+            gains = _layer_gains(k, w, slope, y, point.batched)
         _check_finite(gains)
         layers.append(gains)
     return layers
@@ -161,7 +156,7 @@ def _layer_gains(k: int, w: np.ndarray, slope: np.ndarray, mean: np.ndarray, bat
     transfer = np.empty(slope.shape[:1] + (2, 2))
     # Uncorrelated input u I -> u J W W^T J: all its entries sum to |W^T s|^2,
     # its trace is sum_i s_i^2 |W_i|^2.
-    off_u = _mean_off_diagonal(((slope @ w) ** 2).sum(axis=-1), size * uncorrelated_gain, size)
+    off_u = mean_off_diagonal_from_sums(((slope @ w) ** 2).sum(axis=-1), size * uncorrelated_gain, size)
     # Correlated input c 11^T -> c v v^T with v = J W 1.
     off_c = mean_off_diagonal_outer(slope * row_sums)
     transfer[:, 0, 0] = uncorrelated_gain - off_u
@@ -187,6 +182,7 @@ def _layer_gains(k: int, w: np.ndarray, slope: np.ndarray, mean: np.ndarray, bat
         correlated_gain=scalar(correlated_gain),
         uncorrelated_gain_stats=scalar(slope_sq_mean * fan_in * nu),
         correlated_gain_stats=scalar(slope_sq_mean * fan_in**2 * mu**2),
+        output_mean=scalar(mean.mean(axis=-1)),
         signal_power=scalar((mean**2).mean(axis=-1)),
         transfer=out(transfer),
     )
