@@ -34,7 +34,7 @@ import numba
 import numpy as np
 
 from noiseprop import Noise
-from noiseprop._files import atomic_write
+from noiseprop.utils.files import atomic_write
 from noiseprop.recurrent import echo_state_network, simulate
 
 D = 1e-3

@@ -13,7 +13,7 @@ import pytest
 from noiseprop import Noise
 from noiseprop.recurrent import RecurrentNetwork, echo_state_network, predict, simulate, verify
 from noiseprop.recurrent.simulation import _select
-from noiseprop.verification import VerificationReport
+from noiseprop.simulation.verification import VerificationReport
 
 NOISES = {
     "AU": Noise(AU=0.05),

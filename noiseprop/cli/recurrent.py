@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..noise import NOISE_TYPES, Noise
-from ..report import format_table
+from ..utils.tables import format_table
 from .common import CLIError, add_noise_options, noise_from_args, noise_text, print_json
 
 __all__ = ["register"]

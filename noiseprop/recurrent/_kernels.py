@@ -3,7 +3,7 @@
 **No checking here**: shapes, dtypes and codes are validated by
 :func:`noiseprop.recurrent.simulation.simulate`.
 
-It reuses the feed-forward engine's pieces (:mod:`noiseprop._kernels`): the
+It reuses the feed-forward engine's pieces (:mod:`noiseprop.simulation._kernels`): the
 counter-based random streams (``stream_key``: here keyed by (seed,
 realisation, time step, 1 for the reservoir / 2 for the output)), the noisy
 neuron update ``_noisy_row`` (both placements, all four noise types, one
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .._kernels import _accumulate, _affine, _noisy_row, stream_key
+from ..simulation._kernels import _accumulate, _affine, _noisy_row, stream_key
 
 __all__ = ["simulate_chunk", "RESERVOIR_STREAM", "OUTPUT_STREAM"]
 

@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from ..activations import Activation, get_activation
-from ..model import _finite_number, _positive_int
+from ..utils.seeds import seed_sequence
+from ..utils.validation import finite_number as _finite_number
+from ..utils.validation import positive_int as _positive_int
 
 __all__ = [
     "RecurrentNetwork",
@@ -287,8 +289,7 @@ def echo_state_network(
     bandwidth : int >= 0, optional
         Band reservoir: non-zero only for |i - j| <= bandwidth.
     input_scale : float, default 1
-    seed : int, default 0
-        Seed of :func:`numpy.random.default_rng`.
+    seed : int, SeedSequence or Generator, default 0
     leak, activation, feedback :
         As for :meth:`RecurrentNetwork.from_arrays`.
     bias_scale : float, default 0
@@ -303,7 +304,7 @@ def echo_state_network(
     radius = _finite_number("spectral_radius", spectral_radius)
     if radius <= 0:
         raise ValueError(f"spectral_radius must be > 0, got {radius}")
-    rng = np.random.default_rng(_seed(seed))
+    rng = np.random.default_rng(seed_sequence(seed))
     W = rng.uniform(-1.0, 1.0, (n, n))
     if density is not None:
         density = _finite_number("density", density)
@@ -330,7 +331,7 @@ def save_recurrent(path: "str | os.PathLike", net: RecurrentNetwork, u=None, ove
     """Write ``net`` (and optionally an input sequence ``u``) to an ``.npz`` file
     (module docstring), atomically; an existing file is replaced only with
     ``overwrite=True``."""
-    from .._files import atomic_write
+    from ..utils.files import atomic_write
 
     require_recurrent(net)
     arrays = dict(kind=np.array(FILE_KIND), W_in=net.W_in, W=net.W, W_out=net.W_out, b=net.bias,
@@ -387,12 +388,6 @@ def load_recurrent(path: "str | os.PathLike", return_input: bool = False):
     except (ValueError, TypeError) as err:
         raise ValueError(f"{path}: {err}") from None
     return (net, u) if return_input else net
-
-
-def _seed(seed) -> int:
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
 
 
 def _non_negative_int(name: str, value) -> int:

@@ -16,7 +16,7 @@ in place of layers.
 
 :func:`verify` holds :func:`~noiseprop.recurrent.propagation.predict`
 against the plain Monte Carlo estimate with the feed-forward verdict rules
-(:class:`noiseprop.verification.VerificationReport`: every neuron's mean and
+(:class:`noiseprop.simulation.verification.VerificationReport`: every neuron's mean and
 variance and every step's per-neuron average variance within z standard
 errors, z set by a Bonferroni-corrected false-failure probability), once
 for the reservoir and once for the output, each with half the
@@ -28,19 +28,19 @@ import operator
 
 import numpy as np
 
-from .. import _kernels as _ff_kernels
-from ..montecarlo import (
+from ..simulation import _kernels as _ff_kernels
+from ..simulation.montecarlo import (
     Simulation,
     _kernel_activation,
     _layer_estimates,
     _progress_bar,
     _single_threaded_blas,
-    seed_key,
 )
-from ..model import _positive_int
+from ..simulation.verification import VerificationReport
+from ..utils.seeds import seed_key
+from ..utils.validation import positive_int as _positive_int
 from ..noise import Noise
 from ..propagation import Prediction
-from ..verification import VerificationReport
 from . import _kernels
 from .model import RecurrentNetwork, require_recurrent
 from .propagation import check_noise, predict
@@ -65,7 +65,7 @@ class RecurrentSimulation:
     steps : ndarray (K + 1,)
         Time steps of the statistics: 0 (the noise-free initial state,
         zero variance) and the K recorded steps.
-    reservoir, output : noiseprop.montecarlo.Simulation
+    reservoir, output : noiseprop.simulation.montecarlo.Simulation
         Monte Carlo estimates with standard errors; their "layers" are the
         entries of ``steps``.
     samples, seed : int
@@ -236,7 +236,7 @@ class RecurrentVerification:
 
     Attributes
     ----------
-    reservoir, output : noiseprop.verification.VerificationReport
+    reservoir, output : noiseprop.simulation.verification.VerificationReport
         Their "layers" 1..K are the recorded time steps ``steps[1:]``.
     steps : ndarray
     passed : bool
