@@ -6,7 +6,7 @@ import pytest
 
 from noiseprop import Noise
 from noiseprop.cli import main
-from noiseprop.recurrent import RecurrentNetwork, echo_state_network, save_recurrent, stationary
+from noiseprop.recurrent import RecurrentNetwork, echo_state_network, predict, save_recurrent, stationary
 from noiseprop.recurrent.data import mackey_glass
 from noiseprop.recurrent.design import check_recurrent, noise_budget
 from noiseprop.recurrent.training import generation_nrmse, nrmse, one_step_nrmse, ridge_readout
@@ -89,3 +89,31 @@ def test_cli_recurrent(tmp_path, capsys):
     assert "generate must be a non-negative integer" in capsys.readouterr().err
     assert main(["recurrent", "predict"]) == 2
     assert main(["recurrent", "predict", str(tmp_path / "missing.npz")]) == 2
+
+
+def test_symbolic_recursion_equals_predict_and_stationary(capsys):
+    pytest.importorskip("sympy")
+    from noiseprop.recurrent.stationary import fixed_point
+    from noiseprop.recurrent.symbolic import derive_recurrent
+
+    n, w, s, a = 5, 0.15, 0.8, 0.6
+    net = RecurrentNetwork.from_arrays(np.ones((n, 1)), np.full((n, n), w), np.ones((1, n)) / n,
+                                       activation=f"linear(slope={s},offset=0.3)", leak=a)
+    x0 = fixed_point(net, np.array([0.5]))  # start at the stationary mean: m constant
+    for types, noise in (("all", Noise(AU=1e-2, AC=2e-2, MU=3e-2, MC=1e-2)),
+                         (["AU", "AC", "MC"], Noise(AU=1e-2, AC=2e-2, MC=1e-2))):
+        d = derive_recurrent(types)
+        res = predict(net, noise, np.full((30, 1), 0.5), x0=x0)
+        values = dict(N=n, w=w, s=s, a=a, m=x0[0], **{f"D_{k}": v for k, v in noise.intensities.items()})
+        next_u, next_c = d.function("next_u"), d.function("next_c")
+        u_t = c_t = 0.0
+        for step in range(1, 31):
+            u_t, c_t = next_u(**values, u=u_t, c=c_t), next_c(**values, u=u_t, c=c_t)
+            assert u_t + c_t == pytest.approx(res.var[step, 0], rel=1e-12)
+            assert c_t == pytest.approx(res.reservoir.correlated[step], rel=1e-12)
+        assert d.function("stationary_variance")(**values) == pytest.approx(
+            stationary(net, noise, [0.5]).var[0], rel=1e-12)
+        if d.closed_form is not None:
+            assert d.function("variance")(**values, t=30) == pytest.approx(res.var[30, 0], rel=1e-12)
+    assert main(["derive", "--family", "recurrent", "--noise", "AU,AC"]) == 0
+    assert "|1 - a + a s w N| < 1" in capsys.readouterr().out
