@@ -117,3 +117,17 @@ def test_symbolic_recursion_equals_predict_and_stationary(capsys):
             assert d.function("variance")(**values, t=30) == pytest.approx(res.var[30, 0], rel=1e-12)
     assert main(["derive", "--family", "recurrent", "--noise", "AU,AC"]) == 0
     assert "|1 - a + a s w N| < 1" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_figure_f9_fast(tmp_path):
+    pytest.importorskip("matplotlib")
+    from noiseprop.figures import f9_recurrent
+
+    out = f9_recurrent.make(tmp_path, fast=True)
+    assert out.png.read_bytes()[:4] == b"\x89PNG"
+    record = json.loads(out.data.read_text())
+    assert record["caption"] == f9_recurrent.CAPTION
+    # driven phase: lines and points agree (4 types x 40 steps, |z| < 6: false failure < 1e-6)
+    for name, numbers in record["numbers"].items():
+        assert numbers["max_abs_z_driven"] < 6.0, name
