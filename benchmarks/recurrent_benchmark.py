@@ -12,8 +12,9 @@ step by step with a dense matrix product and draws every noise term with
 one ``standard_normal`` call per step; it keeps the per-step sums of x and
 x^2.  Both run in the same process; the ratio of their times (best of
 ``--repeat``) is reported with the agreement of their variances.
-The noiseprop kernel multiplies by the dense matrix (BLAS) in both cases:
-the matrix product dominates, and NumPy uses the same BLAS for it.
+The noiseprop kernel multiplies by the dense reservoir through BLAS (as
+NumPy does) and by the sparse one in compressed-row form; NumPy uses the
+dense product in both cases (the plain implementation).
 
 Usage::
 
