@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 from pathlib import Path
 
 import numba
@@ -37,6 +36,7 @@ import numpy as np
 from noiseprop import Noise
 from noiseprop.utils.files import atomic_write
 from noiseprop.recurrent import echo_state_network, simulate
+from reference_benchmark import best_time  # this folder: the script's own path comes first
 
 D = 1e-3
 
@@ -66,15 +66,6 @@ def numpy_reference(net, noise: Noise, u: np.ndarray, samples: int, seed: int):
     out_mean = out_sums / samples
     out_var = (out_squares / samples - out_mean**2) * samples / (samples - 1)
     return var, out_var
-
-
-def best_time(function, repeat: int):
-    best, result = np.inf, None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = function()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def run(n: int, steps: int, samples: int, repeat: int, density):

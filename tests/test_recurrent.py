@@ -211,6 +211,7 @@ def test_moments_method_equals_linear_for_affine_and_shifts_tanh_mean():
 
 # --- stationary state --------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(NOISES))
 @pytest.mark.parametrize("placement", ["post", "pre"])
 def test_stationary_equals_long_time_predict(name, placement):
@@ -227,6 +228,7 @@ def test_stationary_equals_long_time_predict(name, placement):
     assert s.solver == ("gmres" if noise.MU or noise.MC else "lyapunov")
 
 
+@pytest.mark.slow
 def test_stationary_closed_loop_and_tanh():
     net = _linear_net(feedback=True, leak=0.5)
     out_noise = Noise(AU=0.01, MU=0.01)

@@ -44,6 +44,7 @@ def test_ridge_readout_predicts_mackey_glass():
     assert fit.output_bias[0] == pytest.approx(coef[-1], rel=1e-6, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_train_elman_small_and_seeded():
     pytest.importorskip("torch")
     from noiseprop.recurrent.training import train_elman

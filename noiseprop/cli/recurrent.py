@@ -167,6 +167,11 @@ def _verify(args) -> int:
     net, u, noise, output_noise = _model(args)
     report = verify(net, noise, u, args.samples, args.seed, generate=args.generate,
                     output_noise=output_noise, method=args.method)
+    return _report(args, report, net, noise, output_noise)
+
+
+def _report(args, report, net, noise, output_noise) -> int:
+    """Print a verification or design report (JSON or table); exit 1 unless it passed."""
     if args.json:
         print_json(report.to_dict())
     else:
@@ -181,9 +186,4 @@ def _check(args) -> int:
     net, u, noise, output_noise = _model(args)
     report = check_recurrent(net, noise, _constant_input(args, net, u), output_noise=output_noise,
                              target_snr_db=args.target_snr)
-    if args.json:
-        print_json(report.to_dict())
-    else:
-        _header(net, noise, output_noise)
-        print(report.table())
-    return 0 if report.passed else EXIT_FAILED
+    return _report(args, report, net, noise, output_noise)

@@ -75,18 +75,24 @@ def load_network(path: "str | os.PathLike", return_input: bool = False):
         Naming the file and what is missing or malformed.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"network file {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path} is not a readable .npz network file ({err})") from None
+    arrays = read_npz(path)
     try:
         net, x = _network_from_arrays(arrays)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
     return (net, x) if return_input else net
+
+
+def read_npz(path: Path) -> dict:
+    """Every array of the ``.npz`` network file ``path`` (no pickles), or a
+    ValueError naming the file when it is missing or unreadable."""
+    if not path.is_file():
+        raise ValueError(f"network file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path} is not a readable .npz network file ({err})") from None
 
 
 def _network_from_arrays(arrays: dict) -> tuple[Network, "np.ndarray | None"]:

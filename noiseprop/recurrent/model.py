@@ -363,14 +363,9 @@ def load_recurrent(path: "str | os.PathLike", return_input: bool = False):
     ValueError
         Naming the file and the missing or malformed entry.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"network file {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path} is not a readable .npz file ({err})") from None
+    from ..io.networks import read_npz
+
+    arrays = read_npz(Path(path))
     if str(arrays.get("kind", "")) != FILE_KIND:
         raise ValueError(f"{path}: not a recurrent network file (no kind='{FILE_KIND}' entry)")
     missing = [key for key in ("W_in", "W", "W_out") if key not in arrays]

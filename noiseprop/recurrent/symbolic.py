@@ -131,14 +131,14 @@ def _derive(noise: tuple) -> RecurrentDerivation:
     T = nxt.jacobian(v).applyfunc(sp.factor)
     drive = nxt.subs({u: 0, c: 0}).applyfunc(sp.factor)
     eigen = [sp.factor(e) for e in T.eigenvals()]
-    fixed = (sp.eye(2) - T).LUsolve(drive).applyfunc(sp.simplify)
-    stationary = {"u": fixed[0], "c": fixed[1], "variance": sp.simplify(fixed[0] + fixed[1])}
+    fixed = (sp.eye(2) - T).LUsolve(drive).applyfunc(sp.factor)
+    stationary = {"u": fixed[0], "c": fixed[1], "variance": sp.factor(fixed[0] + fixed[1])}
     closed = None
     if "MU" not in noise:  # triangular: T^t in closed form
         l1, l2 = T[0, 0], T[1, 1]
         power = sp.Matrix([[l1**t, 0], [T[1, 0] * (l1**t - l2**t) / (l1 - l2), l2**t]])
-        vt = ((sp.eye(2) - power) * fixed).applyfunc(sp.simplify)
-        closed = {"u": vt[0], "c": vt[1], "variance": sp.simplify(vt[0] + vt[1])}
+        vt = ((sp.eye(2) - power) * fixed).applyfunc(sp.factor)
+        closed = {"u": vt[0], "c": vt[1], "variance": vt[0] + vt[1]}
     bounded = "max |eigenvalue of T| < 1" + (
         "  (here: |1 - a + a s w N| < 1)" if "MU" not in noise else "")
     return RecurrentDerivation(noise, {"u": next_u, "c": next_c}, T, drive, eigen, stationary, closed, bounded)
