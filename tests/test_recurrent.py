@@ -298,3 +298,14 @@ def test_time_to_snr_below_matches_predict():
     assert rate > 1 and 10 < g < 2 * math.log(snr[1]) / math.log(rate) + 10
     with pytest.raises(ValueError, match="feedback=True"):
         time_to_snr_below(_linear_net(), noise, np.ones((5, 2)))
+
+
+def test_output_variance_from_statistics_exact_for_split_covariance():
+    from noiseprop.recurrent.propagation import output_variance_from_statistics
+
+    rng = np.random.default_rng(4)
+    W_out = rng.normal(0.1, 0.5, (3, 7))
+    u, c = 0.02, 0.005
+    cov = u * np.eye(7) + c * np.ones((7, 7))
+    np.testing.assert_allclose(output_variance_from_statistics(W_out, cov),
+                               np.diag(W_out @ cov @ W_out.T), rtol=1e-13)

@@ -45,7 +45,7 @@ from ..noise import Noise
 from ..propagation import METHODS, Prediction, activation_moments, add_noise_covariance
 from .model import RecurrentNetwork, require_recurrent
 
-__all__ = ["predict", "RecurrentPrediction", "step_moments", "output_moments"]
+__all__ = ["predict", "RecurrentPrediction", "step_moments", "output_moments", "output_variance_from_statistics"]
 
 
 class RecurrentPrediction:
@@ -291,3 +291,30 @@ def _check_finite(mean: np.ndarray, t: int) -> None:
     if not np.isfinite(mean @ mean):  # BLAS: no overflow warning
         raise ValueError(f"step {t}: the mean state or its power overflows (the noise-free dynamics "
                          "diverge); reduce the spectral radius, the input or the readout feedback")
+
+
+def output_variance_from_statistics(W_out, cov) -> np.ndarray:
+    """Output noise variance from the statistics of W_out and the reservoir's split.
+
+    With the reservoir covariance summarised as u I + c 11^T (c its mean
+    off-diagonal entry, u the mean diagonal entry minus c), output j has
+
+        Var[y_j] = N nu_j u + N^2 mu_j^2 c,
+
+    nu_j and mu_j the mean square and the mean of row j of W_out: the
+    uncorrelated noise is carried by the mean square of the readout weights,
+    the correlated noise by the square of their mean.  Exact when the
+    covariance has that form; on a real reservoir an approximation whose
+    error :func:`noiseprop.recurrent.predict`'s full result shows (output
+    noise not included).
+
+    Parameters
+    ----------
+    W_out : ndarray (N_out, N)
+    cov : ndarray (N, N)
+    """
+    W_out, cov = np.asarray(W_out, float), np.asarray(cov, float)
+    n = cov.shape[0]
+    c = _off_diagonal(cov)
+    u = float(np.trace(cov)) / n - c
+    return n * np.mean(W_out**2, axis=1) * u + n**2 * np.mean(W_out, axis=1) ** 2 * c
