@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numba
 import numpy as np
+from reference_benchmark import best_time  # this folder: the script's own path comes first
 
 from noiseprop import Noise
-from noiseprop.utils.files import atomic_write
 from noiseprop.recurrent import echo_state_network, simulate
-from reference_benchmark import best_time  # this folder: the script's own path comes first
+from noiseprop.utils.files import atomic_write
 
 D = 1e-3
 

@@ -28,6 +28,8 @@ import operator
 
 import numpy as np
 
+from ..noise import Noise
+from ..propagation import Prediction
 from ..simulation import _kernels as _ff_kernels
 from ..simulation.montecarlo import (
     Simulation,
@@ -39,8 +41,6 @@ from ..simulation.montecarlo import (
 from ..simulation.verification import VerificationReport
 from ..utils.seeds import seed_key
 from ..utils.validation import positive_int as _positive_int
-from ..noise import Noise
-from ..propagation import Prediction
 from . import _kernels
 from .model import RecurrentNetwork, require_recurrent
 from .propagation import check_noise, predict
