@@ -24,7 +24,6 @@ import re
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import special
 
 __all__ = [
     "Activation",
@@ -112,6 +111,13 @@ class Activation:
         object.__setattr__(self, key, value)
 
 
+def _special():
+    """scipy.special, imported on first use: it costs ~0.3 s, which ``noiseprop --help`` need not pay."""
+    from scipy import special
+
+    return special
+
+
 def _finite_param(owner: str, field: str, value: float) -> float:
     value = float(value)
     if not math.isfinite(value):
@@ -158,7 +164,7 @@ class Sigmoid(Activation):
         self.gain = _finite_param("sigmoid", "gain", gain)
 
     def __call__(self, z):
-        return special.expit(self.gain * np.asarray(z, dtype=float))
+        return _special().expit(self.gain * np.asarray(z, dtype=float))
 
     def derivative(self, z):
         s = self(z)
@@ -238,7 +244,7 @@ class Erf(Activation):
         self.gain = _finite_param("erf", "gain", gain)
 
     def __call__(self, z):
-        return special.erf(self.gain * np.asarray(z, dtype=float))
+        return _special().erf(self.gain * np.asarray(z, dtype=float))
 
     def derivative(self, z):
         gz = self.gain * np.asarray(z, dtype=float)

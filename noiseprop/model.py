@@ -11,7 +11,8 @@ from typing import Sequence, Union
 import numpy as np
 
 from .activations import Activation, get_activation
-from .utils.validation import as_input, as_list, finite_number, positive_int
+from .utils.resources import check_memory
+from .utils.validation import as_input, as_list, finite_number, positive_int, real_array
 
 __all__ = ["Network", "WorkingPoint"]
 
@@ -163,6 +164,8 @@ class Network:
         width = positive_int("width", width)
         n_inputs = width if n_inputs is None else positive_int("n_inputs", n_inputs)
         weight, bias = finite_number("weight", weight), finite_number("bias", bias)
+        check_memory(8 * (width * (n_inputs + 1) + (depth - 1) * width * (width + 1)),
+                     f"the weights of a symmetric network of depth {depth} and width {width}", "use a smaller depth or width")
         fan_ins = [n_inputs] + [width] * (depth - 1)
         weights = [np.full((width, n), weight) for n in fan_ins]
         biases = [np.full(width, bias) for _ in range(depth)]
@@ -242,8 +245,10 @@ def _as_matrix(w, k: int) -> np.ndarray:
 
 def _as_bias(b, n: int, k: int) -> np.ndarray:
     try:
-        array = np.array(b, dtype=float)
-    except (TypeError, ValueError):
+        array = real_array(f"layer {k}: biases", b)
+    except (TypeError, ValueError) as err:
+        if "complex" in str(err):
+            raise
         raise ValueError(f"layer {k}: biases must be numeric") from None
     if array.shape != (n,):
         raise ValueError(f"layer {k}: biases have shape {array.shape}, expected ({n},)")

@@ -11,9 +11,13 @@ much of the incoming *variance* arrives (dimensionless ratios of variances):
   (covariance c 11^T) gives a mean variance g_C c.
 
 Their statistics-only forms (spec 6) use only the mean slope power
-<s^2> = mean_i s_i^2, the mean weight mu_k and the mean squared weight nu_k:
-g_U ~ <s^2> N_{k-1} nu_k and g_C ~ <s^2> N_{k-1}^2 mu_k^2; both are exact for
-symmetric networks (spec 5: g_U = s^2 N w^2, g_C = s^2 N^2 w^2).
+<s^2> = mean_i s_i^2, the mean weight mu_k and the mean squared weight nu_k
+(:func:`statistics_gains`): g_U ~ <s^2> N_{k-1} nu_k and
+g_C ~ <s^2> E[(sum_j W_ij)^2] = <s^2> (N_{k-1}^2 mu_k^2 + N_{k-1} (nu_k - mu_k^2))
+for weights drawn independently with that mean and mean square (the second
+term, the variance of a row sum, dominates for trained layers with mu ~ 0);
+both are exact for symmetric networks (spec 5: g_U = s^2 N w^2,
+g_C = s^2 N^2 w^2).
 
 :func:`layer_statistics` also gives the exact 2 x 2 ``transfer`` matrix of the
 (uncorrelated, correlated) split of spec 3 through a layer, which the design
@@ -29,7 +33,7 @@ from ..model import Network
 from ..statistics import mean_off_diagonal_from_sums
 from ..utils.validation import require_network
 
-__all__ = ["LayerGains", "layer_statistics", "mean_off_diagonal_outer"]
+__all__ = ["LayerGains", "layer_statistics", "mean_off_diagonal_outer", "statistics_gains"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,8 @@ class LayerGains:
     uncorrelated_gain_stats : float or ndarray (B,)
         <s^2> N_{k-1} nu_k, the statistics-only form of g_U.
     correlated_gain_stats : float or ndarray (B,)
-        <s^2> N_{k-1}^2 mu_k^2, the statistics-only form of g_C.
+        <s^2> (N_{k-1}^2 mu_k^2 + N_{k-1} (nu_k - mu_k^2)), the
+        statistics-only form of g_C (:func:`statistics_gains`).
     output_mean : float or ndarray (B,)
         mean_i f_k(zbar_k,i), the layer's mean noise-free output.
     signal_power : float or ndarray (B,)
@@ -98,6 +103,25 @@ def mean_off_diagonal_outer(v: np.ndarray) -> np.ndarray:
     """Mean off-diagonal entry of v v^T for each row v of (B, N); 0 if N = 1."""
     return mean_off_diagonal_from_sums(v.sum(axis=-1) ** 2, (v**2).sum(axis=-1), v.shape[-1])
 
+
+
+def statistics_gains(slope_sq_mean, fan_in: int, mu: float, nu: float) -> tuple:
+    """Statistics-only noise gains of a layer (spec 6).
+
+    For weights drawn independently with mean ``mu`` and mean square ``nu``,
+    a row sum sum_j W_ij has mean N mu and variance N (nu - mu^2), so
+
+        g_U = <s^2> N nu,    g_C = <s^2> E[(sum_j W_ij)^2] = <s^2> (N^2 mu^2 + N (nu - mu^2)),
+
+    with N = ``fan_in`` and <s^2> = ``slope_sq_mean`` (float or array).  The
+    same complete form as the symbolic trained-network recursion of
+    :mod:`noiseprop.analysis.symbolic`.
+
+    Returns
+    -------
+    (g_U, g_C) : floats or arrays like ``slope_sq_mean``
+    """
+    return slope_sq_mean * fan_in * nu, slope_sq_mean * (fan_in**2 * mu**2 + fan_in * (nu - mu**2))
 
 
 def layer_statistics(net: Network, x) -> list[LayerGains]:
@@ -164,6 +188,8 @@ def _layer_gains(k: int, w: np.ndarray, slope: np.ndarray, mean: np.ndarray, bat
     transfer[:, 0, 1] = correlated_gain - off_c
     transfer[:, 1, 1] = off_c
 
+    stats_u, stats_c = statistics_gains(slope_sq_mean, fan_in, mu, nu)
+
     def out(a):
         return a if batched else a[0]
 
@@ -180,8 +206,8 @@ def _layer_gains(k: int, w: np.ndarray, slope: np.ndarray, mean: np.ndarray, bat
         slope_sq_mean=scalar(slope_sq_mean),
         uncorrelated_gain=scalar(uncorrelated_gain),
         correlated_gain=scalar(correlated_gain),
-        uncorrelated_gain_stats=scalar(slope_sq_mean * fan_in * nu),
-        correlated_gain_stats=scalar(slope_sq_mean * fan_in**2 * mu**2),
+        uncorrelated_gain_stats=scalar(stats_u),
+        correlated_gain_stats=scalar(stats_c),
         output_mean=scalar(mean.mean(axis=-1)),
         signal_power=scalar((mean**2).mean(axis=-1)),
         transfer=out(transfer),

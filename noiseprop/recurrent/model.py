@@ -363,9 +363,9 @@ def load_recurrent(path: "str | os.PathLike", return_input: bool = False):
     ValueError
         Naming the file and the missing or malformed entry.
     """
-    from ..io.networks import read_npz
+    from ..io.arrays import read_npz
 
-    arrays = read_npz(Path(path))
+    arrays = read_npz(path, "recurrent network file")
     if str(arrays.get("kind", "")) != FILE_KIND:
         raise ValueError(f"{path}: not a recurrent network file (no kind='{FILE_KIND}' entry)")
     missing = [key for key in ("W_in", "W", "W_out") if key not in arrays]
