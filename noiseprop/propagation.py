@@ -132,7 +132,7 @@ def propagate_layer(mean, cov, weight, bias, activation, noise: Noise, method: s
     if noise.placement == "pre":
         cov_z = add_noise_covariance(zbar, cov_z, noise)
     if method == "moments":
-        new_mean, new_cov = _activation_moments(zbar, cov_z, activation)
+        new_mean, new_cov, _ = activation_moments(zbar, cov_z, activation)
     else:
         slope = activation.derivative(zbar)
         new_mean = activation(zbar)
@@ -142,8 +142,10 @@ def propagate_layer(mean, cov, weight, bias, activation, noise: Noise, method: s
     return new_mean, new_cov
 
 
-def _activation_moments(zbar, cov_z, activation):
-    """Mean and covariance of f(z) for Gaussian z ~ N(zbar, cov_z), per input.
+def activation_moments(zbar, cov_z, activation):
+    """Mean and covariance of f(z) for Gaussian z ~ N(zbar, cov_z), per input,
+    and the mean slopes E[f'(z)] (Stein's lemma: Cov(v, f(z)) = Cov(v, z)
+    diag E[f'(z)] for any v jointly Gaussian with z).
 
     Diagonal: the exact Var[f(z_i)]; off-diagonal: Mehler's expansion to
     second order, E[f'_i] E[f'_j] S_ij + E[f''_i] E[f''_j] S_ij^2 / 2.  The
@@ -157,7 +159,7 @@ def _activation_moments(zbar, cov_z, activation):
     cov_f = slope[:, :, None] * cov_z * slope[:, None, :]
     cov_f += 0.5 * curvature[:, :, None] * cov_z**2 * curvature[:, None, :]
     cov_f[:, diagonal, diagonal] = moments.var
-    return moments.mean, cov_f
+    return moments.mean, cov_f, slope
 
 
 

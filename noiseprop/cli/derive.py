@@ -8,7 +8,7 @@ from .common import print_json
 
 __all__ = ["register"]
 
-FAMILIES = ("symmetric", "trained")
+FAMILIES = ("symmetric", "trained", "recurrent")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -25,7 +25,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--family", choices=FAMILIES, default="symmetric",
                         help="symmetric networks (docs/model.md §5) or trained networks from weight "
-                        "statistics (docs/model.md §6); default symmetric")
+                        "statistics (docs/model.md §6), or the time recursion of a symmetric recurrent "
+                        "reservoir; default symmetric")
     form = parser.add_mutually_exclusive_group()
     form.add_argument("--latex", action="store_true", help="LaTeX output")
     form.add_argument("--json", action="store_true", help="machine-readable output (text and LaTeX)")
@@ -36,7 +37,12 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis.symbolic import derive  # sympy: imported only when asked for
 
     noise = args.noise if args.noise == "all" else [part.strip() for part in args.noise.split(",")]
-    derivation = derive(noise, args.family)
+    if args.family == "recurrent":
+        from ..recurrent.symbolic import derive_recurrent
+
+        derivation = derive_recurrent(noise)
+    else:
+        derivation = derive(noise, args.family)
     if args.json:
         print_json(derivation.to_dict())
     elif args.latex:

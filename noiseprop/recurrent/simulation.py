@@ -1,0 +1,315 @@
+"""Monte Carlo simulation of noisy recurrent networks and verification of :func:`predict`.
+
+:func:`simulate` draws realisations of the model of
+:mod:`noiseprop.recurrent.model` exactly (independent noise at every step,
+neuron and realisation; correlated noise shared by the reservoir at a step;
+driven and self-closed steps) in a compiled kernel (dense reservoirs
+through BLAS, reservoirs with at most 20 % non-zero weights in
+compressed-row form)
+(:mod:`noiseprop.recurrent._kernels`) and keeps only running sums:
+memory ~ chunk_size x N for the states plus (tiles x recorded steps x N) for
+the sums, independent of the number of realisations, and of the number of
+steps T when a fixed set of ``steps`` is recorded.  The statistics are
+estimated exactly as in the feed-forward engine (shifted sums, standard
+errors of variances from the sample kurtosis), with the recorded time steps
+in place of layers.
+
+:func:`verify` holds :func:`~noiseprop.recurrent.propagation.predict`
+against the plain Monte Carlo estimate with the feed-forward verdict rules
+(:class:`noiseprop.simulation.verification.VerificationReport`: every neuron's mean and
+variance and every step's per-neuron average variance within z standard
+errors, z set by a Bonferroni-corrected false-failure probability), once
+for the reservoir and once for the output, each with half the
+false-failure probability.
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from ..noise import Noise
+from ..propagation import Prediction
+from ..simulation import _kernels as _ff_kernels
+from ..simulation.montecarlo import (
+    Simulation,
+    _kernel_activation,
+    _layer_estimates,
+    _progress_bar,
+    _single_threaded_blas,
+)
+from ..simulation.verification import VerificationReport
+from ..utils.seeds import seed_key
+from ..utils.validation import positive_int as _positive_int
+from . import _kernels
+from .model import RecurrentNetwork, require_recurrent
+from .propagation import check_noise, predict
+
+__all__ = ["simulate", "verify", "RecurrentSimulation", "RecurrentVerification"]
+
+#: Most tiles (parallel blocks of realisations) per chunk: fixed, so results do not depend on threads.
+_TILES = 16
+#: Neuron values (realisations x N) per chunk by default.
+_CHUNK_VALUES = 1 << 20
+#: Largest fraction of non-zero reservoir weights for which the kernel multiplies sparsely.
+_SPARSE = 0.2
+#: Bytes the per-tile sums may take in all.
+_SUM_BYTES = 1 << 28
+
+
+class RecurrentSimulation:
+    """Result of :func:`simulate`.
+
+    Attributes
+    ----------
+    steps : ndarray (K + 1,)
+        Time steps of the statistics: 0 (the noise-free initial state,
+        zero variance) and the K recorded steps.
+    reservoir, output : noiseprop.simulation.montecarlo.Simulation
+        Monte Carlo estimates with standard errors; their "layers" are the
+        entries of ``steps``.
+    samples, seed : int
+    """
+
+    def __init__(self, steps, reservoir: Simulation, output: Simulation, samples: int, seed: int):
+        self.steps = steps
+        self.reservoir, self.output = reservoir, output
+        self.samples, self.seed = samples, seed
+
+    @property
+    def var(self) -> np.ndarray:
+        """Reservoir variances (K + 1, N)."""
+        return np.array(self.reservoir.var)
+
+    @property
+    def output_var(self) -> np.ndarray:
+        return np.array(self.output.var)
+
+    def to_dict(self, per_neuron: bool = False) -> dict:
+        return {"steps": self.steps.tolist(), "samples": self.samples, "seed": self.seed,
+                "reservoir": self.reservoir.to_dict(per_neuron), "output": self.output.to_dict(per_neuron)}
+
+    def __repr__(self) -> str:
+        return f"RecurrentSimulation(recorded steps={len(self.steps) - 1}, samples={self.samples})"
+
+
+def _record_steps(steps, total: int) -> np.ndarray:
+    if steps is None:
+        return np.arange(1, total + 1)
+    try:
+        chosen = np.unique(np.asarray(steps, dtype=np.int64).ravel())
+    except (TypeError, ValueError):
+        raise ValueError(f"steps must be integers 1..{total}, got {steps!r}") from None
+    if chosen.size == 0 or chosen[0] < 1 or chosen[-1] > total:
+        raise ValueError(f"steps must be integers in 1..{total} (the steps of this run), got {steps!r}")
+    return chosen
+
+
+def _estimates(acc, rows, n, shift):
+    """Per-step estimates from the summed tiles (steps play the feed-forward batch axis)."""
+    fields = acc.shape[1] // shift.shape[1]
+    neuron = np.moveaxis(acc.reshape(acc.shape[0], fields, shift.shape[1]) / n, 1, 0)
+    return _layer_estimates(neuron, np.moveaxis(rows / n, 1, 0), n, shift, None)
+
+
+def _as_simulation(x0_stats, est, samples, seed) -> Simulation:
+    mean0, n = x0_stats, x0_stats.shape[0]
+    zeros, zero = np.zeros((1, n)), np.zeros(1)
+    split = lambda key: [row[None] for row in est[key]]  # noqa: E731  (K, N) -> K arrays (1, N)
+    scalars = lambda key: [np.array([v]) for v in est[key]]  # noqa: E731
+    return Simulation(
+        [mean0[None]] + split("mean"), [zeros] + split("var"), [zero] + scalars("corr"), False,
+        mean_stderr=[zeros] + split("mean_se"), var_stderr=[zeros] + split("var_se"),
+        correlated_stderr=[zero] + scalars("corr_se"), noise_var_stderr=[zero] + scalars("nv_se"),
+        samples=samples, seed=seed, control_variate=False, converged=None,
+    )
+
+
+def simulate(
+    net: RecurrentNetwork,
+    noise: Noise,
+    u,
+    samples: int = 10_000,
+    seed: int = 0,
+    *,
+    generate: int = 0,
+    x0=None,
+    output_noise: "Noise | None" = None,
+    steps=None,
+    chunk_size: "int | None" = None,
+    progress: "bool | None" = None,
+) -> RecurrentSimulation:
+    """Monte Carlo estimate of mean, variance and SNR of every neuron at every recorded step.
+
+    Parameters
+    ----------
+    net, noise, u, generate, x0, output_noise :
+        As for :func:`noiseprop.recurrent.predict`.
+    samples : int, default 10_000
+        Realisations (>= 4).
+    seed : int, default 0
+        Non-negative; the same seed gives the same numbers with any number
+        of threads and any ``chunk_size`` (up to the rounding of the sums).
+    steps : sequence of int, optional
+        Time steps (1..T) whose statistics are kept (all by default); the
+        memory of the sums grows with their number, not with T.
+    chunk_size : int, optional
+        Realisations per kernel call (memory ~ 5 chunk_size N x 8 bytes).
+    progress : bool, optional
+        tqdm progress bar (by default on a terminal for long runs).
+
+    Returns
+    -------
+    RecurrentSimulation
+
+    Raises
+    ------
+    ValueError
+        For bad arguments (as :func:`predict`), samples, seed or steps.
+    """
+    require_recurrent(net)
+    check_noise(noise, output_noise)
+    u, generate, x0 = net.check_run(u, generate, x0)
+    samples = _positive_int("samples", samples)
+    if samples < 4:
+        raise ValueError(f"samples must be at least 4 to estimate variances, got {samples}")
+    key = seed_key(seed)
+    code, p0, p1 = _kernel_activation(net.activation, 1)
+    total = u.shape[0] + generate
+    recorded = _record_steps(steps, total)
+    record = np.full(total + 1, -1, dtype=np.int64)
+    record[recorded] = np.arange(recorded.size)
+    states, outputs = net.forward(u, generate, x0)
+    shift_x, shift_y = np.ascontiguousarray(states[recorded]), np.ascontiguousarray(outputs[recorded])
+    if chunk_size is None:
+        chunk_size = max(1, _CHUNK_VALUES // max(net.n, net.n_out))
+    chunk_size = min(_positive_int("chunk_size", chunk_size), samples)
+    fx, fr = _ff_kernels.NEURON_FIELDS[False], _ff_kernels.ROW_FIELDS[False]
+    tile_bytes = 8 * recorded.size * (fx * (net.n + net.n_out) + 2 * fr)
+    out_noise = output_noise or Noise()
+    args = (
+        np.ascontiguousarray(net.W.T), *_compressed_rows(net.W), np.ascontiguousarray(net.W_in.T), np.ascontiguousarray(net.W_out.T),
+        net.bias, net.output_bias, np.ascontiguousarray(u @ net.W_in.T + net.bias).reshape(-1, net.n),
+        generate, float(net.leak), code, p0, p1, np.sqrt(list(noise.intensities.values())),
+        noise.placement == "pre", np.sqrt(list(out_noise.intensities.values())), x0, key,
+    )
+    sums_x = np.zeros((recorded.size, fx * net.n))
+    rows_x = np.zeros((recorded.size, fr))
+    sums_y = np.zeros((recorded.size, fx * net.n_out))
+    rows_y = np.zeros((recorded.size, fr))
+    done = 0
+    updates = samples * total * (net.n + net.n_out)
+    with _progress_bar(samples, progress, updates) as bar, _single_threaded_blas():
+        while done < samples:
+            count = min(chunk_size, samples - done)
+            tiles = max(1, min(_TILES, count, _SUM_BYTES // max(tile_bytes, 1)))
+            acc_x = np.zeros((tiles, recorded.size, fx * net.n))
+            row_x = np.zeros((tiles, recorded.size, fr))
+            acc_y = np.zeros((tiles, recorded.size, fx * net.n_out))
+            row_y = np.zeros((tiles, recorded.size, fr))
+            _kernels.simulate_chunk(*args, done, count, tiles, record, shift_x, shift_y,
+                                    acc_x, row_x, acc_y, row_y, np.empty((0, 0)))
+            sums_x += acc_x.sum(axis=0)
+            rows_x += row_x.sum(axis=0)
+            sums_y += acc_y.sum(axis=0)
+            rows_y += row_y.sum(axis=0)
+            done += count
+            bar.update(count)
+    seed = operator.index(seed)
+    reservoir = _as_simulation(x0, _estimates(sums_x, rows_x, done, shift_x), done, seed)
+    output = _as_simulation(outputs[0], _estimates(sums_y, rows_y, done, shift_y), done, seed)
+    return RecurrentSimulation(np.concatenate([[0], recorded]), reservoir, output, done, seed)
+
+
+def _compressed_rows(W: np.ndarray):
+    """(sparse, indptr, indices, values): W in compressed-row form, used by the
+    kernel when at most a fraction _SPARSE of the entries are non-zero."""
+    nonzero = W != 0
+    sparse = bool(nonzero.mean() <= _SPARSE)
+    indptr = np.concatenate([[0], np.cumsum(nonzero.sum(axis=1))]).astype(np.int64)
+    rows, cols = np.nonzero(nonzero)
+    return sparse, indptr, cols.astype(np.int64), np.ascontiguousarray(W[rows, cols])
+
+
+class RecurrentVerification:
+    """Result of :func:`verify`: the feed-forward verdict for the reservoir and the output.
+
+    Attributes
+    ----------
+    reservoir, output : noiseprop.simulation.verification.VerificationReport
+        Their "layers" 1..K are the recorded time steps ``steps[1:]``.
+    steps : ndarray
+    passed : bool
+        Both passed.
+    """
+
+    def __init__(self, reservoir: VerificationReport, output: VerificationReport, steps: np.ndarray):
+        self.reservoir, self.output, self.steps = reservoir, output, steps
+        for report in (reservoir, output):
+            for row in report.layers:
+                row["step"] = int(steps[row["layer"]])
+        self.passed = reservoir.passed and output.passed
+
+    def table(self) -> str:
+        """Both tables (a "layer" k is the k-th recorded time step) and the verdict."""
+        steps = self.steps[1:]
+        shown = f"{steps[0]}..{steps[-1]}" if steps.size > 1 else str(steps[0])
+        return "\n".join([
+            f"reservoir (rows = recorded time steps {shown}, in order):", self.reservoir.table(), "",
+            "output:", self.output.table(), "",
+            f"verdict: {'the prediction agrees with the simulation' if self.passed else 'DISAGREEMENT'}",
+        ])
+
+    def to_dict(self) -> dict:
+        return {"passed": self.passed, "steps": self.steps[1:].tolist(),
+                "reservoir": self.reservoir.to_dict(), "output": self.output.to_dict()}
+
+    def __repr__(self) -> str:
+        return f"RecurrentVerification(passed={self.passed}, steps={len(self.steps) - 1})"
+
+
+def _select(stats: Prediction, steps: np.ndarray) -> Prediction:
+    """The prediction at ``steps`` (index 0 kept as the initial state)."""
+    pick = lambda values: [values[int(t)][None] for t in steps]  # noqa: E731
+    return Prediction(pick(stats.mean), pick(stats.var), [np.array([stats.correlated[int(t)]]) for t in steps],
+                      False, None, stats.method)
+
+
+def verify(
+    net: RecurrentNetwork,
+    noise: Noise,
+    u,
+    samples: int = 10_000,
+    seed: int = 0,
+    *,
+    generate: int = 0,
+    x0=None,
+    output_noise: "Noise | None" = None,
+    steps=None,
+    method: str = "linear",
+    false_failure: float = 1e-6,
+    chunk_size: "int | None" = None,
+    progress: "bool | None" = None,
+) -> RecurrentVerification:
+    """Hold :func:`predict` (``method``) against :func:`simulate` at the recorded steps.
+
+    Same verdict rules as the feed-forward :func:`noiseprop.verify`; for an
+    affine activation the prediction is exact and must pass at any noise
+    level.  ``false_failure`` is split equally between the reservoir and the
+    output.
+
+    Returns
+    -------
+    RecurrentVerification
+    """
+    if not (isinstance(false_failure, (int, float)) and 0 < false_failure < 1):
+        raise ValueError(f"false_failure must be a probability in (0, 1), got {false_failure!r}")
+    prediction = predict(net, noise, u, generate=generate, x0=x0, output_noise=output_noise, method=method)
+    simulation = simulate(net, noise, u, samples, seed, generate=generate, x0=x0, output_noise=output_noise,
+                          steps=steps, chunk_size=chunk_size, progress=progress)
+    chosen = simulation.steps
+    reports = [
+        VerificationReport(_select(pred, chosen), sim, false_failure / 2, net.is_affine)
+        for pred, sim in ((prediction.reservoir, simulation.reservoir), (prediction.output, simulation.output))
+    ]
+    return RecurrentVerification(*reports, chosen)

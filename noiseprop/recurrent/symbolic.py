@@ -1,0 +1,144 @@
+"""Symbolic time recursion of the noise in a symmetric reservoir (sympy; loaded on use).
+
+Symmetric reservoir: N neurons, every recurrent weight w, leak a, every
+neuron at the same working point with slope s and mean output m (a constant
+input, at the stationary mean), noise after the activation.  The state
+covariance keeps the form P_t = u_t I + c_t 11^T, and the recursion of
+:mod:`noiseprop.recurrent.propagation` reduces to two scalars: with
+c_z = s^2 w^2 N (u + N c) the (entirely common) noise of the pre-activation,
+
+    u_F = (m^2 + c_z) D_MU + D_AU
+    c_F = c_z (1 + D_MC) + m^2 D_MC + D_AC
+    u_{t+1} = (1 - a)^2 u_t + a^2 u_F
+    c_{t+1} = (1 - a)^2 c_t + 2 a (1 - a) s w (u_t + N c_t) + a^2 c_F
+
+(the middle term of c is the cross-covariance of the old state with the new
+activation, P W^T J = s w (u + N c) 11^T).  Written as v_{t+1} = T v_t + d
+for v = (u, c): the noise is bounded iff the spectral radius of T is below
+1, the stationary level is (I - T)^-1 d, and from a noise-free start
+v_t = (I - T^t)(I - T)^-1 d.  Without uncorrelated multiplicative noise T
+is triangular with eigenvalues (1 - a)^2 and (1 - a + a g)^2, g = s w N the
+loop gain of the mean: bounded iff |1 - a + a g| < 1.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import sympy as sp
+
+from ..analysis.symbolic import _latex, _noise_types
+
+__all__ = ["derive_recurrent", "RecurrentDerivation", "SYMBOLS"]
+
+N, w, s, a, m, t = sp.symbols("N w s a m t", positive=True)
+u, c = sp.symbols("u c")
+D = {name: sp.Symbol(f"D_{name}", nonnegative=True) for name in ("AU", "AC", "MU", "MC")}
+#: The symbols of the results, by name.
+SYMBOLS = {"N": N, "w": w, "s": s, "a": a, "m": m, "t": t, "u": u, "c": c, **{f"D_{k}": v for k, v in D.items()}}
+
+
+@dataclass
+class RecurrentDerivation:
+    """Time recursion, closed form, stationary level and bounded condition.
+
+    Attributes
+    ----------
+    noise : tuple of str
+    recursion : dict
+        ``u``, ``c``: u_{t+1}, c_{t+1} in terms of u, c.
+    matrix, drive : sympy.Matrix
+        T and d of v_{t+1} = T v_t + d.
+    eigenvalues : list of sympy.Expr
+    stationary : dict
+        ``u``, ``c``, ``variance`` (= u + c) of the stationary state.
+    closed_form : dict or None
+        ``u``, ``c``, ``variance`` at step t from a noise-free start (None
+        with D_MU switched on, where T is not triangular: use the recursion).
+    bounded : str
+        The condition (spectral radius of T below 1).
+    """
+
+    noise: tuple
+    recursion: dict
+    matrix: sp.Matrix
+    drive: sp.Matrix
+    eigenvalues: list
+    stationary: dict
+    closed_form: "dict | None"
+    bounded: str
+
+    def _items(self):
+        items = [("recursion u_{t+1}", self.recursion["u"]), ("recursion c_{t+1}", self.recursion["c"]),
+                 ("transition matrix T", self.matrix), ("drive d", self.drive)]
+        items += [(f"eigenvalue {i + 1} of T", e) for i, e in enumerate(self.eigenvalues)]
+        items += [(f"stationary {k}", v) for k, v in self.stationary.items()]
+        if self.closed_form is not None:
+            items += [(f"closed form {k}_t", v) for k, v in self.closed_form.items()]
+        return items
+
+    def pretty(self) -> str:
+        lines = [f"family: recurrent (symmetric reservoir); noise: {', '.join(self.noise)}"]
+        lines += [f"{label}: {value}" for label, value in self._items()]
+        lines.append(f"bounded if: {self.bounded}")
+        if self.closed_form is None:
+            lines.append("closed form: not given with D_MU (T not triangular); iterate the recursion")
+        return "\n".join(lines)
+
+    def latex(self) -> str:
+        lines = [f"% family: recurrent (symmetric reservoir); noise: {', '.join(self.noise)}"]
+        lines += [f"% {label}\n{_latex(value)}" for label, value in self._items()]
+        lines.append(f"% bounded if: {self.bounded}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"family": "recurrent", "noise": list(self.noise),
+                "results": {label: {"text": str(v), "latex": _latex(v)} for label, v in self._items()},
+                "conditions": [f"bounded if {self.bounded}"]}
+
+    def function(self, name: str):
+        """Numeric function (keyword arguments named as in :data:`SYMBOLS`) of
+        "stationary_u", "stationary_c", "stationary_variance", "u", "c",
+        "variance" (closed form, with t) or "next_u", "next_c" (one step)."""
+        exprs = {f"stationary_{k}": v for k, v in self.stationary.items()}
+        exprs.update({"next_u": self.recursion["u"], "next_c": self.recursion["c"]})
+        if self.closed_form is not None:
+            exprs.update(self.closed_form)
+        if name not in exprs:
+            raise ValueError(f"unknown result {name!r}; choose from {sorted(exprs)}")
+        expr = exprs[name]
+        names = sorted(str(x) for x in expr.free_symbols)
+        compiled = sp.lambdify([SYMBOLS[k] for k in names], expr, "numpy")
+        return lambda **values: compiled(*(values.get(k, 0.0) for k in names))
+
+
+def derive_recurrent(noise="all") -> RecurrentDerivation:
+    """The symmetric-reservoir time recursion for the noise types ``noise``
+    ("AU", "AC", "MU", "MC", "all" or a sequence); see the module docstring."""
+    return _derive(_noise_types(noise))
+
+
+@functools.lru_cache(maxsize=None)
+def _derive(noise: tuple) -> RecurrentDerivation:
+    d = {k: (v if k in noise else sp.Integer(0)) for k, v in D.items()}
+    cz = s**2 * w**2 * N * (u + N * c)
+    u_f = (m**2 + cz) * d["MU"] + d["AU"]
+    c_f = cz * (1 + d["MC"]) + m**2 * d["MC"] + d["AC"]
+    next_u = sp.expand((1 - a) ** 2 * u + a**2 * u_f)
+    next_c = sp.expand((1 - a) ** 2 * c + 2 * a * (1 - a) * s * w * (u + N * c) + a**2 * c_f)
+    v = sp.Matrix([u, c])
+    nxt = sp.Matrix([next_u, next_c])
+    T = nxt.jacobian(v).applyfunc(sp.factor)
+    drive = nxt.subs({u: 0, c: 0}).applyfunc(sp.factor)
+    eigen = [sp.factor(e) for e in T.eigenvals()]
+    fixed = (sp.eye(2) - T).LUsolve(drive).applyfunc(sp.factor)
+    stationary = {"u": fixed[0], "c": fixed[1], "variance": sp.factor(fixed[0] + fixed[1])}
+    closed = None
+    if "MU" not in noise:  # triangular: T^t in closed form
+        l1, l2 = T[0, 0], T[1, 1]
+        power = sp.Matrix([[l1**t, 0], [T[1, 0] * (l1**t - l2**t) / (l1 - l2), l2**t]])
+        vt = ((sp.eye(2) - power) * fixed).applyfunc(sp.factor)
+        closed = {"u": vt[0], "c": vt[1], "variance": vt[0] + vt[1]}
+    bounded = "max |eigenvalue of T| < 1" + (
+        "  (here: |1 - a + a s w N| < 1)" if "MU" not in noise else "")
+    return RecurrentDerivation(noise, {"u": next_u, "c": next_c}, T, drive, eigen, stationary, closed, bounded)
