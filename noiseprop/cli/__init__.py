@@ -10,13 +10,13 @@ import argparse
 import sys
 from typing import Sequence
 
-from . import check, derive, figures, predict, robustness, verify
+from . import check, derive, figures, mitigate, predict, robustness, verify
 from .common import EXIT_BAD_INPUT
 
 __all__ = ["main", "build_parser"]
 
 #: Command modules, in the order of ``noiseprop --help``.
-COMMANDS = [predict, check, figures, verify, robustness, derive]
+COMMANDS = [predict, check, figures, verify, robustness, derive, mitigate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -103,6 +103,9 @@ class Plan:
             lines.append(f"Monte Carlo ({mc['samples']} samples): output SNR {mc['snr_db']:.2f} dB, "
                          f"gain {mc.get('gain', float('nan')):.3f}x; output noise variance {verdict} with "
                          f"the prediction (z = {mc['z']:.2f}, limit {mc['z_critical']:.2f})")
+            if not mc["exact_for_affine"]:
+                lines.append("  (nonlinear activations: the prediction is first order in the noise "
+                             "(linear) or Gaussian-moment based (moments), not exact)")
         if self.target_snr_db is not None:
             lines.append(f"target {self.target_snr_db:g} dB: {'met' if self.target_met else 'NOT reachable within the budget'}")
         lines.extend(f"skipped: {reason}" for reason in self.skipped)
@@ -146,6 +149,7 @@ def plan(
     include_output: bool = True,
     samples: int = 20_000,
     seed: int = 0,
+    method: str = "linear",
 ) -> Plan:
     """Recommend ghost neurons and pooling per layer within a neuron budget.
 
@@ -168,6 +172,9 @@ def plan(
     samples : int, default 20_000
         Monte Carlo realisations of the check (0: none).
     seed : int, default 0
+    method : {"linear", "moments"}, default "linear"
+        Prediction method (:func:`~noiseprop.propagation.predict`); "moments"
+        is closer to Monte Carlo for nonlinear networks at larger noise.
 
     Returns
     -------
@@ -184,19 +191,19 @@ def plan(
             raise ValueError(f"target_snr_db must be a finite number of dB, got {target_snr_db}")
     layer_noise = list(per_layer_noise(noise, net.depth))
     as_input(x, net.sizes[0])
-    row = _output_row(net, layer_noise, x)
+    row = _output_row(net, layer_noise, x, method)
     base, signal = float(row["noise_var"]), float(row["signal_power"])
     before_db = _db(signal, base)
     last = net.depth if include_output else net.depth - 1
-    options, skipped = _options(net, layer_noise, x, base, budget, max_copies, last)
-    skipped += _intra_report(net, layer_noise, x, base)
+    options, skipped = _options(net, layer_noise, x, base, budget, max_copies, last, method)
+    skipped += _intra_report(net, layer_noise, x, base, method)
     candidates = _knapsack(options, budget)
-    chosen = _choose(net, layer_noise, x, signal, candidates, target_snr_db)
+    chosen = _choose(net, layer_noise, x, signal, candidates, target_snr_db, method)
     steps = [s for option in sorted(chosen, key=lambda o: -o.layer) for s in option.steps()]
     comparison = None
     network, after_db = net, before_db
     if steps:
-        comparison = compare(net, layer_noise, x, {"plan": steps}, samples=samples, seed=seed)
+        comparison = compare(net, layer_noise, x, {"plan": steps}, samples=samples, seed=seed, method=method)
         result = comparison.results[0]
         network, after_db = result.network, result.output_snr_db_after
     extra = getattr(network, "extra_neurons", 0)
@@ -228,20 +235,20 @@ def _int_at_least(name: str, value, low: int) -> int:
     return int(value)
 
 
-def _output_row(net, layer_noise, x) -> dict:
+def _output_row(net, layer_noise, x, method="linear") -> dict:
     """The predicted output-layer summary row (batch-averaged signal power and noise variance)."""
-    return predict(net, layer_noise, x).summary()[-1]
+    return predict(net, layer_noise, x, method=method).summary()[-1]
 
 
-def _output_noise(net, layer_noise, x) -> float:
-    return float(_output_row(net, layer_noise, x)["noise_var"])
+def _output_noise(net, layer_noise, x, method="linear") -> float:
+    return float(_output_row(net, layer_noise, x, method)["noise_var"])
 
 
 def _db(signal: float, noise_var: float) -> float:
     return 10 * math.log10(signal / noise_var) if noise_var > 0 else math.inf
 
 
-def _options(net, layer_noise, x, base, budget, max_copies, last) -> tuple[list, list]:
+def _options(net, layer_noise, x, base, budget, max_copies, last, method) -> tuple[list, list]:
     """Per layer: every affordable (ghosts, copies) option with its predicted reduction."""
     per_layer, skipped = [], []
     for k in range(1, last + 1):
@@ -260,19 +267,19 @@ def _options(net, layer_noise, x, base, budget, max_copies, last) -> tuple[list,
                 if (g, K) == (0, 1) or cost > budget:
                     continue
                 transformed = apply_strategies(net, _Option(k, g, K, cost, 0.0).steps())
-                reduced = base - _output_noise(transformed, transformed.noise_for(layer_noise), x)
+                reduced = base - _output_noise(transformed, transformed.noise_for(layer_noise), x, method)
                 if reduced > 0:
                     options.append(_Option(k, g, K, cost, reduced))
         per_layer.append(options)
     return per_layer, skipped
 
 
-def _intra_report(net, layer_noise, x, base) -> list:
+def _intra_report(net, layer_noise, x, base, method) -> list:
     """Evaluate an intra-layer coupling (a = 0.5) on every hidden layer; report why it is not used."""
     notes = []
     for k in range(1, net.depth):
         transformed = apply_strategies(net, [Strategy("intra", layers=k)])
-        after = _output_noise(transformed, transformed.noise_for(layer_noise), x)
+        after = _output_noise(transformed, transformed.noise_for(layer_noise), x, method)
         notes.append(f"intra-layer coupling on layer {k}: output noise variance x{after / base:.6f} "
                      "(a noise-free coupling undone by the next layer leaves it unchanged); not used")
     return notes
@@ -299,11 +306,11 @@ def _knapsack(per_layer: list, budget: int) -> list:
     return best
 
 
-def _choose(net, layer_noise, x, signal, candidates, target) -> list:
+def _choose(net, layer_noise, x, signal, candidates, target, method) -> list:
     """The chosen options: the largest-reduction combination, or the cheapest meeting the target."""
     if target is None:
         return candidates[-1][1]
-    if candidates[0][0] == 0.0 and _db(signal, _output_noise(net, layer_noise, x)) >= target:
+    if _db(signal, _output_noise(net, layer_noise, x, method)) >= target:
         return []
     checked, seen = 0, set()
     for reduction, options in candidates:
@@ -315,7 +322,7 @@ def _choose(net, layer_noise, x, signal, candidates, target) -> list:
         if not steps:
             continue
         transformed = apply_strategies(net, steps)
-        noise = _output_noise(transformed, transformed.noise_for(layer_noise), x)
+        noise = _output_noise(transformed, transformed.noise_for(layer_noise), x, method)
         if _db(signal, noise) >= target:
             return options
         checked += 1
