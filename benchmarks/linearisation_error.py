@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from noiseprop import Noise, default_network, predict, simulate
-from noiseprop._files import atomic_write
 from noiseprop.noise import NOISE_TYPES
 from noiseprop.plotting import NOISE_COLORS, figure, save_figure
-from noiseprop.report import format_table
+from noiseprop.utils.files import atomic_write
+from noiseprop.utils.tables import format_table
 
 INTENSITIES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 #: Intensities at which the control-variate estimate is checked against the plain one.

@@ -37,9 +37,9 @@ import numba
 import numpy as np
 
 from noiseprop import Network, Noise, simulate
-from noiseprop._files import atomic_write
-from noiseprop.builtin import REFERENCE_SIZES, reference_network
-from noiseprop.report import format_table
+from noiseprop.io.builtin import REFERENCE_SIZES, reference_network
+from noiseprop.utils.files import atomic_write
+from noiseprop.utils.tables import format_table
 
 NUMPY_CHUNK = 10_000
 

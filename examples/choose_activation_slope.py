@@ -15,8 +15,8 @@ import argparse
 import numpy as np
 
 from noiseprop import Network, Noise, predict, simulate
-from noiseprop.gains import layer_statistics
-from noiseprop.report import format_table
+from noiseprop.analysis.gains import layer_statistics
+from noiseprop.utils.tables import format_table
 
 WIDTH, DEPTH, INPUT = 32, 30, 0.5
 NOISE = Noise(AU=1e-4, AC=1e-4, MU=1e-4, MC=1e-4)

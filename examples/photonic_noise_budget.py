@@ -22,7 +22,7 @@ import argparse
 from scipy.optimize import brentq
 
 from noiseprop import NOISE_TYPES, Noise, default_network, predict, simulate
-from noiseprop.report import format_table, layer_table
+from noiseprop.utils.tables import format_table, layer_table
 
 #: Measured standard deviations at a neuron output (output units).
 MEASURED_STD = {"AU": 0.02, "AC": 0.005, "MU": 0.03, "MC": 0.01}

@@ -12,7 +12,7 @@ Run: ``python examples/rank_layers.py [--fast]``
 import argparse
 
 from noiseprop import Noise, default_network, predict, simulate
-from noiseprop.report import format_table
+from noiseprop.utils.tables import format_table
 
 INTENSITY = 1e-3
 

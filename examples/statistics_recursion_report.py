@@ -1,6 +1,6 @@
 """How good is the statistics-only recursion on a real trained network?
 
-The trained-family recursion of :mod:`noiseprop.symbolic` (spec 6) reduces
+The trained-family recursion of :mod:`noiseprop.analysis.symbolic` (spec 6) reduces
 every layer to a handful of numbers: fan-in N, weight mean mu and mean square
 nu, slope mean and mean square at the working point, signal power and
 coherence.  This script evaluates it on the shipped trained digits network
@@ -21,12 +21,12 @@ import argparse
 import numpy as np
 
 from noiseprop import Noise, predict
-from noiseprop.builtin import default_network
-from noiseprop.datasets import load_digits
-from noiseprop.gains import layer_statistics
+from noiseprop.analysis.gains import layer_statistics
+from noiseprop.analysis.symbolic import statistics_recursion, working_point_statistics
+from noiseprop.io.builtin import default_network
+from noiseprop.io.datasets import load_digits
 from noiseprop.noise import NOISE_TYPES
-from noiseprop.report import format_table
-from noiseprop.symbolic import statistics_recursion, working_point_statistics
+from noiseprop.utils.tables import format_table
 
 INTENSITY = 1e-3
 #: Test digits averaged over with --fast.

@@ -18,9 +18,9 @@ Run: ``python examples/verify_your_model.py [--onnx model.onnx] [--fast] [--save
 import argparse
 
 from noiseprop import Noise, verify
-from noiseprop.datasets import load_digits
-from noiseprop.io import from_torch, load_model, save_network
-from noiseprop.robustness import clean_accuracy
+from noiseprop.io.datasets import load_digits
+from noiseprop.io.networks import from_torch, load_model, save_network
+from noiseprop.studies.accuracy import clean_accuracy
 
 #: Intensities (variances) of the noise of every layer, e.g. from measurements.
 NOISE = Noise(AU=1e-4, AC=1e-5, MU=1e-4, MC=1e-5)

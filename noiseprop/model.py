@@ -10,8 +10,9 @@ from typing import Sequence, Union
 import numpy as np
 
 from .activations import Activation, get_activation
+from .utils.validation import as_input, as_list, finite_number, positive_int
 
-__all__ = ["Network", "as_input"]
+__all__ = ["Network"]
 
 ActivationSpec = Union[str, Activation]
 
@@ -77,7 +78,7 @@ class Network:
         """
         if isinstance(weights, np.ndarray) and weights.ndim == 2:
             weights = [weights]
-        weights = _as_list("weights", weights, "the weight matrices W_1..W_L")
+        weights = as_list("weights", weights, "the weight matrices W_1..W_L")
         weights = [_as_matrix(w, k) for k, w in enumerate(weights, start=1)]
         if not weights:
             raise ValueError("a network needs at least one layer (got no weight matrices)")
@@ -91,13 +92,13 @@ class Network:
                 )
         if biases is None:
             biases = [np.zeros(w.shape[0]) for w in weights]
-        biases = _as_list("biases", biases, "the bias vectors b_1..b_L")
+        biases = as_list("biases", biases, "the bias vectors b_1..b_L")
         if len(biases) != depth:
             raise ValueError(f"got {len(biases)} bias vectors for {depth} layers")
         biases = [_as_bias(b, w.shape[0], k) for k, (b, w) in enumerate(zip(biases, weights), 1)]
         if isinstance(activations, (str, Activation)):
             activations = [activations] * depth
-        activations = _as_list("activations", activations, "a name, an Activation or one per layer")
+        activations = as_list("activations", activations, "a name, an Activation or one per layer")
         if len(activations) != depth:
             raise ValueError(f"got {len(activations)} activations for {depth} layers")
         activations = [_layer_activation(a, k) for k, a in enumerate(activations, start=1)]
@@ -129,10 +130,10 @@ class Network:
         n_inputs : int, optional
             Input size N_0 (default: ``width``).
         """
-        depth = _positive_int("depth", depth)
-        width = _positive_int("width", width)
-        n_inputs = width if n_inputs is None else _positive_int("n_inputs", n_inputs)
-        weight, bias = _finite_number("weight", weight), _finite_number("bias", bias)
+        depth = positive_int("depth", depth)
+        width = positive_int("width", width)
+        n_inputs = width if n_inputs is None else positive_int("n_inputs", n_inputs)
+        weight, bias = finite_number("weight", weight), finite_number("bias", bias)
         fan_ins = [n_inputs] + [width] * (depth - 1)
         weights = [np.full((width, n), weight) for n in fan_ins]
         biases = [np.full(width, bias) for _ in range(depth)]
@@ -170,33 +171,6 @@ class Network:
     __hash__ = None  # mutable-looking arrays: not hashable
 
 
-def as_input(x, n_inputs: int) -> tuple[np.ndarray, bool]:
-    """Validate an input: one vector (N_0,) or a batch (B, N_0).
-
-    Returns the input as a float array of shape (B, N_0) and whether it was a
-    batch.
-    """
-    try:
-        array = np.array(x, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"input x must be numeric, got {type(x).__name__}") from None
-    if array.ndim not in (1, 2) or array.shape[-1] != n_inputs:
-        raise ValueError(
-            f"input x has shape {array.shape}; the network expects ({n_inputs},) "
-            f"or a batch (B, {n_inputs})"
-        )
-    if array.size == 0:
-        raise ValueError(f"input x is an empty batch (shape {array.shape}); give at least one input")
-    if not np.all(np.isfinite(array)):
-        raise ValueError("input x has non-finite entries (nan or inf)")
-    batched = array.ndim == 2
-    return array.reshape(-1, n_inputs), batched
-
-
-def _require_network(net) -> None:
-    """A ValueError unless ``net`` is a :class:`Network` (the public entry points' first check)."""
-    if not isinstance(net, Network):
-        raise ValueError(f"net must be a noiseprop.Network, got {type(net).__name__}")
 
 
 def _as_matrix(w, k: int) -> np.ndarray:
@@ -235,33 +209,3 @@ def _layer_activation(spec, k: int) -> Activation:
         return get_activation(spec)
     except ValueError as err:
         raise ValueError(f"layer {k}: {err}") from None
-
-
-def _as_list(name: str, value, what: str) -> list:
-    """``value`` as a list; a ValueError naming ``name`` unless it is a sequence."""
-    if not isinstance(value, (str, bytes)):
-        try:
-            return list(value)
-        except TypeError:
-            pass
-    raise ValueError(f"{name} must be a sequence ({what}), got {type(value).__name__}")
-
-
-def _finite_number(name: str, value) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {number}")
-    return number
-
-
-def _positive_int(name: str, value) -> int:
-    try:
-        valid = not isinstance(value, bool) and int(value) == value and value >= 1
-    except (TypeError, ValueError):
-        valid = False
-    if not valid:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)

@@ -11,12 +11,14 @@ import math
 from dataclasses import dataclass, replace
 from typing import Sequence, Union
 
-__all__ = ["Noise", "NOISE_TYPES", "PLACEMENTS", "per_layer_noise"]
+__all__ = ["Noise", "NOISE_TYPES", "PLACEMENTS", "REFERENCE_INTENSITY", "per_layer_noise"]
 
 #: The four noise types, in the order used everywhere.
 NOISE_TYPES = ("AU", "AC", "MU", "MC")
 #: Where the noise acts: on the output f(z) ("post") or on the pre-activation z ("pre").
 PLACEMENTS = ("post", "pre")
+#: Intensity of every noise type in the reference benchmark and the CLI's default noise.
+REFERENCE_INTENSITY = 1e-3
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """Plotting: one house style and atomic figure output.
 
-matplotlib is used with the non-interactive Agg backend (no display needed).
+Figures are plain :class:`matplotlib.figure.Figure` objects, not managed by
+pyplot: drawing them needs no display and leaves the user's pyplot state and
+backend untouched (matplotlib is imported on first use, not with noiseprop).
 Every figure function in noiseprop draws through :func:`figure` and writes
 through :func:`save_figure`, so that files are written whole or not at all.
 """
@@ -9,13 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ._files import atomic_write  # noqa: E402
+from .utils.files import atomic_write
 
 __all__ = [
     "STYLE", "NOISE_COLORS", "figure", "save_figure",
@@ -42,27 +40,36 @@ NOISE_COLORS = {"AU": "tab:blue", "AC": "tab:orange", "MU": "tab:green", "MC": "
 
 
 def figure(nrows: int = 1, ncols: int = 1, size=(6.0, 4.0), **kwargs):
-    """A new (figure, axes) pair in the house style."""
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(nrows, ncols, figsize=size, **kwargs)
+    """A new (figure, axes) pair in the house style (a pyplot-free Figure)."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=size)
+        axes = fig.subplots(nrows, ncols, **kwargs)
     for ax in getattr(axes, "flat", [axes]):
         ax.grid(True, alpha=STYLE["grid.alpha"])
     return fig, axes
 
 
 def save_figure(fig, path: "str | os.PathLike", overwrite: bool = False) -> Path:
-    """Write ``fig`` atomically (format from the suffix, e.g. .png, .pdf) and close it.
+    """Write ``fig`` atomically (format from the suffix, e.g. .png, .pdf).
 
     Raises FileExistsError if ``path`` exists and ``overwrite`` is False.
     """
+    import matplotlib
+
     path = Path(path)
     fmt = path.suffix.lstrip(".") or "png"
-    with plt.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):
         fig.tight_layout()
-    try:
-        return atomic_write(path, lambda handle: fig.savefig(handle, format=fmt), overwrite=overwrite)
-    finally:
-        plt.close(fig)
+    return atomic_write(path, lambda handle: fig.savefig(handle, format=fmt), overwrite=overwrite)
+
+
+def _colormap(name: str):
+    import matplotlib
+
+    return matplotlib.colormaps[name]
 
 
 # ------------------------------------------------------------- robustness
@@ -87,7 +94,7 @@ def plot_accuracy_curve(ax, levels, accuracy, ci_low, ci_high, predicted=None, c
 
 
 def plot_walking_noise(result, title: "str | None" = None):
-    """Figure of a :class:`noiseprop.robustness.WalkingNoiseResult`.
+    """Figure of a :class:`noiseprop.studies.WalkingNoiseResult`.
 
     Accuracy against the noise level for noise in one layer at a time
     (points: Monte Carlo with confidence intervals; lines: analytic), the
@@ -95,7 +102,7 @@ def plot_walking_noise(result, title: "str | None" = None):
     tick).  Returns the figure.
     """
     fig, ax = figure(size=(6.4, 4.2))
-    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(result.layers)))
+    colors = _colormap("viridis")(np.linspace(0.0, 0.85, len(result.layers)))
     predicted = result.predicted if result.predicted is not None else [None] * len(result.layers)
     for i, (k, color) in enumerate(zip(result.layers, colors)):
         midpoint = result.midpoint[i]
@@ -116,7 +123,7 @@ def plot_walking_noise(result, title: "str | None" = None):
 
 
 def plot_noise_training(result, title: "str | None" = None):
-    """Figure of a :class:`noiseprop.robustness.NoisyTrainingResult`.
+    """Figure of a :class:`noiseprop.studies.NoisyTrainingResult`.
 
     Left: test accuracy against the inference noise level, one curve per
     training noise level (points: Monte Carlo; lines: analytic).  Right:
@@ -124,7 +131,7 @@ def plot_noise_training(result, title: "str | None" = None):
     binarity mean|w| / rms.  Returns the figure.
     """
     fig, (left, right) = figure(1, 2, size=(10.0, 4.0))
-    colors = plt.get_cmap("plasma")(np.linspace(0.0, 0.8, len(result.train_levels)))
+    colors = _colormap("plasma")(np.linspace(0.0, 0.8, len(result.train_levels)))
     for i, (level, color) in enumerate(zip(result.train_levels, colors)):
         plot_accuracy_curve(left, result.eval_levels, result.accuracy[i], result.ci_low[i], result.ci_high[i],
                             result.predicted[i], color=color, label=f"trained at {level:.3g}")
@@ -162,8 +169,8 @@ def plot_design_chart(accumulation, budgets=None, mark=None):
 
     Parameters
     ----------
-    accumulation : noiseprop.design.AccumulationMap
-    budgets : noiseprop.design.BudgetCurves, optional
+    accumulation : noiseprop.analysis.design.AccumulationMap
+    budgets : noiseprop.analysis.design.BudgetCurves, optional
     mark : (slope, depth), optional
         A design to mark on the map (e.g. the checked network).
 

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import Network, _require_network, as_input
+from .model import Network
 from .moments import gaussian_moments
 from .noise import Noise, NoiseSpec, per_layer_noise
 from .statistics import LayerStatistics
+from .utils.validation import as_input, require_network
 
 __all__ = ["predict", "Prediction", "propagate_layer", "add_noise_covariance", "METHODS"]
 
@@ -211,7 +212,7 @@ def predict(
     >>> [round(float(v), 6) for v in res.var[3][:1]]
     [0.003]
     """
-    _require_network(net)
+    require_network(net)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     layer_noise = per_layer_noise(noise, net.depth)

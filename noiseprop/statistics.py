@@ -8,10 +8,11 @@ uncorrelated part of neuron i is u_i = Var[y_i] - c (c = 0 for one neuron).
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
+
+from .utils.jsonutil import finite_or_none
 
 __all__ = ["LayerStatistics", "decibels"]
 
@@ -124,14 +125,4 @@ class LayerStatistics:
             for row, m, v in zip(layers, self.mean, self.var):
                 row["mean"] = m.tolist()
                 row["var"] = v.tolist()
-        return {"sizes": list(self.sizes), "batched": self.batched, "layers": _finite_or_none(layers)}
-
-
-def _finite_or_none(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
-    return value
+        return {"sizes": list(self.sizes), "batched": self.batched, "layers": finite_or_none(layers)}

@@ -1,6 +1,6 @@
 """Figure F1 (symmetric networks: noise variance vs layer): ``python paper_figures/f1_symmetric.py OUTDIR [--fast] [--force]``.
 
-Thin entry point to ``noiseprop figures OUTDIR --only F1`` (code in :mod:`noiseprop.paper`).
+Thin entry point to ``noiseprop figures OUTDIR --only F1`` (code in :mod:`noiseprop.figures`).
 """
 import sys
 

@@ -1,6 +1,6 @@
 """Figure F3 (the slope design rule): ``python paper_figures/f3_slope_rule.py OUTDIR [--fast] [--force]``.
 
-Thin entry point to ``noiseprop figures OUTDIR --only F3`` (code in :mod:`noiseprop.paper`).
+Thin entry point to ``noiseprop figures OUTDIR --only F3`` (code in :mod:`noiseprop.figures`).
 """
 import sys
 

@@ -1,6 +1,6 @@
 """Figure F4 (trained network: per-layer noise, statistics-only recursion, weight statistics): ``python paper_figures/f4_trained_layers.py OUTDIR [--fast] [--force]``.
 
-Thin entry point to ``noiseprop figures OUTDIR --only F4`` (code in :mod:`noiseprop.paper`).
+Thin entry point to ``noiseprop figures OUTDIR --only F4`` (code in :mod:`noiseprop.figures`).
 """
 import sys
 

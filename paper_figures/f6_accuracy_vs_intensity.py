@@ -1,6 +1,6 @@
 """Figure F6 (classification accuracy vs noise intensity): ``python paper_figures/f6_accuracy_vs_intensity.py OUTDIR [--fast] [--force]``.
 
-Thin entry point to ``noiseprop figures OUTDIR --only F6`` (code in :mod:`noiseprop.paper`).
+Thin entry point to ``noiseprop figures OUTDIR --only F6`` (code in :mod:`noiseprop.figures`).
 """
 import sys
 

@@ -1,6 +1,6 @@
 """Figure F7 (walking noise: accuracy vs noise in one layer, midpoints): ``python paper_figures/f7_walking_noise.py OUTDIR [--fast] [--force]``.
 
-Thin entry point to ``noiseprop figures OUTDIR --only F7`` (code in :mod:`noiseprop.paper`).
+Thin entry point to ``noiseprop figures OUTDIR --only F7`` (code in :mod:`noiseprop.figures`).
 """
 import sys
 

@@ -1,6 +1,6 @@
 """Figure F8 (noise-aware training: accuracy vs inference noise): ``python paper_figures/f8_noise_aware_training.py OUTDIR [--fast] [--force]``.
 
-Thin entry point to ``noiseprop figures OUTDIR --only F8`` (code in :mod:`noiseprop.paper`).
+Thin entry point to ``noiseprop figures OUTDIR --only F8`` (code in :mod:`noiseprop.figures`).
 """
 import sys
 

@@ -1,7 +1,7 @@
 """Regenerate every paper figure into a folder: ``python paper_figures/make_all.py OUTDIR [--fast] [--only F1,F3] [--force]``.
 
 The same as ``noiseprop figures``; the figure code lives in the package
-(:mod:`noiseprop.paper`) so that the command works from any install.
+(:mod:`noiseprop.figures`) so that the command works from any install.
 The committed full-quality figures are in ``paper_figures/output``:
 ``python paper_figures/make_all.py paper_figures/output --force``.
 """

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from noiseprop import Network, Noise, predict
-from noiseprop.builtin import default_network, reference_network
 from noiseprop.cli import main
-from noiseprop.io import save_network
+from noiseprop.io.builtin import default_network, reference_network
+from noiseprop.io.networks import save_network
 
 
 def run(capsys, *argv):

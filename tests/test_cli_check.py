@@ -6,7 +6,7 @@ import pytest
 
 from noiseprop import Network, Noise, check_design
 from noiseprop.cli import main
-from noiseprop.io import save_network
+from noiseprop.io.networks import save_network
 
 
 def run(capsys, *argv):

@@ -4,7 +4,7 @@ import json
 import pytest
 import sympy as sp
 
-from noiseprop import symbolic
+from noiseprop.analysis import symbolic
 from noiseprop.cli import main
 
 

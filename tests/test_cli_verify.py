@@ -5,7 +5,7 @@ import numpy as np
 
 from noiseprop import Network
 from noiseprop.cli import main
-from noiseprop.io import save_network
+from noiseprop.io.networks import save_network
 
 
 def run(capsys, *argv):

@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from noiseprop.datasets import DIGITS_SPLIT_SEED, DIGITS_TEST_SIZE, IDX_FILES, load_digits, load_idx
+from noiseprop.io.datasets import DIGITS_SPLIT_SEED, DIGITS_TEST_SIZE, IDX_FILES, load_digits, load_idx
 
 
 def test_digits_split_and_scaling():

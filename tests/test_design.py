@@ -1,4 +1,4 @@
-"""Design-rule checks (noiseprop.design): verdicts, limits, sensitivity, budgets."""
+"""Design-rule checks (noiseprop.analysis.design): verdicts, limits, sensitivity, budgets."""
 import json
 import math
 
@@ -8,14 +8,14 @@ from exact_moments import exact_moments
 from scipy.stats import norm
 
 from noiseprop import Network, Noise, check_design, predict, simulate
-from noiseprop.builtin import reference_network
-from noiseprop.design import (
+from noiseprop.analysis.design import (
     design_chart,
     noise_budget,
     noise_scale_budget,
     symmetric_accumulation,
     symmetric_budgets,
 )
+from noiseprop.io.builtin import reference_network
 
 N = 10
 

@@ -43,7 +43,7 @@ def test_choose_activation_slope(capsys):
 def test_verify_your_pytorch_and_onnx_model(tmp_path, capsys):
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from noiseprop.io import load_network
+    from noiseprop.io.networks import load_network
 
     example = load("verify_your_model.py")
     path = tmp_path / "model.npz"

@@ -17,7 +17,7 @@ import pytest
 from scipy.stats import norm
 
 from noiseprop.cli import main
-from noiseprop.paper import FIGURES, figure_ids, make_figures
+from noiseprop.figures import FIGURES, figure_ids, make_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 FALSE_FAILURE = 1e-6
@@ -201,7 +201,7 @@ def correlated_gain(slope, width, weight):
 def test_f3_critical_slope_is_one_for_the_mean_preserving_family(figures_dir):
     from scipy.optimize import brentq
 
-    from noiseprop.paper.f3_slope import critical_slope
+    from noiseprop.figures.f3_slope import critical_slope
 
     data = record(figures_dir, "F3")
     assert data["numbers"]["critical_slope"] == pytest.approx(1.0, abs=1e-12)
@@ -257,7 +257,7 @@ def test_f5_both_methods_agree_at_small_noise_and_moments_wins_at_large(figures_
 
 
 def test_f6_accuracy_falls_from_clean_to_chance_as_predicted(figures_dir):
-    from noiseprop.robustness import ANALYTIC_ABSEPS
+    from noiseprop.studies.accuracy import ANALYTIC_ABSEPS
 
     data = record(figures_dir, "F6")
     d = np.array(data["intensities"])
@@ -283,8 +283,8 @@ def test_f6_accuracy_falls_from_clean_to_chance_as_predicted(figures_dir):
 
 
 def test_accuracy_figures_use_their_own_number_of_test_digits(figures_dir):
-    from noiseprop.paper import f6_accuracy, f7_walking
-    from noiseprop.paper._common import digits_test_set
+    from noiseprop.figures import f6_accuracy, f7_walking
+    from noiseprop.figures._common import digits_test_set
 
     assert record(figures_dir, "F6")["inputs"] == f6_accuracy.INPUTS_FAST
     assert record(figures_dir, "F7")["inputs"] == f7_walking.INPUTS_FAST
@@ -296,7 +296,7 @@ def test_accuracy_figures_use_their_own_number_of_test_digits(figures_dir):
 def test_monte_carlo_interval_bars_span_the_interval():
     import matplotlib.pyplot as plt
 
-    from noiseprop.paper._common import draw_monte_carlo_interval
+    from noiseprop.figures._common import draw_monte_carlo_interval
     from noiseprop.plotting import figure
 
     fig, ax = figure()
@@ -345,7 +345,7 @@ def test_f4_trained_network_layers(figures_dir):
 
 
 def test_f8_noise_aware_training_accuracy_is_predicted(figures_dir):
-    from noiseprop.robustness import ANALYTIC_ABSEPS
+    from noiseprop.studies.accuracy import ANALYTIC_ABSEPS
 
     data = record(figures_dir, "F8")
     rows = [row for name in ("AU", "MU") for row in data["numbers"][name].values()]

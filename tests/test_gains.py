@@ -1,9 +1,9 @@
-"""Weight statistics and noise gains at the working point (noiseprop.gains)."""
+"""Weight statistics and noise gains at the working point (noiseprop.analysis.gains)."""
 import numpy as np
 import pytest
 
 from noiseprop import Network, Noise, predict
-from noiseprop.gains import layer_statistics, mean_off_diagonal_outer
+from noiseprop.analysis.gains import layer_statistics, mean_off_diagonal_outer
 
 
 def random_net(seed=0, sizes=(6, 5, 4, 3), activations=("tanh", "sigmoid(gain=2)", "erf")):

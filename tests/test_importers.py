@@ -7,7 +7,7 @@ import pytest
 from scipy.special import softmax
 
 from noiseprop import Network
-from noiseprop.io import from_onnx, from_sklearn, from_torch, load_model, save_network
+from noiseprop.io.networks import from_onnx, from_sklearn, from_torch, load_model, save_network
 
 RNG = np.random.default_rng(5)
 X = RNG.uniform(-1, 1, (40, 4))

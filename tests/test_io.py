@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from noiseprop import Network
-from noiseprop.io import load_network, save_network
+from noiseprop.io.networks import load_network, save_network
 
 
 @pytest.fixture

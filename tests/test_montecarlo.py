@@ -15,9 +15,9 @@ from exact_moments import exact_moments
 from scipy import stats
 
 from noiseprop import Activation, Network, Noise, predict, simulate
-from noiseprop._kernels import standard_normals
-from noiseprop.montecarlo import sample_outputs, seed_key
 from noiseprop.noise import NOISE_TYPES
+from noiseprop.simulation._kernels import standard_normals
+from noiseprop.simulation.montecarlo import sample_outputs, seed_key
 
 FALSE_FAILURE = 1e-6
 

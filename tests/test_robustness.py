@@ -12,11 +12,14 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from noiseprop import Network, Noise, default_network, robustness
+from noiseprop import Network, Noise, default_network
 from noiseprop.cli import main
-from noiseprop.datasets import load_digits
-from noiseprop.io import save_network
+from noiseprop.io.datasets import load_digits
+from noiseprop.io.networks import save_network
 from noiseprop.plotting import plot_noise_training, plot_walking_noise, save_figure
+from noiseprop.studies.accuracy import accuracy, analytic_accuracy, clean_accuracy, level_variances
+from noiseprop.studies.noise_training import noise_aware_training, weight_statistics
+from noiseprop.studies.walking import midpoint_level, walking_noise
 
 CLASSES = 4
 #: Layer gains of the walking-noise network; signal amplitudes after each
@@ -71,12 +74,12 @@ def test_analytic_accuracy_equals_quadrature_for_independent_outputs():
     means = net.forward(X)[-1]
     labels = np.argsort(means, axis=1)[np.arange(12), -1 - np.arange(12) % 2]  # best or second best
     D = 0.05
-    predicted = robustness.analytic_accuracy(net, Noise(AU=D), X, labels, per_input=True, abseps=1e-5)
+    predicted = analytic_accuracy(net, Noise(AU=D), X, labels, per_input=True, abseps=1e-5)
     exact = np.array([probability_largest_by_quadrature(m, math.sqrt(D), c) for m, c in zip(means, labels)])
     assert np.all((exact > 0.01) & (exact < 0.99))  # the CDF path, not the bounds, is tested
     # abseps is 3 standard errors per input: 6 s.e. gives < 1e-6 over 12 inputs.
     np.testing.assert_allclose(predicted, exact, atol=2e-5, rtol=0)
-    wrong = robustness.analytic_accuracy(net, Noise(AU=1.05 * D), X, labels, per_input=True, abseps=1e-5)
+    wrong = analytic_accuracy(net, Noise(AU=1.05 * D), X, labels, per_input=True, abseps=1e-5)
     assert np.max(np.abs(wrong - exact)) > 1e-3  # a 5 % error in the noise is seen
 
 
@@ -88,7 +91,7 @@ def test_analytic_accuracy_with_correlated_outputs_matches_gaussian_sampling():
     X = rng.uniform(0, 1, (6, 3))
     labels = np.argmax(net.forward(X)[-1], axis=1)
     noise = [Noise(AU=0.1, AC=0.05, MU=0.05), Noise(AU=0.02, MC=0.03)]
-    predicted = robustness.analytic_accuracy(net, noise, X, labels, per_input=True, abseps=1e-4)
+    predicted = analytic_accuracy(net, noise, X, labels, per_input=True, abseps=1e-4)
     moments = __import__("noiseprop").predict(net, noise, X, full_covariance=True)
     draws = 400_000
     sampled = np.array([
@@ -107,15 +110,15 @@ def test_common_output_noise_cannot_change_the_winner():
     net = Network.from_arrays([rng.normal(0, 1, (CLASSES, 3))], None, "linear")
     X = rng.uniform(0, 1, (20, 3))
     labels = rng.integers(0, CLASSES, 20)
-    result = robustness.accuracy(net, Noise(AC=10.0), X, labels, samples=50, seed=0)
-    clean = robustness.clean_accuracy(net, X, labels)
+    result = accuracy(net, Noise(AC=10.0), X, labels, samples=50, seed=0)
+    clean = clean_accuracy(net, X, labels)
     assert result.accuracy == result.predicted == clean
 
 
 def test_ci_covers_analytic_prediction_on_default_network(digits_test):
     X, labels = digits_test
     D = 3e-3  # three times the reference intensity, all four types on every layer
-    result = robustness.accuracy(default_network(), Noise(AU=D, AC=D, MU=D, MC=D), X, labels,
+    result = accuracy(default_network(), Noise(AU=D, AC=D, MU=D, MC=D), X, labels,
                                  samples=500, seed=3, confidence=1 - 1e-6)
     assert result.clean > result.accuracy > 0.9
     assert result.covers_prediction, (result.ci, result.predicted)
@@ -125,9 +128,9 @@ def test_ci_covers_analytic_prediction_on_default_network(digits_test):
 def test_accuracy_is_reproducible_and_seed_dependent(sensitive_net):
     net, X, labels = sensitive_net
     noise = [Noise(), Noise(AU=0.04), Noise()]
-    first = robustness.accuracy(net, noise, X, labels, samples=300, seed=7, analytic=False)
-    again = robustness.accuracy(net, noise, X, labels, samples=300, seed=7, analytic=False)
-    other = robustness.accuracy(net, noise, X, labels, samples=300, seed=8, analytic=False)
+    first = accuracy(net, noise, X, labels, samples=300, seed=7, analytic=False)
+    again = accuracy(net, noise, X, labels, samples=300, seed=7, analytic=False)
+    other = accuracy(net, noise, X, labels, samples=300, seed=8, analytic=False)
     np.testing.assert_array_equal(first.per_input, again.per_input)
     assert not np.array_equal(first.per_input, other.per_input)
     assert first.predicted is None
@@ -138,10 +141,10 @@ def test_confidence_interval_has_its_coverage(sensitive_net):
     # accuracy: the number of misses is Binomial(100, <= 0.05).
     net, X, labels = sensitive_net
     noise = [Noise(), Noise(AU=0.06), Noise()]
-    truth = robustness.analytic_accuracy(net, noise, X, labels, abseps=1e-5)
+    truth = analytic_accuracy(net, noise, X, labels, abseps=1e-5)
     misses = 0
     for seed in range(100):
-        result = robustness.accuracy(net, noise, X, labels, samples=40, seed=seed, analytic=False)
+        result = accuracy(net, noise, X, labels, samples=40, seed=seed, analytic=False)
         misses += not result.ci[0] <= truth <= result.ci[1]
     assert misses <= stats.binom.isf(1e-6, 100, 0.05)
     # and it is not needlessly wide: an interval of 1 standard error would miss ~32 %
@@ -153,32 +156,32 @@ def test_confidence_interval_has_its_coverage(sensitive_net):
 
 def test_midpoint_is_log_interpolated():
     # accuracy 0.9 at 0.1 and 0.3 at 1.0; target (1 + 0.2)/2 = 0.6 is half-way: sqrt(0.1 * 1)
-    assert robustness.midpoint_level([0.1, 1.0], [0.9, 0.3], 1.0, 0.2) == pytest.approx(math.sqrt(0.1))
-    assert robustness.midpoint_level([0.1, 1.0, 10.0], [0.95, 0.8, 0.5], 1.0, 0.2) == pytest.approx(
+    assert midpoint_level([0.1, 1.0], [0.9, 0.3], 1.0, 0.2) == pytest.approx(math.sqrt(0.1))
+    assert midpoint_level([0.1, 1.0, 10.0], [0.95, 0.8, 0.5], 1.0, 0.2) == pytest.approx(
         10 ** (2 / 3))  # crosses 0.6 two thirds of the way (in log) from 1 to 10
-    assert math.isnan(robustness.midpoint_level([0.1, 1.0], [0.9, 0.8], 1.0, 0.2))  # above the range
-    assert math.isnan(robustness.midpoint_level([0.1, 1.0], [0.5, 0.3], 1.0, 0.2))  # below the range
+    assert math.isnan(midpoint_level([0.1, 1.0], [0.9, 0.8], 1.0, 0.2))  # above the range
+    assert math.isnan(midpoint_level([0.1, 1.0], [0.5, 0.3], 1.0, 0.2))  # below the range
     for levels in ([1.0, 0.1], [0.0, 1.0]):  # not increasing, or not on a log scale
         with pytest.raises(ValueError, match="positive and strictly increasing"):
-            robustness.midpoint_level(levels, [0.9, 0.3], 1.0, 0.2)
+            midpoint_level(levels, [0.9, 0.3], 1.0, 0.2)
 
 
 def test_levels_scale_is_explicit_and_converted():
-    np.testing.assert_array_equal(robustness.level_variances([0.1, 0.3], scale="std"), [0.1**2, 0.3**2])
-    np.testing.assert_array_equal(robustness.level_variances([0.1, 0.3], scale="variance"), [0.1, 0.3])
+    np.testing.assert_array_equal(level_variances([0.1, 0.3], scale="std"), [0.1**2, 0.3**2])
+    np.testing.assert_array_equal(level_variances([0.1, 0.3], scale="variance"), [0.1, 0.3])
     with pytest.raises(ValueError, match="scale must be one of"):
-        robustness.level_variances([0.1], scale="sigma")
+        level_variances([0.1], scale="sigma")
     with pytest.raises(ValueError, match="positive and strictly increasing"):
-        robustness.level_variances([0.3, 0.1], scale="std")
+        level_variances([0.3, 0.1], scale="std")
     with pytest.raises(TypeError):
-        robustness.walking_noise(None, None, None, "AU", [0.1])  # no default for scale
+        walking_noise(None, None, None, "AU", [0.1])  # no default for scale
 
 
 def test_walking_noise_finds_the_most_sensitive_layer(sensitive_net):
     net, X, labels = sensitive_net
     levels = 2.0 ** np.arange(-4, 5)  # factor-2 grid: the curves are exact shifts of each other
     samples = 3000
-    result = robustness.walking_noise(net, X, labels, "AU", levels, scale="std", samples=samples, seed=0)
+    result = walking_noise(net, X, labels, "AU", levels, scale="std", samples=samples, seed=0)
     assert result.layers == (1, 2, 3) and result.clean == 1.0 and result.chance == 0.25
     assert result.ranking == result.predicted_ranking == (2, 1, 3)
     assert result.bracket == result.predicted_bracket == ("found",) * 3
@@ -192,7 +195,7 @@ def test_walking_noise_finds_the_most_sensitive_layer(sensitive_net):
     tolerance = z * np.sqrt(p * (1 - p) * len(labels) / samples) / len(labels) + 1e-4
     assert np.all(np.abs(result.accuracy - p) <= tolerance)
     # ... which detects a noise standard deviation wrong by 5 %
-    wrong = np.array([[robustness.analytic_accuracy(net, _one_layer(k, 1.1025 * s**2), X, labels)
+    wrong = np.array([[analytic_accuracy(net, _one_layer(k, 1.1025 * s**2), X, labels)
                        for s in levels] for k in result.layers])
     assert np.any(np.abs(result.accuracy - wrong) > tolerance)
     np.testing.assert_allclose(result.midpoint, predicted, rtol=0.03)
@@ -205,8 +208,8 @@ def _one_layer(k, variance):
 def test_walking_noise_std_and_variance_levels_agree(sensitive_net):
     net, X, labels = sensitive_net
     stds = np.array([0.05, 0.2, 0.8])
-    by_std = robustness.walking_noise(net, X, labels, "MU", stds, scale="std", samples=100, seed=1, layers=[2])
-    by_var = robustness.walking_noise(net, X, labels, "MU", stds**2, scale="variance", samples=100, seed=1,
+    by_std = walking_noise(net, X, labels, "MU", stds, scale="std", samples=100, seed=1, layers=[2])
+    by_var = walking_noise(net, X, labels, "MU", stds**2, scale="variance", samples=100, seed=1,
                                       layers=[2])
     np.testing.assert_array_equal(by_std.accuracy, by_var.accuracy)
     np.testing.assert_array_equal(by_std.variances, by_var.levels)
@@ -217,7 +220,7 @@ def test_walking_noise_std_and_variance_levels_agree(sensitive_net):
 def test_multiplicative_noise_is_equally_harmful_in_every_linear_layer(sensitive_net):
     # x * N(1, s^2) scales with the signal: the gains cancel, every layer has the same curve.
     net, X, labels = sensitive_net
-    result = robustness.walking_noise(net, X, labels, "MU", [0.2, 0.5, 1.0, 2.0], scale="std", samples=50, seed=2)
+    result = walking_noise(net, X, labels, "MU", [0.2, 0.5, 1.0, 2.0], scale="std", samples=50, seed=2)
     np.testing.assert_allclose(result.predicted, result.predicted[[0, 0, 0]], atol=3e-4)
 
 
@@ -235,7 +238,7 @@ def test_walking_noise_bad_input(sensitive_net, kwargs, message):
     arguments = {"noise_type": "AU", "levels": [0.1, 1.0], "scale": "std", "samples": 5}
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=message):
-        robustness.walking_noise(net, X, labels, **arguments)
+        walking_noise(net, X, labels, **arguments)
 
 
 @pytest.mark.parametrize(
@@ -243,13 +246,13 @@ def test_walking_noise_bad_input(sensitive_net, kwargs, message):
     [
         (np.arange(40) % 5, r"labels must lie in 0..3"),
         (np.zeros(39, int), "got 39 labels for 40 inputs"),
-        (np.full(40, 0.5), "1-D array of integers"),
+        (np.full(40, 0.5), "1-D array of integer class indices"),
     ],
 )
 def test_bad_labels_are_named(sensitive_net, labels, message):
     net, X, _ = sensitive_net
     with pytest.raises(ValueError, match=message):
-        robustness.accuracy(net, Noise(AU=0.1), X, labels, samples=5)
+        accuracy(net, Noise(AU=0.1), X, labels, samples=5)
 
 
 # ------------------------------------------------------ noise-aware training
@@ -260,7 +263,7 @@ def test_weight_statistics_against_direct_computation():
     w2 = np.array([[0.5, 1.0, -2.0]])
     net = Network.from_arrays([w1, np.vstack([w2, 2 * w2])], None, ["tanh", "linear"])
     X = np.array([[0.2, 0.1], [0.4, -0.3]])
-    first, second = robustness.weight_statistics(net, X)
+    first, second = weight_statistics(net, X)
     assert first["binarity"] == pytest.approx(1.0) and first["excess_kurtosis"] == pytest.approx(-2.0)
     slope_square = np.mean((1 - np.tanh(X @ w1.T) ** 2) ** 2)
     assert first["gain_uncorrelated"] == pytest.approx(slope_square * 2 * 1.0)
@@ -281,13 +284,13 @@ def test_noise_aware_training_converts_levels_and_evaluates_every_network(sensit
         trained = Network.from_arrays([w * scale_by for w in net.weights], None, "linear")
         return type("Trained", (), {"network": trained})()
 
-    result = robustness.noise_aware_training(
+    result = noise_aware_training(
         X, labels, X, labels, "AU", [0.0, 0.5], [0.25, 1.0], scale="std", samples=200, seed=4,
         train=trainer, scale_by=1.0,
     )
     assert given == [Noise(AU=0.0), Noise(AU=0.25)]
     assert result.accuracy.shape == result.predicted.shape == result.output_snr_db.shape == (2, 2)
-    direct = robustness.accuracy(net, Noise(AU=1.0), X, labels, samples=200,
+    direct = accuracy(net, Noise(AU=1.0), X, labels, samples=200,
                                  seed=int(np.random.SeedSequence(4).spawn(4)[1].generate_state(1)[0]))
     assert result.accuracy[0, 1] == direct.accuracy and result.predicted[0, 1] == direct.predicted
     assert np.all(result.output_snr_db[:, 0] > result.output_snr_db[:, 1])
@@ -297,7 +300,7 @@ def test_noise_aware_training_with_pytorch_end_to_end(digits_test, tmp_path):
     pytest.importorskip("torch")
     X_train, y_train = load_digits()[:2]
     X_test, y_test = digits_test
-    result = robustness.noise_aware_training(
+    result = noise_aware_training(
         X_train[:300], y_train[:300], X_test[:60], y_test[:60], "AU", [0.0, 0.5], [0.1, 0.5],
         scale="std", samples=50, hidden=(16,), epochs=3, batch_size=32, lr=1e-2,
     )
@@ -315,7 +318,7 @@ def test_noise_aware_training_with_pytorch_end_to_end(digits_test, tmp_path):
 
 def test_walking_noise_figure_is_written(sensitive_net, tmp_path):
     net, X, labels = sensitive_net
-    result = robustness.walking_noise(net, X, labels, "AU", [0.1, 0.3, 1, 3], scale="std", samples=50)
+    result = walking_noise(net, X, labels, "AU", [0.1, 0.3, 1, 3], scale="std", samples=50)
     path = save_figure(plot_walking_noise(result), tmp_path / "walking.png")
     assert path.stat().st_size > 10_000
     with pytest.raises(FileExistsError):
@@ -337,7 +340,7 @@ def test_cli_accuracy_json_matches_api(network_and_data, sensitive_net, capsys):
     payload = json.loads(capsys.readouterr().out)
     assert code == 0
     net, X, labels = sensitive_net
-    expected = robustness.accuracy(net, [Noise(), Noise(AU=0.08), Noise()], X, labels, samples=200, seed=3)
+    expected = accuracy(net, [Noise(), Noise(AU=0.08), Noise()], X, labels, samples=200, seed=3)
     assert payload["results"][1]["factor"] == 2.0
     assert payload["results"][1]["accuracy"] == expected.accuracy
     assert payload["results"][1]["predicted"] == pytest.approx(expected.predicted, abs=1e-12)
@@ -423,9 +426,9 @@ def test_accuracy_does_not_depend_on_the_thread_count(sensitive_net):
     threads = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        single = robustness.accuracy(net, noise, X, labels, samples=500, seed=11)
+        single = accuracy(net, noise, X, labels, samples=500, seed=11)
     finally:
         numba.set_num_threads(threads)
-    several = robustness.accuracy(net, noise, X, labels, samples=500, seed=11)
+    several = accuracy(net, noise, X, labels, samples=500, seed=11)
     np.testing.assert_array_equal(single.per_input, several.per_input)
     assert single.predicted == several.predicted

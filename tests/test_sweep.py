@@ -6,8 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from noiseprop import sweep
-from noiseprop.sweep import SweepError, dask_executor, grid_points
+from noiseprop.studies.sweeps import SweepError, dask_executor, grid_points, sweep
 
 GRID = {"n": [1, 2, 3], "scale": [0.5, 2.0]}
 

@@ -18,8 +18,8 @@ import pytest
 import sympy as sp
 
 from noiseprop import Linear, Network, Noise, predict
-from noiseprop import symbolic as S
-from noiseprop.gains import layer_statistics
+from noiseprop.analysis import symbolic as S
+from noiseprop.analysis.gains import layer_statistics
 
 SYM = S.SYMBOLS
 N, w, s, m, k = SYM["N"], SYM["w"], SYM["s"], SYM["m"], SYM["k"]
@@ -280,7 +280,7 @@ def test_import_noiseprop_does_not_load_sympy():
     import subprocess
     import sys
 
-    code = "import sys, noiseprop; assert 'sympy' not in sys.modules; noiseprop.symbolic.derive('AC')"
+    code = "import sys, noiseprop; assert 'sympy' not in sys.modules; noiseprop.derive('AC')"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -317,7 +317,7 @@ def test_readme_table_of_the_statistics_recursion_on_the_default_network():
     the structure factor quoted for the output layer."""
     pytest.importorskip("sklearn")
     from noiseprop import default_network
-    from noiseprop.datasets import load_digits
+    from noiseprop.io.datasets import load_digits
 
     report = runpy.run_path(str(ROOT / "examples" / "statistics_recursion_report.py"))
     net, x0 = default_network(return_input=True)

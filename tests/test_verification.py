@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from noiseprop import Network, Noise, predict, simulate, verify
-from noiseprop.verification import VerificationReport
+from noiseprop.simulation.verification import VerificationReport
 
 
 def random_network(activation, seed=0, sizes=(4, 7, 6, 3)):

@@ -10,7 +10,6 @@ import argparse
 
 import numpy as np
 
-from ..design import check_design, design_chart
 from ..noise import NOISE_TYPES, Noise
 from .common import (
     add_network_options,
@@ -45,6 +44,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..analysis.design import check_design
+
     refuse_existing(args.chart, "--chart", args.force)
     net, x = network_from_args(args)
     noise = noise_from_args(args, net.depth)
@@ -67,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_chart(args, net, noise, report):
+    from ..analysis.design import design_chart
+
     """Charts of the symmetric family with this network's width, depth, slope and
     (largest per type) noise, the network marked on the slope x depth map."""
     width = int(round(float(np.median(net.sizes[1:]))))

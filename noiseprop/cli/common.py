@@ -4,14 +4,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from ..builtin import REFERENCE_INTENSITY, default_network, reference_network
-from ..io import load_model
-from ..model import Network
-from ..noise import NOISE_TYPES, PLACEMENTS, Noise
+from ..noise import NOISE_TYPES, PLACEMENTS, REFERENCE_INTENSITY, Noise
+
+if TYPE_CHECKING:
+    from ..model import Network
 
 __all__ = [
     "EXIT_BAD_INPUT", "CLIError", "add_network_options", "add_noise_options", "network_from_args",
@@ -66,6 +66,9 @@ def add_noise_options(parser: argparse.ArgumentParser) -> None:
 
 
 def network_from_args(args) -> tuple[Network, np.ndarray]:
+    from ..io.builtin import default_network, reference_network
+    from ..io.networks import load_model
+
     """The network and its input chosen by :func:`add_network_options`."""
     chosen = [name for name, given in (("a network file", args.network), ("--symmetric", args.symmetric),
                                        ("--reference", args.reference)) if given]
@@ -122,6 +125,8 @@ def _per_layer_values(option: str, text: str, depth: int) -> list[float]:
 
 
 def _symmetric_from_text(text: str) -> Network:
+    from ..model import Network
+
     parts = text.split(",", 4)
     if len(parts) != 5:
         raise CLIError(f"--symmetric needs DEPTH,WIDTH,WEIGHT,BIAS,ACTIVATION, got {text!r}")

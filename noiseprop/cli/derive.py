@@ -33,7 +33,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..symbolic import derive  # sympy: imported only when asked for
+    from ..analysis.symbolic import derive  # sympy: imported only when asked for
 
     noise = args.noise if args.noise == "all" else [part.strip() for part in args.noise.split(",")]
     derivation = derive(noise, args.family)

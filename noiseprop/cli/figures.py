@@ -24,7 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..paper import make_figures  # matplotlib and the figure code only when asked for
+    from ..figures import make_figures  # matplotlib and the figure code only when asked for
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr)

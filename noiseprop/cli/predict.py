@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..propagation import predict
-from ..report import layer_table
+from ..utils.tables import layer_table
 from .common import (
     add_network_options,
     describe_noise,
@@ -34,6 +33,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..propagation import predict
+
     net, x = network_from_args(args)
     noise = noise_from_args(args, net.depth)
     result = predict(net, noise, x, method=args.method)

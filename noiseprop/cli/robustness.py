@@ -3,7 +3,7 @@
 Every sub-command prints a table (or ``--json``) and can draw a figure
 (``--plot PATH``, never over an existing file without ``--force``).  The
 network defaults to the shipped digits classifier and the data to the digits
-test set (:func:`noiseprop.datasets.load_digits`).
+test set (:func:`noiseprop.io.datasets.load_digits`).
 """
 from __future__ import annotations
 
@@ -12,13 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import robustness
-from ..builtin import default_network
-from ..io import load_model
 from ..noise import NOISE_TYPES, PLACEMENTS
-from ..plotting import figure, plot_accuracy_curve, plot_noise_training, plot_walking_noise, save_figure
-from ..report import format_table
-from ..statistics import _finite_or_none
+from ..utils.jsonutil import finite_or_none
+from ..utils.tables import format_table
 from .common import (
     CLIError,
     add_noise_options,
@@ -98,17 +94,20 @@ def _register_training(tasks) -> None:
 
 
 def _run_accuracy(args) -> int:
+    from ..plotting import figure, plot_accuracy_curve, save_figure
+    from ..studies.accuracy import accuracy
+
     refuse_existing(args.plot, "--plot", args.force)
     net, X, y = _network_and_data(args)
     noise = noise_from_args(args, net.depth)
     factors = _parse_levels(args.factors, "--factors")
     results = [
-        robustness.accuracy(net, [n.scaled(f) for n in noise], X, y, args.samples, args.seed,
+        accuracy(net, [n.scaled(f) for n in noise], X, y, args.samples, args.seed,
                             confidence=args.confidence, method=args.method)
         for f in factors
     ]
     if args.json:
-        print_json(_finite_or_none({
+        print_json(finite_or_none({
             "network": repr(net), "noise": describe_noise(noise), "inputs": len(y),
             "results": [{"factor": float(f), **r.to_dict()} for f, r in zip(factors, results)],
         }))
@@ -138,15 +137,18 @@ def _run_accuracy(args) -> int:
 
 
 def _run_walking(args) -> int:
+    from ..plotting import plot_walking_noise, save_figure
+    from ..studies.walking import walking_noise
+
     refuse_existing(args.plot, "--plot", args.force)
     net, X, y = _network_and_data(args)
     layers = None if args.layers is None else _parse_integers(args.layers, "--layers")
-    result = robustness.walking_noise(
+    result = walking_noise(
         net, X, y, args.noise_type, _parse_levels(args.levels, "--levels"), scale=args.scale,
         samples=args.samples, seed=args.seed, layers=layers, placement=args.placement, method=args.method,
     )
     if args.json:
-        print_json(_finite_or_none({"network": repr(net), "inputs": len(y), **result.to_dict()}))
+        print_json(finite_or_none({"network": repr(net), "inputs": len(y), **result.to_dict()}))
     else:
         print(f"{net}; {len(y)} inputs; {args.noise_type} noise in one layer at a time; levels as "
               f"{'standard deviations' if args.scale == 'std' else 'variances'}")
@@ -168,13 +170,15 @@ def _run_walking(args) -> int:
 
 
 def _run_training(args) -> int:
-    from ..datasets import load_digits
+    from ..io.datasets import load_digits
+    from ..plotting import plot_noise_training, save_figure
+    from ..studies.noise_training import noise_aware_training
 
     refuse_existing(args.plot, "--plot", args.force)
     hidden = tuple(_parse_integers(args.hidden, "--hidden"))
     try:
         data = load_digits()
-        result = robustness.noise_aware_training(
+        result = noise_aware_training(
             *data, args.noise_type, _parse_levels(args.train_levels, "--train-levels"),
             _parse_levels(args.eval_levels, "--eval-levels"), scale=args.scale, samples=args.samples,
             seed=args.seed, method=args.method, hidden=hidden, activation=args.activation,
@@ -183,7 +187,7 @@ def _run_training(args) -> int:
     except ImportError as err:
         raise CLIError(str(err)) from None
     if args.json:
-        print_json(_finite_or_none(result.to_dict()))
+        print_json(finite_or_none(result.to_dict()))
     else:
         print(f"digits; {args.noise_type} noise on every layer; levels as "
               f"{'standard deviations' if args.scale == 'std' else 'variances'}")
@@ -249,9 +253,12 @@ def _add_common(parser, samples: int, method: str = "linear") -> None:
 
 
 def _network_and_data(args):
+    from ..io.builtin import default_network
+    from ..io.networks import load_model
+
     net = load_model(args.network) if args.network else default_network()
     if args.data is None:
-        from ..datasets import load_digits
+        from ..io.datasets import load_digits
 
         try:
             _, _, X, y = load_digits()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..verification import verify
 from .common import (
     add_network_options,
     describe_noise,
@@ -44,6 +43,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..simulation.verification import verify
+
     net, x = network_from_args(args)
     noise = noise_from_args(args, net.depth)
     refuse_existing(args.plot, "--plot", args.force)

@@ -1,8 +1,8 @@
 """Produce ``default_network.npz``, the network of :func:`noiseprop.default_network`.
 
 A 64-100-100-100-10 MLP (sigmoid hidden layers, linear output) trained with
-:func:`noiseprop.training.train_mlp` on the 8x8 digits of
-:func:`noiseprop.datasets.load_digits` (seed 0, Adam, lr 1e-3, batch 32,
+:func:`noiseprop.studies.training.train_mlp` on the 8x8 digits of
+:func:`noiseprop.io.datasets.load_digits` (seed 0, Adam, lr 1e-3, batch 32,
 150 epochs, no noise).  The stored input ``x`` is the first test image
 (``X_test[0]``, a digit 8).
 
@@ -25,9 +25,9 @@ OUTPUT = Path(__file__).with_name("default_network.npz")
 
 
 def main(argv=None) -> None:
-    from noiseprop.datasets import load_digits
-    from noiseprop.io import save_network
-    from noiseprop.training import train_mlp
+    from noiseprop.io.datasets import load_digits
+    from noiseprop.io.networks import save_network
+    from noiseprop.studies.training import train_mlp
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="replace an existing file")

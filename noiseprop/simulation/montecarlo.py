@@ -14,7 +14,7 @@ How it is fast and exact at once:
   variance f^2 D_MU + D_AU (z^2 D_MU + D_AU before the activation): one draw
   per neuron instead of two.
 - The matrix products go to BLAS; activation, noise and the running sums are
-  fused in one parallel compiled kernel (:mod:`noiseprop._kernels`).
+  fused in one parallel compiled kernel (:mod:`noiseprop.simulation._kernels`).
 - Random numbers are counter based, keyed by (seed, realisation, input,
   layer): the numbers depend on the seed only, not on the thread count or the
   chunk size.
@@ -45,12 +45,14 @@ from typing import Callable
 
 import numpy as np
 
+from ..activations import Activation, Erf, Heaviside, Linear, ReLU, Sigmoid, Tanh
+from ..model import Network
+from ..noise import Noise, NoiseSpec, per_layer_noise
+from ..propagation import predict
+from ..statistics import LayerStatistics
+from ..utils.seeds import seed_key
+from ..utils.validation import as_input, positive_int, require_network
 from . import _kernels
-from .activations import Activation, Erf, Heaviside, Linear, ReLU, Sigmoid, Tanh
-from .model import Network, _positive_int, _require_network, as_input
-from .noise import Noise, NoiseSpec, per_layer_noise
-from .propagation import predict
-from .statistics import LayerStatistics
 
 __all__ = ["simulate", "sample_outputs", "Simulation", "seed_key", "Z_95"]
 
@@ -147,16 +149,6 @@ def _batch_mean_stderr(stderr) -> float:
     stderr = np.atleast_1d(stderr)
     return float(np.sqrt(np.sum(stderr**2)) / stderr.size)
 
-
-def seed_key(seed) -> np.uint64:
-    """The 64-bit key of the random streams for a seed (a non-negative integer)."""
-    try:
-        value = operator.index(seed)
-    except TypeError:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}") from None
-    if value < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {value}")
-    return np.random.SeedSequence(value).generate_state(1, dtype=np.uint64)[0]
 
 
 def _kernel_activation(f: Activation, k: int) -> tuple[int, float, float]:
@@ -348,17 +340,17 @@ def _precision_reached(estimates, rtol: float) -> bool:
 
 
 def _validated(net, noise, x, samples, chunk_size, n_min=1):
-    _require_network(net)
+    require_network(net)
     layer_noise = per_layer_noise(noise, net.depth)
     for k, f in enumerate(net.activations, start=1):
         _kernel_activation(f, k)
     xb, batched = as_input(x, net.sizes[0])
-    samples = _positive_int("samples", samples)
+    samples = positive_int("samples", samples)
     if samples < n_min:
         raise ValueError(f"samples must be at least {n_min} to estimate variances, got {samples}")
     if chunk_size is None:
         chunk_size = max(1, _CHUNK_VALUES // (xb.shape[0] * max(net.sizes[1:])))
-    chunk_size = min(_positive_int("chunk_size", chunk_size), samples)
+    chunk_size = min(positive_int("chunk_size", chunk_size), samples)
     return layer_noise, xb, batched, samples, chunk_size
 
 

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from ..builtin import default_network
+from ..io.builtin import default_network
 from ..noise import NOISE_TYPES, Noise
 from ..plotting import NOISE_COLORS, figure
 from ..propagation import predict

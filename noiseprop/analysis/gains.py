@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import Network, _require_network, as_input
+from ..model import Network
+from ..utils.validation import as_input, require_network
 
 __all__ = ["LayerGains", "layer_statistics", "mean_off_diagonal_outer"]
 
@@ -124,7 +125,7 @@ def layer_statistics(net: Network, x) -> list[LayerGains]:
     >>> round(g.uncorrelated_gain, 6), round(g.correlated_gain, 6)
     (0.0625, 0.25)
     """
-    _require_network(net)
+    require_network(net)
     y, batched = as_input(x, net.sizes[0])
     layers = []
     for k, (w, b, f) in enumerate(zip(net.weights, net.biases, net.activations), start=1):

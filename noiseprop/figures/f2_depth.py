@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from ..gains import layer_statistics
+from ..analysis.gains import layer_statistics
 from ..model import Network
 from ..noise import Noise
 from ..plotting import figure

@@ -2,7 +2,7 @@
 
 **These kernels do no checking.**  Shapes, dtypes, activation codes and
 intensities are validated and converted by the public wrappers in
-:mod:`noiseprop.montecarlo`; calling a kernel directly with bad arguments gives
+:mod:`noiseprop.simulation.montecarlo`; calling a kernel directly with bad arguments gives
 wrong numbers or a crash, not an error message.
 
 Random numbers are counter based: every realisation s (global sample index),

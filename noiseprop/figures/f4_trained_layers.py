@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from ..builtin import default_network
+from ..io.builtin import default_network
 from ..noise import NOISE_TYPES, Noise
 from ..plotting import NOISE_COLORS, figure
 from ..propagation import predict
@@ -53,8 +53,8 @@ def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = Fals
     layer the weight mean and mean square.
     """
     from .. import simulate
-    from ..gains import layer_statistics
-    from ..symbolic import statistics_recursion
+    from ..analysis.gains import layer_statistics
+    from ..analysis.symbolic import statistics_recursion
 
     samples = samples_for(fast, full=200_000, quick=4_000)
     net, x = default_network(return_input=True)

@@ -1,7 +1,7 @@
 """Training fully connected networks with back-propagation (PyTorch).
 
 :func:`train_mlp` trains a multilayer perceptron on a classification data set
-(e.g. :func:`noiseprop.datasets.load_digits`) and returns it as a
+(e.g. :func:`noiseprop.io.datasets.load_digits`) and returns it as a
 :class:`noiseprop.Network` with its test accuracy.  Optionally the noise of
 the spec (section 2) is injected into every layer during training
 (noise-aware training).  PyTorch is an optional dependency:
@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-import operator
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import numpy as np
-
-from .activations import Activation, Erf, Linear, ReLU, Sigmoid, Tanh, get_activation
-from .model import Network, _positive_int
-from .noise import Noise, NoiseSpec, per_layer_noise
+from ..activations import Activation, Erf, Linear, ReLU, Sigmoid, Tanh, get_activation
+from ..model import Network
+from ..noise import Noise, NoiseSpec, per_layer_noise
+from ..utils.optional import require
+from ..utils.seeds import int_seed
+from ..utils.validation import as_labelled_data, positive_int
 
 __all__ = ["TrainingResult", "train_mlp"]
 
@@ -116,9 +116,9 @@ def train_mlp(
     ImportError
         When PyTorch is not installed (extra ``train``).
     """
-    torch = _import_torch()
-    X_train, y_train = _as_dataset("training", X_train, y_train)
-    X_test, y_test = _as_dataset("test", X_test, y_test)
+    torch = require("torch", "train", "training")
+    X_train, y_train = as_labelled_data(X_train, y_train, part="training")
+    X_test, y_test = as_labelled_data(X_test, y_test, part="test")
     if X_test.shape[1] != X_train.shape[1]:
         raise ValueError(
             f"test inputs have {X_test.shape[1]} features, training inputs {X_train.shape[1]}"
@@ -129,11 +129,11 @@ def train_mlp(
     activations = [_layer_activation("activation", activation)] * (depth - 1)
     activations.append(_layer_activation("output", output))
     layer_noise = per_layer_noise(noise if noise is not None else Noise(), depth)
-    epochs = _positive_int("epochs", epochs)
-    batch_size = _positive_int("batch_size", batch_size)
+    epochs = positive_int("epochs", epochs)
+    batch_size = positive_int("batch_size", batch_size)
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    seed = _seed(seed)
+    seed = int_seed(seed)
     with _deterministic_torch(torch):
         return _train(torch, sizes, activations, layer_noise, X_train, y_train, X_test, y_test,
                       epochs, batch_size, float(lr), seed, progress)
@@ -258,47 +258,7 @@ def _deterministic_torch(torch):
         torch.use_deterministic_algorithms(deterministic)
 
 
-def _import_torch():
-    try:
-        import torch
-    except ImportError:
-        raise ImportError("training needs PyTorch: pip install 'noiseprop[train]'") from None
-    return torch
 
-
-def _as_dataset(part: str, X, y) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        X = np.array(X, dtype=float)
-        y_raw = np.asarray(y)
-    except (TypeError, ValueError):
-        raise ValueError(f"{part} inputs must be a numeric array (n_samples, n_features)") from None
-    if X.ndim != 2 or 0 in X.shape:
-        raise ValueError(f"{part} inputs must have shape (n_samples, n_features), got {X.shape}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{part} inputs have non-finite entries (nan or inf)")
-    if y_raw.shape != (len(X),):
-        raise ValueError(
-            f"{part} labels have shape {y_raw.shape}, expected ({len(X)},) for {len(X)} inputs"
-        )
-    if y_raw.dtype.kind not in "iu" and not (
-        y_raw.dtype.kind == "f" and np.all(np.isfinite(y_raw)) and np.all(y_raw == np.round(y_raw))
-    ):
-        raise ValueError(f"{part} labels must be integer class indices, got dtype {y_raw.dtype}")
-    y = y_raw.astype(np.int64)
-    if y.min() < 0:
-        raise ValueError(f"{part} labels must be class indices >= 0, got {y.min()}")
-    return X, y
-
-
-def _seed(seed) -> int:
-    """A seed for torch.Generator: an integer in [0, 2**64)."""
-    try:
-        value = operator.index(seed)
-    except TypeError:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}") from None
-    if not 0 <= value < 2**64:
-        raise ValueError(f"seed must be a non-negative integer below 2**64, got {value}")
-    return value
 
 
 def _widths(hidden) -> tuple[int, ...]:
@@ -306,7 +266,7 @@ def _widths(hidden) -> tuple[int, ...]:
         widths = tuple(hidden)
     except TypeError:
         raise ValueError(f"hidden must be a sequence of layer widths, got {hidden!r}") from None
-    return tuple(_positive_int(f"hidden[{i}]", n) for i, n in enumerate(widths))
+    return tuple(positive_int(f"hidden[{i}]", n) for i, n in enumerate(widths))
 
 
 def _layer_activation(field_name: str, spec) -> Activation:

@@ -48,8 +48,8 @@ def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = Fals
     Carlo and analytic accuracy at every inference level, the weight rms and
     binarity (averaged over layers) and the predicted output SNR.
     """
-    from ..datasets import load_digits
-    from ..robustness import noise_aware_training
+    from ..io.datasets import load_digits
+    from ..studies.noise_training import noise_aware_training
 
     samples = samples_for(fast, full=200, quick=30)
     settings = FAST if fast else {"train_levels": TRAIN_LEVELS, "eval_levels": EVAL_LEVELS, "inputs": None,

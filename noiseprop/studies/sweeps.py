@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, Union
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._files import atomic_write
+from ..utils.files import atomic_write
 
 __all__ = ["sweep", "grid_points", "dask_executor", "SweepError"]
 

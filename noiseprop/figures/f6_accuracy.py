@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ..builtin import default_network
+from ..io.builtin import default_network
 from ..noise import NOISE_TYPES, Noise
 from ..plotting import NOISE_COLORS, figure
 from ._common import (
@@ -51,7 +51,7 @@ def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = Fals
     """
     from matplotlib.lines import Line2D
 
-    from ..robustness import accuracy, analytic_accuracy
+    from ..studies.accuracy import accuracy, analytic_accuracy
 
     samples = samples_for(fast, full=400, quick=40)
     intensities = INTENSITIES_FAST if fast else INTENSITIES

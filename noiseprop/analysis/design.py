@@ -4,7 +4,7 @@
 
 - **bounded accumulation** per layer: layer k carries the (uncorrelated,
   correlated) split (u, c) of the noise of layer k-1 into layer k through the
-  exact 2 x 2 transfer of :mod:`noiseprop.gains`, times the amplification
+  exact 2 x 2 transfer of :mod:`noiseprop.analysis.gains`, times the amplification
   (1 + D_MU + D_MC) of its own multiplicative noise.  The spectral radius rho_k
   of that map is the layer's *accumulation gain*: a deep stack of such layers
   keeps the noise bounded when rho_k < 1 (fixed point (I - T)^-1 q, spec 6:
@@ -35,13 +35,14 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy.optimize import brentq
 
-from .activations import Linear
+from ..activations import Linear
+from ..model import Network
+from ..noise import NOISE_TYPES, Noise, NoiseSpec, per_layer_noise
+from ..propagation import Prediction, predict
+from ..statistics import decibels
+from ..utils.tables import format_table
+from ..utils.validation import as_input, finite_number, positive_int, require_network
 from .gains import LayerGains, layer_statistics
-from .model import Network, _finite_number, _positive_int, _require_network, as_input
-from .noise import NOISE_TYPES, Noise, NoiseSpec, per_layer_noise
-from .propagation import Prediction, predict
-from .report import format_table
-from .statistics import decibels
 
 __all__ = [
     "DesignReport",
@@ -78,7 +79,7 @@ class LayerRule:
     layer, size : int
         k and N_k.
     uncorrelated_gain, correlated_gain : float
-        g_U and g_C of :class:`~noiseprop.gains.LayerGains`, largest over the
+        g_U and g_C of :class:`~noiseprop.analysis.gains.LayerGains`, largest over the
         batch (dimensionless variance ratios).
     multiplicative_gain : float
         Signal power P_k = mean_i f(zbar_k,i)^2: the variance a unit
@@ -284,7 +285,7 @@ def check_design(
     >>> report.bounded, report.layers[2].growth, round(report.layers[2].max_slope, 3)
     (False, 'exponential', 1.0)
     """
-    _require_network(net)
+    require_network(net)
     layer_noise = per_layer_noise(noise, net.depth)
     inputs, _ = as_input(x, net.sizes[0])
     target = _target(target_snr_db)
@@ -337,7 +338,7 @@ def noise_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float, noise_
 
 def _budget_inputs(caller: str, net: Network, noise: NoiseSpec, target_snr_db) -> tuple[list, float]:
     """The per-layer noise and the target of a budget search, validated."""
-    _require_network(net)
+    require_network(net)
     layer_noise = per_layer_noise(noise, net.depth)
     target = _target(target_snr_db)
     if target is None:
@@ -394,7 +395,7 @@ def _largest(net: Network, x, target: float, noise_at, baseline) -> float:
 def _target(target_snr_db) -> "float | None":
     if target_snr_db is None:
         return None
-    return _finite_number("target_snr_db", target_snr_db)
+    return finite_number("target_snr_db", target_snr_db)
 
 
 def _injections(net: Network, layer_noise: Sequence[Noise], inputs: np.ndarray) -> list[np.ndarray]:
@@ -579,7 +580,7 @@ class BudgetCurves:
 def _symmetric_linear(depth: int, width: int, slope: float) -> Network:
     """w = 1/N and f(z) = s z + (1 - s): with input 1 every layer's mean stays 1,
     so depth and slope change the noise only, not the signal."""
-    width = _positive_int("width", width)
+    width = positive_int("width", width)
     return Network.symmetric(depth, width, 1.0 / width, 0.0, Linear(slope=slope, offset=1.0 - slope))
 
 
@@ -603,8 +604,8 @@ def symmetric_accumulation(slopes, max_depth: int, width: int, noise: Noise) -> 
         raise ValueError(f"slopes must be a non-empty 1-D array of finite values > 0, got {slopes!r}")
     if not isinstance(noise, Noise):
         raise ValueError(f"noise must be a Noise, got {type(noise).__name__}")
-    max_depth = _positive_int("max_depth", max_depth)
-    width = _positive_int("width", width)
+    max_depth = positive_int("max_depth", max_depth)
+    width = positive_int("width", width)
     noise_var = np.empty((slopes.size, max_depth))
     for i, s in enumerate(slopes):
         result = predict(_symmetric_linear(max_depth, width, s), noise, np.ones(width))
@@ -678,7 +679,7 @@ def design_chart(
     -------
     Path
     """
-    from .plotting import plot_design_chart, save_figure
+    from ..plotting import plot_design_chart, save_figure
 
     slopes = np.linspace(0.5, 1.3, 81) if slopes is None else slopes
     accumulation = symmetric_accumulation(slopes, max_depth, width, noise)

@@ -24,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import atomic_write
-from .model import Network, _require_network, as_input
+from ..model import Network
+from ..utils.files import atomic_write
+from ..utils.optional import require
+from ..utils.validation import as_input, require_network
 
 __all__ = ["save_network", "load_network", "load_model", "from_sklearn", "from_torch", "from_onnx"]
 
@@ -43,7 +45,7 @@ def save_network(
     The file is written atomically; an existing file is replaced only with
     ``overwrite=True``.
     """
-    _require_network(net)
+    require_network(net)
     arrays = {f"W{k}": w for k, w in enumerate(net.weights, start=1)}
     arrays.update({f"b{k}": b for k, b in enumerate(net.biases, start=1)})
     arrays["activations"] = np.array([f.spec for f in net.activations])
@@ -167,7 +169,7 @@ def from_torch(module) -> Network:
     ImportError
         When PyTorch is not installed (extra ``train``).
     """
-    torch = _import_optional("torch", "train", "importing PyTorch models")
+    torch = require("torch", "train", "importing PyTorch models")
     nn = torch.nn
     activations = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu"}
     pass_through = (nn.Identity, nn.Flatten, nn.Dropout)
@@ -231,7 +233,7 @@ def from_onnx(model) -> Network:
     ImportError
         When onnx is not installed (extra ``onnx``).
     """
-    onnx = _import_optional("onnx", "onnx", "importing ONNX models")
+    onnx = require("onnx", "onnx", "importing ONNX models")
     if isinstance(model, (str, os.PathLike)):
         try:
             model = onnx.load(os.fspath(model))
@@ -384,17 +386,9 @@ def load_model(path: "str | os.PathLike", return_input: bool = False):
 
 
 def _torch_load(path: Path):
-    torch = _import_optional("torch", "train", "reading PyTorch files")
+    torch = require("torch", "train", "reading PyTorch files")
     try:
         return torch.load(path, weights_only=False)
     except Exception as err:  # pickle and zip errors of many kinds
         raise ValueError(f"not a readable PyTorch file ({type(err).__name__}: {err})") from None
 
-
-def _import_optional(name: str, extra: str, purpose: str):
-    import importlib
-
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        raise ImportError(f"{purpose} needs {name}: pip install 'noiseprop[{extra}]'") from None

@@ -28,7 +28,7 @@ noise acts after the activation (the default "post" placement).
 
 Examples
 --------
->>> from noiseprop import symbolic
+>>> from noiseprop.analysis import symbolic
 >>> d = symbolic.derive("AC")
 >>> d.critical_slope.subs(symbolic.SYMBOLS["w"], 1 / symbolic.SYMBOLS["N"])
 1
@@ -44,8 +44,9 @@ from typing import Callable, Iterable, Union
 import numpy as np
 import sympy as sp
 
-from .model import Network, _positive_int, _require_network, as_input
-from .noise import NOISE_TYPES, Noise, NoiseSpec, per_layer_noise
+from ..model import Network
+from ..noise import NOISE_TYPES, Noise, NoiseSpec, per_layer_noise
+from ..utils.validation import as_input, positive_int, require_network
 
 __all__ = [
     "FAMILIES",
@@ -630,7 +631,7 @@ def symmetric_variances(
     ndarray (depth + 1,)
         Var_k = u_k + c_k for k = 0..depth (Var_0 = 0: noise-free input).
     """
-    depth, width = _positive_int("depth", depth), _positive_int("width", width)
+    depth, width = positive_int("depth", depth), positive_int("width", width)
     noise = Noise(AU=AU, AC=AC, MU=MU, MC=MC)  # validates the intensities
     for name, value in {"weight": weight, "slope": slope, "signal": signal, "bias": bias}.items():
         if not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
@@ -683,7 +684,7 @@ def working_point_statistics(net: Network, x) -> list[dict]:
     """The statistics of the trained recursion for layers 1..L at input ``x``.
 
     Weight and slope statistics and the signal power come from
-    :func:`noiseprop.gains.layer_statistics`; the signal coherence
+    :func:`noiseprop.analysis.gains.layer_statistics`; the signal coherence
     r_k = mean(m)^2 / mean(m^2) from the noise-free forward pass.
 
     Parameters
@@ -699,7 +700,7 @@ def working_point_statistics(net: Network, x) -> list[dict]:
     """
     from .gains import layer_statistics
 
-    _require_network(net)
+    require_network(net)
     x, batched = as_input(x, net.sizes[0])
     if batched and len(x) > 1:
         raise ValueError(f"the statistics-only recursion takes one input (N_0,), got a batch of {len(x)}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .statistics import LayerStatistics
+from ..statistics import LayerStatistics
 
 __all__ = ["format_table", "layer_table"]
 

@@ -11,26 +11,23 @@ from importlib import resources
 
 import numpy as np
 
-from .io import load_network
-from .model import Network
-from .noise import Noise
+from ..model import Network
+from ..noise import REFERENCE_INTENSITY, Noise
+from .networks import load_network
 
 __all__ = [
     "default_network",
     "reference_network",
     "DEFAULT_NETWORK_ACCURACY",
     "REFERENCE_SIZES",
-    "REFERENCE_INTENSITY",
 ]
 
 #: Test accuracy of :func:`default_network` on the 450 test digits of
-#: :func:`noiseprop.datasets.load_digits` (441 correct).
+#: :func:`noiseprop.io.datasets.load_digits` (441 correct).
 DEFAULT_NETWORK_ACCURACY = 0.98
 
 #: Layer sizes N_0..N_L of the reference network.
 REFERENCE_SIZES = (784, 100, 100, 100, 100, 10)
-#: Intensity (variance) of each of the four noise types in the reference benchmark.
-REFERENCE_INTENSITY = 1e-3
 
 
 def reference_network(sizes=REFERENCE_SIZES) -> tuple[Network, np.ndarray, Noise]:
@@ -68,7 +65,7 @@ def default_network(return_input: bool = False):
 
     Sigmoid hidden layers, linear output (one logit per digit 0..9), trained
     with back-propagation on the 8x8 digits of
-    :func:`noiseprop.datasets.load_digits` by the committed script
+    :func:`noiseprop.io.datasets.load_digits` by the committed script
     ``noiseprop/data/generate_default_network.py`` (seed 0); test accuracy
     :data:`DEFAULT_NETWORK_ACCURACY` = 98.0 %.  Inputs are pixel values in
     [0, 1].  Loaded from package data with NumPy alone (no PyTorch).
@@ -92,5 +89,5 @@ def default_network(return_input: bool = False):
     >>> int(net.forward(x)[-1].argmax())
     8
     """
-    with resources.as_file(resources.files(__package__) / "data" / "default_network.npz") as path:
+    with resources.as_file(resources.files("noiseprop") / "data" / "default_network.npz") as path:
         return load_network(path, return_input=return_input)

@@ -1,7 +1,7 @@
 """Verification of the analytic prediction against plain Monte Carlo sampling.
 
 :func:`verify` holds :func:`~noiseprop.propagation.predict` against
-:func:`~noiseprop.montecarlo.simulate` with the *plain* estimator (the
+:func:`~noiseprop.simulation.montecarlo.simulate` with the *plain* estimator (the
 variance-reduced one leans on the linear-response values, so it could not
 reveal an error in them), neuron by neuron and layer by layer.
 
@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from .model import Network
+from ..model import Network
+from ..noise import NoiseSpec
+from ..plotting import figure, save_figure
+from ..propagation import Prediction, predict
+from ..utils.jsonutil import finite_or_none
+from ..utils.tables import format_table
 from .montecarlo import Z_95, Simulation, _batch_mean_stderr, simulate
-from .noise import NoiseSpec
-from .plotting import figure, save_figure
-from .propagation import Prediction, predict
-from .report import format_table
-from .statistics import _finite_or_none
 
 __all__ = ["verify", "VerificationReport", "FLOAT_RTOL"]
 
@@ -134,7 +134,7 @@ class VerificationReport:
 
     def to_dict(self) -> dict:
         """JSON-ready form: verdict, tolerance and the per-layer rows."""
-        return _finite_or_none({
+        return finite_or_none({
             "passed": self.passed,
             "affine": self.affine,
             "samples": self.simulation.samples,
@@ -219,7 +219,7 @@ def verify(
         The prediction method held against the simulation (see
         :func:`~noiseprop.propagation.predict`).
     chunk_size, progress :
-        Passed to :func:`~noiseprop.montecarlo.simulate`.
+        Passed to :func:`~noiseprop.simulation.montecarlo.simulate`.
 
     Returns
     -------

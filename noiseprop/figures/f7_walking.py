@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ..builtin import default_network
+from ..io.builtin import default_network
 from ..plotting import figure
 from ._common import (
     NOISE_TITLES,
@@ -47,7 +47,7 @@ def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = Fals
     Key numbers per noise type: the measured and predicted midpoint
     variance of every layer and the two rankings (most sensitive first).
     """
-    from ..robustness import walking_noise
+    from ..studies.walking import walking_noise
 
     samples = samples_for(fast, full=300, quick=30)
     levels = LEVELS_FAST if fast else LEVELS

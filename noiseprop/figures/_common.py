@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._files import atomic_write
 from ..plotting import save_figure
-from ..statistics import _finite_or_none
+from ..utils.files import atomic_write
+from ..utils.jsonutil import finite_or_none
 
 __all__ = [
     "ERRORBAR_SE",
@@ -77,7 +77,7 @@ def samples_for(fast: bool, full: int, quick: int) -> int:
 
 def digits_test_set(fast: bool, inputs_fast: int) -> tuple[np.ndarray, np.ndarray]:
     """The digits test set (inputs, labels); only its first ``inputs_fast`` in fast mode."""
-    from ..datasets import load_digits
+    from ..io.datasets import load_digits
 
     _, _, X, y = load_digits()
     return (X[:inputs_fast], y[:inputs_fast]) if fast else (X, y)
@@ -104,7 +104,7 @@ def write_figure(
     """
     png, data = output_paths(outdir, stem)
     save_figure(fig, png, overwrite=overwrite)
-    text = json.dumps(_finite_or_none(_plain(record)), indent=1, allow_nan=False)
+    text = json.dumps(finite_or_none(_plain(record)), indent=1, allow_nan=False)
     atomic_write(data, lambda handle: handle.write(text.encode()), overwrite=overwrite)
     return FigureOutput(figure_id, png, data, record["numbers"])
 

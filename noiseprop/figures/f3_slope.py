@@ -51,9 +51,9 @@ CAPTION = (
 
 def critical_slope(width: int = WIDTH, weight: "float | None" = None) -> float:
     """The largest activation slope for which correlated noise stays bounded in a
-    symmetric network, from the symbolic derivation (:func:`noiseprop.symbolic.derive`):
+    symmetric network, from the symbolic derivation (:func:`noiseprop.analysis.symbolic.derive`):
     the root of the accumulation gain s^2 (w N)^2 = 1; 1 for w = 1/N."""
-    from ..symbolic import derive
+    from ..analysis.symbolic import derive
 
     weight = 1.0 / width if weight is None else weight
     return float(derive("AC").function("critical_slope")(N=width, w=weight))

@@ -1,0 +1,321 @@
+"""Accuracy of a noisy classifier, measured by Monte Carlo and predicted analytically.
+
+Conventions: intensities are variances; layers are numbered 0 (the noise-free
+input) .. L (the output); the predicted class is the arg-max of the N_L output
+values.  Noise *levels* of the robustness studies are given either as standard
+deviations s (``scale="std"``: additive noise x + N(0, s^2), multiplicative
+x * N(1, s^2), as in the published studies) or as variances D = s^2
+(``scale="variance"``, as everywhere else in noiseprop); every function that
+turns levels into noise has a ``scale`` argument without a default.
+
+Accuracy of a noisy network on a data set (X, y) of B inputs is the mean over
+the inputs of p_i = P(the right class has the largest noisy output | x_i).
+The Monte Carlo estimate draws ``samples`` noise realisations per input; the
+analytic prediction takes the output mean m and covariance S of the
+propagation (:func:`noiseprop.predict`) and computes p_i as the probability
+that a Gaussian N(m, S) has its largest entry at y_i (a multivariate normal
+CDF of the C - 1 differences to the other classes).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import special, stats
+from threadpoolctl import threadpool_limits
+
+from ..model import Network
+from ..noise import NoiseSpec, per_layer_noise
+from ..propagation import predict
+from ..simulation.montecarlo import sample_outputs
+from ..utils.seeds import spawn_seeds
+from ..utils.validation import as_labelled_data, as_vector, positive_int, require_classifier
+
+__all__ = [
+    "LEVEL_SCALES",
+    "AccuracyResult",
+    "accuracy",
+    "analytic_accuracy",
+    "clean_accuracy",
+    "level_variances",
+]
+
+#: How noise levels are given: standard deviations s or variances D = s^2.
+LEVEL_SCALES = ("std", "variance")
+#: Error target of every per-input analytic probability: 3 standard errors of
+#: the randomised quasi-Monte-Carlo estimate (unbiased, independent between
+#: inputs, so the data-set mean has a standard error <= ANALYTIC_ABSEPS / (3 sqrt(B))).
+ANALYTIC_ABSEPS = 1e-3
+#: Bounds on a probability closer than this are used instead of the CDF.
+_BOUNDS_TOLERANCE = 1e-7
+#: Inputs per Monte Carlo call (bounds the memory of the sampled outputs).
+_MC_VALUES_PER_CHUNK = 2_000_000
+#: Inputs per call of predict with full covariances.
+_ANALYTIC_CHUNK = 256
+
+
+
+
+@dataclass(frozen=True)
+class AccuracyResult:
+    """Accuracy of a noisy classifier on a data set; see :func:`accuracy`.
+
+    Attributes
+    ----------
+    accuracy : float
+        Monte Carlo accuracy: the fraction of (input, realisation) pairs
+        classified correctly, in [0, 1].
+    ci : (float, float)
+        Confidence interval of ``accuracy`` on this data set (the noise is
+        the only randomness): normal interval with Agresti-Coull counts per
+        input; see :func:`accuracy`.
+    confidence : float
+        Level of ``ci``, e.g. 0.95.
+    stderr : float
+        Its standard error.
+    predicted : float or None
+        Analytic prediction of the same accuracy (None if not asked for).
+    clean : float
+        Accuracy of the noise-free network.
+    samples : int
+        Noise realisations per input.
+    per_input : ndarray (B,)
+        Monte Carlo fraction correct of every input.
+    predicted_per_input : ndarray (B,) or None
+        Analytic probability correct of every input.
+    """
+
+    accuracy: float
+    ci: tuple[float, float]
+    confidence: float
+    stderr: float
+    predicted: "float | None"
+    clean: float
+    samples: int
+    per_input: np.ndarray = field(repr=False)
+    predicted_per_input: "np.ndarray | None" = field(default=None, repr=False)
+
+    @property
+    def covers_prediction(self) -> bool:
+        """True when the analytic prediction lies inside ``ci``."""
+        return self.predicted is not None and self.ci[0] <= self.predicted <= self.ci[1]
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (no per-input arrays)."""
+        return {
+            "accuracy": self.accuracy,
+            "ci": list(self.ci),
+            "confidence": self.confidence,
+            "stderr": self.stderr,
+            "predicted": self.predicted,
+            "clean": self.clean,
+            "samples": self.samples,
+            "inputs": int(self.per_input.size),
+        }
+
+
+def accuracy(
+    net: Network,
+    noise: NoiseSpec,
+    X,
+    y,
+    samples: int = 1000,
+    seed: int = 0,
+    *,
+    confidence: float = 0.95,
+    analytic: bool = True,
+    method: str = "linear",
+) -> AccuracyResult:
+    """Classification accuracy of the noisy network, measured and predicted.
+
+    Parameters
+    ----------
+    net : Network
+        A classifier: the predicted class is the arg-max of the output layer.
+    noise : Noise or sequence of L Noise
+        Intensities (variances) of every layer 1..L.
+    X : array_like (B, N_0)
+        Inputs.
+    y : array_like of int (B,)
+        Right classes, 0 .. N_L - 1.
+    samples : int, default 1000
+        Noise realisations per input (Monte Carlo, via
+        :func:`noiseprop.simulation.montecarlo.sample_outputs`).
+    seed : int, default 0
+        Seed of the noise (and of the quasi-Monte-Carlo points of the
+        analytic CDFs); the same seed gives the same numbers.
+    confidence : float, default 0.95
+        Level of the confidence interval.
+    analytic : bool, default True
+        Also compute the analytic prediction (:func:`analytic_accuracy`).
+    method : {"linear", "moments"}, default "linear"
+        Propagation method of the analytic prediction.
+
+    Returns
+    -------
+    AccuracyResult
+
+    Notes
+    -----
+    The estimate is acc = (1/B) sum_i c_i / R with c_i ~ Binomial(R, p_i)
+    independent over the inputs, so Var[acc] = sum_i p_i (1 - p_i) / (R B^2).
+    The interval is acc +- z sqrt(sum_i q_i (1 - q_i) / (R + z^2)) / B with
+    the Agresti-Coull estimate q_i = (c_i + z^2/2) / (R + z^2), which keeps a
+    non-zero width when every input is always right or always wrong.  It
+    is conditional on the data set (what the analytic prediction is compared
+    with); it does not include the sampling of the data set itself.
+    """
+    X, y = _check_data(net, X, y)
+    samples = positive_int("samples", samples)
+    if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
+    layer_noise = per_layer_noise(noise, net.depth)
+    correct = _monte_carlo_correct(net, layer_noise, X, y, samples, seed)
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    shrunk = (correct + z**2 / 2) / (samples + z**2)
+    stderr = math.sqrt(np.sum(shrunk * (1 - shrunk) / (samples + z**2))) / len(y)
+    value = float(correct.sum() / (samples * len(y)))
+    predicted_per_input = (
+        analytic_accuracy(net, layer_noise, X, y, seed=seed, per_input=True, method=method) if analytic else None
+    )
+    return AccuracyResult(
+        accuracy=value,
+        ci=(max(0.0, value - z * stderr), min(1.0, value + z * stderr)),
+        confidence=confidence,
+        stderr=stderr,
+        predicted=None if predicted_per_input is None else float(predicted_per_input.mean()),
+        clean=clean_accuracy(net, X, y),
+        samples=samples,
+        per_input=correct / samples,
+        predicted_per_input=predicted_per_input,
+    )
+
+
+def analytic_accuracy(
+    net: Network,
+    noise: NoiseSpec,
+    X,
+    y,
+    seed: int = 0,
+    per_input: bool = False,
+    abseps: float = ANALYTIC_ABSEPS,
+    method: str = "linear",
+):
+    """Predicted accuracy: P(the right class has the largest noisy output).
+
+    The output of every input is taken as Gaussian with the mean and
+    covariance of :func:`noiseprop.predict` (exact moments for affine
+    networks; first order in the noise, or Gaussian moments, otherwise).
+    With D the C - 1 differences y_right - y_other, p_i = P(D > 0), a
+    multivariate normal CDF (Genz's randomised quasi-Monte-Carlo algorithm
+    in :func:`scipy.stats.multivariate_normal.cdf`, run until 3 standard
+    errors are below ``abseps``; its estimates are unbiased and independent
+    between inputs, so the mean over B inputs has a standard error below
+    abseps / (3 sqrt(B))).  When the bounds 1 - sum_j Phi(-z_j) <= p_i <=
+    min_j Phi(z_j) (z_j: the z-score of difference j) are closer than 1e-7,
+    their midpoint is used; C = 2 is exact.
+
+    Parameters
+    ----------
+    net, noise, X, y : as in :func:`accuracy`.
+    seed : int, default 0
+        Seed of the quasi-Monte-Carlo points.
+    per_input : bool, default False
+        Return the probability of every input (B,) instead of their mean.
+    abseps : float, default 1e-3
+        Error target per input (3 standard errors).
+    method : {"linear", "moments"}, default "linear"
+        The propagation of :func:`noiseprop.predict`: linear response, or
+        Gaussian moments of the activations (better at large noise).
+
+    Returns
+    -------
+    float or ndarray (B,)
+    """
+    X, y = _check_data(net, X, y)
+    layer_noise = per_layer_noise(noise, net.depth)
+    rng = np.random.default_rng(seed)
+    probabilities = np.empty(len(y))
+    # many small stacked matrix products: threads only add overhead (and spin
+    # against the CDF code on few cores)
+    with threadpool_limits(1, user_api="blas"):
+        for start in range(0, len(y), _ANALYTIC_CHUNK):
+            part = slice(start, start + _ANALYTIC_CHUNK)
+            result = predict(net, layer_noise, X[part], full_covariance=True, method=method)
+            for i, (mean, cov) in enumerate(zip(result.mean[-1], result.cov[-1])):
+                probabilities[start + i] = _probability_largest(mean, cov, y[start + i], abseps, rng)
+    return probabilities if per_input else float(probabilities.mean())
+
+
+def clean_accuracy(net: Network, X, y) -> float:
+    """Accuracy of the noise-free network on (X, y)."""
+    X, y = _check_data(net, X, y)
+    return float(np.mean(np.argmax(net.forward(X)[-1], axis=1) == y))
+
+
+def _probability_largest(mean: np.ndarray, cov: np.ndarray, label: int, abseps: float, rng) -> float:
+    """P(entry ``label`` of N(mean, cov) is the largest)."""
+    others = np.arange(mean.size) != label
+    difference = mean[label] - mean[others]
+    spread = cov[label, label] + np.diag(cov)[others] - 2 * cov[label, others]
+    joint = cov[label, label] - cov[label, others][:, None] - cov[others, label][None, :] + cov[np.ix_(others, others)]
+    spread = np.maximum(spread, 0.0)
+    exact = spread <= 1e-300
+    if np.any(difference[exact] <= 0):
+        return 0.0  # a noise-free competitor at least as large
+    difference, spread = difference[~exact], spread[~exact]
+    if difference.size == 0:
+        return 1.0
+    joint = joint[np.ix_(~exact, ~exact)]
+    sd = np.sqrt(spread)
+    z = difference / sd
+    upper = float(special.ndtr(z).min())
+    lower = max(0.0, 1.0 - float(special.ndtr(-z).sum()))
+    if upper - lower <= _BOUNDS_TOLERANCE or z.size == 1:
+        return upper if z.size == 1 else 0.5 * (upper + lower)
+    correlation = joint / np.outer(sd, sd)
+    value = stats.multivariate_normal.cdf(
+        z, mean=np.zeros(z.size), cov=correlation, allow_singular=True, abseps=abseps, releps=0, rng=rng
+    )
+    return float(np.clip(value, lower, upper))
+
+
+def _monte_carlo_correct(net, layer_noise, X, y, samples, seed) -> np.ndarray:
+    """Number of realisations (out of ``samples``) classified right, per input."""
+    chunk = max(1, _MC_VALUES_PER_CHUNK // (samples * net.sizes[-1]))
+    starts = range(0, len(y), chunk)
+    correct = np.empty(len(y))
+    for start, chunk_seed in zip(starts, spawn_seeds(seed, len(starts))):
+        part = slice(start, start + chunk)
+        outputs = sample_outputs(net, list(layer_noise), X[part], samples, chunk_seed)
+        correct[part] = np.sum(np.argmax(outputs, axis=-1) == y[part], axis=0)
+    return correct
+
+
+
+def level_variances(levels, scale: str) -> np.ndarray:
+    """Noise levels as variances: s^2 for ``scale="std"``, D for ``"variance"``.
+
+    Raises ValueError unless the levels are finite, positive and strictly
+    increasing (they are interpolated on a log scale).
+    """
+    return _to_variances("levels", levels, scale, allow_zero=False)
+
+
+def _to_variances(name: str, levels, scale: str, allow_zero: bool) -> np.ndarray:
+    if scale not in LEVEL_SCALES:
+        raise ValueError(f"scale must be one of {LEVEL_SCALES} (how the levels are given), got {scale!r}")
+    levels = as_vector(name, levels)
+    positive = np.all(levels >= 0) if allow_zero else np.all(levels > 0)
+    if not positive or np.any(np.diff(levels) <= 0):
+        kind = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be {kind} and strictly increasing, got {levels.tolist()}")
+    return levels**2 if scale == "std" else levels
+
+
+def _check_data(net: Network, X, y) -> tuple[np.ndarray, np.ndarray]:
+    """The network as a classifier and (X, y) as its labelled data set."""
+    require_classifier(net)
+    X, y = as_labelled_data(X, y, n_features=net.sizes[0], n_classes=net.sizes[-1])
+    return X, y
