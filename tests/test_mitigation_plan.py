@@ -7,7 +7,7 @@ import pytest
 from noiseprop import Network, Noise, predict
 from noiseprop.cli import main
 from noiseprop.cli.mitigate import budget_neurons
-from noiseprop.io import load_network
+from noiseprop.io.networks import load_network
 from noiseprop.mitigation import plan
 
 AFFINE = "linear(slope=0.9)"
@@ -91,7 +91,7 @@ def test_plan_bad_budget(budget, message):
 
 def test_plan_bad_inputs():
     net = affine_net()
-    with pytest.raises(ValueError, match="max_copies must be an integer >= 1"):
+    with pytest.raises(ValueError, match="max_copies must be a positive integer"):
         plan(net, Noise(AU=0.01), X, 10, max_copies=0)
     with pytest.raises(ValueError, match="input x has shape"):
         plan(net, Noise(AU=0.01), np.ones(3), 10)

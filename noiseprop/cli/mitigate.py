@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import math
 
-from ..io import save_network
-from ..mitigation import plan
 from .common import (
     CLIError,
     add_network_options,
@@ -63,6 +61,9 @@ def budget_neurons(fraction: float, sizes) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..io.networks import save_network
+    from ..mitigation import plan
+
     refuse_existing(args.save, "--save", args.force)
     net, x = network_from_args(args)
     noise = noise_from_args(args, net.depth)

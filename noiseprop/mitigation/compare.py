@@ -19,11 +19,12 @@ from typing import Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ..model import Network, _require_network, as_input
-from ..montecarlo import simulate
+from ..model import Network
 from ..noise import Noise, NoiseSpec, per_layer_noise
 from ..propagation import predict
-from ..statistics import _finite_or_none, decibels
+from ..statistics import decibels
+from ..utils.jsonutil import finite_or_none
+from ..utils.validation import as_input, require_network
 from .transforms import GHOST, MitigatedNetwork, _layers, _State, ghost_neurons, intra_layer, pool
 
 __all__ = ["Strategy", "StrategyResult", "Comparison", "compare", "apply_strategies", "function_error"]
@@ -82,7 +83,7 @@ class Strategy:
     def not_applicable(self, net: Network, noise: NoiseSpec) -> Optional[str]:
         """Why the step cannot help under ``noise`` (None if it can)."""
         state = _State.of(net)
-        layer_noise = per_layer_noise(noise, state.original_sizes.__len__() - 1)
+        layer_noise = per_layer_noise(noise, state.original_depth)
         for t in _layers(state, self.layers):
             k = state.origin[t - 1]
             nz = layer_noise[k - 1]
@@ -154,7 +155,7 @@ class StrategyResult:
         return self.gain_db / self.extra_neurons if self.extra_neurons else math.inf
 
     def to_dict(self) -> dict:
-        return _finite_or_none({
+        return finite_or_none({
             "label": self.label, "sizes": list(self.network.sizes),
             "layers_implement": [str(o) for o in self.network.origin],
             "extra_neurons": self.extra_neurons, "extra_connections": self.extra_connections,
@@ -198,7 +199,7 @@ class Comparison:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return _finite_or_none({
+        return finite_or_none({
             "output_snr_db": self.output_snr_db, "false_failure": self.false_failure,
             "monte_carlo_agrees": self.monte_carlo_agrees, "baseline_monte_carlo": self.baseline_monte_carlo,
             "strategies": [r.to_dict() for r in self.results], "notes": self.notes,
@@ -251,7 +252,7 @@ def compare(
         For bad input, and for a strategy that does not apply to the given
         noise (e.g. ghost neurons without correlated noise), with the reason.
     """
-    _require_network(net)
+    require_network(net)
     layer_noise = list(per_layer_noise(noise, net.depth))
     as_input(x, net.sizes[0])
     if isinstance(strategies, Mapping):
@@ -332,6 +333,8 @@ def _critical_z(false_failure: float, comparisons: int) -> float:
 
 def _monte_carlo(net, layer_noise, x, prediction, samples, seed, z_crit) -> dict:
     """Simulated output noise variance (plain estimator) against the prediction."""
+    from ..simulation.montecarlo import simulate  # numba: loaded on use
+
     sim = simulate(net, layer_noise, x, samples, seed, control_variate=False)
     row = sim.summary()[-1]
     predicted = float(prediction.summary()[-1]["noise_var"])

@@ -28,10 +28,11 @@ from typing import Optional
 
 import numpy as np
 
-from ..model import Network, _require_network, as_input
+from ..model import Network
 from ..noise import NoiseSpec, per_layer_noise
 from ..propagation import predict
-from ..statistics import _finite_or_none
+from ..utils.jsonutil import finite_or_none
+from ..utils.validation import as_input, positive_int, require_network
 from .compare import Comparison, Strategy, apply_strategies, compare
 
 __all__ = ["plan", "Plan", "GHOST_GROUPS"]
@@ -112,7 +113,7 @@ class Plan:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return _finite_or_none({
+        return finite_or_none({
             "choices": self.choices, "sizes": list(self.network.sizes),
             "output_snr_db_before": self.output_snr_db_before, "output_snr_db_after": self.output_snr_db_after,
             "gain": self.gain, "extra_neurons": self.extra_neurons, "max_extra_neurons": self.max_extra_neurons,
@@ -180,11 +181,11 @@ def plan(
     -------
     Plan
     """
-    _require_network(net)
+    require_network(net)
     if hasattr(net, "origin"):
         raise ValueError("plan needs the original network, not one already transformed")
     budget = _budget(max_extra_neurons)
-    max_copies = _int_at_least("max_copies", max_copies, 1)
+    max_copies = positive_int("max_copies", max_copies)
     if target_snr_db is not None:
         target_snr_db = float(target_snr_db)
         if not math.isfinite(target_snr_db):
@@ -222,16 +223,6 @@ def _budget(value) -> int:
         valid = isinstance(value, float) and value.is_integer() and value >= 0
     if not valid:
         raise ValueError(f"max_extra_neurons must be an integer >= 0 (a neuron budget), got {value!r}")
-    return int(value)
-
-
-def _int_at_least(name: str, value, low: int) -> int:
-    try:
-        valid = not isinstance(value, bool) and operator.index(value) >= low
-    except TypeError:
-        valid = False
-    if not valid:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
 
 

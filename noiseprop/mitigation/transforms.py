@@ -60,8 +60,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..activations import Activation, Linear
-from ..model import Network, _require_network
+from ..model import Network
 from ..noise import Noise, NoiseSpec, per_layer_noise
+from ..utils.validation import positive_int, require_network
 
 __all__ = [
     "MitigatedNetwork",
@@ -193,7 +194,7 @@ def pool(net: Network, k: int, layers: "int | Iterable[int] | None" = None) -> M
         For k < 1 or not an integer, a layer out of range or a layer that is
         a noise-free read-out/coupling layer.
     """
-    k = _copies(k)
+    k = positive_int("k (copies per neuron)", k)
     state = _State.of(net)
     for layer in sorted(_layers(state, layers), reverse=True):
         state.pool(layer, k)
@@ -232,7 +233,7 @@ def ghost_neurons(
         For a bad layer, a number of groups outside 1..N_k, or a level the
         layer's activation cannot output (naming the layer and the range).
     """
-    groups = _positive_int("groups", groups)
+    groups = positive_int("groups", groups)
     state = _State.of(net)
     for layer in sorted(_layers(state, layers), reverse=True):
         state.ghost(layer, groups, level)
@@ -294,7 +295,7 @@ class _State:
 
     @classmethod
     def of(cls, net: Network) -> "_State":
-        _require_network(net)
+        require_network(net)
         if isinstance(net, MitigatedNetwork):
             return cls(net.weights, net.biases, net.activations, net.origin, net.neurons,
                        net.original_sizes)
@@ -304,6 +305,10 @@ class _State:
     @property
     def depth(self) -> int:
         return len(self.weights)
+
+    @property
+    def original_depth(self) -> int:
+        return len(self.original_sizes) - 1
 
     @property
     def sizes(self) -> tuple:
@@ -359,32 +364,12 @@ class _State:
         self.neurons.insert(i + 1, np.full(matrix.shape[0], _MIXED))
 
 
-def _copies(k) -> int:
-    try:
-        valid = not isinstance(k, bool) and operator.index(k) >= 1
-    except TypeError:
-        valid = isinstance(k, float) and k.is_integer() and k >= 1
-    if not valid:
-        raise ValueError(f"k (copies per neuron) must be an integer >= 1, got {k!r}")
-    return int(k)
-
-
-def _positive_int(name: str, value) -> int:
-    try:
-        valid = not isinstance(value, bool) and operator.index(value) >= 1
-    except TypeError:
-        valid = False
-    if not valid:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
 def _layers(state: _State, layers) -> list[int]:
     """Validated layer numbers of the network being transformed."""
     depth = state.depth
     if layers is None:
         chosen = [t for t in range(1, depth + 1)
-                  if isinstance(state.origin[t - 1], int) and state.origin[t - 1] < state.original_sizes.__len__() - 1]
+                  if isinstance(state.origin[t - 1], int) and state.origin[t - 1] < state.original_depth]
         if not chosen:
             raise ValueError(
                 "the network has no hidden layer; list the output layer explicitly "
