@@ -127,3 +127,18 @@ def test_cli_mitigate_json_save_and_exit_codes(tmp_path, capsys):
     assert main(args + ["--target-snr", "200"]) == 1
     assert "NOT reachable" in capsys.readouterr().out
     assert main(args[:-2] + ["--samples", "0", "--budget", "-1"]) == 2
+
+
+def test_differential_objective_ignores_common_mode_output_noise():
+    """Correlated noise of the output layer shifts every output alike: it matters to the
+    layer SNR, not to the outputs' differences (an arg-max).  A ghost neuron on the output
+    removes it but adds its own uncorrelated noise."""
+    net = affine_net()
+    noise = [Noise(), Noise(), Noise(AU=0.001, AC=0.1)]
+    snr = plan(net, noise, X, 20, samples=0)
+    assert any(c["layer"] == 3 and c["ghosts"] for c in snr.choices)
+    differential = plan(net, noise, X, 20, samples=0, objective="differential")
+    assert not any(c["ghosts"] for c in differential.choices)
+    assert differential.output_snr_db_after >= differential.output_snr_db_before
+    with pytest.raises(ValueError, match="objective must be one of"):
+        plan(net, noise, X, 20, objective="accuracy")

@@ -37,6 +37,8 @@ from .compare import Comparison, Strategy, apply_strategies, compare
 
 __all__ = ["plan", "Plan", "GHOST_GROUPS"]
 
+#: What :func:`plan` maximises.
+OBJECTIVES = ("snr", "differential")
 #: Ghost neurons per layer that the search tries.
 GHOST_GROUPS = (1, 2, 4, 8, 16)
 #: Combinations fully predicted at most when looking for the cheapest one meeting a target.
@@ -56,7 +58,7 @@ class Plan:
     network : Network
         The transformed network (the original when ``steps`` is empty).
     output_snr_db_before, output_snr_db_after : float
-        Predicted output layer SNR (dB, batch-averaged).
+        Predicted output SNR of the ``objective`` (dB, batch-averaged).
     extra_neurons, max_extra_neurons : int
     target_snr_db : float or None
     target_met : bool or None
@@ -77,6 +79,7 @@ class Plan:
     target_met: Optional[bool]
     comparison: Optional[Comparison] = None
     skipped: list = field(default_factory=list)
+    objective: str = "snr"
 
     @property
     def gain(self) -> float:
@@ -96,12 +99,13 @@ class Plan:
         for c in self.choices:
             lines.append(f"  layer {c['layer']}: {c['ghosts']} ghost neuron(s), pooled K={c['copies']} "
                          f"(+{c['extra_neurons']} neurons)")
-        lines.append(f"output SNR: {self.output_snr_db_before:.2f} dB -> {self.output_snr_db_after:.2f} dB "
+        what = "output SNR" if self.objective == "snr" else "differential output SNR"
+        lines.append(f"{what}: {self.output_snr_db_before:.2f} dB -> {self.output_snr_db_after:.2f} dB "
                      f"(gain {self.gain:.3f}x)")
         mc = self.monte_carlo
         if mc:
             verdict = "agrees" if mc["agrees"] else "DISAGREES"
-            lines.append(f"Monte Carlo ({mc['samples']} samples): output SNR {mc['snr_db']:.2f} dB, "
+            lines.append(f"Monte Carlo ({mc['samples']} samples): output layer SNR {mc['snr_db']:.2f} dB, "
                          f"gain {mc.get('gain', float('nan')):.3f}x; output noise variance {verdict} with "
                          f"the prediction (z = {mc['z']:.2f}, limit {mc['z_critical']:.2f})")
             if not mc["exact_for_affine"]:
@@ -117,7 +121,7 @@ class Plan:
             "choices": self.choices, "sizes": list(self.network.sizes),
             "output_snr_db_before": self.output_snr_db_before, "output_snr_db_after": self.output_snr_db_after,
             "gain": self.gain, "extra_neurons": self.extra_neurons, "max_extra_neurons": self.max_extra_neurons,
-            "target_snr_db": self.target_snr_db, "target_met": self.target_met,
+            "target_snr_db": self.target_snr_db, "target_met": self.target_met, "objective": self.objective,
             "monte_carlo": self.monte_carlo, "skipped": self.skipped,
         })
 
@@ -151,6 +155,7 @@ def plan(
     samples: int = 20_000,
     seed: int = 0,
     method: str = "linear",
+    objective: str = "snr",
 ) -> Plan:
     """Recommend ghost neurons and pooling per layer within a neuron budget.
 
@@ -176,6 +181,10 @@ def plan(
     method : {"linear", "moments"}, default "linear"
         Prediction method (:func:`~noiseprop.propagation.predict`); "moments"
         is closer to Monte Carlo for nonlinear networks at larger noise.
+    objective : {"snr", "differential"}, default "snr"
+        What is maximised: the output layer SNR, or the SNR of the outputs'
+        deviations from their mean (for classifiers: noise common to all
+        outputs does not change the arg-max; see :func:`_output_stats`).
 
     Returns
     -------
@@ -192,28 +201,29 @@ def plan(
             raise ValueError(f"target_snr_db must be a finite number of dB, got {target_snr_db}")
     layer_noise = list(per_layer_noise(noise, net.depth))
     as_input(x, net.sizes[0])
-    row = _output_row(net, layer_noise, x, method)
-    base, signal = float(row["noise_var"]), float(row["signal_power"])
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    signal, base = _output_stats(net, layer_noise, x, method, objective)
     before_db = _db(signal, base)
     last = net.depth if include_output else net.depth - 1
-    options, skipped = _options(net, layer_noise, x, base, budget, max_copies, last, method)
-    skipped += _intra_report(net, layer_noise, x, base, method)
+    options, skipped = _options(net, layer_noise, x, base, budget, max_copies, last, method, objective)
+    skipped += _intra_report(net, layer_noise, x, base, method, objective)
     candidates = _knapsack(options, budget)
-    chosen = _choose(net, layer_noise, x, signal, candidates, target_snr_db, method)
+    chosen = _choose(net, layer_noise, x, signal, candidates, target_snr_db, method, objective)
     steps = [s for option in sorted(chosen, key=lambda o: -o.layer) for s in option.steps()]
     comparison = None
     network, after_db = net, before_db
     if steps:
         comparison = compare(net, layer_noise, x, {"plan": steps}, samples=samples, seed=seed, method=method)
-        result = comparison.results[0]
-        network, after_db = result.network, result.output_snr_db_after
+        network = comparison.results[0].network
+        after_db = _db(*_output_stats(network, network.noise_for(layer_noise), x, method, objective))
     extra = getattr(network, "extra_neurons", 0)
     assert extra <= budget, "the plan exceeds its budget"
     choices = [{"layer": o.layer, "ghosts": o.ghosts, "copies": o.copies, "extra_neurons": o.cost}
                for o in sorted(chosen, key=lambda o: o.layer) if o.cost]
     met = None if target_snr_db is None else bool(after_db >= target_snr_db)
     return Plan(steps, choices, network, before_db, after_db, extra, budget, target_snr_db, met,
-                comparison, skipped)
+                comparison, skipped, objective)
 
 
 def _budget(value) -> int:
@@ -226,20 +236,35 @@ def _budget(value) -> int:
     return int(value)
 
 
-def _output_row(net, layer_noise, x, method="linear") -> dict:
-    """The predicted output-layer summary row (batch-averaged signal power and noise variance)."""
-    return predict(net, layer_noise, x, method=method).summary()[-1]
+def _output_stats(net, layer_noise, x, method: str, objective: str) -> tuple[float, float]:
+    """Predicted (signal power, noise variance) of the output layer, batch-averaged.
+
+    "snr": per-neuron averages of E[y_i]^2 and Var[y_i] (the layer SNR).
+    "differential": the same for the deviations y_i - mean_j y_j from the
+    output layer's average (what an arg-max decision depends on: noise
+    common to all outputs does not change it).
+    """
+    if objective == "snr":
+        row = predict(net, layer_noise, x, method=method).summary()[-1]
+        return float(row["signal_power"]), float(row["noise_var"])
+    result = predict(net, layer_noise, x, method=method, full_covariance=True)
+    mean = np.atleast_2d(result.mean[-1])
+    cov = result.cov[-1].reshape(mean.shape[0], mean.shape[1], mean.shape[1])
+    n = mean.shape[1]
+    noise = (np.trace(cov, axis1=1, axis2=2) - cov.sum(axis=(1, 2)) / n) / n
+    signal = np.mean((mean - mean.mean(axis=1, keepdims=True)) ** 2, axis=1)
+    return float(signal.mean()), float(noise.mean())
 
 
-def _output_noise(net, layer_noise, x, method="linear") -> float:
-    return float(_output_row(net, layer_noise, x, method)["noise_var"])
+def _output_noise(net, layer_noise, x, method: str, objective: str) -> float:
+    return _output_stats(net, layer_noise, x, method, objective)[1]
 
 
 def _db(signal: float, noise_var: float) -> float:
     return 10 * math.log10(signal / noise_var) if noise_var > 0 else math.inf
 
 
-def _options(net, layer_noise, x, base, budget, max_copies, last, method) -> tuple[list, list]:
+def _options(net, layer_noise, x, base, budget, max_copies, last, method, objective) -> tuple[list, list]:
     """Per layer: every affordable (ghosts, copies) option with its predicted reduction."""
     per_layer, skipped = [], []
     for k in range(1, last + 1):
@@ -258,19 +283,19 @@ def _options(net, layer_noise, x, base, budget, max_copies, last, method) -> tup
                 if (g, K) == (0, 1) or cost > budget:
                     continue
                 transformed = apply_strategies(net, _Option(k, g, K, cost, 0.0).steps())
-                reduced = base - _output_noise(transformed, transformed.noise_for(layer_noise), x, method)
-                if reduced > 0:
+                reduced = base - _output_noise(transformed, transformed.noise_for(layer_noise), x, method, objective)
+                if reduced > 1e-9 * base:  # a real reduction, not rounding
                     options.append(_Option(k, g, K, cost, reduced))
         per_layer.append(options)
     return per_layer, skipped
 
 
-def _intra_report(net, layer_noise, x, base, method) -> list:
+def _intra_report(net, layer_noise, x, base, method, objective) -> list:
     """Evaluate an intra-layer coupling (a = 0.5) on every hidden layer; report why it is not used."""
     notes = []
     for k in range(1, net.depth):
         transformed = apply_strategies(net, [Strategy("intra", layers=k)])
-        after = _output_noise(transformed, transformed.noise_for(layer_noise), x, method)
+        after = _output_noise(transformed, transformed.noise_for(layer_noise), x, method, objective)
         notes.append(f"intra-layer coupling on layer {k}: output noise variance x{after / base:.6f} "
                      "(a noise-free coupling undone by the next layer leaves it unchanged); not used")
     return notes
@@ -297,11 +322,11 @@ def _knapsack(per_layer: list, budget: int) -> list:
     return best
 
 
-def _choose(net, layer_noise, x, signal, candidates, target, method) -> list:
+def _choose(net, layer_noise, x, signal, candidates, target, method, objective) -> list:
     """The chosen options: the largest-reduction combination, or the cheapest meeting the target."""
     if target is None:
         return candidates[-1][1]
-    if _db(signal, _output_noise(net, layer_noise, x, method)) >= target:
+    if _db(signal, _output_noise(net, layer_noise, x, method, objective)) >= target:
         return []
     checked, seen = 0, set()
     for reduction, options in candidates:
@@ -313,7 +338,7 @@ def _choose(net, layer_noise, x, signal, candidates, target, method) -> list:
         if not steps:
             continue
         transformed = apply_strategies(net, steps)
-        noise = _output_noise(transformed, transformed.noise_for(layer_noise), x, method)
+        noise = _output_noise(transformed, transformed.noise_for(layer_noise), x, method, objective)
         if _db(signal, noise) >= target:
             return options
         checked += 1
