@@ -208,7 +208,7 @@ def plan(
     last = net.depth if include_output else net.depth - 1
     options, skipped = _options(net, layer_noise, x, base, budget, max_copies, last, method, objective)
     skipped += _intra_report(net, layer_noise, x, base, method, objective)
-    candidates = _knapsack(options, budget)
+    candidates = _knapsack(options, budget, 1e-9 * base)
     chosen = _choose(net, layer_noise, x, signal, candidates, target_snr_db, method, objective)
     steps = [s for option in sorted(chosen, key=lambda o: -o.layer) for s in option.steps()]
     comparison = None
@@ -301,9 +301,10 @@ def _intra_report(net, layer_noise, x, base, method, objective) -> list:
     return notes
 
 
-def _knapsack(per_layer: list, budget: int) -> list:
+def _knapsack(per_layer: list, budget: int, tolerance: float) -> list:
     """For every cost 0..budget: (estimated reduction, options) of the best combination
-    costing at most that much (one option per layer)."""
+    costing at most that much (one option per layer); a dearer combination must
+    reduce more than ``tolerance`` beyond a cheaper one."""
     top = min(budget, sum(max(o.cost for o in options) for options in per_layer))
     best = [(0.0, [])] + [(-math.inf, None)] * top
     for options in per_layer:
@@ -317,7 +318,7 @@ def _knapsack(per_layer: list, budget: int) -> list:
         best = new
     # "at most c": carry the best of cheaper costs forward
     for c in range(1, top + 1):
-        if best[c - 1][0] >= best[c][0]:
+        if best[c - 1][0] >= best[c][0] - tolerance:
             best[c] = best[c - 1]
     return best
 
