@@ -2,7 +2,7 @@
 
 Search.  For every noisy layer k of the original network the options are
 "g ghost neurons, then every neuron (ghosts included) pooled K times", with
-g in {0, 1, 2, 4, 8, 16} (ghosts only where the layer has correlated noise)
+g in {0, 1, 4, 16} (ghosts only where the layer has correlated noise)
 and K = 1..``max_copies`` (K > 1 only where it has uncorrelated noise); an
 option costs (N_k + g) K - N_k extra noisy neurons.  Each option's effect is
 predicted alone (the output noise variance it removes).  Within linear
@@ -30,17 +30,17 @@ import numpy as np
 
 from ..model import Network
 from ..noise import NoiseSpec, per_layer_noise
-from ..propagation import predict
+from ..propagation import propagate_layer
 from ..utils.jsonutil import finite_or_none
 from ..utils.validation import as_input, positive_int, require_network
 from .compare import Comparison, Strategy, apply_strategies, compare
 
-__all__ = ["plan", "Plan", "GHOST_GROUPS"]
+__all__ = ["plan", "Plan", "GHOST_GROUPS", "OBJECTIVES", "output_stats"]
 
 #: What :func:`plan` maximises.
 OBJECTIVES = ("snr", "differential")
 #: Ghost neurons per layer that the search tries.
-GHOST_GROUPS = (1, 2, 4, 8, 16)
+GHOST_GROUPS = (1, 4, 16)
 #: Combinations fully predicted at most when looking for the cheapest one meeting a target.
 _MAX_FULL_CHECKS = 40
 
@@ -203,7 +203,7 @@ def plan(
     as_input(x, net.sizes[0])
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    signal, base = _output_stats(net, layer_noise, x, method, objective)
+    signal, base = output_stats(net, layer_noise, x, method, objective)
     before_db = _db(signal, base)
     last = net.depth if include_output else net.depth - 1
     options, skipped = _options(net, layer_noise, x, base, budget, max_copies, last, method, objective)
@@ -216,7 +216,7 @@ def plan(
     if steps:
         comparison = compare(net, layer_noise, x, {"plan": steps}, samples=samples, seed=seed, method=method)
         network = comparison.results[0].network
-        after_db = _db(*_output_stats(network, network.noise_for(layer_noise), x, method, objective))
+        after_db = _db(*output_stats(network, network.noise_for(layer_noise), x, method, objective))
     extra = getattr(network, "extra_neurons", 0)
     assert extra <= budget, "the plan exceeds its budget"
     choices = [{"layer": o.layer, "ghosts": o.ghosts, "copies": o.copies, "extra_neurons": o.cost}
@@ -236,28 +236,44 @@ def _budget(value) -> int:
     return int(value)
 
 
-def _output_stats(net, layer_noise, x, method: str, objective: str) -> tuple[float, float]:
+def output_stats(net, layer_noise, x, method: str = "linear", objective: str = "snr",
+                 start: "tuple[int, np.ndarray, np.ndarray | None] | None" = None) -> tuple[float, float]:
     """Predicted (signal power, noise variance) of the output layer, batch-averaged.
 
     "snr": per-neuron averages of E[y_i]^2 and Var[y_i] (the layer SNR).
     "differential": the same for the deviations y_i - mean_j y_j from the
     output layer's average (what an arg-max decision depends on: noise
     common to all outputs does not change it).
+
+    ``start = (k, mean, cov)`` continues the propagation from layer k - 1's
+    mean (B, N) and covariance (B, N, N) (None: noise-free) instead of the
+    input: the layers before k must then be those that produced them.
     """
+    k, mean, cov = start if start is not None else (1,) + _prefix(net, layer_noise, x, method, 0)[0]
+    for t in range(k, net.depth + 1):
+        mean, cov = propagate_layer(mean, cov, net.weights[t - 1], net.biases[t - 1], net.activations[t - 1],
+                                    layer_noise[t - 1], method)
     if objective == "snr":
-        row = predict(net, layer_noise, x, method=method).summary()[-1]
-        return float(row["signal_power"]), float(row["noise_var"])
-    result = predict(net, layer_noise, x, method=method, full_covariance=True)
-    mean = np.atleast_2d(result.mean[-1])
-    cov = result.cov[-1].reshape(mean.shape[0], mean.shape[1], mean.shape[1])
+        return float(np.mean(mean**2)), float(np.mean(np.diagonal(cov, axis1=1, axis2=2)))
     n = mean.shape[1]
     noise = (np.trace(cov, axis1=1, axis2=2) - cov.sum(axis=(1, 2)) / n) / n
     signal = np.mean((mean - mean.mean(axis=1, keepdims=True)) ** 2, axis=1)
     return float(signal.mean()), float(noise.mean())
 
 
-def _output_noise(net, layer_noise, x, method: str, objective: str) -> float:
-    return _output_stats(net, layer_noise, x, method, objective)[1]
+def _prefix(net, layer_noise, x, method: str, depth: int) -> list:
+    """(mean, cov) of layers 0..depth of the original network (cov None for the input)."""
+    mean, _ = as_input(x, net.sizes[0])
+    states, cov = [(mean, None)], None
+    for t in range(1, depth + 1):
+        mean, cov = propagate_layer(mean, cov, net.weights[t - 1], net.biases[t - 1], net.activations[t - 1],
+                                    layer_noise[t - 1], method)
+        states.append((mean, cov))
+    return states
+
+
+def _output_noise(net, layer_noise, x, method: str, objective: str, start=None) -> float:
+    return output_stats(net, layer_noise, x, method, objective, start)[1]
 
 
 def _db(signal: float, noise_var: float) -> float:
@@ -267,8 +283,10 @@ def _db(signal: float, noise_var: float) -> float:
 def _options(net, layer_noise, x, base, budget, max_copies, last, method, objective) -> tuple[list, list]:
     """Per layer: every affordable (ghosts, copies) option with its predicted reduction."""
     per_layer, skipped = [], []
+    states = _prefix(net, layer_noise, x, method, last)
     for k in range(1, last + 1):
         nz, n = layer_noise[k - 1], net.sizes[k]
+        start = (k,) + states[k - 1]      # layers before k are unchanged by an option on layer k
         has_u, has_c = bool(nz.AU or nz.MU), bool(nz.AC or nz.MC)
         if not has_u:
             skipped.append(f"pool on layer {k}: no uncorrelated noise (AU = MU = 0) to average")
@@ -283,7 +301,8 @@ def _options(net, layer_noise, x, base, budget, max_copies, last, method, object
                 if (g, K) == (0, 1) or cost > budget:
                     continue
                 transformed = apply_strategies(net, _Option(k, g, K, cost, 0.0).steps())
-                reduced = base - _output_noise(transformed, transformed.noise_for(layer_noise), x, method, objective)
+                reduced = base - _output_noise(transformed, transformed.noise_for(layer_noise), x, method, objective,
+                                               start)
                 if reduced > 1e-9 * base:  # a real reduction, not rounding
                     options.append(_Option(k, g, K, cost, reduced))
         per_layer.append(options)
