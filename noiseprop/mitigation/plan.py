@@ -249,6 +249,7 @@ def output_stats(net, layer_noise, x, method: str = "linear", objective: str = "
     mean (B, N) and covariance (B, N, N) (None: noise-free) instead of the
     input: the layers before k must then be those that produced them.
     """
+    layer_noise = per_layer_noise(layer_noise, net.depth)
     k, mean, cov = start if start is not None else (1,) + _prefix(net, layer_noise, x, method, 0)[0]
     for t in range(k, net.depth + 1):
         mean, cov = propagate_layer(mean, cov, net.weights[t - 1], net.biases[t - 1], net.activations[t - 1],
