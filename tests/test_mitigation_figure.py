@@ -12,7 +12,7 @@ def record(tmp_path_factory):
     outdir = tmp_path_factory.mktemp("f9")
     out = make_figures(outdir, only="F9", fast=True)[0]
     assert out.png.exists()
-    return json.loads(out.json.read_text())
+    return json.loads(out.data.read_text())
 
 
 def test_pooling_gain_follows_k_and_monte_carlo(record):
