@@ -30,3 +30,14 @@ def test_ghost_cancels_ac_and_reduces_mc(record):
     assert numbers["ghost/AC/with"]["variance_at_max_intensity"] < 1e-25
     assert numbers["ghost/AC/with"]["monte_carlo"] < 1e-25
     assert numbers["ghost/MC/with"]["variance_at_max_intensity"] < numbers["ghost/MC/without"]["variance_at_max_intensity"]
+
+
+@pytest.mark.slow
+def test_f10_mitigated_network_keeps_clean_accuracy_and_loses_less(tmp_path):
+    out = make_figures(tmp_path, only="F10", fast=True)[0]
+    record = json.loads(out.data.read_text())
+    original, mitigated = record["curves"]["original"], record["curves"]["mitigated"]
+    assert record["numbers"]["original"]["clean"] == record["numbers"]["mitigated"]["clean"]
+    assert record["numbers"]["plan"]["extra_neurons"] <= 300
+    # at the largest intensity the mitigated network is better beyond both 95 % intervals
+    assert mitigated["ci_low"][-1] > original["ci_high"][-1]
