@@ -263,3 +263,18 @@ def test_compare_refuses_strategies_that_do_not_apply():
         compare(net, [Noise(AU=0.1), Noise(AC=0.1), Noise()], X, [Strategy("pool")], samples=0)
     with pytest.raises(ValueError, match="strategy kind must be one of"):
         Strategy("average")
+
+
+def test_existing_tools_apply_unchanged_to_transformed_networks(tmp_path):
+    from noiseprop import check_design, verify
+    from noiseprop.io.networks import load_network, save_network
+
+    net = random_net([AFFINE, AFFINE, "linear"], seed=8)
+    transformed = pool(ghost_neurons(net, layers=[1, 3], groups=2), 2, layers=[1, 2])
+    noise = transformed.noise_for(Noise(AU=0.01, AC=0.01, MU=0.01, MC=0.01))
+    assert verify(transformed, noise, X, samples=20_000, seed=4).passed   # false failure 1e-6
+    report = check_design(transformed, noise, X)
+    assert len(report.layers) >= 1
+    save_network(tmp_path / "t.npz", transformed)
+    loaded = load_network(tmp_path / "t.npz")
+    np.testing.assert_array_equal(loaded.forward(X)[-1], transformed.forward(X)[-1])
