@@ -6,7 +6,7 @@ nu, slope mean and mean square at the working point, signal power and
 coherence.  This script evaluates it on the shipped trained digits network
 (64-100-100-100-10, sigmoid hidden layers, linear output) for each noise type
 on its own, and compares the layer-average variance and its correlated part
-with the full propagation of :func:`noiseprop.predict` (spec 4).
+with the full linear-response propagation of :func:`noiseprop.predict` (spec 4).
 
 It also prints per-layer diagnostics that say *why* the two differ: how much
 the exact gains (with the real matrices and slopes) deviate from their
@@ -37,7 +37,7 @@ def relative_errors(net, x, noise_type):
     """(Var error, c error) per layer 1..L, both relative to predict's Var."""
     noise = Noise(**{noise_type: INTENSITY})
     model = statistics_recursion(net, noise, x)
-    full = predict(net, noise, x)
+    full = predict(net, noise, x, method="linear")
     variance = full.noise_var[1:]
     return (model.variance[1:] - variance) / variance, (model.correlated[1:] - full.correlated[1:]) / variance
 
@@ -62,7 +62,7 @@ def structure_factors(net, x, noise_type) -> list[float]:
     """Per layer k: the mean variance that layer k receives from the real
     covariance of layer k-1, divided by what it receives from that covariance's
     (u, c) summary u I + c J (1 when the summary loses nothing)."""
-    full = predict(net, Noise(**{noise_type: INTENSITY}), x, full_covariance=True)
+    full = predict(net, Noise(**{noise_type: INTENSITY}), x, full_covariance=True, method="linear")
     factors = []
     for k, (w, gains) in enumerate(zip(net.weights, layer_statistics(net, x)), start=1):
         cov = full.cov[k - 1]

@@ -1,4 +1,4 @@
-"""Neuron activation functions: f, its slope f' and a canonical text spec.
+"""Neuron activation functions: the one place where an activation is declared.
 
 Every activation is a small immutable object with a ``name``, its parameters
 (``params``), the function ``f(z)`` (``__call__``), the slope ``f'(z)``
@@ -6,6 +6,16 @@ Every activation is a small immutable object with a ``name``, its parameters
 vectorised over NumPy arrays.  The text spec
 (``"sigmoid(gain=2)"``) is what the ``.npz`` network format and the CLI use;
 :func:`get_activation` turns a name, a spec or an object into an activation.
+
+The class also declares what the rest of noiseprop needs of it: the
+parameters of its Monte Carlo kernel branch (:meth:`Activation.kernel_params`),
+its PyTorch counterpart (:meth:`Activation.torch_function`) and the names it
+has in PyTorch (``torch_module``), ONNX (``onnx_op``) and scikit-learn
+(``sklearn_name``) models.  Its Gaussian moments live in
+:mod:`noiseprop.moments` under the same ``name`` and its kernel branch in
+:mod:`noiseprop.simulation._kernels`; a parametrised test checks that every
+registered activation has all of them.  Adding an activation therefore means:
+a class here, its moment rule, its kernel branch.
 """
 from __future__ import annotations
 
@@ -14,7 +24,6 @@ import re
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import special
 
 __all__ = [
     "Activation",
@@ -26,6 +35,7 @@ __all__ = [
     "Heaviside",
     "ACTIVATIONS",
     "get_activation",
+    "names_in",
 ]
 
 
@@ -39,6 +49,12 @@ class Activation:
     name: ClassVar[str] = ""
     #: True when f(z) = a z + b exactly (linear-response propagation is exact).
     is_affine: ClassVar[bool] = False
+    #: Class name in ``torch.nn`` of the module with the default parameters (None: none).
+    torch_module: ClassVar["str | None"] = None
+    #: ONNX operator with the default parameters (None: none).
+    onnx_op: ClassVar["str | None"] = None
+    #: scikit-learn MLP activation name (None: none).
+    sklearn_name: ClassVar["str | None"] = None
 
     @property
     def params(self) -> dict[str, float]:
@@ -68,6 +84,17 @@ class Activation:
         """Curvature f''(z), element-wise (0 at the kinks of relu and heaviside)."""
         raise NotImplementedError
 
+    def kernel_params(self) -> tuple[float, float]:
+        """The two parameters (p0, p1) of this activation's Monte Carlo kernel branch."""
+        raise NotImplementedError
+
+    def torch_function(self, torch):
+        """The same function on PyTorch tensors (for training), or a ValueError."""
+        raise ValueError(
+            f"activation {self.spec!r} cannot be trained by back-propagation "
+            f"(its slope is zero almost everywhere); trainable: {', '.join(_trainable())}"
+        )
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
@@ -84,6 +111,13 @@ class Activation:
         object.__setattr__(self, key, value)
 
 
+def _special():
+    """scipy.special, imported on first use: it costs ~0.3 s, which ``noiseprop --help`` need not pay."""
+    from scipy import special
+
+    return special
+
+
 def _finite_param(owner: str, field: str, value: float) -> float:
     value = float(value)
     if not math.isfinite(value):
@@ -96,6 +130,7 @@ class Linear(Activation):
 
     name = "linear"
     is_affine = True
+    sklearn_name = "identity"
 
     def __init__(self, slope: float = 1.0, offset: float = 0.0):
         self.slope = _finite_param("linear", "slope", slope)
@@ -110,17 +145,26 @@ class Linear(Activation):
     def second_derivative(self, z):
         return np.zeros(np.shape(z))
 
+    def kernel_params(self):
+        return self.slope, self.offset
+
+    def torch_function(self, torch):
+        return lambda z: self.slope * z + self.offset
+
 
 class Sigmoid(Activation):
     """Logistic sigmoid f(z) = 1 / (1 + exp(-gain * z)); slope gain/4 at z = 0."""
 
     name = "sigmoid"
+    torch_module = "Sigmoid"
+    onnx_op = "Sigmoid"
+    sklearn_name = "logistic"
 
     def __init__(self, gain: float = 1.0):
         self.gain = _finite_param("sigmoid", "gain", gain)
 
     def __call__(self, z):
-        return special.expit(self.gain * np.asarray(z, dtype=float))
+        return _special().expit(self.gain * np.asarray(z, dtype=float))
 
     def derivative(self, z):
         s = self(z)
@@ -130,11 +174,20 @@ class Sigmoid(Activation):
         s = self(z)
         return self.gain**2 * s * (1.0 - s) * (1.0 - 2.0 * s)
 
+    def kernel_params(self):
+        return self.gain, 0.0
+
+    def torch_function(self, torch):
+        return lambda z: torch.sigmoid(self.gain * z)
+
 
 class Tanh(Activation):
     """Hyperbolic tangent f(z) = tanh(gain * z); slope gain at z = 0."""
 
     name = "tanh"
+    torch_module = "Tanh"
+    onnx_op = "Tanh"
+    sklearn_name = "tanh"
 
     def __init__(self, gain: float = 1.0):
         self.gain = _finite_param("tanh", "gain", gain)
@@ -150,11 +203,20 @@ class Tanh(Activation):
         t = self(z)
         return -2.0 * self.gain**2 * t * (1.0 - t * t)
 
+    def kernel_params(self):
+        return self.gain, 0.0
+
+    def torch_function(self, torch):
+        return lambda z: torch.tanh(self.gain * z)
+
 
 class ReLU(Activation):
     """Rectifier f(z) = max(z, 0); slope 1 for z > 0, 0 otherwise (also at 0)."""
 
     name = "relu"
+    torch_module = "ReLU"
+    onnx_op = "Relu"
+    sklearn_name = "relu"
 
     def __call__(self, z):
         return np.maximum(np.asarray(z, dtype=float), 0.0)
@@ -165,17 +227,24 @@ class ReLU(Activation):
     def second_derivative(self, z):
         return np.zeros(np.shape(z))
 
+    def kernel_params(self):
+        return 0.0, 0.0
+
+    def torch_function(self, torch):
+        return torch.relu
+
 
 class Erf(Activation):
     """Error function f(z) = erf(gain * z); slope 2 gain / sqrt(pi) at z = 0."""
 
     name = "erf"
+    onnx_op = "Erf"
 
     def __init__(self, gain: float = 1.0):
         self.gain = _finite_param("erf", "gain", gain)
 
     def __call__(self, z):
-        return special.erf(self.gain * np.asarray(z, dtype=float))
+        return _special().erf(self.gain * np.asarray(z, dtype=float))
 
     def derivative(self, z):
         gz = self.gain * np.asarray(z, dtype=float)
@@ -184,6 +253,12 @@ class Erf(Activation):
     def second_derivative(self, z):
         gz = self.gain * np.asarray(z, dtype=float)
         return (-4.0 * self.gain**2 / math.sqrt(math.pi)) * gz * np.exp(-gz * gz)
+
+    def kernel_params(self):
+        return self.gain, 0.0
+
+    def torch_function(self, torch):
+        return lambda z: torch.erf(self.gain * z)
 
 
 class Heaviside(Activation):
@@ -205,11 +280,26 @@ class Heaviside(Activation):
     def second_derivative(self, z):
         return np.zeros(np.shape(z))
 
+    def kernel_params(self):
+        return 0.0, 0.0
+
 
 #: Activation classes by name.
 ACTIVATIONS: dict[str, type[Activation]] = {
     cls.name: cls for cls in (Linear, Sigmoid, Tanh, ReLU, Erf, Heaviside)
 }
+
+
+
+def _trainable() -> list[str]:
+    return [name for name, cls in ACTIVATIONS.items() if cls.torch_function is not Activation.torch_function]
+
+
+def names_in(field: str) -> dict[str, str]:
+    """Map the names the activations have in another library (``field``: "torch_module",
+    "onnx_op" or "sklearn_name") to their noiseprop names."""
+    return {getattr(cls, field): name for name, cls in ACTIVATIONS.items() if getattr(cls, field)}
+
 
 _SPEC = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\((.*)\))?\s*$")
 

@@ -5,16 +5,46 @@ layer k = 1..L computes z_k = W_k y_{k-1} + b_k, y_k = f_k(z_k) (plus noise).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence, Union
 
 import numpy as np
 
 from .activations import Activation, get_activation
-from .utils.validation import as_input, as_list, finite_number, positive_int
+from .utils.resources import check_memory
+from .utils.validation import as_input, as_list, finite_number, positive_int, real_array
 
-__all__ = ["Network"]
+__all__ = ["Network", "WorkingPoint"]
 
 ActivationSpec = Union[str, Activation]
+
+
+@dataclass(frozen=True)
+class WorkingPoint:
+    """The noise-free operating point of every layer (see :meth:`Network.working_point`).
+
+    Each field is a list indexed by layer k - 1 (k = 1..L) of arrays of shape
+    (B, N_k) (``inputs``: (B, N_{k-1})), B the number of inputs.
+
+    Attributes
+    ----------
+    inputs : list of ndarray
+        y_{k-1}, the noise-free input of layer k (y_0 = x).
+    zbar : list of ndarray
+        zbar_k = W_k y_{k-1} + b_k, the noise-free pre-activation.
+    output : list of ndarray
+        y_k = f_k(zbar_k).
+    slope : list of ndarray
+        f_k'(zbar_k), the gain of small perturbations of z_k.
+    batched : bool
+        Whether the input was a batch (B, N_0) rather than one vector.
+    """
+
+    inputs: list
+    zbar: list
+    output: list
+    slope: list
+    batched: bool
 
 
 class Network:
@@ -134,6 +164,8 @@ class Network:
         width = positive_int("width", width)
         n_inputs = width if n_inputs is None else positive_int("n_inputs", n_inputs)
         weight, bias = finite_number("weight", weight), finite_number("bias", bias)
+        check_memory(8 * (width * (n_inputs + 1) + (depth - 1) * width * (width + 1)),
+                     f"the weights of a symmetric network of depth {depth} and width {width}", "use a smaller depth or width")
         fan_ins = [n_inputs] + [width] * (depth - 1)
         weights = [np.full((width, n), weight) for n in fan_ins]
         biases = [np.full(width, bias) for _ in range(depth)]
@@ -147,6 +179,25 @@ class Network:
             y = f(y @ w.T + b)
             outputs.append(y)
         return outputs if batched else [y[0] for y in outputs]
+
+    def working_point(self, x: np.ndarray) -> WorkingPoint:
+        """The noise-free working point (y_{k-1}, zbar_k, f(zbar_k), f'(zbar_k)) of every layer.
+
+        The one forward pass that linearisation, gains and design checks share;
+        arrays are (B, N_k) whether ``x`` is one input (N_0,) or a batch (B, N_0).
+        Overflowing values are left as inf/nan for the caller to name.
+        """
+        y, batched = as_input(x, self.sizes[0])
+        inputs, zbars, outputs, slopes = [], [], [], []
+        with np.errstate(over="ignore", invalid="ignore"):
+            for w, b, f in zip(self.weights, self.biases, self.activations):
+                zbar = y @ w.T + b
+                inputs.append(y)
+                y = f(zbar)
+                zbars.append(zbar)
+                outputs.append(y)
+                slopes.append(f.derivative(zbar))
+        return WorkingPoint(inputs, zbars, outputs, slopes, batched)
 
     @property
     def is_affine(self) -> bool:
@@ -194,8 +245,10 @@ def _as_matrix(w, k: int) -> np.ndarray:
 
 def _as_bias(b, n: int, k: int) -> np.ndarray:
     try:
-        array = np.array(b, dtype=float)
-    except (TypeError, ValueError):
+        array = real_array(f"layer {k}: biases", b)
+    except (TypeError, ValueError) as err:
+        if "complex" in str(err):
+            raise
         raise ValueError(f"layer {k}: biases must be numeric") from None
     if array.shape != (n,):
         raise ValueError(f"layer {k}: biases have shape {array.shape}, expected ({n},)")

@@ -54,8 +54,10 @@ class Noise:
         for name in NOISE_TYPES:
             value = getattr(self, name)
             try:
+                if isinstance(value, complex) or getattr(getattr(value, "dtype", None), "kind", "") == "c":
+                    raise TypeError("complex")  # float() would drop the imaginary part
                 value = float(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ValueError(f"noise intensity {name} must be a number, got {value!r}") from None
             if not math.isfinite(value) or value < 0:
                 raise ValueError(

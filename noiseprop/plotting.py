@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .utils.files import atomic_write
+from .utils.files import atomic_write, check_target
 
 __all__ = [
     "STYLE", "NOISE_COLORS", "figure", "save_figure",
@@ -57,13 +57,22 @@ def save_figure(fig, path: "str | os.PathLike", overwrite: bool = False) -> Path
 
     Raises FileExistsError if ``path`` exists and ``overwrite`` is False.
     """
+    path = check_target(path, overwrite)  # before rendering: a refused target costs nothing
+    image = render_figure(fig, path.suffix.lstrip(".") or "png")
+    return atomic_write(path, lambda handle: handle.write(image), overwrite=overwrite)
+
+
+def render_figure(fig, fmt: str = "png") -> bytes:
+    """The bytes of ``fig`` in format ``fmt`` (laid out in the noiseprop style)."""
+    import io
+
     import matplotlib
 
-    path = Path(path)
-    fmt = path.suffix.lstrip(".") or "png"
     with matplotlib.rc_context(STYLE):
         fig.tight_layout()
-    return atomic_write(path, lambda handle: fig.savefig(handle, format=fmt), overwrite=overwrite)
+    image = io.BytesIO()
+    fig.savefig(image, format=fmt)
+    return image.getvalue()
 
 
 def _colormap(name: str):

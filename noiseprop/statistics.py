@@ -14,7 +14,7 @@ import numpy as np
 
 from .utils.jsonutil import finite_or_none
 
-__all__ = ["LayerStatistics", "decibels"]
+__all__ = ["LayerStatistics", "decibels", "mean_off_diagonal", "mean_off_diagonal_from_sums"]
 
 
 def decibels(ratio):
@@ -22,6 +22,21 @@ def decibels(ratio):
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(ratio)
 
+
+def mean_off_diagonal_from_sums(total: np.ndarray, trace: np.ndarray, n: int) -> np.ndarray:
+    """Mean off-diagonal entry of n x n matrices from the sum of all their
+    entries and their traces (arrays (B,)); 0 if n = 1."""
+    if n < 2:
+        return np.zeros(np.shape(total))
+    return (total - trace) / (n * (n - 1))
+
+
+def mean_off_diagonal(cov: np.ndarray) -> np.ndarray:
+    """Mean off-diagonal entry c of each (N, N) covariance in (B, N, N); 0 if N = 1.
+
+    c is the correlated part of the split Sigma = diag(u) + c 11^T.
+    """
+    return mean_off_diagonal_from_sums(cov.sum(axis=(1, 2)), np.trace(cov, axis1=1, axis2=2), cov.shape[-1])
 
 def _ratio(signal: np.ndarray, noise: np.ndarray) -> np.ndarray:
     """signal / noise with inf for noise-free and nan for 0/0."""

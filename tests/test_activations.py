@@ -77,3 +77,52 @@ def test_activations_are_immutable():
     f = Sigmoid(2.0)
     with pytest.raises(AttributeError):
         f.gain = 3.0
+
+
+# --- the registry: every activation declares everything the rest of noiseprop needs ---------
+
+REGISTERED = [cls() for cls in ACTIVATIONS.values()] + [Linear(0.7, 0.2), Sigmoid(2.5), Tanh(0.3), Erf(1.7)]
+
+
+@pytest.mark.parametrize("f", REGISTERED, ids=lambda f: f.spec)
+def test_every_activation_has_a_moment_rule(f):
+    from noiseprop.moments import MOMENT_RULES, gaussian_moments
+
+    assert f.name in MOMENT_RULES
+    # at vanishing variance the Gaussian mean of f is f itself
+    assert gaussian_moments(f, np.array([0.37]), np.array([1e-14])).mean[0] == pytest.approx(f(0.37), abs=1e-6)
+
+
+@pytest.mark.parametrize("f", REGISTERED, ids=lambda f: f.spec)
+def test_every_activation_runs_in_the_monte_carlo_kernel(f):
+    from noiseprop import Network, Noise
+    from noiseprop.simulation.montecarlo import sample_outputs
+
+    w = np.array([[1.3, -0.4], [0.2, 0.9], [-1.1, 0.5]])
+    b = np.array([0.1, -0.2, 0.05])
+    x = np.array([0.6, -0.8])
+    net = Network.from_arrays([w], [b], [f])
+    noise_free = sample_outputs(net, Noise(), x, samples=2)
+    np.testing.assert_allclose(noise_free[0], f(w @ x + b), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("f", REGISTERED, ids=lambda f: f.spec)
+def test_every_activation_states_its_torch_counterpart(f):
+    torch = pytest.importorskip("torch", reason="torch counterparts need the 'train' extra")
+    z = np.linspace(-2.0, 2.0, 9)
+    if f.name == "heaviside":
+        with pytest.raises(ValueError, match="cannot be trained"):
+            f.torch_function(torch)
+    else:
+        out = f.torch_function(torch)(torch.as_tensor(z, dtype=torch.float64)).numpy()
+        np.testing.assert_allclose(out, f(z), rtol=1e-12, atol=1e-12)
+    if f.torch_module:
+        module = getattr(torch.nn, f.torch_module)()
+        np.testing.assert_allclose(module(torch.as_tensor(z)).numpy(), type(f)()(z), rtol=1e-12)
+
+
+@pytest.mark.parametrize("cls", list(ACTIVATIONS.values()), ids=lambda c: c.name)
+def test_library_names_are_strings_or_none(cls):
+    for field in ("torch_module", "onnx_op", "sklearn_name"):
+        value = getattr(cls, field)
+        assert value is None or (isinstance(value, str) and value)

@@ -32,7 +32,7 @@ def test_predict_reference_network(capsys):
     assert code == 0
     payload = json.loads(out)
     net, x, noise = reference_network()
-    expected = predict(net, noise, x)
+    expected = predict(net, noise, x, method="linear")  # the CLI's --method default
     assert payload["sizes"] == [784, 100, 100, 100, 100, 10]
     assert payload["noise"] == {"AU": 1e-3, "AC": 1e-3, "MU": 1e-3, "MC": 1e-3, "placement": "post"}
     for row, k in zip(payload["layers"], range(6)):
@@ -61,7 +61,7 @@ def test_predict_npz_with_per_layer_noise(tmp_path, capsys):
     assert code == 0
     payload = json.loads(out)
     noise = [Noise(AU=1e-3, MC=2e-3, placement="pre"), Noise(MC=2e-3, placement="pre")]
-    expected = predict(net, noise, x)
+    expected = predict(net, noise, x, method="linear")  # the CLI's --method default
     np.testing.assert_allclose(payload["layers"][2]["var"], expected.var[2], rtol=1e-12)
     np.testing.assert_allclose(payload["layers"][1]["mean"], expected.mean[1], rtol=1e-12)
 

@@ -10,7 +10,10 @@ from noiseprop.io.networks import save_network
 
 
 def run(capsys, *argv):
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as stop:  # a usage error found by argparse
+        code = stop.code
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -63,7 +66,8 @@ def test_table_and_chart(tmp_path, capsys):
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "lower the slope of layers 2, 3, 4, 5 from 1.2 to below 1 " in out
     assert out.splitlines()[1] == "noise: AU=0.0, AC=0.0001, MU=0.0, MC=0.0, placement=post"
-    assert out.splitlines()[2].split()[:3] == ["layer", "size", "g_U"]
+    assert out.splitlines()[2].split()[:4] == ["layer", "size", "rho", "growth"]
+    assert "design summary" in out
     # an existing chart is kept unless --force
     code, _, err = run(capsys, "check", "--symmetric", symmetric(1.2), "--chart", str(chart))
     assert code == 2 and "add --force" in err
@@ -73,7 +77,7 @@ def test_table_and_chart(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--symmetric", "3,4,0.1,0,softplus"], "unknown activation 'softplus'"),
-    (["--target-snr", "nan"], "target_snr_db must be finite"),
+    (["--target-snr", "nan"], "argument --target-snr: expected a finite number, got 'nan'"),
     (["--AC=-1e-3"], "noise intensity AC must be a finite variance >= 0"),
     (["--symmetric", "3,4,1e300,0,linear"], "layer 1: the working point or the noise gains are not finite"),
     (["--symmetric", "3,4,0.25,0,linear", "--input-value", "1", "--noise", "1e-3,2e-3"],

@@ -61,3 +61,26 @@ def test_bad_family_exits_2(capsys):
         main(["derive", "--family", "random"])
     assert info.value.code == 2
     assert "invalid choice: 'random'" in capsys.readouterr().err
+
+
+def test_printed_example_condition_keeps_the_signal_and_has_a_bounded_gain(capsys):
+    """The example printed for 'constant signal m' (f(z) = 0.9 z, w = 1/N,
+    b = m/9) keeps m in every layer and has g < 1, so the printed deep
+    limit applies to it: it equals what 200 layers of predict reach."""
+    import numpy as np
+
+    from noiseprop import Network, Noise, predict
+
+    code, out, _ = run(capsys)
+    assert code == 0
+    assert "b = m (1 - s w N) / s" in out and "s = 0.9, w = 1/N, b = m/9" in out
+    assert "(linear f: s w N = 1, b = 0)" not in out
+    n, m = 8, 0.7
+    noise = dict(D_AU=1e-3, D_AC=2e-3, D_MU=3e-3, D_MC=1e-3)
+    derivation = symbolic.derive("all", "symmetric")
+    values = dict(N=n, s=0.9, w=1 / n, m=m, **noise)
+    assert derivation.function("gain")(**values) == pytest.approx(0.81 * (1 + 1e-3 + 3e-3 / n))
+    net = Network.symmetric(200, n, 1 / n, m / 9, "linear(slope=0.9)")
+    deep = predict(net, Noise(**{key[2:]: value for key, value in noise.items()}), np.full(n, m))
+    np.testing.assert_allclose(deep.mean[1:], m, rtol=1e-12)
+    assert derivation.function("fixed_variance")(**values) == pytest.approx(deep.noise_var[-1], rel=1e-9)

@@ -45,12 +45,33 @@ def test_bad_input_exit_2(capsys, tmp_path):
 
 
 def test_main_job_default_network_linear_vs_moments(capsys):
-    """The README's main job: on the shipped trained network at D = 1e-3 the
-    Gaussian-moments prediction agrees with plain sampling; the first-order one
-    shows its (small but resolved) error in the neuron means."""
+    """The README's main job: on the shipped trained network at D = 1e-3 both
+    predictions agree with plain sampling within the default tolerances; the
+    strict test shows the first-order prediction's (small but resolved) error
+    in the neuron means."""
     code, out, _ = run(capsys, "--method", "moments", "--json")
     payload = json.loads(out)
     assert code == 0 and payload["passed"]
-    code, out, _ = run(capsys)
+    code, out, _ = run(capsys, "--json")
+    payload = json.loads(out)
+    assert code == 0 and payload["passed"] and payload["rtol"] == 0.05 and payload["mean_tol"] == 0.2
+    verdicts = {row[key] for row in payload["layers"] for key in ("means", "variances", "layer_var")}
+    assert "resolved but within tolerance" in verdicts and "FAIL" not in verdicts
+    code, out, _ = run(capsys, "--strict")
     assert code == 1
-    assert "linearisation error of the first-order prediction" in out
+    assert "linearisation error of the first-order prediction" in out and "Strict:" in out
+
+
+def test_tolerance_options(capsys):
+    """--rtol 0 --mean-tol 0 is the strict test; a bad tolerance exits 2."""
+    code, out, _ = run(capsys, "--rtol", "0", "--mean-tol", "0", "--json")
+    payload = json.loads(out)
+    assert code == 1 and payload["strict"] is False and payload["rtol"] == 0.0
+    assert any(row["means"] == "FAIL" for row in payload["layers"])
+    code, _, err = run(capsys, "--symmetric", "2,3,0.3,0,linear", "--rtol", "-1")
+    assert code == 2 and "rtol must be a finite number >= 0" in err
+
+
+def test_affine_network_at_enormous_noise_exit_0(capsys):
+    code, out, _ = run(capsys, "--symmetric", "2,3,0.3,0.1,linear", "--AU", "1e160", "--samples", "1000", "--strict")
+    assert code == 0 and "nan" not in out and "inf" not in out

@@ -262,7 +262,8 @@ def test_report_forms():
     assert payload["layers"][3]["sensitivity"]["AC"] == pytest.approx(1.0)
     assert set(payload["max_noise"]) == {"AU", "AC", "MU", "MC"}
     table = report.table().splitlines()
-    assert table[0].split()[:3] == ["layer", "size", "g_U"] and len(table) == 2 + 4
+    assert table[0].split()[:4] == ["layer", "size", "rho", "growth"] and len(table) == 2 + 4
+    assert "summary: g_U" in table[0] and "rho (u,c)" in table[0]
     assert report.summary().splitlines()[-1] == "verdict: FAIL"
 
 

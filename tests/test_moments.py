@@ -17,6 +17,7 @@ from scipy import integrate, stats
 from noiseprop import Network, Noise, predict, simulate
 from noiseprop.activations import Erf, Heaviside, Linear, ReLU, Sigmoid, Tanh
 from noiseprop.moments import MOMENT_RULES, gaussian_moments
+from noiseprop.propagation import DEFAULT_METHOD
 
 RULE_ACTIVATIONS = [
     Linear(0.7, 0.2), Sigmoid(), Sigmoid(2.5), Sigmoid(-1.3), Tanh(), Tanh(0.3),
@@ -133,9 +134,9 @@ def test_activation_without_rule():
 
 def test_unknown_method_and_method_recorded():
     net = Network.symmetric(2, 3, 0.3, 0.0, "tanh")
-    with pytest.raises(ValueError, match=r"method must be one of \('linear', 'moments'\), got 'exact'"):
+    with pytest.raises(ValueError, match=r"method must be one of \('linear', 'moments', 'mixture'\), got 'exact'"):
         predict(net, Noise(AU=1e-3), np.ones(3), method="exact")
-    assert predict(net, Noise(AU=1e-3), np.ones(3)).method == "linear"
+    assert predict(net, Noise(AU=1e-3), np.ones(3)).method == DEFAULT_METHOD
     result = predict(net, Noise(AU=1e-3), np.ones(3), method="moments")
     assert result.method == "moments" and "method='moments'" in repr(result)
 
@@ -149,7 +150,7 @@ def test_moments_equal_linear_on_affine_networks(placement):
     net = Network.from_arrays(weights, biases, [Linear(0.8, 0.1), Linear(-1.3, 0.5), Linear(1.1)])
     noise = Noise(AU=0.2, AC=0.05, MU=0.1, MC=0.3, placement=placement)
     xs = rng.uniform(-2, 2, (3, 4))
-    linear = predict(net, noise, xs, full_covariance=True)
+    linear = predict(net, noise, xs, full_covariance=True, method="linear")
     moments = predict(net, noise, xs, full_covariance=True, method="moments")
     for k in range(net.depth + 1):
         np.testing.assert_allclose(moments.mean[k], linear.mean[k], rtol=1e-14, atol=1e-15)
@@ -197,7 +198,7 @@ def test_moments_exact_where_pre_activation_is_gaussian(last, last_noise):
     np.testing.assert_array_less(np.abs(moments.var[2] - sim.var[2]), z * sim.var_stderr[2])
     total, total_tolerance = sim.noise_var[2], z * sim.noise_var_stderr[2]
     assert abs(moments.noise_var[2] - total) < total_tolerance < 0.03 * total
-    linear = predict(net, noise, x)
+    linear = predict(net, noise, x, method="linear")
     assert abs(linear.noise_var[2] / total - 1) > 0.1
 
 
@@ -216,7 +217,7 @@ def test_moments_beat_linear_on_deep_network_at_large_noise():
     x = rng.uniform(0, 1, 10)
     sim = simulate(net, noise, x, samples=100_000, seed=32)
     z = two_sided_z(1e-6, 3)
-    linear = predict(net, noise, x)
+    linear = predict(net, noise, x, method="linear")
     moments = predict(net, noise, x, method="moments")
     for k in range(2, 5):
         observed, stderr = sim.noise_var[k], sim.noise_var_stderr[k]

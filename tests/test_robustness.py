@@ -267,11 +267,12 @@ def test_weight_statistics_against_direct_computation():
     assert first["binarity"] == pytest.approx(1.0) and first["excess_kurtosis"] == pytest.approx(-2.0)
     slope_square = np.mean((1 - np.tanh(X @ w1.T) ** 2) ** 2)
     assert first["gain_uncorrelated"] == pytest.approx(slope_square * 2 * 1.0)
-    assert first["gain_correlated"] == 0.0
+    # statistics-only: row sums of i.i.d. weights of mean 0 and mean square 1 have variance N = 2
+    assert first["gain_correlated"] == pytest.approx(slope_square * 2 * 1.0)
     mean, mean_square = -0.25, 26.25 / 6  # of the weights 0.5, 1, -2, 1, 2, -4
     assert second["mean_square"] == pytest.approx(mean_square) and second["slope_square"] == 1.0
     assert second["gain_uncorrelated"] == pytest.approx(3 * mean_square)
-    assert second["gain_correlated"] == pytest.approx(9 * mean**2)
+    assert second["gain_correlated"] == pytest.approx(9 * mean**2 + 3 * (mean_square - mean**2))
     assert second["binarity"] == pytest.approx(np.mean([0.5, 1, 2, 1, 2, 4]) / math.sqrt(mean_square))
 
 

@@ -49,7 +49,7 @@ def test_symmetric_recursion_equals_explicit_matrices():
 def test_symmetric_variances_equal_predict(noise, slope, bias, weight):
     depth, width, signal = 7, 5, 0.4
     net = Network.symmetric(depth, width, weight, bias, Linear(slope))
-    expected = predict(net, Noise(**noise), np.full(width, signal)).noise_var
+    expected = predict(net, Noise(**noise), np.full(width, signal), method="linear").noise_var
     got = S.symmetric_variances(depth, width, weight, slope, signal, bias=bias, **noise)
     assert got[0] == 0.0
     np.testing.assert_allclose(got[1:], expected[1:], rtol=1e-12, atol=0)
@@ -120,7 +120,7 @@ def test_closed_form_equals_predict_on_a_sigmoid_network_at_its_fixed_point():
     slope = float(activation.derivative(weight * width * m_fixed + bias))
     net = Network.symmetric(depth, width, weight, bias, activation)
     noise = Noise(AU=1e-3, AC=2e-3, MU=3e-3, MC=4e-3)
-    result = predict(net, noise, np.full(width, m_fixed))
+    result = predict(net, noise, np.full(width, m_fixed), method="linear")
     params = dict(N=width, w=weight, s=slope, m=m_fixed, D_AU=1e-3, D_AC=2e-3, D_MU=3e-3, D_MC=4e-3)
     closed = S.derive("all").function("variance")
     for layer in range(1, depth + 1):
@@ -195,7 +195,7 @@ def test_statistics_recursion_is_exact_on_symmetric_linear_networks():
     noise = Noise(AU=1e-3, AC=2e-3, MU=3e-3, MC=4e-3)
     x = np.full(4, 0.5)
     result = S.statistics_recursion(net, noise, x)
-    expected = predict(net, noise, x)
+    expected = predict(net, noise, x, method="linear")
     np.testing.assert_allclose(result.variance, expected.noise_var, rtol=1e-12)
     np.testing.assert_allclose(result.correlated, expected.correlated, rtol=1e-12)
     np.testing.assert_allclose(result.layer_snr[1:], expected.layer_snr[1:], rtol=1e-12)
@@ -235,7 +235,7 @@ def test_trained_recursion_is_the_ensemble_average_of_predict():
     for i in range(draws):
         w2 = mu + sigma * rng.standard_normal((n, n))
         net = Network.from_arrays([np.eye(n), w2], None, ["linear", Linear(slope)])
-        result = predict(net, noise, x)
+        result = predict(net, noise, x, method="linear")
         variances[i], correlated[i] = result.noise_var[2], result.correlated[2]
     step = S.recursion("trained").step_function()
     expected_u, expected_c = step(
@@ -334,3 +334,22 @@ def test_readme_table_of_the_statistics_recursion_on_the_default_network():
     # "2.2 times more uncorrelated-noise variance into the output ... (1.1 to 1.2 times for correlated noise)"
     assert report["structure_factors"](net, x0, "AU")[-1] == pytest.approx(2.2, abs=0.05)
     assert 1.05 <= report["structure_factors"](net, x0, "AC")[-1] <= 1.25
+
+
+def test_closed_forms_take_numpy_integers_without_overflow():
+    """k = np.int64(12): evaluated in floating point (it once overflowed
+    silently in int64 arithmetic from k >= 8), equal to the recursion of
+    spec 5 iterated here and to the result for Python numbers."""
+    import numpy as np
+
+    from noiseprop.analysis.symbolic import derive
+
+    n, w, s, d = 20, 0.05, 1.3, 1e-3
+    u, c = d, 0.0  # layer 1 of a noise-free input: additive uncorrelated noise only
+    for _ in range(11):
+        u, c = d, s**2 * w**2 * n * (u + n * c)
+    closed = derive("AU", "symmetric").function("variance")
+    assert closed(k=np.int64(12), N=np.int64(n), w=w, s=s, D_AU=d) == pytest.approx(u + c, rel=1e-12)
+    assert closed(k=np.int64(12), N=n, w=w, s=s, D_AU=d) == pytest.approx(0.0402109, rel=1e-5)
+    ks = np.arange(1, 13)
+    assert closed(k=ks, N=n, w=w, s=s, D_AU=d)[-1] == pytest.approx(u + c, rel=1e-12)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from noiseprop import Network, Noise, predict, simulate, verify
-from noiseprop.simulation.verification import VerificationReport
+from noiseprop.simulation import verification
+from noiseprop.simulation.verification import FAIL, WITHIN_TOLERANCE, VerificationReport
 
 
 def random_network(activation, seed=0, sizes=(4, 7, 6, 3)):
@@ -33,8 +34,13 @@ def test_a_prediction_a_few_percent_off_fails():
     x = np.ones(4)
     noise = Noise(AU=1e-2, AC=1e-2)
     simulation = simulate(net, noise, x, samples=400_000, seed=5)
-    right = VerificationReport(predict(net, noise, x), simulation, 1e-6, affine=True)
-    wrong = VerificationReport(predict(net, Noise(AU=1.03e-2, AC=1e-2), x), simulation, 1e-6, affine=True)
+    right = VerificationReport(predict(net, noise, x), simulation, 1e-6, affine=True, strict=True)
+    wrong = VerificationReport(predict(net, Noise(AU=1.03e-2, AC=1e-2), x), simulation, 1e-6, affine=True,
+                               strict=True)
+    assert (wrong.rtol, wrong.mean_tol) == (0.0, 0.0)
+    # with the default 5 % tolerance a 3 % error is accepted: resolved but within tolerance
+    tolerant = VerificationReport(wrong.prediction, simulation, 1e-6, affine=True)
+    assert tolerant.passed and WITHIN_TOLERANCE in (tolerant.layers[-1]["variances"], tolerant.layers[-1]["layer_var"])
     assert right.passed and not wrong.passed
     row = wrong.layers[-1]
     expected = predict(net, noise, x).noise_var[3] / wrong.prediction.noise_var[3] - 1
@@ -91,3 +97,94 @@ def test_the_chosen_method_is_held_against_the_simulation():
             assert row["predicted_var"] != pytest.approx(np.mean(linear.noise_var[k]), rel=1e-2)
         stderr = report.simulation.noise_var_stderr[k]
         assert row["var_stderr"] == pytest.approx(np.sqrt(stderr[0] ** 2 + stderr[1] ** 2) / 2, rel=1e-12)
+
+
+# ------------------------------------------------- verdicts with a tolerance
+
+def shipped():
+    from noiseprop.io.builtin import default_network
+
+    net, x = default_network(return_input=True)
+    return net, x, Noise(AU=1e-3, AC=1e-3, MU=1e-3, MC=1e-3)
+
+
+def perturbed_predict(layer, var_factor=1.0, mean_shift_sd=0.0):
+    """predict() whose output is off in one layer: variances x var_factor,
+    means shifted by mean_shift_sd noise standard deviations."""
+    def wrong(*args, **kwargs):
+        result = predict(*args, **kwargs)
+        sd = np.sqrt(result.var[layer])
+        result.var[layer] = result.var[layer] * var_factor
+        result.mean[layer] = result.mean[layer] + mean_shift_sd * sd
+        result.noise_var[layer] = np.mean(result.var[layer], axis=-1)
+        return result
+    return wrong
+
+
+@pytest.mark.slow
+def test_shipped_network_passes_with_the_defaults_and_a_prediction_10_percent_off_fails(monkeypatch):
+    """Defaults (rtol 5 %, mean_tol 0.2 sd, false failure 1e-6): the linear
+    response of the shipped network agrees (its resolved deviations are within
+    tolerance); 10 % too much variance in one layer, or means 0.5 sd off,
+    fail in that layer only and in that quantity only."""
+    net, x, noise = shipped()
+    right = verify(net, noise, x, samples=100_000, seed=0)
+    assert right.passed and (right.rtol, right.mean_tol) == (0.05, 0.2)
+    assert any(WITHIN_TOLERANCE in (row["means"], row["variances"]) for row in right.layers)
+    assert "resolved but within tolerance" in right.table()
+    monkeypatch.setattr(verification, "predict", perturbed_predict(2, var_factor=1.1))
+    wrong = verify(net, noise, x, samples=100_000, seed=0)
+    assert not wrong.passed
+    assert [(r["variances"], r["layer_var"]) for r in wrong.layers if FAIL in (r["variances"], r["layer_var"])] \
+        == [(FAIL, FAIL)]
+    assert wrong.layers[1]["variances"] == FAIL and wrong.layers[1]["means"] != FAIL
+    assert "DISAGREE" in wrong.table()
+    monkeypatch.setattr(verification, "predict", perturbed_predict(3, mean_shift_sd=0.5))
+    shifted = verify(net, noise, x, samples=100_000, seed=0)
+    assert [r["layer"] for r in shifted.layers if r["means"] == FAIL] == [3]
+    assert shifted.layers[2]["variances"] != FAIL
+
+
+def test_strict_keeps_the_purely_statistical_test():
+    """The shipped network's first-order means are resolved by 1e5 samples:
+    strict fails on them, the tolerance accepts them (same simulation)."""
+    net, x, noise = shipped()
+    simulation = simulate(net, noise, x, samples=100_000, seed=0)
+    prediction = predict(net, noise, x)
+    strict = VerificationReport(prediction, simulation, 1e-6, affine=False, strict=True)
+    tolerant = VerificationReport(prediction, simulation, 1e-6, affine=False)
+    assert not strict.passed and tolerant.passed
+    assert any(row["means"] == FAIL for row in strict.layers)
+    assert strict.z == tolerant.z
+    assert strict.to_dict()["strict"] is True and "Strict:" in strict.table()
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_affine_network_passes_at_enormous_noise(strict):
+    """AU = 1e160: the fourth moments behind the variance's standard error
+    are accumulated in scaled units, so nothing overflows."""
+    net = Network.symmetric(2, 3, 0.3, 0.1, "linear")
+    report = verify(net, Noise(AU=1e160), np.ones(3), samples=1000, strict=strict)
+    assert report.passed
+    for row in report.layers:
+        assert np.isfinite(row["var_stderr"]) and np.isfinite(row["z_layer"])
+        assert row["var_stderr"] == pytest.approx(row["predicted_var"] * np.sqrt(2 / 999) / np.sqrt(3), rel=0.5)
+    assert json.loads(json.dumps(report.to_dict(), allow_nan=False))["passed"] is True
+
+
+def test_enormous_noise_gives_the_same_numbers_as_scaled_noise():
+    """Scaling every additive intensity by 2^400 scales every output of an
+    affine network by 2^200 (same draws): the estimates scale exactly."""
+    net = Network.symmetric(2, 4, 0.3, 0.0, "linear(slope=0.9)")
+    small = simulate(net, Noise(AU=1e-3, AC=2e-3), np.zeros(4), samples=500, seed=2)
+    large = simulate(net, Noise(AU=1e-3 * 2.0**400, AC=2e-3 * 2.0**400), np.zeros(4), samples=500, seed=2)
+    for k in (1, 2):
+        np.testing.assert_allclose(large.var[k], small.var[k] * 2.0**400, rtol=1e-12)
+        np.testing.assert_allclose(large.var_stderr[k], small.var_stderr[k] * 2.0**400, rtol=1e-12)
+        np.testing.assert_allclose(large.noise_var_stderr[k], small.noise_var_stderr[k] * 2.0**400, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name, value", [("rtol", -0.1), ("mean_tol", float("nan")), ("rtol", "5%")])
+def test_tolerances_must_be_non_negative_numbers(name, value):
+    with pytest.raises(ValueError, match=f"{name} must be a finite number >= 0"):
+        verify(random_network("linear"), Noise(AU=1e-3), np.ones(4), samples=100, **{name: value})

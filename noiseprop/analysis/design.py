@@ -2,15 +2,29 @@
 
 :func:`check_design` answers, for a network, its noise and its input(s):
 
-- **bounded accumulation** per layer: layer k carries the (uncorrelated,
-  correlated) split (u, c) of the noise of layer k-1 into layer k through the
-  exact 2 x 2 transfer of :mod:`noiseprop.analysis.gains`, times the amplification
-  (1 + D_MU + D_MC) of its own multiplicative noise.  The spectral radius rho_k
-  of that map is the layer's *accumulation gain*: a deep stack of such layers
-  keeps the noise bounded when rho_k < 1 (fixed point (I - T)^-1 q, spec 6:
-  D / (1 - g)), grows linearly when rho_k = 1 and exponentially when rho_k > 1.
-  For symmetric networks rho_k = s_k^2 w^2 N (N (1 + D_MC) + D_MU) exactly
-  (spec 5; s_k^2 N^2 w^2 without multiplicative noise).
+- **bounded accumulation** per layer, from the layer's linearised covariance
+  map itself.  A covariance Sigma of layer k-1's output reaches layer k's
+  output as
+
+      A(Sigma) = (1 + D_MC) B Sigma B^T + D_MU diag(B Sigma B^T),   B = J_k W_k,
+
+  (the same for both placements; J_k = diag f'(zbar_k)), plus the layer's own
+  noise injection q_k (what layer k alone adds to a noise-free input).  A
+  deep stack of layers like this one (same weights, same working point)
+  iterates Sigma -> A(Sigma) + q_k: the noise stays bounded when the
+  spectral radius rho_k of the linear map A is below one (deep limit: the
+  fixed point Sigma* = A(Sigma*) + q_k, reported as its mean diagonal), grows
+  linearly when rho_k = 1 and exponentially when rho_k > 1.  Without
+  uncorrelated multiplicative noise rho_k = (1 + D_MC) rho(B)^2 exactly; with
+  it, rho_k is computed from the Kronecker form of A (N <= 24) or by Arnoldi
+  iteration on N x N matrices (O(N^3) per step).  Layers that are not square
+  (N_k != N_{k-1}) cannot be stacked: for them, and as a *design summary*
+  for every layer, the (uncorrelated, correlated) split (u, c) of the
+  covariance is carried through the 2 x 2 transfer of
+  :mod:`noiseprop.analysis.gains` (exact for symmetric networks, where it
+  gives rho_k = s_k^2 w^2 N (N (1 + D_MC) + D_MU); for a general weight
+  matrix it is a summary, not a growth test: a layer whose growth lies in a
+  direction orthogonal to the all-ones vector can look bounded in it).
 - the **predicted output SNR** (layer SNR of layer L, linear response);
 - the **sensitivity** of the output noise to every layer's intensity of every
   type, exact in the linear-response model (the output variance is affine in
@@ -28,6 +42,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Sequence
@@ -38,7 +53,7 @@ from scipy.optimize import brentq
 from ..activations import Linear
 from ..model import Network
 from ..noise import NOISE_TYPES, Noise, NoiseSpec, per_layer_noise
-from ..propagation import Prediction, predict
+from ..propagation import DEFAULT_METHOD, Prediction, add_noise_covariance, predict
 from ..statistics import decibels
 from ..utils.tables import format_table
 from ..utils.validation import as_input, finite_number, positive_int, require_network
@@ -55,6 +70,8 @@ __all__ = [
     "symmetric_accumulation",
     "symmetric_budgets",
     "design_chart",
+    "covariance_map_growth",
+    "covariance_map_limit",
 ]
 
 #: Words for the noise types, as used in recommendations.
@@ -66,6 +83,12 @@ NOISE_NAMES = {
 }
 #: |rho - 1| below this counts as marginal (linear growth): rounding in the gains.
 MARGINAL_TOLERANCE = 1e-9
+#: Largest layer width whose covariance map (N^2 x N^2) is diagonalised densely.
+_DENSE_MAP_LIMIT = 24
+#: Relative accuracy of the Arnoldi spectral radius and of the deep-limit fixed point.
+_MAP_RTOL = 1e-10
+#: Narrower covariance maps are iterated with single-threaded BLAS.
+_THREADED_MAP_WIDTH = 400
 #: Budgets are searched for in [_BUDGET_FLOOR, _BUDGET_CEILING] (variances).
 _BUDGET_FLOOR, _BUDGET_CEILING = 1e-30, 1e12
 
@@ -85,20 +108,33 @@ class LayerRule:
         Signal power P_k = mean_i f(zbar_k,i)^2: the variance a unit
         multiplicative intensity adds (largest over the batch; output units^2).
     accumulation_gain : float
-        rho_k, spectral radius of the layer's noise transfer including its
-        multiplicative amplification (largest over the batch).
+        rho_k, spectral radius of the layer's linearised covariance map
+        (multiplicative terms included; largest over the batch): the growth
+        rate per layer of a deep stack of such layers.  For a non-square
+        layer, the design summary's gain (see ``growth_basis``).
     uncorrelated_gain_mean, correlated_gain_mean, multiplicative_gain_mean, accumulation_gain_mean : float
         The same, averaged over the batch.
     growth : {"bounded", "linear", "exponential"}
         How noise accumulates in a deep stack of layers like this one.
     limit : float
         Deep-stack limit of the mean noise variance of a stack of such layers
-        with this layer's noise (output units^2); inf unless bounded.
+        with this layer's noise (output units^2): the mean diagonal of the
+        fixed point of the covariance map; inf unless bounded.
     slope : float
         RMS activation slope sqrt(<s^2>) at the working point (largest over the batch).
     max_slope : float
         The RMS slope at which rho_k = 1 (all slopes of the layer scaled
-        alike): the largest slope that keeps the accumulation bounded.
+        alike, rho_k scales as their square): the largest slope that keeps
+        the accumulation bounded.
+    summary_gain, summary_limit : float
+        *Design summary*: the spectral radius and deep limit of the 2 x 2
+        map of the (uncorrelated, correlated) split (u, c) (worst input).
+        Exact for symmetric networks; for a general weight matrix a
+        summary, not a growth test.
+    growth_basis : {"covariance map", "design summary"}
+        What ``accumulation_gain``, ``growth`` and ``limit`` come from: the
+        layer's covariance map (square layers) or, for a layer that cannot
+        be stacked (N_k != N_{k-1}), the design summary.
     """
 
     layer: int
@@ -115,6 +151,9 @@ class LayerRule:
     limit: float
     slope: float
     max_slope: float
+    summary_gain: float = math.nan
+    summary_limit: float = math.nan
+    growth_basis: str = "covariance map"
 
     @property
     def bounded(self) -> bool:
@@ -199,12 +238,14 @@ class DesignReport:
 
     def table(self) -> str:
         """Per-layer table of the rules, for people."""
-        headers = ["layer", "size", "g_U", "g_C", "P (mult.)", "rho", "growth",
-                   "deep limit", "slope", "max slope", "output share"]
+        headers = ["layer", "size", "rho", "growth", "deep limit", "slope", "max slope", "output share",
+                   "| summary: g_U", "g_C", "P (mult.)", "rho (u,c)", "limit (u,c)"]
         rows = [
-            [str(r.layer), str(r.size), f"{r.uncorrelated_gain:.4g}", f"{r.correlated_gain:.4g}",
-             f"{r.multiplicative_gain:.4g}", f"{r.accumulation_gain:.4g}", r.growth, f"{r.limit:.4g}",
-             f"{r.slope:.4g}", f"{r.max_slope:.4g}", f"{share:.1%}"]
+            [str(r.layer), str(r.size), f"{r.accumulation_gain:.4g}" + ("" if r.growth_basis == "covariance map"
+                                                                         else "*"),
+             r.growth, f"{r.limit:.4g}", f"{r.slope:.4g}", f"{r.max_slope:.4g}", f"{share:.1%}",
+             f"{r.uncorrelated_gain:.4g}", f"{r.correlated_gain:.4g}", f"{r.multiplicative_gain:.4g}",
+             f"{r.summary_gain:.4g}", f"{r.summary_limit:.4g}"]
             for r, share in zip(self.layers, self.contribution.sum(axis=1))
         ]
         return format_table(headers, rows)
@@ -233,6 +274,12 @@ class DesignReport:
         layers = []
         for rule, sens, share in zip(self.layers, self.sensitivity, self.contribution):
             row = {k: (number(v) if isinstance(v, float) else v) for k, v in vars(rule).items()}
+            row["design_summary"] = {
+                "note": "(u, c) split of the covariance: exact for symmetric networks, a summary "
+                        "(not a growth test) for general weight matrices",
+                "accumulation_gain": row.pop("summary_gain"),
+                "limit": row.pop("summary_limit"),
+            }
             row["bounded"] = rule.bounded
             row["sensitivity"] = dict(zip(NOISE_TYPES, map(float, sens)))
             row["contribution"] = dict(zip(NOISE_TYPES, map(float, share)))
@@ -259,6 +306,7 @@ def check_design(
     noise: NoiseSpec,
     x,
     target_snr_db: "float | None" = None,
+    method: str = DEFAULT_METHOD,
 ) -> DesignReport:
     """Check a network's design rules for its noise at the working point.
 
@@ -272,6 +320,11 @@ def check_design(
         worst case (and the mean) over the inputs.
     target_snr_db : float, optional
         Target output SNR in dB (layer SNR of layer L); enables the budgets.
+    method : str, default :data:`~noiseprop.propagation.DEFAULT_METHOD`
+        Prediction method of the output SNR and the budgets (see
+        :func:`~noiseprop.propagation.predict`).  Growth rates, deep limits
+        and sensitivities are those of the linearised network (linear
+        response) whatever the method.
 
     Returns
     -------
@@ -291,14 +344,15 @@ def check_design(
     target = _target(target_snr_db)
     gains = layer_statistics(net, inputs)
     injections = _injections(net, layer_noise, inputs)
-    rules = [_layer_rule(g, nz, q) for g, nz, q in zip(gains, layer_noise, injections)]
-    prediction = predict(net, layer_noise, inputs)
+    rules = [_layer_rule(g, nz, q, w) for g, nz, q, w in zip(gains, layer_noise, injections, net.weights)]
+    prediction = predict(net, layer_noise, inputs, method=method)
     output_snr = _output_snr(prediction)
-    sensitivity, contribution = _sensitivity(net, layer_noise, inputs, prediction)
+    linear = prediction if method == "linear" else predict(net, layer_noise, inputs, method="linear")
+    sensitivity, contribution = _sensitivity(net, layer_noise, inputs, linear)
     max_noise = max_scale = None
     if target is not None:
-        max_noise = {t: noise_budget(net, layer_noise, inputs, target, t) for t in NOISE_TYPES}
-        max_scale = noise_scale_budget(net, layer_noise, inputs, target)
+        max_noise = {t: noise_budget(net, layer_noise, inputs, target, t, method=method) for t in NOISE_TYPES}
+        max_scale = noise_scale_budget(net, layer_noise, inputs, target, method=method)
     report = DesignReport(
         layers=rules,
         output_snr_db=float(decibels(np.min(output_snr))),
@@ -314,13 +368,14 @@ def check_design(
     return report
 
 
-def noise_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float, noise_type: str) -> float:
+def noise_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float, noise_type: str,
+                 method: str = DEFAULT_METHOD) -> float:
     """Largest intensity of one noise type that keeps the output SNR at the target.
 
     The intensity is the same on every layer 1..L; the other types stay as
     given.  The worst output layer SNR over the inputs is monotone
     (decreasing) in the intensity; the boundary is found with Brent's method
-    on log D in the linear-response model of :func:`~noiseprop.predict`.
+    on log D in the model of :func:`~noiseprop.predict` with ``method``.
 
     Returns
     -------
@@ -333,7 +388,7 @@ def noise_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float, noise_
     layer_noise, target = _budget_inputs("noise_budget", net, noise, target_snr_db)
     without = [replace(nz, **{noise_type: 0.0}) for nz in layer_noise]
     return _largest(net, x, target, lambda d: [replace(nz, **{noise_type: d}) for nz in layer_noise],
-                    without)
+                    without, method)
 
 
 def _budget_inputs(caller: str, net: Network, noise: NoiseSpec, target_snr_db) -> tuple[list, float]:
@@ -346,13 +401,14 @@ def _budget_inputs(caller: str, net: Network, noise: NoiseSpec, target_snr_db) -
     return layer_noise, target
 
 
-def noise_scale_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float) -> float:
+def noise_scale_budget(net: Network, noise: NoiseSpec, x, target_snr_db: float,
+                       method: str = DEFAULT_METHOD) -> float:
     """Largest factor by which every given intensity can be scaled at once
     and the worst output SNR still meets the target (inf if noise-free)."""
     layer_noise, target = _budget_inputs("noise_scale_budget", net, noise, target_snr_db)
     if all(nz.is_zero for nz in layer_noise):
         return math.inf
-    return _largest(net, x, target, lambda a: [nz.scaled(a) for nz in layer_noise], None)
+    return _largest(net, x, target, lambda a: [nz.scaled(a) for nz in layer_noise], None, method)
 
 
 def _output_snr(prediction: Prediction) -> np.ndarray:
@@ -360,23 +416,23 @@ def _output_snr(prediction: Prediction) -> np.ndarray:
     return np.atleast_1d(np.nan_to_num(prediction.layer_snr[-1], nan=0.0, posinf=np.inf))
 
 
-def _worst_output_snr_db(net: Network, noise: Sequence[Noise], x) -> float:
+def _worst_output_snr_db(net: Network, noise: Sequence[Noise], x, method: str) -> float:
     """Lowest output layer SNR over the inputs, in dB."""
-    return float(decibels(np.min(_output_snr(predict(net, noise, x)))))
+    return float(decibels(np.min(_output_snr(predict(net, noise, x, method=method)))))
 
 
-def _largest(net: Network, x, target: float, noise_at, baseline) -> float:
+def _largest(net: Network, x, target: float, noise_at, baseline, method: str) -> float:
     """Largest value v with worst output SNR of ``noise_at(v)`` >= target.
 
     The SNR decreases monotonically in v; ``baseline`` is the noise at v = 0
     (None: noise-free, always meets the target).  Brent's method on log v
     between brackets found in steps of a factor 100.
     """
-    if baseline is not None and _worst_output_snr_db(net, baseline, x) < target:
+    if baseline is not None and _worst_output_snr_db(net, baseline, x, method) < target:
         return 0.0
 
     def margin(log_v: float) -> float:
-        return _worst_output_snr_db(net, noise_at(math.exp(log_v)), x) - target
+        return _worst_output_snr_db(net, noise_at(math.exp(log_v)), x, method) - target
 
     step = math.log(100.0)
     high = 0.0
@@ -398,34 +454,183 @@ def _target(target_snr_db) -> "float | None":
     return finite_number("target_snr_db", target_snr_db)
 
 
-def _injections(net: Network, layer_noise: Sequence[Noise], inputs: np.ndarray) -> list[np.ndarray]:
-    """(u, c) split, shape (B, 2), of the noise each layer adds to a noise-free input.
+def _injections(net: Network, layer_noise: Sequence[Noise], inputs: np.ndarray) -> list[tuple]:
+    """The noise each layer adds to a noise-free input: per layer a pair of
+    its (u, c) split, shape (B, 2), and its covariance q_k, shape (B, N_k, N_k).
 
-    Layer k alone is run by :func:`predict` on the noise-free output of
-    layer k-1, so both placements follow exactly the model of ``predict``.
+    Layer k alone is run by :func:`predict` (linear response) on the
+    noise-free output of layer k-1, so both placements follow exactly the
+    model of ``predict``.
     """
     y = inputs
     out = []
     for w, b, f, nz in zip(net.weights, net.biases, net.activations, layer_noise):
-        single = predict(Network.from_arrays([w], [b], [f]), nz, y)
+        single = predict(Network.from_arrays([w], [b], [f]), nz, y, full_covariance=True, method="linear")
         c = single.correlated[1]
-        out.append(np.stack([single.var[1].mean(axis=-1) - c, c], axis=-1))
+        split = np.stack([single.var[1].mean(axis=-1) - c, c], axis=-1)
+        out.append((np.atleast_2d(split), single.cov[1].reshape((-1,) + single.cov[1].shape[-2:])))
         y = single.mean[1]
     return out
 
 
-def _layer_rule(g: LayerGains, nz: Noise, injection: np.ndarray) -> LayerRule:
-    """Verdict, deep-stack limit and slope bound of one layer (batched gains)."""
-    # Own multiplicative noise: diagonal x (1 + D_MU + D_MC), off-diagonal x (1 + D_MC).
-    amplify = np.array([[1.0 + nz.MU + nz.MC, nz.MU], [0.0, 1.0 + nz.MC]])
-    transfer = amplify @ g.transfer  # (B, 2, 2): the gains are computed for a batch
-    rho = np.max(np.abs(np.linalg.eigvals(transfer)), axis=-1)
+def covariance_map_growth(carrier: np.ndarray, noise: Noise) -> float:
+    """Spectral radius of a layer's linearised covariance map.
+
+    The map A(Sigma) = (1 + D_MC) B Sigma B^T + D_MU diag(B Sigma B^T) (the
+    linear part of spec 4's covariance line, either placement) carries the
+    covariance of layer k-1 into layer k; a deep stack of such layers grows
+    (or shrinks) by its spectral radius per layer.  A preserves positive
+    semi-definite matrices, so the radius is an eigenvalue with a
+    covariance as eigenvector.
+
+    Parameters
+    ----------
+    carrier : ndarray (N, N)
+        B = J W: the weights with each row scaled by its neuron's slope
+        f'(zbar_i) at the working point.
+    noise : Noise
+        The layer's noise (only D_MU and D_MC enter).
+
+    Returns
+    -------
+    float
+        rho(A): exactly (1 + D_MC) rho(B)^2 without D_MU; with it, from the
+        N^2 x N^2 Kronecker form (N <= 24) or by Arnoldi iteration on N x N
+        matrices (relative accuracy ~1e-10).
+    """
+    carrier = np.asarray(carrier, dtype=float)
+    n = carrier.shape[0]
+    if carrier.shape != (n, n):
+        raise ValueError(f"the covariance map of a layer of shape {carrier.shape} is not square: "
+                         "it cannot be stacked")
+    eigenvalues = np.linalg.eigvals(carrier)
+    top = int(np.argmax(np.abs(eigenvalues)))
+    linear_rate = (1.0 + noise.MC) * float(np.abs(eigenvalues[top])) ** 2
+    if noise.MU == 0:
+        return linear_rate
+    if n <= _DENSE_MAP_LIMIT:
+        matrix = (1.0 + noise.MC) * np.kron(carrier, carrier)
+        for i in range(n):
+            matrix[i * (n + 1)] += noise.MU * np.kron(carrier[i], carrier[i])
+        return float(np.max(np.abs(np.linalg.eigvals(matrix))))
+    return _arnoldi_radius(carrier, noise, _perron_start(carrier, top))
+
+
+def _apply_map(carrier: np.ndarray, noise: Noise, cov: np.ndarray) -> np.ndarray:
+    """A(Sigma) for one N x N covariance: the multiplicative part of
+    :func:`~noiseprop.propagation.add_noise_covariance` acting on B Sigma B^T."""
+    propagated = carrier @ cov @ carrier.T
+    multiplicative = Noise(MU=noise.MU, MC=noise.MC)
+    return add_noise_covariance(np.zeros((1, carrier.shape[0])), propagated[None], multiplicative)[0]
+
+
+def _perron_start(carrier: np.ndarray, top: int) -> np.ndarray:
+    """Start of the iteration: v v^H (real part) + I/N, with v B's dominant
+    eigenvector: the eigen-covariance of the map without D_MU, made positive definite."""
+    _, vectors = np.linalg.eig(carrier)
+    v = vectors[:, top]
+    start = np.real(np.outer(v, v.conj()))
+    return start / np.trace(start) + np.eye(carrier.shape[0]) / carrier.shape[0]
+
+
+def _arnoldi_radius(carrier: np.ndarray, noise: Noise, start: np.ndarray) -> float:
+    """rho(A) by ARPACK on vec(Sigma): each step applies A once (O(N^3))."""
+    from scipy.sparse.linalg import LinearOperator, eigs
+
+    n = carrier.shape[0]
+    operator = LinearOperator((n * n, n * n), dtype=float,
+                              matvec=lambda v: _apply_map(carrier, noise, v.reshape(n, n)).ravel())
+    with _blas_threads(1 if n < _THREADED_MAP_WIDTH else None):
+        values = eigs(operator, k=1, which="LM", v0=start.ravel(), tol=_MAP_RTOL, ncv=min(n * n - 1, 30),
+                      return_eigenvectors=False)
+    return float(np.max(np.abs(values)))
+
+
+@contextmanager
+def _blas_threads(limit: "int | None"):
+    """BLAS limited to ``limit`` threads (None: unchanged; also without
+    threadpoolctl).  Small products in a long loop run several times faster
+    on one thread than with idle threads spinning beside them."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        limit = None
+    if limit is None:
+        yield
+        return
+    with threadpool_limits(limits=limit, user_api="blas"):
+        yield
+
+
+def covariance_map_limit(carrier: np.ndarray, noise: Noise, injection: np.ndarray,
+                         max_iterations: int = 10_000) -> np.ndarray:
+    """Fixed point Sigma* = A(Sigma*) + q of a layer's affine covariance map.
+
+    The deep-stack limit of the covariance of a stack of identical layers
+    (see :func:`covariance_map_growth`; requires its radius < 1).  The
+    congruence part Sigma -> (1 + D_MC) B Sigma B^T is solved exactly (a
+    Stein equation, by Smith's doubling); the D_MU term is carried by a
+    fixed-point iteration around it, which converges because A is a
+    positive map of spectral radius < 1.
+
+    Parameters
+    ----------
+    carrier : ndarray (N, N)
+        B = J W.
+    noise : Noise
+    injection : ndarray (N, N)
+        q: the covariance the layer adds to a noise-free input.
+
+    Returns
+    -------
+    ndarray (N, N)
+    """
+    scaled = math.sqrt(1.0 + noise.MC) * np.asarray(carrier, dtype=float)
+    fixed = _stein(scaled, injection)
+    if noise.MU == 0:
+        return fixed
+    for _ in range(max_iterations):
+        diagonal = np.einsum("ij,jk,ik->i", carrier, fixed, carrier)
+        updated = _stein(scaled, injection + noise.MU * np.diag(diagonal))
+        if np.max(np.abs(updated - fixed)) <= _MAP_RTOL * np.max(np.abs(updated)):
+            return updated
+        fixed = updated
+    raise ArithmeticError("the deep-limit iteration did not converge (spectral radius too close to 1)")
+
+
+def _stein(a: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """X = a X a^T + q (rho(a) < 1) by Smith's doubling: X = sum_k a^k q a^kT,
+    squaring a at every step (converges in ~log2 of the number of terms)."""
+    x, power = q.copy(), a.copy()
+    for _ in range(200):
+        step = power @ x @ power.T
+        x = x + step
+        if np.max(np.abs(step)) <= 1e-17 * np.max(np.abs(x)):
+            break
+        power = power @ power
+    return x
+
+
+def _layer_rule(g: LayerGains, nz: Noise, injection: tuple, weights: np.ndarray) -> LayerRule:
+    """Verdict, deep-stack limit and slope bound of one layer (batched gains):
+    from its covariance map when it is square, else from the design summary."""
+    split, covariance = injection
+    summary_rho, summary_limits = _summary(g, nz, split)
+    slopes = np.atleast_2d(g.slope)
+    square = weights.shape[0] == weights.shape[1]
+    if square:
+        carriers = [s[:, None] * weights for s in slopes]
+        rho = np.array([covariance_map_growth(b, nz) for b in carriers])
+    else:
+        rho = summary_rho
     worst = int(np.argmax(rho))
     growth = _growth(rho[worst])
     limit = math.inf
     if growth == "bounded":
-        fixed = np.linalg.solve(np.eye(2) - transfer[worst], injection[worst])
-        limit = float(fixed.sum())
+        limit = (float(np.mean(np.diag(covariance_map_limit(carriers[worst], nz, covariance[worst]))))
+                 if square else summary_limits(worst))
+    summary_worst = int(np.argmax(summary_rho))
+    summary_limit = summary_limits(summary_worst) if _growth(summary_rho[summary_worst]) == "bounded" else math.inf
     slope = np.sqrt(g.slope_sq_mean)
     with np.errstate(divide="ignore"):
         max_slope = np.where(rho > 0, slope / np.sqrt(rho), math.inf)
@@ -444,7 +649,25 @@ def _layer_rule(g: LayerGains, nz: Noise, injection: np.ndarray) -> LayerRule:
         limit=limit,
         slope=float(np.max(slope)),
         max_slope=float(np.min(max_slope)),
+        summary_gain=float(summary_rho[summary_worst]),
+        summary_limit=summary_limit,
+        growth_basis="covariance map" if square else "design summary",
     )
+
+
+def _summary(g: LayerGains, nz: Noise, split: np.ndarray):
+    """Design summary: the spectral radius of the 2 x 2 map of the (u, c)
+    split for every input, and a function giving the deep limit for one."""
+    # Own multiplicative noise: diagonal x (1 + D_MU + D_MC), off-diagonal x (1 + D_MC).
+    amplify = np.array([[1.0 + nz.MU + nz.MC, nz.MU], [0.0, 1.0 + nz.MC]])
+    transfer = amplify @ g.transfer  # (B, 2, 2): the gains are computed for a batch
+    transfer = transfer.reshape((-1, 2, 2))
+    rho = np.max(np.abs(np.linalg.eigvals(transfer)), axis=-1)
+
+    def limit(i: int) -> float:
+        return float(np.linalg.solve(np.eye(2) - transfer[i], split[i]).sum())
+
+    return rho, limit
 
 
 def _growth(rho: float) -> str:
@@ -458,7 +681,7 @@ def _sensitivity(net: Network, layer_noise: Sequence[Noise], inputs: np.ndarray,
 
     V_L (the output's mean noise variance, batch-averaged) is affine in each
     single intensity in the linear-response model, so a unit step gives the
-    exact derivative.  ``prediction`` is :func:`predict` at ``layer_noise``.
+    exact derivative.  ``prediction`` is the linear-response :func:`predict` at ``layer_noise``.
     """
     def output_noise(result: Prediction) -> float:
         return float(np.mean(result.noise_var[-1]))
@@ -469,7 +692,7 @@ def _sensitivity(net: Network, layer_noise: Sequence[Noise], inputs: np.ndarray,
         for t, name in enumerate(NOISE_TYPES):
             stepped = list(layer_noise)
             stepped[k] = replace(stepped[k], **{name: getattr(stepped[k], name) + 1.0})
-            sensitivity[k, t] = output_noise(predict(net, stepped, inputs)) - base
+            sensitivity[k, t] = output_noise(predict(net, stepped, inputs, method="linear")) - base
     intensities = np.array([[getattr(nz, name) for name in NOISE_TYPES] for nz in layer_noise])
     contribution = intensities * sensitivity / base if base > 0 else np.zeros_like(sensitivity)
     return sensitivity, contribution

@@ -11,9 +11,13 @@ much of the incoming *variance* arrives (dimensionless ratios of variances):
   (covariance c 11^T) gives a mean variance g_C c.
 
 Their statistics-only forms (spec 6) use only the mean slope power
-<s^2> = mean_i s_i^2, the mean weight mu_k and the mean squared weight nu_k:
-g_U ~ <s^2> N_{k-1} nu_k and g_C ~ <s^2> N_{k-1}^2 mu_k^2; both are exact for
-symmetric networks (spec 5: g_U = s^2 N w^2, g_C = s^2 N^2 w^2).
+<s^2> = mean_i s_i^2, the mean weight mu_k and the mean squared weight nu_k
+(:func:`statistics_gains`): g_U ~ <s^2> N_{k-1} nu_k and
+g_C ~ <s^2> E[(sum_j W_ij)^2] = <s^2> (N_{k-1}^2 mu_k^2 + N_{k-1} (nu_k - mu_k^2))
+for weights drawn independently with that mean and mean square (the second
+term, the variance of a row sum, dominates for trained layers with mu ~ 0);
+both are exact for symmetric networks (spec 5: g_U = s^2 N w^2,
+g_C = s^2 N^2 w^2).
 
 :func:`layer_statistics` also gives the exact 2 x 2 ``transfer`` matrix of the
 (uncorrelated, correlated) split of spec 3 through a layer, which the design
@@ -26,9 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model import Network
-from ..utils.validation import as_input, require_network
+from ..statistics import mean_off_diagonal_from_sums
+from ..utils.validation import require_network
 
-__all__ = ["LayerGains", "layer_statistics", "mean_off_diagonal_outer"]
+__all__ = ["LayerGains", "layer_statistics", "mean_off_diagonal_outer", "statistics_gains"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,10 @@ class LayerGains:
     uncorrelated_gain_stats : float or ndarray (B,)
         <s^2> N_{k-1} nu_k, the statistics-only form of g_U.
     correlated_gain_stats : float or ndarray (B,)
-        <s^2> N_{k-1}^2 mu_k^2, the statistics-only form of g_C.
+        <s^2> (N_{k-1}^2 mu_k^2 + N_{k-1} (nu_k - mu_k^2)), the
+        statistics-only form of g_C (:func:`statistics_gains`).
+    output_mean : float or ndarray (B,)
+        mean_i f_k(zbar_k,i), the layer's mean noise-free output.
     signal_power : float or ndarray (B,)
         P_k = mean_i f_k(zbar_k,i)^2, the noise-free output power: a
         multiplicative intensity D adds the variance D P_k (its gain, in units
@@ -86,21 +94,34 @@ class LayerGains:
     correlated_gain: "float | np.ndarray"
     uncorrelated_gain_stats: "float | np.ndarray"
     correlated_gain_stats: "float | np.ndarray"
+    output_mean: "float | np.ndarray"
     signal_power: "float | np.ndarray"
     transfer: np.ndarray
 
 
 def mean_off_diagonal_outer(v: np.ndarray) -> np.ndarray:
     """Mean off-diagonal entry of v v^T for each row v of (B, N); 0 if N = 1."""
-    return _mean_off_diagonal(v.sum(axis=-1) ** 2, (v**2).sum(axis=-1), v.shape[-1])
+    return mean_off_diagonal_from_sums(v.sum(axis=-1) ** 2, (v**2).sum(axis=-1), v.shape[-1])
 
 
-def _mean_off_diagonal(total: np.ndarray, trace: np.ndarray, n: int) -> np.ndarray:
-    """Mean off-diagonal entry of n x n matrices from the sum of all their
-    entries and their traces (arrays (B,)); 0 if n = 1."""
-    if n < 2:
-        return np.zeros(np.shape(total))
-    return (total - trace) / (n * (n - 1))
+
+def statistics_gains(slope_sq_mean, fan_in: int, mu: float, nu: float) -> tuple:
+    """Statistics-only noise gains of a layer (spec 6).
+
+    For weights drawn independently with mean ``mu`` and mean square ``nu``,
+    a row sum sum_j W_ij has mean N mu and variance N (nu - mu^2), so
+
+        g_U = <s^2> N nu,    g_C = <s^2> E[(sum_j W_ij)^2] = <s^2> (N^2 mu^2 + N (nu - mu^2)),
+
+    with N = ``fan_in`` and <s^2> = ``slope_sq_mean`` (float or array).  The
+    same complete form as the symbolic trained-network recursion of
+    :mod:`noiseprop.analysis.symbolic`.
+
+    Returns
+    -------
+    (g_U, g_C) : floats or arrays like ``slope_sq_mean``
+    """
+    return slope_sq_mean * fan_in * nu, slope_sq_mean * (fan_in**2 * mu**2 + fan_in * (nu - mu**2))
 
 
 def layer_statistics(net: Network, x) -> list[LayerGains]:
@@ -126,14 +147,11 @@ def layer_statistics(net: Network, x) -> list[LayerGains]:
     (0.0625, 0.25)
     """
     require_network(net)
-    y, batched = as_input(x, net.sizes[0])
+    point = net.working_point(x)
     layers = []
-    for k, (w, b, f) in enumerate(zip(net.weights, net.biases, net.activations), start=1):
+    for k, (w, slope, y) in enumerate(zip(net.weights, point.slope, point.output), start=1):
         with np.errstate(over="ignore", invalid="ignore"):
-            zbar = y @ w.T + b
-            slope = f.derivative(zbar)
-            y = f(zbar)
-            gains = _layer_gains(k, w, slope, y, batched)
+            gains = _layer_gains(k, w, slope, y, point.batched)
         _check_finite(gains)
         layers.append(gains)
     return layers
@@ -162,13 +180,15 @@ def _layer_gains(k: int, w: np.ndarray, slope: np.ndarray, mean: np.ndarray, bat
     transfer = np.empty(slope.shape[:1] + (2, 2))
     # Uncorrelated input u I -> u J W W^T J: all its entries sum to |W^T s|^2,
     # its trace is sum_i s_i^2 |W_i|^2.
-    off_u = _mean_off_diagonal(((slope @ w) ** 2).sum(axis=-1), size * uncorrelated_gain, size)
+    off_u = mean_off_diagonal_from_sums(((slope @ w) ** 2).sum(axis=-1), size * uncorrelated_gain, size)
     # Correlated input c 11^T -> c v v^T with v = J W 1.
     off_c = mean_off_diagonal_outer(slope * row_sums)
     transfer[:, 0, 0] = uncorrelated_gain - off_u
     transfer[:, 1, 0] = off_u
     transfer[:, 0, 1] = correlated_gain - off_c
     transfer[:, 1, 1] = off_c
+
+    stats_u, stats_c = statistics_gains(slope_sq_mean, fan_in, mu, nu)
 
     def out(a):
         return a if batched else a[0]
@@ -186,8 +206,9 @@ def _layer_gains(k: int, w: np.ndarray, slope: np.ndarray, mean: np.ndarray, bat
         slope_sq_mean=scalar(slope_sq_mean),
         uncorrelated_gain=scalar(uncorrelated_gain),
         correlated_gain=scalar(correlated_gain),
-        uncorrelated_gain_stats=scalar(slope_sq_mean * fan_in * nu),
-        correlated_gain_stats=scalar(slope_sq_mean * fan_in**2 * mu**2),
+        uncorrelated_gain_stats=scalar(stats_u),
+        correlated_gain_stats=scalar(stats_c),
+        output_mean=scalar(mean.mean(axis=-1)),
         signal_power=scalar((mean**2).mean(axis=-1)),
         transfer=out(transfer),
     )

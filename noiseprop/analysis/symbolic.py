@@ -295,7 +295,24 @@ class _NumericFunction:
         missing = [n for n in self.names if n not in parameters]
         if missing:
             raise ValueError(f"missing parameter(s) {missing}; this expression needs {list(self.names)}")
-        return self._function(*(parameters[n] for n in self.names))
+        return self._function(*(_floating(parameters[n]) for n in self.names))
+
+
+def _floating(value):
+    """Integers (Python, NumPy scalars or integer arrays) as floats: a closed
+    form such as (s^2 w^2 N)^k would otherwise be evaluated in fixed-width
+    integer arithmetic, e.g. N**k with N, k of type np.int64, and overflow
+    silently."""
+    if isinstance(value, (bool, np.bool_)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iub":
+        return value.astype(float)
+    if isinstance(value, (list, tuple)):
+        array = np.asarray(value)
+        return array.astype(float) if array.dtype.kind in "iub" else array
+    return value
 
 
 @functools.lru_cache(maxsize=None)
@@ -507,7 +524,9 @@ def _symmetric_results(rec: Recursion, noise: tuple) -> Derivation:
         snr_deep=sp.factor(m**2 / var_star),
         snr_limit=_strong_signal_limit(var_star.subs(m, sp.sqrt(SYMBOLS["P"])), SYMBOLS["P"]),
         conditions=SYMMETRIC_ASSUMPTIONS + (
-            "closed form and limits: constant signal m in every layer k >= 1 (linear f: s w N = 1, b = 0)",
+            "closed form and limits: the same signal m in every layer k >= 1, i.e. f(w N m + b) = m; "
+            "for linear f(z) = s z that needs b = m (1 - s w N) / s (e.g. s = 0.9, w = 1/N, b = m/9, "
+            "input m: g = 0.81 (1 + D_MC + D_MU/N) < 1); s w N = 1 with b = 0 also keeps m but forces g >= 1",
             "closed form for g != 1; 'at g = 1' is its limit (linear growth in k)",
             "deep limit, SNR: for g < 1",
         ),
@@ -683,9 +702,9 @@ class RecursionAverages:
 def working_point_statistics(net: Network, x) -> list[dict]:
     """The statistics of the trained recursion for layers 1..L at input ``x``.
 
-    Weight and slope statistics and the signal power come from
-    :func:`noiseprop.analysis.gains.layer_statistics`; the signal coherence
-    r_k = mean(m)^2 / mean(m^2) from the noise-free forward pass.
+    Weight and slope statistics, the signal power and the signal coherence
+    r_k = mean(m)^2 / mean(m^2) come from one noise-free forward pass
+    (:func:`noiseprop.analysis.gains.layer_statistics`).
 
     Parameters
     ----------
@@ -705,14 +724,13 @@ def working_point_statistics(net: Network, x) -> list[dict]:
     if batched and len(x) > 1:
         raise ValueError(f"the statistics-only recursion takes one input (N_0,), got a batch of {len(x)}")
     gains = layer_statistics(net, x[0])
-    outputs = net.forward(x[0])[1:]
     rows = []
-    for layer, mean in zip(gains, outputs):
+    for layer in gains:
         power = layer.signal_power
         rows.append({
             "N": layer.fan_in, "mu": layer.mu, "nu": layer.nu,
             "s_mean": float(np.mean(layer.slope)), "s_sq": float(layer.slope_sq_mean),
-            "P": power, "r": float(np.mean(mean) ** 2 / power) if power > 0 else 0.0,
+            "P": power, "r": float(layer.output_mean**2 / power) if power > 0 else 0.0,
         })
     return rows
 

@@ -10,12 +10,16 @@ import argparse
 
 import numpy as np
 
+from ..methods import DEFAULT_METHOD, METHODS
 from ..noise import NOISE_TYPES, Noise
 from .common import (
     add_network_options,
+    check_noise_scale,
     describe_noise,
+    finite_value,
     network_from_args,
     noise_from_args,
+    output_path,
     print_json,
     print_network_and_noise,
     refuse_existing,
@@ -34,12 +38,17 @@ def register(commands: argparse._SubParsersAction) -> None:
         "Exit codes: 0 all rules met, 1 a rule fails, 2 bad input.",
     )
     add_network_options(parser)
-    parser.add_argument("--target-snr", type=float, metavar="DB",
+    parser.add_argument("--target-snr", type=finite_value, metavar="DB",
                         help="target output SNR in dB (layer SNR of the last layer); adds the noise budgets")
+    parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+                        help=f"prediction of the output SNR and the budgets (default {DEFAULT_METHOD}); growth "
+                        "rates and deep limits are those of the linearised network")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--chart", metavar="FILE",
+    parser.add_argument("--chart", metavar="FILE", type=output_path,
                         help="write design charts of the symmetric family near this design (e.g. chart.png)")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing --chart file")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite an existing --chart file (a regular file only: a symbolic link, "
+                        "device or FIFO is never replaced)")
     parser.set_defaults(run=run)
 
 
@@ -49,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     refuse_existing(args.chart, "--chart", args.force)
     net, x = network_from_args(args)
     noise = noise_from_args(args, net.depth)
-    report = check_design(net, noise, x, target_snr_db=args.target_snr)
+    check_noise_scale(args, net, x, noise)
+    report = check_design(net, noise, x, target_snr_db=args.target_snr, method=args.method)
     chart = _write_chart(args, net, noise, report) if args.chart else None
     if args.json:
         payload = {"network": repr(net), "noise": describe_noise(noise), **report.to_dict()}
@@ -59,8 +69,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_network_and_noise(net, noise)
         print(report.table())
-        print("(g_U, g_C: uncorrelated / correlated noise gain; P: signal power, the multiplicative gain; "
-              "rho: accumulation gain, bounded if < 1; output share: fraction of the output noise)")
+        print("(rho: growth rate per layer of a deep stack of such layers, the spectral radius of the layer's "
+              "covariance map, bounded if < 1; deep limit: the map's fixed point (mean variance); output share: "
+              "fraction of the output noise. Right of '|': the design summary from the (uncorrelated, "
+              "correlated) split of the covariance: g_U, g_C: uncorrelated / correlated noise gain; P: signal "
+              "power, the multiplicative gain; its rho and limit are exact for symmetric networks only. "
+              "* a layer that is not square cannot be stacked: its rho is the summary's)")
         print(report.summary())
         if chart is not None:
             print(f"chart written to {chart}")

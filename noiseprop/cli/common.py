@@ -14,27 +14,108 @@ if TYPE_CHECKING:
     from ..model import Network
 
 __all__ = [
-    "EXIT_BAD_INPUT", "CLIError", "add_network_options", "add_noise_options", "network_from_args",
+    "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_INTERNAL", "CLIError", "add_network_options",
+    "add_resource_options", "seed_value", "count_value", "finite_value", "output_path", "input_path",
+    "check_noise_scale", "add_noise_options", "network_from_args",
     "noise_from_args", "describe_noise", "noise_text", "print_network_and_noise", "print_json",
     "refuse_existing",
 ]
 
+#: Exit status for bad input, an unreadable or unsafe file, a missing optional
+#: dependency or a resource limit (1 is reserved for a failed check).
 EXIT_BAD_INPUT = 2
+#: Exit status for an unexpected internal error (a bug: please report it).
+EXIT_INTERNAL = 3
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
 
 
 class CLIError(ValueError):
     """Bad command-line input (exit code 2)."""
 
 
+# ------------------------------------------------------------ argument types
+# (argparse reports their errors as "argument --OPTION: ...", naming the option)
+
+
+def seed_value(text: str) -> int:
+    """A random seed: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"the seed must be a non-negative integer, got {text}")
+    return value
+
+
+def count_value(text: str) -> int:
+    """A count (samples, epochs, batch size): an integer >= 1 (also written 1e5)."""
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            number = float(text)
+        except ValueError:
+            number = float("nan")
+        if not (np.isfinite(number) and number.is_integer()):
+            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        value = int(number)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def finite_value(text: str) -> float:
+    """A finite real number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def output_path(text: str) -> Path:
+    """An output file: a non-empty path (an empty one would silently write nothing)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the output path is empty")
+    return Path(text)
+
+
+def input_path(text: str) -> Path:
+    """An input file: a non-empty path."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the file name is empty")
+    return Path(text)
+
+
+def add_resource_options(parser: argparse.ArgumentParser) -> None:
+    """``--max-memory`` and ``--max-time`` (read by the CLI's main())."""
+    group = parser.add_argument_group("resource limits (a job over a limit is refused before it starts, exit 2)")
+    group.add_argument(
+        "--max-memory", metavar="SIZE",
+        help="memory a job may allocate, e.g. 4G, 512M or 80%% (of the available memory); default: "
+        "NOISEPROP_MAX_MEMORY or 50%% of the available memory",
+    )
+    group.add_argument(
+        "--max-time", metavar="DURATION",
+        help="estimated run time a job may take, e.g. 600, 30m, 2h; default: NOISEPROP_MAX_TIME or 1d",
+    )
+
+
 def add_network_options(parser: argparse.ArgumentParser) -> None:
     """Options that choose the network, its input and its noise."""
     group = parser.add_argument_group("network and input")
     group.add_argument(
-        "network", nargs="?", type=Path,
+        "network", nargs="?", type=input_path,
         help="network file: .npz (W1..WL, b1..bL, activations, optional x), .onnx, or .pt/.pth "
-        "(a saved torch nn.Sequential); default: the shipped trained digits network "
+        "(a saved torch nn.Sequential, read safely: only Sequential, Linear, Sigmoid, Tanh, ReLU, "
+        "Identity, Flatten, Dropout; see --trust-pickle); default: the shipped trained digits network "
         "64-100-100-100-10 and its stored test digit",
     )
+    add_trust_option(group)
     group.add_argument(
         "--reference", action="store_true",
         help="the reference benchmark network 784-100-100-100-100-10 (random weights) instead",
@@ -44,9 +125,20 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
         help="a symmetric network instead, e.g. 10,100,0.01,0,linear(slope=0.9)",
     )
     source = group.add_mutually_exclusive_group()
-    source.add_argument("--input", type=Path, metavar="FILE", help="input vector (.npy or text)")
-    source.add_argument("--input-value", type=float, metavar="V", help="every input equal to V")
+    source.add_argument("--input", type=input_path, metavar="FILE", help="input vector (.npy or text)")
+    source.add_argument("--input-value", type=finite_value, metavar="V", help="every input equal to V")
     add_noise_options(parser)
+    add_resource_options(parser)
+
+
+def add_trust_option(parser) -> None:
+    """``--trust-pickle``: unpickle .pt/.pth files with code execution (the old, unsafe way)."""
+    parser.add_argument(
+        "--trust-pickle", action="store_true",
+        help="read a .pt/.pth file with full pickle (torch.load(weights_only=False)). RISK: the file "
+        "can run any code with your permissions while it loads; use only for files you made or fully "
+        "trust. Without it, files with other classes than the supported modules are refused",
+    )
 
 
 def add_noise_options(parser: argparse.ArgumentParser) -> None:
@@ -67,9 +159,10 @@ def add_noise_options(parser: argparse.ArgumentParser) -> None:
 
 def network_from_args(args) -> tuple[Network, np.ndarray]:
     from ..io.builtin import default_network, reference_network
+    """The network and its input chosen by :func:`add_network_options`."""
+    from ..io.arrays import read_vector
     from ..io.networks import load_model
 
-    """The network and its input chosen by :func:`add_network_options`."""
     chosen = [name for name, given in (("a network file", args.network), ("--symmetric", args.symmetric),
                                        ("--reference", args.reference)) if given]
     if len(chosen) > 1:
@@ -78,13 +171,13 @@ def network_from_args(args) -> tuple[Network, np.ndarray]:
     if args.symmetric:
         net = _symmetric_from_text(args.symmetric)
     elif args.network:
-        net, stored_x = load_model(args.network, return_input=True)
+        net, stored_x = load_model(args.network, return_input=True, trust=args.trust_pickle)
     elif args.reference:
         net, stored_x, _ = reference_network()
     else:
         net, stored_x = default_network(return_input=True)
     if args.input is not None:
-        x = _read_vector(args.input)
+        x = read_vector(args.input, "--input vector")
     elif args.input_value is not None:
         x = np.full(net.sizes[0], args.input_value)
     elif stored_x is not None:
@@ -106,10 +199,47 @@ def noise_from_args(args, depth: int) -> list[Noise]:
     elif not given:
         given = {name: (name, str(REFERENCE_INTENSITY)) for name in NOISE_TYPES}
     per_layer = {name: _per_layer_values(option, text, depth) for name, (option, text) in given.items()}
-    return [
-        Noise(**{name: values[k] for name, values in per_layer.items()}, placement=args.placement)
-        for k in range(depth)
-    ]
+    try:
+        return [
+            Noise(**{name: values[k] for name, values in per_layer.items()}, placement=args.placement)
+            for k in range(depth)
+        ]
+    except ValueError as err:
+        raise CLIError(f"{noise_options_given(args)}: {err}") from None
+
+
+def noise_options_given(args) -> str:
+    """The noise options on the command line, for messages (e.g. "--noise" or "--AU, --MC")."""
+    given = [f"--{name}" for name in (*NOISE_TYPES, "noise") if getattr(args, name, None) is not None]
+    return ", ".join(given) or "the default noise"
+
+
+def check_noise_scale(args, net: Network, x, noise: Sequence[Noise], method: str = "linear") -> None:
+    """A CLIError naming the noise option(s) when the predicted noise variance overflows.
+
+    Intensities are variances: one of 1e300 squares to inf in the next layer,
+    and every statistic after it is meaningless (inf or nan).  Problems of
+    the noise-free network are left to the command (they are not the noise's).
+    """
+    from ..noise import Noise
+    from ..propagation import predict
+
+    try:
+        with np.errstate(all="ignore"):
+            predict(net, Noise(), x, method=method)
+    except ValueError:
+        return  # not the noise's fault: the command reports it in its own words
+    try:
+        with np.errstate(all="ignore"):
+            var = predict(net, noise, x, method=method).var
+    except ValueError as err:
+        raise CLIError(f"{noise_options_given(args)}: {err}; intensities are variances: use smaller values") from None
+    for k in range(1, net.depth + 1):
+        if not np.all(np.isfinite(var[k])):
+            raise CLIError(
+                f"{noise_options_given(args)}: the noise variance overflows (inf or nan) in layer {k}; "
+                "intensities are variances: use values far smaller"
+            )
 
 
 def _per_layer_values(option: str, text: str, depth: int) -> list[float]:
@@ -134,14 +264,10 @@ def _symmetric_from_text(text: str) -> Network:
         depth, width, weight, bias = int(parts[0]), int(parts[1]), float(parts[2]), float(parts[3])
     except ValueError:
         raise CLIError(f"--symmetric: DEPTH and WIDTH must be integers, WEIGHT and BIAS numbers; got {text!r}") from None
-    return Network.symmetric(depth, width, weight, bias, parts[4].strip())
-
-
-def _read_vector(path: Path) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False) if path.suffix == ".npy" else np.loadtxt(path, ndmin=1)
-    except (OSError, ValueError) as err:
-        raise CLIError(f"cannot read input vector from {path}: {err}") from None
+        return Network.symmetric(depth, width, weight, bias, parts[4].strip())
+    except ValueError as err:
+        raise CLIError(f"--symmetric {text}: {err}") from None
 
 
 def print_json(payload: dict) -> None:
@@ -149,9 +275,18 @@ def print_json(payload: dict) -> None:
 
 
 def refuse_existing(path, option: str, force: bool) -> None:
-    """A CLIError, before any work, when the output file of ``option`` exists and --force is not given."""
-    if path and not force and Path(path).exists():
-        raise CLIError(f"{option}: {path} exists; add --force to overwrite it")
+    """A CLIError, before any work, when the output file of ``option`` exists and --force is not
+    given, or is not a regular file (symbolic link, device, FIFO: refused even with --force)."""
+    from ..utils.files import check_target
+
+    if path is None:
+        return
+    try:
+        check_target(path, overwrite=force)
+    except FileExistsError:
+        raise CLIError(f"{option}: {path} exists; add --force to overwrite it") from None
+    except (ValueError, OSError) as err:
+        raise CLIError(f"{option}: {err}") from None
 
 
 def describe_noise(noise: Sequence[Noise]) -> dict:

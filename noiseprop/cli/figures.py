@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from .common import add_resource_options, output_path
 
 __all__ = ["register"]
 
@@ -15,11 +16,15 @@ def register(commands: argparse._SubParsersAction) -> None:
         "verification. Writes FIGURE.png and FIGURE.json (caption, settings, key numbers, "
         "plotted curves) for each figure.",
     )
-    parser.add_argument("outdir", type=Path, metavar="OUTDIR", help="output folder (created if missing)")
+    parser.add_argument("outdir", type=output_path, metavar="OUTDIR",
+                        help="output folder (created if missing; an empty name is refused)")
     parser.add_argument("--fast", action="store_true",
                         help="small Monte Carlo sample counts (seconds; for tests), not full quality")
     parser.add_argument("--only", metavar="IDS", help="comma-separated figure ids, e.g. F1,F3 (default: all)")
-    parser.add_argument("--force", action="store_true", help="overwrite existing files")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite existing files (regular files only; a PNG and its JSON are "
+                        "written as one unit)")
+    add_resource_options(parser)
     parser.set_defaults(run=run)
 
 

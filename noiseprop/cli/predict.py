@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import argparse
 
+from ..methods import DEFAULT_METHOD, METHODS
 from ..utils.tables import layer_table
 from .common import (
     add_network_options,
+    check_noise_scale,
     describe_noise,
     network_from_args,
     noise_from_args,
@@ -19,13 +21,13 @@ __all__ = ["register"]
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "predict", help="analytic per-layer noise prediction",
-        description="Predict per-layer mean, noise variance and SNR (linear response).",
+        description="Predict per-layer mean, noise variance and SNR (--method).",
     )
     add_network_options(parser)
     parser.add_argument(
-        "--method", choices=("linear", "moments"), default="linear",
-        help="linear response (default; exact for affine activations) or Gaussian moments of "
-        "f(z) (better at large noise)",
+        "--method", choices=METHODS, default=DEFAULT_METHOD,
+        help="linear: linear response (exact for affine activations); moments: Gaussian moments of "
+        f"f(z) (default {DEFAULT_METHOD})",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--per-neuron", action="store_true", help="with --json: every neuron's mean and variance")
@@ -37,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     net, x = network_from_args(args)
     noise = noise_from_args(args, net.depth)
+    check_noise_scale(args, net, x, noise, args.method)
     result = predict(net, noise, x, method=args.method)
     if args.json:
         payload = {"network": repr(net), "noise": describe_noise(noise), "method": args.method,
@@ -45,6 +48,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_network_and_noise(net, noise)
         print(layer_table(result))
-        method = "linear-response" if args.method == "linear" else "Gaussian-moments"
+        method = {"linear": "linear-response", "moments": "Gaussian-moments"}.get(args.method, args.method)
         print(f"({method} prediction; layer SNR = sum E[y]^2 / sum Var[y])")
     return 0

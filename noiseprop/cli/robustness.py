@@ -8,24 +8,35 @@ test set (:func:`noiseprop.io.datasets.load_digits`).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
+from ..methods import DEFAULT_METHOD, METHODS
 from ..noise import NOISE_TYPES, PLACEMENTS
 from ..utils.jsonutil import finite_or_none
 from ..utils.tables import format_table
 from .common import (
     CLIError,
     add_noise_options,
+    add_resource_options,
+    add_trust_option,
+    check_noise_scale,
+    count_value,
     describe_noise,
+    finite_value,
+    input_path,
     noise_from_args,
     noise_text,
+    output_path,
     print_json,
     refuse_existing,
+    seed_value,
 )
 
 __all__ = ["register"]
+
+#: Most levels a MIN:MAX:N range may ask for (each level is a whole Monte Carlo run).
+MAX_LEVELS = 10_000
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -53,7 +64,7 @@ def _register_accuracy(tasks) -> None:
     add_noise_options(parser)
     parser.add_argument("--factors", default="1", metavar="F1,F2,..|MIN:MAX:N",
                         help="evaluate at these multiples of the noise intensities (default 1)")
-    parser.add_argument("--confidence", type=float, default=0.95, help="confidence level (default 0.95)")
+    parser.add_argument("--confidence", type=finite_value, default=0.95, help="confidence level (default 0.95)")
     _add_common(parser, samples=1000)
     parser.set_defaults(run=_run_accuracy)
 
@@ -70,7 +81,7 @@ def _register_walking(tasks) -> None:
     _add_levels(parser, "--levels", "noise levels, increasing", required=True)
     parser.add_argument("--layers", metavar="K1,K2,..", help="layers to walk through (default all)")
     parser.add_argument("--placement", choices=PLACEMENTS, default="post")
-    _add_common(parser, samples=200, method="moments")
+    _add_common(parser, samples=200)
     parser.set_defaults(run=_run_walking)
 
 
@@ -84,11 +95,12 @@ def _register_training(tasks) -> None:
     parser.add_argument("--type", required=True, choices=NOISE_TYPES, dest="noise_type", help="noise type")
     _add_levels(parser, "--train-levels", "training noise levels, increasing (0: clean)", required=True)
     _add_levels(parser, "--eval-levels", "inference noise levels, increasing", required=True, scale=False)
-    parser.add_argument("--hidden", default="100,100,100", help="hidden layer widths (default 100,100,100)")
+    parser.add_argument("--hidden", default="100,100,100",
+                        help="hidden layer widths (default 100,100,100; bounded by --max-memory and --max-time)")
     parser.add_argument("--activation", default="sigmoid", help="hidden activation (default sigmoid)")
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=count_value, default=100, help="training epochs (default 100)")
+    parser.add_argument("--batch-size", type=count_value, default=32, help="training batch size (default 32)")
+    parser.add_argument("--lr", type=finite_value, default=1e-3, help="Adam learning rate (default 0.001)")
     _add_common(parser, samples=200)
     parser.set_defaults(run=_run_training)
 
@@ -98,9 +110,11 @@ def _run_accuracy(args) -> int:
     from ..studies.accuracy import accuracy
 
     refuse_existing(args.plot, "--plot", args.force)
+    factors = _parse_levels(args.factors, "--factors")
     net, X, y = _network_and_data(args)
     noise = noise_from_args(args, net.depth)
-    factors = _parse_levels(args.factors, "--factors")
+    check_noise_scale(args, net, X[0], [n.scaled(float(factors.max())) for n in noise], args.method)
+    _check_accuracy_time(net, len(y), len(factors), args.samples)
     results = [
         accuracy(net, [n.scaled(f) for n in noise], X, y, args.samples, args.seed,
                             confidence=args.confidence, method=args.method)
@@ -134,6 +148,16 @@ def _run_accuracy(args) -> int:
         ax.legend()
         save_figure(fig, args.plot, overwrite=args.force)
     return 0
+
+
+def _check_accuracy_time(net, inputs: int, factors: int, samples: int) -> None:
+    """Refuse a run whose estimated time exceeds --max-time, showing the estimate."""
+    from ..utils.resources import check_run_time
+
+    macs = sum(n * m for m, n in zip(net.sizes[:-1], net.sizes[1:]))
+    check_run_time(float(factors) * samples * inputs * macs,
+                   f"{factors} --factors x {samples} --samples x {inputs} inputs",
+                   "use fewer --factors or --samples")
 
 
 def _run_walking(args) -> int:
@@ -224,10 +248,12 @@ def _run_training(args) -> int:
 
 
 def _add_network_and_data(parser) -> None:
-    parser.add_argument("network", nargs="?", type=Path,
-                        help="network file: .npz, .onnx or .pt/.pth (default: the shipped digits classifier)")
-    parser.add_argument("--data", type=Path, metavar="FILE.npz",
+    parser.add_argument("network", nargs="?", type=input_path,
+                        help="network file: .npz, .onnx or .pt/.pth (read safely, see --trust-pickle; "
+                        "default: the shipped digits classifier)")
+    parser.add_argument("--data", type=input_path, metavar="FILE.npz",
                         help="data set: .npz with arrays X (B, N_0) and y (B,) (default: digits test set)")
+    add_trust_option(parser)
 
 
 def _add_levels(parser, flag: str, text: str, required: bool, scale: bool = True) -> None:
@@ -241,22 +267,26 @@ def _add_levels(parser, flag: str, text: str, required: bool, scale: bool = True
                            help="levels are variances D = s^2 (noiseprop's intensities)")
 
 
-def _add_common(parser, samples: int, method: str = "linear") -> None:
-    parser.add_argument("--samples", type=int, default=samples,
-                        help=f"noise realisations per input (default {samples})")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--method", choices=("linear", "moments"), default=method,
-                        help=f"propagation of the analytic prediction (default {method})")
+def _add_common(parser, samples: int) -> None:
+    parser.add_argument("--samples", type=count_value, default=samples,
+                        help=f"noise realisations per input (default {samples}; bounded by --max-time)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="random seed, an integer >= 0 (default 0)")
+    parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+                        help=f"propagation of the analytic prediction (default {DEFAULT_METHOD})")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--plot", type=Path, metavar="PATH", help="write a figure (.png, .pdf, ...)")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
+    parser.add_argument("--plot", type=output_path, metavar="PATH",
+                        help="write a figure (.png, .pdf, ...), atomically")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite an existing --plot file (a regular file only: a symbolic link, "
+                        "device or FIFO is never replaced)")
+    add_resource_options(parser)
 
 
 def _network_and_data(args):
     from ..io.builtin import default_network
     from ..io.networks import load_model
 
-    net = load_model(args.network) if args.network else default_network()
+    net = load_model(args.network, trust=args.trust_pickle) if args.network else default_network()
     if args.data is None:
         from ..io.datasets import load_digits
 
@@ -265,21 +295,31 @@ def _network_and_data(args):
         except ImportError as err:
             raise CLIError(f"{err} (or give --data)") from None
     else:
+        from ..io.arrays import read_npz
+
         try:
-            with np.load(args.data, allow_pickle=False) as stored:
-                X, y = stored["X"], stored["y"]
-        except KeyError as err:
-            raise CLIError(f"{args.data} lacks the array {err}; it needs X (B, N_0) and y (B,)") from None
-        except (OSError, ValueError) as err:
-            raise CLIError(f"cannot read data from {args.data}: {err}") from None
+            stored = read_npz(args.data, "data set", required=("X", "y"))
+        except ValueError as err:
+            raise CLIError(f"--data: {err}; it needs X (B, N_0) and y (B,)") from None
+        from ..utils.validation import as_labelled_data
+
+        try:
+            X, y = as_labelled_data(stored["X"], stored["y"], net.sizes[0], net.sizes[-1])
+        except ValueError as err:
+            raise CLIError(f"--data {args.data}: {err}") from None
     return net, X, y
 
 
 def _parse_list(text: str, flag: str) -> list[float]:
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise CLIError(f"{flag}: expected comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise CLIError(f"{flag}: no values given ({text!r})")
+    if not all(np.isfinite(values)):
+        raise CLIError(f"{flag}: values must be finite, got {text!r}")
+    return values
 
 
 def _parse_integers(text: str, flag: str) -> list[int]:
@@ -300,6 +340,8 @@ def _parse_levels(text: str, flag: str) -> np.ndarray:
             raise ValueError
     except (ValueError, IndexError):
         raise CLIError(f"{flag}: MIN:MAX:N needs 0 < MIN < MAX and an integer N >= 2, got {text!r}") from None
+    if count > MAX_LEVELS:
+        raise CLIError(f"{flag}: {count} levels requested; at most {MAX_LEVELS} (each level is a full run)")
     return np.geomspace(low, high, count)
 
 

@@ -6,14 +6,21 @@ from __future__ import annotations
 
 import argparse
 
+from ..methods import DEFAULT_METHOD, METHODS
+from ..simulation.tolerances import DEFAULT_MEAN_TOL, DEFAULT_RTOL
 from .common import (
     add_network_options,
+    check_noise_scale,
+    count_value,
     describe_noise,
+    finite_value,
     network_from_args,
     noise_from_args,
+    output_path,
     print_json,
     print_network_and_noise,
     refuse_existing,
+    seed_value,
 )
 
 __all__ = ["register", "EXIT_DISAGREE"]
@@ -26,18 +33,32 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "verify", help="check the analytic prediction against Monte Carlo sampling",
         description="Hold the per-layer analytic prediction (mean and variance of every neuron; --method) "
-        "against plain Monte Carlo sampling; exit 0 if every layer agrees within its sampling "
-        "error, 1 if not, 2 for bad input.",
+        "against plain Monte Carlo sampling. A quantity fails only when the samples show, at the "
+        "false-failure probability, that it deviates by more than its tolerance (--rtol for variances, "
+        "--mean-tol for means; --strict: any resolved deviation fails). Exit 0 if every layer agrees, "
+        "1 if not, 2 for bad input (also an unreadable or unsafe file or a resource limit).",
     )
     add_network_options(parser)
-    parser.add_argument("--samples", type=int, default=100_000, help="Monte Carlo realisations (default 100000)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--method", choices=("linear", "moments"), default="linear",
-                        help="prediction to verify: linear response (default) or Gaussian moments")
-    parser.add_argument("--false-failure", type=float, default=1e-6, metavar="P",
+    parser.add_argument("--samples", type=count_value, default=100_000,
+                        help="Monte Carlo realisations (default 100000; bounded by --max-time and --max-memory)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="random seed, an integer >= 0 (default 0)")
+    parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+                        help=f"prediction method to verify (default {DEFAULT_METHOD}; see noiseprop predict --help)")
+    parser.add_argument("--rtol", type=finite_value, default=DEFAULT_RTOL, metavar="R",
+                        help="tolerance of every variance and layer Var, relative to the prediction "
+                        f"(default {DEFAULT_RTOL:g})")
+    parser.add_argument("--mean-tol", type=finite_value, default=DEFAULT_MEAN_TOL, metavar="T",
+                        help="tolerance of every neuron mean, in units of its noise standard deviation "
+                        f"(default {DEFAULT_MEAN_TOL:g})")
+    parser.add_argument("--strict", action="store_true",
+                        help="no tolerance: fail on any deviation the samples resolve")
+    parser.add_argument("--false-failure", type=finite_value, default=1e-6, metavar="P",
                         help="probability that a correct prediction fails any comparison (default 1e-6)")
-    parser.add_argument("--plot", metavar="FILE", help="write the verification figure (.png, .pdf, .svg)")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
+    parser.add_argument("--plot", metavar="FILE", type=output_path,
+                        help="write the verification figure (.png, .pdf, .svg); written atomically")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite an existing --plot file (a regular file only: a symbolic link, "
+                        "device or FIFO is never replaced)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(run=run)
 
@@ -48,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
     net, x = network_from_args(args)
     noise = noise_from_args(args, net.depth)
     refuse_existing(args.plot, "--plot", args.force)
+    check_noise_scale(args, net, x, noise, args.method)
     report = verify(net, noise, x, samples=args.samples, seed=args.seed, false_failure=args.false_failure,
-                    method=args.method)
+                    method=args.method, rtol=args.rtol, mean_tol=args.mean_tol, strict=args.strict)
     if args.plot:
         report.plot(args.plot, overwrite=args.force)
     if args.json:

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from ..utils.files import recover_unit
 from . import (
     f1_symmetric,
     f2_depth,
@@ -86,10 +87,15 @@ def make_figures(
         For an unknown figure id.
     """
     ids = figure_ids(only)
-    outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise ValueError(f"output folder {outdir} is a file")
-    existing = [str(p) for fid in ids for p in output_paths(outdir, FIGURES[fid].STEM) if p.exists()]
+    if str(outdir) == "":
+        raise ValueError("the output folder is empty; give a folder name (e.g. . for the current one)")
+    outdir = Path(outdir)
+    if outdir.is_dir():  # a unit (PNG + JSON) half-written by a killed run is removed first
+        for fid in ids:
+            recover_unit(output_paths(outdir, FIGURES[fid].STEM))
+    existing = [str(p) for fid in ids for p in output_paths(outdir, FIGURES[fid].STEM) if os.path.lexists(p)]
     if existing and not overwrite:
         raise FileExistsError(
             f"{', '.join(existing)} exist(s); refusing to overwrite (use --force / overwrite=True)"

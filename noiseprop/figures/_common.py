@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..plotting import save_figure
-from ..utils.files import atomic_write
+from ..plotting import render_figure
+from ..utils.files import check_target, write_together
 from ..utils.jsonutil import finite_or_none
 
 __all__ = [
@@ -97,15 +97,22 @@ def write_figure(
     record: dict,
     overwrite: bool = False,
 ) -> FigureOutput:
-    """Write the figure (PNG) and its record (JSON) atomically.
+    """Write the figure (PNG) and its record (JSON) atomically and as one unit.
 
-    ``record`` must hold ``"numbers"`` (the key numbers); everything in it is
-    stored, non-finite floats as ``null``.
+    Both files appear or neither (:func:`noiseprop.utils.files.write_together`):
+    a run killed between the two renames leaves a record from which the next
+    run removes the half-written unit.  ``record`` must hold ``"numbers"``
+    (the key numbers); everything in it is stored, non-finite floats as ``null``.
     """
     png, data = output_paths(outdir, stem)
-    save_figure(fig, png, overwrite=overwrite)
+    for path in (png, data):  # before rendering: nothing is drawn for a refused target
+        check_target(path, overwrite)
+    image = render_figure(fig, "png")
     text = json.dumps(finite_or_none(_plain(record)), indent=1, allow_nan=False)
-    atomic_write(data, lambda handle: handle.write(text.encode()), overwrite=overwrite)
+    write_together(
+        [(png, lambda handle: handle.write(image)), (data, lambda handle: handle.write(text.encode()))],
+        overwrite=overwrite,
+    )
     return FigureOutput(figure_id, png, data, record["numbers"])
 
 

@@ -35,14 +35,25 @@ INTENSITY = 1e-3
 LEVEL = 2.0
 SEED = 1
 TITLES = {0.8: "s = 0.8 (below one)", 1.0: "s = 1 (critical)", 1.2: "s = 1.2 (above one)"}
+
+
+def uncorrelated_ratio(slope: float, depth: int = DEPTH, width: int = WIDTH) -> float:
+    """Var / D of layer ``depth`` for uncorrelated additive noise alone (spec 5,
+    w = 1/N): 1 + (s^2/N) (1 + s^2 + ... + s^(2(depth-2)))."""
+    return 1.0 + slope**2 / width * sum(slope ** (2 * j) for j in range(depth - 1))
+
+
 CAPTION = (
     f"F1. Symmetric networks ({DEPTH} layers of {WIDTH} neurons, every weight 1/N, linear "
     "activation of slope s with the bias that keeps every neuron's mean at 2): noise variance "
     "of a neuron vs layer, for each noise type alone at intensity (variance) "
     f"D = {INTENSITY:g} in every layer. Below slope one the correlated noise settles at "
     "D/(1 - s^2); at one it grows linearly; above one exponentially. Uncorrelated noise is "
-    "averaged away by the next layer's fan-in and stays near D. Multiplicative noise (dashed) "
-    "acts like additive noise of intensity m^2 D = 4D at the neurons' mean m = 2. " + VERIFICATION_NOTE
+    "mostly averaged away by the next layer's fan-in (a layer passes on s^2/N of it): by layer "
+    f"{DEPTH} it reaches " + ", ".join(f"{uncorrelated_ratio(s):.3g} D (s = {s:g})" for s in SLOPES)
+    + "; above slope one it too grows exponentially, its excess over D about 1/N of the "
+    "correlated noise. Multiplicative noise (dashed) acts like additive noise of intensity m^2 D = 4D at the "
+    "neurons' mean m = 2. " + VERIFICATION_NOTE
 )
 
 

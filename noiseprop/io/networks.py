@@ -18,20 +18,24 @@ graphs of dense layers); :func:`load_model` picks the reader by file type.
 from __future__ import annotations
 
 import os
+import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from ..activations import names_in
 from ..model import Network
 from ..utils.files import atomic_write
 from ..utils.optional import require
+from ..utils.resources import memory_limit
 from ..utils.validation import as_input, require_network
+from .arrays import read_npz
 
-__all__ = ["save_network", "load_network", "load_model", "from_sklearn", "from_torch", "from_onnx"]
+__all__ = ["save_network", "load_network", "load_model", "from_sklearn", "from_torch", "from_onnx",
+           "torch_allowed_classes"]
 
-_WEIGHT_KEY = re.compile(r"^W(\d+)$")
+_WEIGHT_KEY = re.compile(r"^W([1-9][0-9]*)$")
 
 
 def save_network(
@@ -55,14 +59,21 @@ def save_network(
     return atomic_write(path, lambda handle: np.savez(handle, **arrays), overwrite=overwrite)
 
 
-def load_network(path: "str | os.PathLike", return_input: bool = False):
+def load_network(path: "str | os.PathLike", return_input: bool = False, max_memory=None):
     """Read a network from an ``.npz`` file in the format above.
+
+    The archive is checked before anything is decompressed (declared sizes
+    against the memory limit and the bytes the file holds, no pickles; see
+    :mod:`noiseprop.io.arrays`).
 
     Parameters
     ----------
     path : str or path
     return_input : bool, default False
         Also return the stored input ``x`` (None when the file has none).
+    max_memory : size, optional
+        Memory limit for reading, e.g. "2G" (default: the current limit,
+        :mod:`noiseprop.utils.resources`).
 
     Returns
     -------
@@ -71,16 +82,10 @@ def load_network(path: "str | os.PathLike", return_input: bool = False):
     Raises
     ------
     ValueError
-        Naming the file and what is missing or malformed.
+        Naming the file and what is missing, malformed or too large.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"network file {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path} is not a readable .npz network file ({err})") from None
+    arrays = read_npz(path, "network file", max_memory=max_memory)
     try:
         net, x = _network_from_arrays(arrays)
     except ValueError as err:
@@ -114,8 +119,7 @@ def _network_from_arrays(arrays: dict) -> tuple[Network, "np.ndarray | None"]:
 # --- importers -----------------------------------------------------------------------
 
 #: scikit-learn activation names -> noiseprop specs ("softmax": see from_sklearn).
-_SKLEARN_ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
-                        "softmax": "linear"}
+_SKLEARN_ACTIVATIONS = {**names_in("sklearn_name"), "softmax": "linear"}
 
 
 def from_sklearn(model) -> Network:
@@ -171,8 +175,7 @@ def from_torch(module) -> Network:
     """
     torch = require("torch", "train", "importing PyTorch models")
     nn = torch.nn
-    activations = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu"}
-    pass_through = (nn.Identity, nn.Flatten, nn.Dropout)
+    activations, pass_through = _torch_modules(nn)
     if not isinstance(module, nn.Sequential):
         raise ValueError(f"expected a torch.nn.Sequential, got {type(module).__name__}")
     weights, biases, specs = [], [], []
@@ -192,7 +195,8 @@ def from_torch(module) -> Network:
             activated = True
         elif type(layer) not in pass_through:
             raise ValueError(
-                f"module {index} ({kind}) is not supported; supported: Linear, Sigmoid, Tanh, ReLU "
+                f"module {index} ({kind}) is not supported; supported: Linear, "
+                f"{', '.join(names_in('torch_module'))} "
                 "(Identity, Flatten, Dropout are skipped)"
             )
     if not weights:
@@ -200,8 +204,20 @@ def from_torch(module) -> Network:
     return Network.from_arrays(weights, biases, specs)
 
 
+def _torch_modules(nn) -> tuple[dict, tuple]:
+    """The activation modules (-> spec) and the skipped modules that :func:`from_torch` supports."""
+    activations = {getattr(nn, module): name for module, name in names_in("torch_module").items()}
+    return activations, (nn.Identity, nn.Flatten, nn.Dropout)
+
+
+def torch_allowed_classes(nn) -> list:
+    """Every class a safely loaded ``.pt`` file may contain: the modules :func:`from_torch` imports."""
+    activations, pass_through = _torch_modules(nn)
+    return [nn.Sequential, nn.Linear, *activations, *pass_through]
+
+
 #: ONNX activation operators -> noiseprop specs.
-_ONNX_ACTIVATIONS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Relu": "relu", "Erf": "erf"}
+_ONNX_ACTIVATIONS = names_in("onnx_op")
 #: ONNX operators that pass values unchanged on flat inputs.
 _ONNX_PASS_THROUGH = ("Identity", "Flatten", "Dropout")
 
@@ -349,15 +365,21 @@ def _add_onnx_bias(layer: dict, bias: np.ndarray, label: str) -> None:
 _MODEL_READERS = {".npz": "npz", ".onnx": "onnx", ".pt": "torch", ".pth": "torch"}
 
 
-def load_model(path: "str | os.PathLike", return_input: bool = False):
+def load_model(path: "str | os.PathLike", return_input: bool = False, *, trust: bool = False,
+               max_memory=None):
     """Read a network from a file, choosing the reader by its extension.
 
     - ``.npz``: the noiseprop format (:func:`load_network`);
     - ``.onnx``: :func:`from_onnx` (extra ``onnx``);
-    - ``.pt``, ``.pth``: a whole ``nn.Sequential`` saved with ``torch.save``,
-      read with ``torch.load(weights_only=False)`` and :func:`from_torch`
-      (extra ``train``).  Like any pickle this runs code from the file: load
-      only files you trust.
+    - ``.pt``, ``.pth``: a whole ``nn.Sequential`` saved with ``torch.save``
+      (extra ``train``), then :func:`from_torch`.  It is read **safely** with
+      ``torch.load(weights_only=True)``: the file may contain tensors and
+      only the module classes that :func:`from_torch` supports
+      (:func:`torch_allowed_classes`: Sequential, Linear, Sigmoid, Tanh,
+      ReLU, Identity, Flatten, Dropout).  Anything else is refused before
+      it is built, with a message naming the classes and how to convert the
+      model (save a plain ``nn.Sequential``; load a ``state_dict`` into your
+      architecture and pass the model to :func:`from_torch`; or export ONNX).
 
     Parameters
     ----------
@@ -365,30 +387,93 @@ def load_model(path: "str | os.PathLike", return_input: bool = False):
     return_input : bool, default False
         Also return the stored input ``x`` (only ``.npz`` files hold one;
         None otherwise).
+    trust : bool, default False
+        For ``.pt``/``.pth``: unpickle with ``weights_only=False``, the old
+        behaviour.  **Risk**: a pickle can run any code on load (delete files,
+        install malware) with your permissions; use it only for files you
+        made yourself or fully trust.  CLI: ``--trust-pickle``.
+    max_memory : size, optional
+        Memory limit while reading ``.npz`` files (see :func:`load_network`).
 
     Returns
     -------
     Network, or (Network, ndarray or None) with ``return_input``.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and what is wrong (unknown type, unreadable, unsafe,
+        unsupported module).
+    MissingDependency
+        When the reader's optional dependency is not installed.
     """
     path = Path(path)
     kind = _MODEL_READERS.get(path.suffix.lower())
     if kind is None:
         raise ValueError(f"{path}: unknown model file type {path.suffix!r}; known: {', '.join(_MODEL_READERS)}")
     if kind == "npz":
-        return load_network(path, return_input=return_input)
+        return load_network(path, return_input=return_input, max_memory=max_memory)
     if not path.is_file():
         raise ValueError(f"model file {path} does not exist")
     try:
-        net = from_onnx(path) if kind == "onnx" else from_torch(_torch_load(path))
+        with memory_limit(max_memory):
+            net = from_onnx(path) if kind == "onnx" else from_torch(_torch_load(path, trust))
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
     return (net, None) if return_input else net
 
 
-def _torch_load(path: Path):
-    torch = require("torch", "train", "reading PyTorch files")
-    try:
-        return torch.load(path, weights_only=False)
-    except Exception as err:  # pickle and zip errors of many kinds
-        raise ValueError(f"not a readable PyTorch file ({type(err).__name__}: {err})") from None
+_CONVERT = (
+    "to use it, save a plain torch.nn.Sequential of supported modules (torch.save(model, path)); "
+    "or load a state_dict into your architecture (model.load_state_dict(...)) and pass the model "
+    "to noiseprop.from_torch; or export it to ONNX (torch.onnx.export) and load the .onnx file"
+)
 
+
+def _torch_load(path: Path, trust: bool = False):
+    """The object in a PyTorch file: only allow-listed classes unless ``trust`` (see :func:`load_model`)."""
+    torch = require("torch", "train", "reading PyTorch files")
+    if trust:
+        try:
+            return torch.load(path, weights_only=False)
+        except Exception as err:  # pickle and zip errors of many kinds
+            raise ValueError(f"not a readable PyTorch file ({type(err).__name__}: {_first_line(err)})") from None
+    allowed = torch_allowed_classes(torch.nn)
+    names = {f"{cls.__module__}.{cls.__qualname__}" for cls in allowed}
+    try:
+        needed = set(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # not a zip checkpoint: the safe unpickler below decides
+        needed = set()
+    refused = sorted(needed - names)
+    if refused:
+        raise ValueError(_unsafe_message(refused))
+    try:
+        with torch.serialization.safe_globals(allowed):
+            loaded = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as err:
+        text = _first_line(err)
+        if isinstance(err, pickle.UnpicklingError) or "weights only" in str(err).lower():
+            unsupported = re.findall(r"GLOBAL ([\w.]+)", str(err))
+            raise ValueError(_unsafe_message(sorted(set(unsupported)) or ["(unknown)"])) from None
+        raise ValueError(f"not a readable PyTorch file ({type(err).__name__}: {text})") from None
+    if isinstance(loaded, dict):
+        raise ValueError(
+            "the file holds a state_dict (parameter tensors without the architecture: "
+            f"{', '.join(list(map(str, loaded))[:6])}{', ...' if len(loaded) > 6 else ''}); noiseprop needs "
+            f"the layers and activations too: {_CONVERT}"
+        )
+    return loaded
+
+
+def _unsafe_message(classes) -> str:
+    return (
+        f"refusing to load: the file needs {', '.join(classes)}, which noiseprop does not import "
+        "(unpickling other classes can run arbitrary code from the file; allowed: Sequential, Linear, "
+        f"Sigmoid, Tanh, ReLU, Identity, Flatten, Dropout); {_CONVERT}. Only for a file you fully "
+        "trust: --trust-pickle (load_model(..., trust=True)) runs its code"
+    )
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else "empty or truncated file"

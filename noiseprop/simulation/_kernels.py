@@ -40,7 +40,8 @@ __all__ = [
 #: linear (slope, offset), sigmoid (gain), tanh (gain), relu, erf (gain), heaviside.
 ACTIVATION_CODES = {"linear": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "erf": 4, "heaviside": 5}
 
-#: Per-neuron running sums, with d = y - shift and e = y_lin - shift:
+#: Per-neuron running sums, with d = (y - shift) / scale and e = (y_lin - shift) / scale
+#: (``scale`` a power of two per layer and input that keeps d^4 in floating-point range):
 #: plain: d, d^2, d^3, d^4; with the control variate also
 #: e, e^2, (d - e)^2, d^2 - e^2, (d^2 - e^2)^2.
 NEURON_FIELDS = {False: 4, True: 9}
@@ -255,7 +256,7 @@ def _activate(code, p0, p1, z, zr, out, r, n):
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def simulate_chunk(
-    first, weights_t, weight_offsets, biases, codes, params, sds, pre, zbar, slope, shift, cv,
+    first, weights_t, weight_offsets, biases, codes, params, sds, pre, zbar, slope, shift, inv_scale, cv,
     seed_key, sample0, n_samples, sample_blocks, offsets, acc, row_acc, accumulate, out,
 ):
     """Layers 1..L for a chunk of realisations, with running sums.
@@ -286,6 +287,9 @@ def simulate_chunk(
         network per layer, layer k's a (B, N_k) block at B * offsets[k-1];
         ``shift`` is also the centre of the running sums.  (Flat arrays, not
         lists: a typed List costs milliseconds to build and pass.)
+    inv_scale : float64 (B * offsets[L],)
+        1/scale of the running sums, laid out like ``shift`` (powers of two:
+        the scaling is exact).
     cv : bool
         Control variate: also propagate the linearised network, same draws.
     seed_key : uint64
@@ -341,13 +345,14 @@ def simulate_chunk(
             zbar_k = zbar[lo:hi].reshape((n_inputs, n))
             slope_k = slope[lo:hi].reshape((n_inputs, n))
             shift_k = shift[lo:hi].reshape((n_inputs, n))
+            inv_k = inv_scale[lo:hi].reshape((n_inputs, n))
             sd_k = sds[k]
             code, p0, p1, pre_k = codes[k], params[k, 0], params[k, 1], pre[k]
             g_mu_n, g_au_n = g_mu[:n], g_au[:n]
             for b in range(n_inputs):
                 # views made once per input, not per realisation: a view costs reference
                 # counting, and the accumulation only vectorises on plain 2-D rows
-                zbar_b, slope_b, shift_b = zbar_k[b], slope_k[b], shift_k[b]
+                zbar_b, slope_b, shift_b, inv_b = zbar_k[b], slope_k[b], shift_k[b], inv_k[b]
                 acc_b = acc[block, b, column: column + fields * n].reshape((fields, n))
                 row_acc_b = row_acc[block, b, k]
                 zr = b
@@ -358,7 +363,7 @@ def simulate_chunk(
                     _noisy_row(z, z_lin, zr, code, p0, p1, sd_k, pre_k, cv, key, zbar_b, slope_b, shift_b,
                                y, y_lin, r, f, g_mu_n, g_au_n, tail_index)
                     if accumulate:
-                        _accumulate(y, y_lin, r, shift_b, n, cv, pairs, acc_b, row_acc_b)
+                        _accumulate(y, y_lin, r, shift_b, inv_b, n, cv, pairs, acc_b, row_acc_b)
             n_in = n
         if out.size > 0:
             last = buffers[(n_layers - 1) % 2, : rows * n_in].reshape((rows, n_in))
@@ -426,7 +431,7 @@ def _noisy_row(z, z_lin, zr, code, p0, p1, sd, pre, cv, key, zbar, slope, shift,
 
 
 @njit(inline="always")
-def _accumulate(y, y_lin, r, shift, n, cv, pairs, acc, row_acc):
+def _accumulate(y, y_lin, r, shift, inv, n, cv, pairs, acc, row_acc):
     """Add realisation r's sums (see NEURON_FIELDS, ROW_FIELDS): per-neuron
     sums into acc (fields, N), layer sums into row_acc (fields,).
 
@@ -434,7 +439,7 @@ def _accumulate(y, y_lin, r, shift, n, cv, pairs, acc, row_acc):
     that the first vectorises (a float reduction does not, without fastmath).
     """
     for i in range(n):
-        d = y[r, i] - shift[i]
+        d = (y[r, i] - shift[i]) * inv[i]
         d2 = d * d
         acc[0, i] += d
         acc[1, i] += d2
@@ -442,16 +447,16 @@ def _accumulate(y, y_lin, r, shift, n, cv, pairs, acc, row_acc):
         acc[3, i] += d2 * d2
     if cv:
         for i in range(n):
-            d = y[r, i] - shift[i]
-            e = y_lin[r, i] - shift[i]
+            d = (y[r, i] - shift[i]) * inv[i]
+            e = (y_lin[r, i] - shift[i]) * inv[i]
             d2, e2 = d * d, e * e
             acc[4, i] += e
             acc[5, i] += e2
             acc[6, i] += (d - e) * (d - e)
             acc[7, i] += d2 - e2
             acc[8, i] += (d2 - e2) * (d2 - e2)
-    s_a, q_a = _shifted_sums(y, r, shift, n)
-    s_e, q_e = _shifted_sums(y_lin, r, shift, n) if cv else (0.0, 0.0)
+    s_a, q_a = _shifted_sums(y, r, shift, inv, n)
+    s_e, q_e = _shifted_sums(y_lin, r, shift, inv, n) if cv else (0.0, 0.0)
     p_a = (s_a * s_a - q_a) / pairs if pairs > 0 else 0.0
     row_acc[0] += s_a
     row_acc[1] += s_a * s_a
@@ -470,18 +475,18 @@ def _accumulate(y, y_lin, r, shift, n, cv, pairs, acc, row_acc):
 
 
 @njit(inline="always")
-def _shifted_sums(y, r, shift, n):
-    """sum_i d_i and sum_i d_i^2 with d = y[r] - shift, in four interleaved
+def _shifted_sums(y, r, shift, inv, n):
+    """sum_i d_i and sum_i d_i^2 with d = (y[r] - shift) inv, in four interleaved
     partial sums: a single running sum is a chain of dependent additions (4
     cycles each) that the compiler may not reorder, so it would not vectorise."""
     s0 = s1 = s2 = s3 = 0.0
     q0 = q1 = q2 = q3 = 0.0
     quads = n - n % 4
     for i in range(0, quads, 4):
-        d0 = y[r, i] - shift[i]
-        d1 = y[r, i + 1] - shift[i + 1]
-        d2 = y[r, i + 2] - shift[i + 2]
-        d3 = y[r, i + 3] - shift[i + 3]
+        d0 = (y[r, i] - shift[i]) * inv[i]
+        d1 = (y[r, i + 1] - shift[i + 1]) * inv[i + 1]
+        d2 = (y[r, i + 2] - shift[i + 2]) * inv[i + 2]
+        d3 = (y[r, i + 3] - shift[i + 3]) * inv[i + 3]
         s0 += d0
         s1 += d1
         s2 += d2
@@ -491,7 +496,7 @@ def _shifted_sums(y, r, shift, n):
         q2 += d2 * d2
         q3 += d3 * d3
     for i in range(quads, n):
-        d = y[r, i] - shift[i]
+        d = (y[r, i] - shift[i]) * inv[i]
         s0 += d
         q0 += d * d
     return (s0 + s1) + (s2 + s3), (q0 + q1) + (q2 + q3)

@@ -40,16 +40,17 @@ from __future__ import annotations
 import functools
 import operator
 import sys
+import threading
 from contextlib import contextmanager
-from typing import Callable
 
 import numpy as np
 
-from ..activations import Activation, Erf, Heaviside, Linear, ReLU, Sigmoid, Tanh
+from ..activations import Activation
 from ..model import Network
 from ..noise import Noise, NoiseSpec, per_layer_noise
 from ..propagation import predict
 from ..statistics import LayerStatistics
+from ..utils.resources import check_memory, check_run_time
 from ..utils.seeds import seed_key
 from ..utils.validation import as_input, positive_int, require_network
 from . import _kernels
@@ -64,17 +65,11 @@ _TILES = 64
 _CHUNK_VALUES = 1 << 20
 #: Samples before ``rtol`` is first checked (standard errors need a few hundred).
 _RTOL_MIN_SAMPLES = 1_000
+#: Realisations of the pilot run that sets the scale of the running sums.
+_PILOT_SAMPLES = 64
 #: Runs with more noisy neuron updates than this show a progress bar (on a TTY).
 _PROGRESS_UPDATES = 2e8
 
-_KERNEL_ACTIVATIONS: dict[type, Callable[[Activation], tuple[int, float, float]]] = {
-    Linear: lambda f: (_kernels.ACTIVATION_CODES["linear"], f.slope, f.offset),
-    Sigmoid: lambda f: (_kernels.ACTIVATION_CODES["sigmoid"], f.gain, 0.0),
-    Tanh: lambda f: (_kernels.ACTIVATION_CODES["tanh"], f.gain, 0.0),
-    ReLU: lambda f: (_kernels.ACTIVATION_CODES["relu"], 0.0, 0.0),
-    Erf: lambda f: (_kernels.ACTIVATION_CODES["erf"], f.gain, 0.0),
-    Heaviside: lambda f: (_kernels.ACTIVATION_CODES["heaviside"], 0.0, 0.0),
-}
 _IDENTITY = (_kernels.ACTIVATION_CODES["linear"], 1.0, 0.0)
 
 
@@ -147,18 +142,21 @@ class Simulation(LayerStatistics):
 def _batch_mean_stderr(stderr) -> float:
     """Standard error of the mean over independent inputs."""
     stderr = np.atleast_1d(stderr)
-    return float(np.sqrt(np.sum(stderr**2)) / stderr.size)
+    largest = float(np.max(stderr))
+    if not largest > 0:  # zeros (or nan)
+        return largest
+    return largest * float(np.sqrt(np.sum((stderr / largest) ** 2))) / stderr.size  # scaled: no overflow
 
 
 
 def _kernel_activation(f: Activation, k: int) -> tuple[int, float, float]:
-    try:
-        return _KERNEL_ACTIVATIONS[type(f)](f)
-    except KeyError:
-        known = ", ".join(cls.name for cls in _KERNEL_ACTIVATIONS)
+    """Kernel code and parameters (p0, p1) of layer k's activation."""
+    if f.name not in _kernels.ACTIVATION_CODES:
         raise ValueError(
-            f"layer {k}: activation {f.spec!r} has no Monte Carlo kernel; supported: {known}"
-        ) from None
+            f"layer {k}: activation {f.spec!r} has no Monte Carlo kernel; "
+            f"supported: {', '.join(_kernels.ACTIVATION_CODES)}"
+        )
+    return (_kernels.ACTIVATION_CODES[f.name], *f.kernel_params())
 
 
 class _Layer:
@@ -189,7 +187,7 @@ class _Engine:
                  key: np.uint64, accumulate: bool):
         self.cv, self.accumulate = cv, accumulate
         self.n_inputs = x.shape[0]
-        self.prediction = predict(net, layer_noise, x) if cv else None
+        self.prediction = predict(net, layer_noise, x, method="linear") if cv else None
         means = self.prediction.mean if cv else net.forward(x)  # (B, N_k) each: x is a batch
         self.layers = [
             _Layer(k, w, b, f, nz, means[k - 1], means[k], cv)
@@ -210,9 +208,11 @@ class _Engine:
             _flat([layer.zbar for layer in self.layers]),
             _flat([layer.slope for layer in self.layers]),
             _flat([layer.shift for layer in self.layers]),
+            np.ones(sum(layer.shift.size for layer in self.layers)),  # 1/scale of the sums: see calibrate
             cv,
             key,
         )
+        self.scales = [np.ones(self.n_inputs) for _ in self.layers]
         self.offsets = np.cumsum([0] + [layer.size for layer in self.layers]).astype(np.int64)
         self.fields = _kernels.NEURON_FIELDS[cv], _kernels.ROW_FIELDS[cv]
         self.neuron_sums = np.zeros((self.n_inputs, self.fields[0] * self.offsets[-1]))
@@ -229,6 +229,35 @@ class _Engine:
         first.activation = _IDENTITY
         first.zbar, first.slope = first.shift, np.ones_like(first.shift)
         return np.ascontiguousarray(first.shift)
+
+    def calibrate(self, samples: int) -> None:
+        """Choose the scale of every layer's running sums from a pilot run of
+        ``samples`` realisations, then start afresh (the pilot's sums are
+        dropped; the realisations are drawn again, from the same streams).
+
+        The sums hold powers of d = (y - shift) / scale up to d^4 (and, per
+        realisation, (sum_i d_i^2)^2): with scale = 1 they overflow once the
+        noise variance passes ~1e150.  The scale of layer k and input b is the
+        power of two nearest its RMS deviation in the pilot; scaling by a
+        power of two is exact, so the estimates are the same to the last
+        bit as without it wherever that did not overflow or underflow.
+        """
+        self.run_chunk(samples)
+        n = self.samples_done
+        parts = []
+        for index, layer in enumerate(self.layers):
+            lo, hi = self.offsets[index], self.offsets[index + 1]
+            neuron = self.neuron_sums[:, self.fields[0] * lo: self.fields[0] * hi]
+            second = neuron.reshape(self.n_inputs, self.fields[0], layer.size)[:, 1] / n  # mean d^2, (B, N)
+            with np.errstate(over="ignore", invalid="ignore"):
+                rms = np.sqrt(np.mean(second, axis=-1))
+            exponent = np.where(np.isfinite(rms), np.round(np.log2(np.where(rms > 0, rms, 1.0))), 400.0)
+            self.scales[index] = np.ldexp(1.0, np.clip(exponent, -400, 400).astype(int))
+            parts.append(np.repeat(1.0 / self.scales[index], layer.size))
+        self._args = self._args[:11] + (np.concatenate(parts),) + self._args[12:]
+        self.neuron_sums[:] = 0.0
+        self.row_sums[:] = 0.0
+        self.samples_done = 0
 
     def run_chunk(self, samples: int, out: "np.ndarray | None" = None) -> None:
         """Simulate the next ``samples`` realisations, adding to the sums;
@@ -258,11 +287,20 @@ class _Engine:
             lo, hi = self.offsets[index], self.offsets[index + 1]
             neuron = self.neuron_sums[:, self.fields[0] * lo: self.fields[0] * hi]
             neuron = neuron.reshape(self.n_inputs, self.fields[0], layer.size) / n
-            lin = (self.prediction.var[layer.k], self.prediction.correlated[layer.k]) if self.cv else None
+            scale = self.scales[index]  # (B,): the sums are of d = (y - shift) / scale
+            lin = None
+            if self.cv:
+                lin = (self.prediction.var[layer.k] / scale[:, None] ** 2, self.prediction.correlated[layer.k] / scale**2)
             sums = np.moveaxis(neuron, 1, 0), np.moveaxis(self.row_sums[:, index] / n, 1, 0)  # fields first
-            for key, value in _layer_estimates(*sums, n, layer.shift, lin).items():
+            scaled = _layer_estimates(*sums, n, np.zeros_like(layer.shift), lin)
+            for key, value in _unscaled(scaled, layer.shift, scale).items():
                 out[key].append(value)
         return out
+
+
+#: Simulations running now, and the lock around the BLAS limit they share (see below).
+_BLAS_USERS = {"count": 0, "limiter": None}
+_BLAS_LOCK = threading.Lock()
 
 
 @contextmanager
@@ -271,13 +309,30 @@ def _single_threaded_blas():
     parallel, and idle BLAS threads spinning beside them would steal cores.
     Entered before the set-up's own matrix products (``predict``), which
     would otherwise leave BLAS threads spinning (for milliseconds) as the
-    kernel starts."""
+    kernel starts.
+
+    The BLAS thread count is one setting of the whole process, so the limit
+    is shared: the first simulation to start sets it, the last to finish
+    restores the count found before (simulations run from several threads
+    at once would otherwise restore each other's limit and leave BLAS at one
+    thread for good).
+    """
     controller = _blas_controller()
     if controller is None:  # correct without threadpoolctl, only slower on few cores
         yield
         return
-    with controller.limit(limits=1, user_api="blas"):
+    with _BLAS_LOCK:
+        if _BLAS_USERS["count"] == 0:
+            _BLAS_USERS["limiter"] = controller.limit(limits=1, user_api="blas")
+        _BLAS_USERS["count"] += 1
+    try:
         yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_USERS["count"] -= 1
+            if _BLAS_USERS["count"] == 0:
+                _BLAS_USERS["limiter"].restore_original_limits()
+                _BLAS_USERS["limiter"] = None
 
 
 @functools.lru_cache(maxsize=1)
@@ -329,6 +384,21 @@ def _layer_estimates(neuron, row, n, shift, lin) -> dict:
     )
 
 
+def _unscaled(estimates: dict, shift: np.ndarray, scale: np.ndarray) -> dict:
+    """Estimates of d = (y - shift) / scale turned into estimates of y
+    (``scale`` (B,), one per input; per-neuron arrays are (B, N), layer ones (B,))."""
+    per_neuron = scale[:, None]
+    return dict(
+        mean=shift + estimates["mean"] * per_neuron,
+        var=estimates["var"] * per_neuron**2,
+        mean_se=estimates["mean_se"] * per_neuron,
+        var_se=estimates["var_se"] * per_neuron**2,
+        corr=estimates["corr"] * scale**2,
+        corr_se=estimates["corr_se"] * scale**2,
+        nv_se=estimates["nv_se"] * scale**2,
+    )
+
+
 def _precision_reached(estimates, rtol: float) -> bool:
     """Whether the 95 % half-width of every noisy layer's noise_var is <= rtol of it."""
     for var, nv_se in zip(estimates["var"], estimates["nv_se"]):
@@ -351,7 +421,25 @@ def _validated(net, noise, x, samples, chunk_size, n_min=1):
     if chunk_size is None:
         chunk_size = max(1, _CHUNK_VALUES // (xb.shape[0] * max(net.sizes[1:])))
     chunk_size = min(positive_int("chunk_size", chunk_size), samples)
+    _check_resources(net, xb.shape[0], samples, chunk_size)
     return layer_noise, xb, batched, samples, chunk_size
+
+
+def _check_resources(net: Network, batch: int, samples: int, chunk_size: int) -> None:
+    """Refuse a simulation whose buffers exceed the memory limit or whose work the time limit.
+
+    Memory: the chunk's neuron values (chunk x B x widest layer, a few
+    copies) and the per-tile running sums (tiles x B x fields x all neurons).
+    Time: one multiply-add per weight, realisation and input.
+    """
+    neurons = sum(net.sizes[1:])
+    buffers = 8 * batch * (4 * chunk_size * max(net.sizes[1:]) + _TILES * _kernels.NEURON_FIELDS[True] * neurons)
+    check_memory(buffers, f"the Monte Carlo buffers ({batch} inputs x {neurons} neurons)",
+                 "use fewer inputs per call or a smaller chunk_size")
+    macs = sum(n * m for m, n in zip(net.sizes[:-1], net.sizes[1:]))
+    check_run_time(samples * batch * (macs + 4 * neurons),
+                   f"{samples} Monte Carlo realisations (samples) of {batch} input(s) through {macs} weights",
+                   "use fewer samples")
 
 
 def simulate(
@@ -427,6 +515,7 @@ def simulate(
     updates = samples * xb.shape[0] * sum(net.sizes[1:])
     with _progress_bar(samples, progress, updates) as bar, _single_threaded_blas():
         engine = _Engine(net, layer_noise, xb, cv=bool(control_variate), upto=net.depth, key=key, accumulate=True)
+        engine.calibrate(min(samples, _PILOT_SAMPLES))
         while engine.samples_done < samples:
             step = min(chunk, samples - engine.samples_done)
             if rtol is not None:  # check early, then at doubling sample counts up to the chunk size
@@ -484,6 +573,9 @@ def sample_outputs(net: Network, noise: NoiseSpec, x, samples: int, seed: int = 
     if index is None or not (-net.depth <= index <= net.depth) or index == 0:
         raise ValueError(f"layer must be 1..{net.depth} or -1..-{net.depth}, got {layer!r}")
     upto = index if index > 0 else net.depth + 1 + index
+    check_memory(8 * samples * xb.shape[0] * net.sizes[upto],
+                 f"{samples} sampled outputs (samples) of {xb.shape[0]} input(s) x {net.sizes[upto]} neurons",
+                 "use fewer samples")
     out = np.empty((samples, xb.shape[0], net.sizes[upto]))
     with _single_threaded_blas():
         engine = _Engine(net, layer_noise, xb, cv=False, upto=upto, key=seed_key(seed), accumulate=False)

@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from ..model import Network
 from ..noise import NoiseSpec, per_layer_noise
-from ..propagation import predict
+from ..propagation import DEFAULT_METHOD, predict
 from ..simulation.montecarlo import sample_outputs
 from ..utils.seeds import spawn_seeds
 from ..utils.validation import as_labelled_data, as_vector, positive_int, require_classifier
@@ -125,7 +125,7 @@ def accuracy(
     *,
     confidence: float = 0.95,
     analytic: bool = True,
-    method: str = "linear",
+    method: str = DEFAULT_METHOD,
 ) -> AccuracyResult:
     """Classification accuracy of the noisy network, measured and predicted.
 
@@ -149,7 +149,7 @@ def accuracy(
         Level of the confidence interval.
     analytic : bool, default True
         Also compute the analytic prediction (:func:`analytic_accuracy`).
-    method : {"linear", "moments"}, default "linear"
+    method : str, default :data:`~noiseprop.propagation.DEFAULT_METHOD`
         Propagation method of the analytic prediction.
 
     Returns
@@ -200,7 +200,7 @@ def analytic_accuracy(
     seed: int = 0,
     per_input: bool = False,
     abseps: float = ANALYTIC_ABSEPS,
-    method: str = "linear",
+    method: str = DEFAULT_METHOD,
 ):
     """Predicted accuracy: P(the right class has the largest noisy output).
 
@@ -225,7 +225,7 @@ def analytic_accuracy(
         Return the probability of every input (B,) instead of their mean.
     abseps : float, default 1e-3
         Error target per input (3 standard errors).
-    method : {"linear", "moments"}, default "linear"
+    method : str, default :data:`~noiseprop.propagation.DEFAULT_METHOD`
         The propagation of :func:`noiseprop.predict`: linear response, or
         Gaussian moments of the activations (better at large noise).
 

@@ -11,10 +11,10 @@ from typing import Callable
 import numpy as np
 from scipy import stats
 
-from ..analysis.gains import layer_statistics
+from ..analysis.gains import layer_statistics, statistics_gains
 from ..model import Network
 from ..noise import NOISE_TYPES, Noise
-from ..propagation import predict
+from ..propagation import DEFAULT_METHOD, predict
 from ..utils.seeds import spawn_seeds
 from ..utils.validation import as_vector
 from .accuracy import _to_variances, accuracy, clean_accuracy
@@ -43,14 +43,16 @@ def weight_statistics(net: Network, X) -> list[dict]:
         values);
         ``slope_square``: mean of f_k'(z)^2 over neurons and inputs;
         ``gain_uncorrelated`` = slope_square * N_{k-1} * nu_k and
-        ``gain_correlated`` = slope_square * N_{k-1}^2 * mu_k^2: the factors
-        by which uncorrelated and correlated noise of layer k-1 reach layer k.
+        ``gain_correlated`` = slope_square * (N_{k-1}^2 mu_k^2 + N_{k-1} (nu_k - mu_k^2)):
+        the statistics-only factors by which uncorrelated and correlated noise
+        of layer k-1 reach layer k (:func:`~noiseprop.analysis.gains.statistics_gains`).
     """
     rows = []
     for gains, w in zip(layer_statistics(net, X), net.weights):
         rms = math.sqrt(gains.nu)
         mean_abs = float(np.mean(np.abs(w)))
         slope_square = float(np.mean(gains.slope**2))
+        gain_uncorrelated, gain_correlated = statistics_gains(slope_square, gains.fan_in, gains.mu, gains.nu)
         rows.append({
             "layer": gains.layer,
             "fan_in": gains.fan_in,
@@ -61,8 +63,8 @@ def weight_statistics(net: Network, X) -> list[dict]:
             "binarity": mean_abs / rms if rms else math.nan,
             "excess_kurtosis": float(stats.kurtosis(w.ravel())),
             "slope_square": slope_square,
-            "gain_uncorrelated": slope_square * gains.fan_in * gains.nu,
-            "gain_correlated": slope_square * gains.fan_in**2 * gains.mu**2,
+            "gain_uncorrelated": gain_uncorrelated,
+            "gain_correlated": gain_correlated,
         })
     return rows
 
@@ -140,7 +142,7 @@ def noise_aware_training(
     samples: int = 200,
     seed: int = 0,
     train: "Callable | None" = None,
-    method: str = "linear",
+    method: str = DEFAULT_METHOD,
     **train_options,
 ) -> NoisyTrainingResult:
     """Train with noise at several levels; accuracy vs inference noise for each.
@@ -176,7 +178,7 @@ def noise_aware_training(
         ``train`` extra); called as ``train(X_train, y_train, X_test, y_test,
         noise=..., seed=seed, progress=False, **train_options)`` and returning
         an object with a ``network``.
-    method : {"linear", "moments"}, default "linear"
+    method : str, default :data:`~noiseprop.propagation.DEFAULT_METHOD`
         Propagation method of the analytic accuracy and SNR.
     **train_options
         Passed to ``train``, e.g. ``hidden=(32,), epochs=20``.

@@ -14,10 +14,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..activations import Activation, Erf, Linear, ReLU, Sigmoid, Tanh, get_activation
+from ..activations import Activation, get_activation
 from ..model import Network
 from ..noise import Noise, NoiseSpec, per_layer_noise
 from ..utils.optional import require
+from ..utils.resources import check_memory, check_run_time, network_bytes
 from ..utils.seeds import int_seed
 from ..utils.validation import as_labelled_data, positive_int
 
@@ -134,6 +135,7 @@ def train_mlp(
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     seed = int_seed(seed)
+    _check_training_size(sizes, len(y_train), len(y_test), epochs, batch_size)
     with _deterministic_torch(torch):
         return _train(torch, sizes, activations, layer_noise, X_train, y_train, X_test, y_test,
                       epochs, batch_size, float(lr), seed, progress)
@@ -175,6 +177,23 @@ def _train(torch, sizes, activations, layer_noise, X_train, y_train, X_test, y_t
     )
     accuracy = float((net.forward(X_test)[-1].argmax(axis=1) == y_test).mean())
     return TrainingResult(net, accuracy, history)
+
+
+def _check_training_size(sizes, n_train: int, n_test: int, epochs: int, batch_size: int) -> None:
+    """Refuse a training whose tensors exceed the memory limit or whose work the time limit.
+
+    Memory (float64): parameters with their gradients and two Adam moments
+    (4 x weights), the activations of a batch kept for the backward pass and
+    the test set's forward pass.  Time: forward and backward, about 3
+    multiply-adds per weight, training input and epoch.
+    """
+    weights = network_bytes(sizes) // 8
+    nbytes = 8 * (4 * weights + 3 * min(batch_size, n_train) * sum(sizes) + 2 * n_test * max(sizes))
+    check_memory(nbytes, f"training a {'-'.join(map(str, sizes))} network (hidden widths)",
+                 "use smaller hidden widths")
+    check_run_time(3.0 * epochs * n_train * weights,
+                   f"training a {'-'.join(map(str, sizes))} network for {epochs} epochs on {n_train} inputs",
+                   "use smaller hidden widths or fewer epochs")
 
 
 def _init_params(torch, sizes, generator):
@@ -228,20 +247,7 @@ def _apply_noise(torch, values, noise: Noise, generator):
 
 def _torch_activation(torch, f: Activation):
     """The PyTorch counterpart of a noiseprop activation (same parameters)."""
-    if isinstance(f, Linear):
-        return lambda z: f.slope * z + f.offset
-    if isinstance(f, Sigmoid):
-        return lambda z: torch.sigmoid(f.gain * z)
-    if isinstance(f, Tanh):
-        return lambda z: torch.tanh(f.gain * z)
-    if isinstance(f, ReLU):
-        return torch.relu
-    if isinstance(f, Erf):
-        return lambda z: torch.erf(f.gain * z)
-    raise ValueError(
-        f"activation {f.spec!r} cannot be trained by back-propagation here; "
-        "trainable: linear, sigmoid, tanh, relu, erf"
-    )
+    return f.torch_function(torch)
 
 
 @contextlib.contextmanager

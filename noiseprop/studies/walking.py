@@ -14,6 +14,7 @@ import numpy as np
 
 from ..model import Network
 from ..noise import NOISE_TYPES, Noise
+from ..propagation import DEFAULT_METHOD
 from ..utils.seeds import spawn_seeds
 from ..utils.validation import as_vector
 from .accuracy import _check_data, _to_variances, accuracy, clean_accuracy, level_variances
@@ -179,7 +180,7 @@ def walking_noise(
     chance: "float | None" = None,
     confidence: float = 0.95,
     analytic: bool = True,
-    method: str = "moments",
+    method: str = DEFAULT_METHOD,
 ) -> WalkingNoiseResult:
     """Walking noise: noise of one type in one layer at a time, the others noise-free.
 
@@ -218,7 +219,7 @@ def walking_noise(
         Level of the confidence intervals.
     analytic : bool, default True
         Also compute the analytic accuracy and midpoints.
-    method : {"linear", "moments"}, default "moments"
+    method : str, default :data:`~noiseprop.propagation.DEFAULT_METHOD`
         Propagation method of the analytic accuracy (:func:`noiseprop.predict`).
         The walk goes to noise levels where linearisation fails: on the
         default network with additive noise in layer 1 or 2 the linear

@@ -18,10 +18,17 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def layer_table(stats: LayerStatistics) -> str:
     """Per-layer table: size, signal power, noise variance (total,
-    uncorrelated, correlated) and layer SNR in dB; batch-averaged."""
+    uncorrelated, correlated) and layer SNR in dB; batch-averaged.  A
+    prediction that carries an error estimate gets an "est. error" column
+    (the estimated relative error of the layer's noise variance)."""
+    summary = stats.summary()
+    with_estimate = any(row.get("error_estimate") is not None for row in summary)
     headers = ["layer", "size", "signal E[y]^2", "noise Var", "uncorrelated", "correlated", "SNR [dB]"]
-    rows = [
-        [
+    if with_estimate:
+        headers.append("est. error")
+    rows = []
+    for row in summary:
+        cells = [
             str(row["layer"]),
             str(row["size"]),
             f"{row['signal_power']:.4g}",
@@ -30,6 +37,8 @@ def layer_table(stats: LayerStatistics) -> str:
             f"{row['correlated']:.4g}",
             f"{row['snr_db']:.2f}",
         ]
-        for row in stats.summary()
-    ]
+        if with_estimate:
+            estimate = row.get("error_estimate")
+            cells.append("-" if estimate is None else f"{100 * estimate:.2g}%")
+        rows.append(cells)
     return format_table(headers, rows)

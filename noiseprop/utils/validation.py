@@ -15,6 +15,7 @@ __all__ = [
     "as_vector",
     "finite_number",
     "positive_int",
+    "real_array",
     "require_classifier",
     "require_network",
 ]
@@ -27,10 +28,7 @@ def as_input(x, n_inputs: int) -> tuple[np.ndarray, bool]:
     batch.
     """
     try:
-        raw = np.asarray(x)
-        if raw.dtype.kind == "c":
-            raise ValueError("input x must be real numbers, got a complex array")
-        array = np.array(raw, dtype=float)
+        array = real_array("input x", x)
     except (TypeError, ValueError) as err:
         if "complex" in str(err):
             raise
@@ -46,6 +44,18 @@ def as_input(x, n_inputs: int) -> tuple[np.ndarray, bool]:
         raise ValueError("input x has non-finite entries (nan or inf)")
     batched = array.ndim == 2
     return array.reshape(-1, n_inputs), batched
+
+
+def real_array(name: str, values) -> np.ndarray:
+    """``values`` as a float array; a ValueError naming ``name`` for complex numbers.
+
+    (``np.array(z, dtype=float)`` would drop the imaginary part with only a
+    ComplexWarning.)  Other conversion errors propagate as TypeError or ValueError.
+    """
+    raw = np.asarray(values)
+    if raw.dtype.kind == "c" or (raw.dtype.kind == "O" and any(isinstance(v, complex) for v in raw.ravel())):
+        raise ValueError(f"{name} must be real numbers, got complex values")
+    return np.array(raw, dtype=float)
 
 
 def require_network(net) -> None:
@@ -86,8 +96,10 @@ def as_labelled_data(X, y, n_features: "int | None" = None, n_classes: "int | No
     prefix = f"{part} " if part else ""
     if n_features is None:
         try:
-            X = np.array(X, dtype=float)
-        except (TypeError, ValueError):
+            X = real_array(f"{prefix}inputs X", X)
+        except (TypeError, ValueError) as err:
+            if "complex" in str(err):
+                raise
             raise ValueError(f"{prefix}inputs X must be a numeric array (n_samples, n_features)") from None
         if X.ndim != 2 or 0 in X.shape:
             raise ValueError(f"{prefix}inputs X must have shape (n_samples, n_features), got {X.shape}")
@@ -126,8 +138,10 @@ def as_list(name: str, value, what: str) -> list:
 def as_vector(name: str, values) -> np.ndarray:
     """A non-empty 1-D array of finite floats, or a ValueError naming ``name``."""
     try:
-        array = np.array(values, dtype=float)
-    except (TypeError, ValueError):
+        array = real_array(name, values)
+    except (TypeError, ValueError) as err:
+        if "complex" in str(err):
+            raise
         raise ValueError(f"{name} must be numbers, got {values!r}") from None
     if array.ndim != 1 or array.size == 0 or not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be a non-empty 1-D list of finite numbers, got {values!r}")
@@ -137,6 +151,8 @@ def as_vector(name: str, values) -> np.ndarray:
 def finite_number(name: str, value) -> float:
     """``value`` as a finite float, or a ValueError naming ``name``."""
     try:
+        if isinstance(value, complex) or getattr(getattr(value, "dtype", None), "kind", "") == "c":
+            raise TypeError("complex")  # float() would drop the imaginary part
         number = float(value)
     except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{name} must be a number, got {value!r}") from None

@@ -1,0 +1,411 @@
+"""The closure matrix: linear response, "moments" and "mixture" against Monte Carlo.
+
+Networks: tanh, sigmoid and relu, depth 4 and 8, width 50 (input 50),
+weights N(0, 1/fan-in), biases N(0, 0.1^2), the same activation on every
+layer, one input N(0, 1) (all drawn from seed 0 of each network), and the
+shipped network (``default_network``, its stored input).  Noise: each of
+AU, AC, MU, MC alone on every layer, both placements, D in {1e-3, 1e-2,
+1e-1}: 7 x 4 x 2 x 3 = 168 cases.
+
+For every case and layer it measures each method's relative error of the
+layer's mean noise variance (the per-neuron average of Var[y]) against a
+control-variate Monte Carlo run (:func:`noiseprop.simulate`, unbiased; its
+standard error is reported), the largest error of a neuron's mean in units
+of that neuron's noise standard deviation, and the two distances from which
+the mixture's error estimate is built (``noiseprop.propagation``).
+
+The goals (issue: trustworthy numbers), for the default method, on every
+layer of every case, each judged beyond the Monte Carlo error (an error
+counts only by how much it exceeds 3 standard errors):
+
+- layer-mean variance within 1 % at D <= 1e-2 and 5 % at D = 0.1;
+- every neuron's mean within 0.2 noise standard deviations;
+- never worse than linear response by more than 1 point.
+
+The default method is the one meeting most goals (ties: the smaller worst
+variance error).  The error estimate's calibration: a layer is covered when
+|error| <= estimate + 2 Monte Carlo standard errors; the weights of the two
+distances are fitted (grid over their ratio, the smallest scale that covers
+95 % of the (case, layer) pairs, then the sharpest) and the coverage of the
+weights in ``noiseprop.propagation`` is reported.
+
+Usage::
+
+    python benchmarks/closure_matrix.py [--fast] [--samples R] [--out DIR] [--force]
+    python benchmarks/closure_matrix.py --from-json DIR/closure_matrix.json --force
+    python benchmarks/closure_matrix.py --networks relu8,shipped --out DIR2   # part of it
+
+writes DIR/closure_matrix.json (every number) and .md (tables); default DIR
+benchmarks/results, R = 400 000 (--fast: 20 000 and one depth-4 network per
+activation plus the shipped one).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from noiseprop import Network, Noise, default_network, predict, propagation, simulate
+from noiseprop.noise import NOISE_TYPES, PLACEMENTS
+from noiseprop.utils.files import atomic_write
+from noiseprop.utils.jsonutil import dumps
+from noiseprop.utils.tables import format_table
+
+METHODS = ("linear", "moments", "mixture")
+ACTIVATIONS = ("tanh", "sigmoid", "relu")
+DEPTHS = (4, 8)
+WIDTH = 50
+BIAS_SD = 0.1
+INTENSITIES = (1e-3, 1e-2, 1e-1)
+#: Variance goal by intensity: 1 % up to 1e-2, 5 % at 0.1.
+def variance_goal(d: float) -> float:
+    return 0.01 if d <= 1e-2 else 0.05
+MEAN_GOAL = 0.2          # noise standard deviations
+LINEAR_MARGIN = 0.01     # may be worse than linear by this much
+RESOLVED_Z = 3.0         # errors count beyond this many Monte Carlo standard errors
+COVER_Z = 2.0            # coverage slack of the error estimate, in standard errors
+COVERAGE_TARGET = 0.95   # fitted in-sample; the requirement is 0.90
+RATIOS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+def random_network(activation: str, depth: int, seed: int = 0) -> tuple[Network, np.ndarray]:
+    """Width-50 network of one activation, N(0, 1/fan-in) weights, small biases, one input."""
+    rng = np.random.default_rng(seed)
+    weights = [rng.standard_normal((WIDTH, WIDTH)) / np.sqrt(WIDTH) for _ in range(depth)]
+    biases = [BIAS_SD * rng.standard_normal(WIDTH) for _ in range(depth)]
+    x = rng.standard_normal(WIDTH)
+    return Network.from_arrays(weights, biases, activation), x
+
+
+def networks(fast: bool) -> dict:
+    """name -> (net, x)."""
+    depths = DEPTHS[:1] if fast else DEPTHS
+    nets = {f"{a}{d}": random_network(a, d) for a in ACTIVATIONS for d in depths}
+    nets["shipped"] = default_network(return_input=True)
+    return nets
+
+
+def mean_error_sd(result, sim) -> list[float]:
+    """Per layer 1..L: the largest error of a neuron's mean beyond 3 Monte
+    Carlo standard errors, in units of the neuron's noise sd (the larger of
+    the simulated and the predicted one, so that a neuron that fires only
+    in rare realisations, whose simulated sd is itself poorly known, does
+    not dominate); neurons without noise are skipped."""
+    out = []
+    for k in range(1, len(sim.mean)):
+        sd = np.sqrt(np.maximum(sim.var[k], result.var[k]))
+        noisy = sd > 0
+        diff = np.maximum(np.abs(result.mean[k] - sim.mean[k]) - RESOLVED_Z * sim.mean_stderr[k], 0.0)
+        diff = diff[noisy] / sd[noisy]
+        out.append(float(diff.max()) if diff.size else 0.0)
+    return out
+
+
+def measure_case(net, x, noise: Noise, samples: int, seed: int) -> dict:
+    sim = simulate(net, noise, x, samples, seed, control_variate=True)
+    row = {"mc": sim.noise_var[1:].tolist(), "mc_se": sim.noise_var_stderr[1:].tolist(),
+           "samples": sim.samples}
+    timing = {}
+    for method in METHODS:
+        started = time.perf_counter()
+        result = predict(net, noise, x, method=method, error_estimate=False)
+        timing[method] = time.perf_counter() - started
+        row[method] = result.noise_var[1:].tolist()
+        row[f"{method}_mean_sd"] = mean_error_sd(result, sim)
+    row["seconds"] = timing
+    return row
+
+
+def measure(samples: int, seed: int, fast: bool, checkpoint: "Path | None" = None,
+            only: "set | None" = None) -> list[dict]:
+    """Every case (of the networks in ``only``, if given; case i of the full
+    matrix always gets seed + i); with ``checkpoint`` each finished row is
+    appended to that file (JSON lines) as well, so that a long run can be
+    analysed part-way or split over processes (``--from-json`` reads it)."""
+    rows = []
+    index = 0
+    for name, (net, x) in networks(fast).items():
+        if only is not None and name not in only:
+            index += len(NOISE_TYPES) * len(PLACEMENTS) * len(INTENSITIES)
+            continue
+        for kind in NOISE_TYPES:
+            for placement in PLACEMENTS:
+                for d in INTENSITIES:
+                    started = time.perf_counter()
+                    noise = Noise(**{kind: d}, placement=placement)
+                    row = {"network": name, "noise": kind, "placement": placement, "D": d}
+                    row.update(measure_case(net, x, noise, samples, seed + index))
+                    rows.append(row)
+                    if checkpoint is not None:
+                        with open(checkpoint, "a") as handle:
+                            handle.write(dumps(row, indent=None) + "\n")
+                    index += 1
+                    print(f"{name} {kind} {placement} D={d:g}: {time.perf_counter() - started:.1f} s",
+                          file=sys.stderr, flush=True)
+    return rows
+
+
+# ----------------------------------------------------------------- analysis
+
+def layer_records(rows: list[dict]) -> list[dict]:
+    """One record per (case, layer 1..L) with errors, standard error and distances."""
+    records = []
+    for row in rows:
+        for i, (mc, se) in enumerate(zip(row["mc"], row["mc_se"])):
+            if mc <= 0:
+                continue
+            rec = {"case": f"{row['network']} {row['noise']} {row['placement']} D={row['D']:g}",
+                   "layer": i + 1, "D": row["D"], "se": se / mc}
+            for m in METHODS:
+                rec[m] = row[m][i] / mc - 1.0
+                rec[f"{m}_mean_sd"] = row[f"{m}_mean_sd"][i]
+            mix = row["mixture"][i]
+            rec["dist_moments"] = abs(mix - row["moments"][i]) / mix if mix else 0.0
+            rec["dist_linear"] = abs(mix - row["linear"][i]) / mix if mix else 0.0
+            records.append(rec)
+    return records
+
+
+def excess(error: float, se: float) -> float:
+    """|error| beyond RESOLVED_Z standard errors (0 when not resolved)."""
+    return max(abs(error) - RESOLVED_Z * se, 0.0)
+
+
+def goals(rec: dict, method: str, samples: int) -> dict:
+    """Which goals a method meets on one (case, layer)."""
+    return {
+        "variance": excess(rec[method], rec["se"]) <= variance_goal(rec["D"]),
+        "mean": rec[f"{method}_mean_sd"] <= MEAN_GOAL,
+        "vs_linear": abs(rec[method]) - abs(rec["linear"]) <= LINEAR_MARGIN + RESOLVED_Z * rec["se"],
+    }
+
+
+def method_summary(records: list[dict], samples: int) -> dict:
+    summary = {}
+    for m in METHODS:
+        met = [goals(r, m, samples) for r in records]
+        worst_var = max(records, key=lambda r: excess(r[m], r["se"]) / variance_goal(r["D"]))
+        worst_mean = max(records, key=lambda r: r[f"{m}_mean_sd"])
+        worst_gap = max(records, key=lambda r: abs(r[m]) - abs(r["linear"]) - RESOLVED_Z * r["se"])
+        summary[m] = {
+            "variance_ok": sum(g["variance"] for g in met),
+            "mean_ok": sum(g["mean"] for g in met),
+            "vs_linear_ok": sum(g["vs_linear"] for g in met),
+            "all_ok": sum(all(g.values()) for g in met),
+            "pairs": len(met),
+            "worst_variance": {"case": worst_var["case"], "layer": worst_var["layer"],
+                               "error": worst_var[m], "se": worst_var["se"]},
+            "worst_mean": {"case": worst_mean["case"], "layer": worst_mean["layer"],
+                           "sd": worst_mean[f"{m}_mean_sd"]},
+            "worst_vs_linear": {"case": worst_gap["case"], "layer": worst_gap["layer"],
+                                "error": worst_gap[m], "linear": worst_gap["linear"],
+                                "se": worst_gap["se"]},
+            "max_abs_error_by_D": {f"{d:g}": max(abs(r[m]) for r in records if r["D"] == d)
+                                   for d in INTENSITIES},
+        }
+    return summary
+
+
+def choose_default(summary: dict) -> str:
+    return max(METHODS, key=lambda m: (summary[m]["all_ok"], -abs(summary[m]["worst_variance"]["error"])))
+
+
+def coverage(records: list[dict], w_moments: float, w_linear: float) -> float:
+    covered = [abs(r["mixture"]) <= w_moments * r["dist_moments"] + w_linear * r["dist_linear"]
+               + COVER_Z * r["se"] for r in records]
+    return float(np.mean(covered))
+
+
+def calibrate(records: list[dict]) -> dict:
+    """Fitted weights (a, a * ratio): for each ratio the smallest a reaching
+    COVERAGE_TARGET, then the ratio with the smallest mean estimate."""
+    best = None
+    for ratio in RATIOS:
+        need = []
+        for r in records:
+            base = r["dist_moments"] + ratio * r["dist_linear"]
+            gap = abs(r["mixture"]) - COVER_Z * r["se"]
+            need.append(0.0 if gap <= 0 else (np.inf if base == 0 else gap / base))
+        a = float(np.quantile(need, COVERAGE_TARGET, method="higher"))
+        if not np.isfinite(a):
+            continue
+        sharpness = float(np.mean([a * (r["dist_moments"] + ratio * r["dist_linear"]) for r in records]))
+        if best is None or sharpness < best["mean_estimate"]:
+            best = {"w_moments": a, "w_linear": a * ratio, "mean_estimate": sharpness}
+    shipped = (propagation.ERROR_WEIGHT_MOMENTS, propagation.ERROR_WEIGHT_LINEAR)
+    est = [shipped[0] * r["dist_moments"] + shipped[1] * r["dist_linear"] for r in records]
+    warned = [e > propagation.ERROR_WARNING for e in est]
+    bad = [abs(r["mixture"]) - RESOLVED_Z * r["se"] > propagation.ERROR_WARNING for r in records]
+    return {
+        "fitted": best,
+        "shipped": {"w_moments": shipped[0], "w_linear": shipped[1],
+                    "coverage": coverage(records, *shipped),
+                    "coverage_by_D": {f"{d:g}": coverage([r for r in records if r["D"] == d], *shipped)
+                                      for d in INTENSITIES},
+                    "warned_pairs": int(sum(warned)),
+                    "errors_over_warning": int(sum(bad)),
+                    "errors_over_warning_not_warned": int(sum(b and not w for b, w in zip(bad, warned))),
+                    "median_estimate_by_D": {f"{d:g}": float(np.median([e for e, r in zip(est, records) if r["D"] == d]))
+                                             for d in INTENSITIES}},
+    }
+
+
+# ----------------------------------------------------------------- report
+
+def pct(value: float) -> str:
+    return f"{100 * value:+.2f}%"
+
+
+def case_table(rows: list[dict]) -> str:
+    """Per case: each method's worst-layer error (largest |error|), and the mixture's means."""
+    headers = ["network", "noise", "place", "D", "MC s.e.", "linear", "moments", "mixture",
+               "mixture mean [sd]", "estimate"]
+    lines = []
+    w = (propagation.ERROR_WEIGHT_MOMENTS, propagation.ERROR_WEIGHT_LINEAR)
+    for row in rows:
+        recs = layer_records([row])
+        if not recs:
+            continue
+        cells = [row["network"], row["noise"], row["placement"], f"{row['D']:g}",
+                 f"{100 * max(r['se'] for r in recs):.2f}%"]
+        for m in METHODS:
+            worst = max(recs, key=lambda r: abs(r[m]))
+            cells.append(f"{pct(worst[m])} (L{worst['layer']})")
+        cells.append(f"{max(r['mixture_mean_sd'] for r in recs):.3f}")
+        worst = max(recs, key=lambda r: abs(r["mixture"]))
+        cells.append(f"{100 * (w[0] * worst['dist_moments'] + w[1] * worst['dist_linear']):.2f}%")
+        lines.append(cells)
+    return format_table(headers, lines)
+
+
+def summary_table(summary: dict) -> str:
+    headers = ["method", "all goals", "variance", "means", "vs linear",
+               "max |err| D=1e-3", "D=1e-2", "D=0.1"]
+    lines = []
+    for m in METHODS:
+        s = summary[m]
+        n = s["pairs"]
+        lines.append([m, f"{s['all_ok']}/{n}", f"{s['variance_ok']}/{n}", f"{s['mean_ok']}/{n}",
+                      f"{s['vs_linear_ok']}/{n}"] + [f"{100 * s['max_abs_error_by_D'][f'{d:g}']:.2f}%"
+                                                     for d in INTENSITIES])
+    return format_table(headers, lines)
+
+
+def worst_table(summary: dict) -> str:
+    headers = ["method", "column", "worst case", "layer", "value"]
+    lines = []
+    for m in METHODS:
+        s = summary[m]
+        v, mm, g = s["worst_variance"], s["worst_mean"], s["worst_vs_linear"]
+        lines.append([m, "variance error", v["case"], str(v["layer"]),
+                      f"{pct(v['error'])} (s.e. {100 * v['se']:.2f}%)"])
+        lines.append([m, "mean error", mm["case"], str(mm["layer"]), f"{mm['sd']:.3f} sd"])
+        lines.append([m, "|err| - |linear err|", g["case"], str(g["layer"]),
+                      f"{pct(g['error'])} vs linear {pct(g['linear'])}"])
+    return format_table(headers, lines)
+
+
+def timing_line(rows: list[dict]) -> str:
+    total = {m: sum(r["seconds"][m] for r in rows) for m in METHODS}
+    correlated = [r for r in rows if r["noise"] in ("AC", "MC")]
+    ratio = (sum(r["seconds"]["mixture"] for r in correlated)
+             / max(sum(r["seconds"]["moments"] for r in correlated), 1e-12))
+    return (f"Time of predict over the matrix (same run): linear {total['linear']:.2f} s, "
+            f"moments {total['moments']:.2f} s, mixture {total['mixture']:.2f} s "
+            f"(mixture / moments = {total['mixture'] / max(total['moments'], 1e-12):.1f}; "
+            f"{ratio:.1f} on the cases with correlated noise).")
+
+
+def markdown(payload: dict) -> str:
+    rows, summary, calib = payload["rows"], payload["summary"], payload["calibration"]
+    shipped, fitted = calib["shipped"], calib["fitted"]
+    lines = [
+        "# Closure matrix: linear / moments / mixture vs Monte Carlo",
+        "",
+        f"{len(rows)} cases, {payload['samples']} control-variate Monte Carlo samples each "
+        f"(seed {payload['seed']}); errors are relative errors of each layer's mean noise "
+        "variance; an error counts against a goal only beyond 3 Monte Carlo standard errors.",
+        f"Goals: variance within 1 % (D <= 1e-2) / 5 % (D = 0.1), means within {MEAN_GOAL} sd, "
+        f"at most {100 * LINEAR_MARGIN:g} point worse than linear; counted per (case, layer).",
+        "",
+        f"**Default method by this measurement: `{payload['default']}`** "
+        f"(DEFAULT_METHOD in noiseprop/propagation.py: `{propagation.DEFAULT_METHOD}`).",
+        "",
+        "## Goals met, per method", "", "```", summary_table(summary), "```", "",
+        "## Worst case of each column", "", "```", worst_table(summary), "```", "",
+        "## Error estimate calibration", "",
+        f"Estimate = {shipped['w_moments']:g} |V_mix - V_moments| / V_mix + "
+        f"{shipped['w_linear']:g} |V_mix - V_linear| / V_mix (weights in noiseprop/propagation.py). "
+        f"A layer is covered when |error| <= estimate + {COVER_Z:g} MC s.e.",
+        "",
+        f"- coverage over all (case, layer) pairs: {100 * shipped['coverage']:.1f} % "
+        + "(by D: " + ", ".join(f"{d}: {100 * c:.1f} %" for d, c in shipped["coverage_by_D"].items()) + ")",
+        "- median estimate by D: " + ", ".join(f"{d}: {100 * c:.2f} %"
+                                               for d, c in shipped["median_estimate_by_D"].items()),
+        f"- pairs warned (estimate > 5 %): {shipped['warned_pairs']}; pairs whose error exceeds 5 % "
+        f"(beyond 3 s.e.): {shipped['errors_over_warning']}, of which not warned: "
+        f"{shipped['errors_over_warning_not_warned']}",
+    ]
+    if fitted:
+        lines.append(f"- fitted on this run ({100 * COVERAGE_TARGET:g} % target): w_moments = "
+                     f"{fitted['w_moments']:.3g}, w_linear = {fitted['w_linear']:.3g}")
+    lines += ["", timing_line(rows), "",
+              "## Every case (worst layer of each method; mixture's largest mean error; "
+              "the estimate on the mixture's worst layer)", "", "```", case_table(rows), "```", ""]
+    return "\n".join(lines)
+
+
+def analyse(rows: list[dict], samples: int, seed: int) -> dict:
+    records = layer_records(rows)
+    summary = method_summary(records, samples)
+    return {"samples": samples, "seed": seed, "rows": rows, "summary": summary,
+            "default": choose_default(summary), "calibration": calibrate(records)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fast", action="store_true", help="20 000 samples, depth-4 networks only")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--from-json", type=Path, default=None,
+                        help="re-analyse stored rows (a results .json or a part-way .partial.jsonl)")
+    parser.add_argument("--force", action="store_true", help="overwrite existing results")
+    parser.add_argument("--networks", default=None,
+                        help="comma-separated subset, e.g. relu8,shipped (to split a long run)")
+    args = parser.parse_args(argv)
+    json_path, md_path = args.out / "closure_matrix.json", args.out / "closure_matrix.md"
+    if not args.force and args.from_json is None:
+        for path in (json_path, md_path):
+            if path.exists():
+                print(f"{path} exists; use --force to overwrite", file=sys.stderr)
+                return 2
+    if args.from_json is not None and args.from_json.suffix == ".jsonl":
+        rows = [json.loads(line) for line in args.from_json.read_text().splitlines() if line.strip()]
+        samples, seed = rows[0]["samples"], args.seed
+    elif args.from_json is not None:
+        stored = json.loads(args.from_json.read_text())
+        samples, seed, rows = stored["samples"], stored["seed"], stored["rows"]
+    else:
+        samples = args.samples or (20_000 if args.fast else 400_000)
+        seed = args.seed
+        args.out.mkdir(parents=True, exist_ok=True)
+        checkpoint = args.out / "closure_matrix.partial.jsonl"
+        checkpoint.unlink(missing_ok=True)
+        only = None if args.networks is None else set(args.networks.split(","))
+        rows = measure(samples, seed, args.fast, checkpoint, only)
+        checkpoint.unlink()
+    payload = analyse(rows, samples, seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path, text in ((json_path, dumps(payload, indent=1)), (md_path, markdown(payload))):
+        atomic_write(path, lambda handle, text=text: handle.write(text), overwrite=True, binary=False)
+    print(markdown(payload))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

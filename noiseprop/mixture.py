@@ -1,0 +1,345 @@
+"""The shared-noise mixture closure: method "mixture" of :func:`noiseprop.predict`.
+
+The Gaussian closure ("moments") takes every pre-activation z_k as Gaussian.
+That is a good law for the part of the noise that is independent from
+neuron to neuron (uncorrelated noise, summed over a layer's fan-in), but not
+for the part that all neurons of a layer share: the correlated draws xi_AC,
+xi_MC are one scalar per layer and realisation, so after a nonlinearity the
+layer's whole output vector moves as a nonlinear function of a few scalars,
+and no central limit theorem makes the next layer's pre-activations Gaussian
+(a correlated multiplicative factor, for instance, makes them a random
+*product* of (1 + xi) terms, nearly never negative, whereas a Gaussian of the
+same variance is negative with a sizeable probability).
+
+This closure treats the shared draws explicitly.  The law of a layer's
+output is carried as a mixture of K components (weight w_c, mean vector
+m_c, covariance S_c); inside one component the remaining randomness is
+independent from neuron to neuron and is treated as Gaussian.  By the law
+of total variance the mixture's mean and covariance are
+
+    E[y]   = sum_c w_c m_c
+    Cov[y] = sum_c w_c S_c + sum_c w_c (m_c - E[y]) (m_c - E[y])^T .
+
+One layer, for every component:
+
+1. z = W y + b has mean W m_c + b and covariance W S_c W^T.
+2. The layer's shared draws are integrated by Gauss-Hermite quadrature:
+   every component splits into one child per node (s, c) of (xi_MC, xi_AC)
+   (a tensor grid when both are present).  With the noise after the
+   activation ("post") the child is f(z) (1 + s) + c, before it ("pre")
+   the activation sees z (1 + s) + c.
+3. The activation's moments come from the Gaussian rules of
+   :mod:`noiseprop.moments` (per-neuron mean and variance exact for a
+   Gaussian z; covariances between neurons by Mehler's expansion to second
+   order, as in "moments").  Uncorrelated multiplicative noise before the
+   activation, z (1 + s + u) with u = xi_MU independent per neuron, is not a
+   Gaussian; there the per-neuron moments are averaged over u by
+   Gauss-Hermite quadrature as well (each node gives a Gaussian z), and the
+   Mehler coefficients are those of g(z) = E_u f(z (1 + s + u) + ...):
+   E[g'] = E_u[(1 + s + u) f'], E[g''] = E_u[(1 + s + u)^2 f''].
+   Uncorrelated noise after the activation adds its exact covariance.
+4. The K x Q children are merged back to K components: they are ordered by
+   their mean's projection on the leading principal direction of the
+   children's means (where they differ most), cut into K groups of equal
+   probability, and every group is replaced by the one component with its
+   weight, mean and covariance (moment matching: the total mean and
+   covariance are unchanged by the merge).
+
+With no shared noise the mixture has one component and the closure is
+exactly "moments" (apart from the quadrature over u for uncorrelated
+multiplicative noise before the activation).  For affine activations every
+step is exact, like linear response.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from .moments import gaussian_moments
+from .noise import Noise
+
+__all__ = ["Mixture", "MIXTURE_COMPONENTS", "SHARED_NODES", "UNCORRELATED_NODES",
+           "initial_mixture", "propagate_mixture", "mixture_moments",
+           "mixture_layers", "chunk_size"]
+
+#: Components K kept after every layer.
+MIXTURE_COMPONENTS = 16
+#: Gauss-Hermite nodes per correlated noise type (xi_AC, xi_MC) and layer.
+SHARED_NODES = 7
+#: Nodes per type when a layer has both correlated types (a tensor grid).
+GRID_NODES = 5
+#: Gauss-Hermite nodes for uncorrelated multiplicative noise before the activation.
+UNCORRELATED_NODES = 9
+
+
+class Mixture(NamedTuple):
+    """A layer's law as a mixture: weight (B, K), mean (B, K, N), cov (B, K, N, N)
+    (None for the noise-free input)."""
+
+    weight: np.ndarray
+    mean: np.ndarray
+    cov: np.ndarray
+
+
+@functools.lru_cache(maxsize=None)
+def _hermite(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and probability weights of the standard normal, Gauss-Hermite."""
+    nodes, weights = np.polynomial.hermite.hermgauss(count)
+    return nodes * math.sqrt(2.0), weights / math.sqrt(math.pi)
+
+
+def _normal_nodes(variance: float, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Quadrature nodes and weights of N(0, variance); one node at 0 if variance = 0."""
+    if variance == 0.0:
+        return np.zeros(1), np.ones(1)
+    nodes, weights = _hermite(count)
+    return math.sqrt(variance) * nodes, weights
+
+
+def _shared_nodes(noise: Noise, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nodes (scale s, shift c) and weights of the layer's correlated draws:
+    ``count`` nodes for one correlated type, a GRID_NODES x GRID_NODES
+    tensor grid when both are present."""
+    if noise.MC and noise.AC:
+        count = min(count, GRID_NODES)
+    s, ws = _normal_nodes(noise.MC, count)
+    c, wc = _normal_nodes(noise.AC, count)
+    return (np.repeat(s, c.size), np.tile(c, s.size), np.outer(ws, wc).ravel())
+
+
+def initial_mixture(x: np.ndarray) -> Mixture:
+    """The noise-free input (B, N_0) as a one-component mixture (its zero
+    covariance stands as None, so that a wide input costs no N_0^2 array)."""
+    return Mixture(np.ones((x.shape[0], 1)), x[:, None, :].copy(), None)
+
+
+def mixture_moments(mix: Mixture) -> tuple[np.ndarray, np.ndarray]:
+    """Total mean (B, N) and covariance (B, N, N) of a mixture (law of total variance)."""
+    mean = np.einsum("bk,bkn->bn", mix.weight, mix.mean)
+    dev = mix.mean - mean[:, None, :]
+    cov = np.einsum("bk,bkij->bij", mix.weight, mix.cov)
+    cov += np.einsum("bk,bki,bkj->bij", mix.weight, dev, dev)
+    return mean, cov
+
+
+def _split(mix: Mixture, scale: np.ndarray, shift: np.ndarray, weight: np.ndarray,
+           pre_activation: bool) -> tuple[Mixture, np.ndarray, np.ndarray]:
+    """Children of every component for the shared nodes (scale 1 + s, shift c).
+
+    Returns the children (B, K*Q, ...) and the per-child scale 1 + s and
+    shift c, each (B, K*Q).
+    The covariances are scaled only after the activation (post); before it
+    the scale is applied inside the activation step.
+    """
+    b, k, n = mix.mean.shape
+    q = weight.size
+    a = 1.0 + scale
+    w = (mix.weight[:, :, None] * weight).reshape(b, k * q)
+    if pre_activation:
+        mean = np.repeat(mix.mean, q, axis=1)
+        cov = np.repeat(mix.cov, q, axis=1)
+    else:
+        mean = (mix.mean[:, :, None, :] * a[:, None] + shift[:, None]).reshape(b, k * q, n)
+        cov = (mix.cov[:, :, None] * (a * a)[:, None, None]).reshape(b, k * q, n, n)
+    return Mixture(w, mean, cov), np.broadcast_to(np.tile(a, k), (b, k * q)), np.broadcast_to(np.tile(shift, k), (b, k * q))
+
+
+def _activation(zbar, cov_z, activation, scale, shift, d_mu, d_au, count):
+    """Mean and covariance of f(z (scale + u) + shift + e) per component.
+
+    z ~ N(zbar, cov_z) (M, N), (M, N, N); scale, shift (M,); u ~ N(0, d_mu)
+    and e ~ N(0, d_au) independent per neuron.  Per-neuron moments are
+    averaged over u by quadrature (each node is a Gaussian z); the
+    covariance between neurons is Mehler's expansion in cov_z to second
+    order with the coefficients of g(z) = E_u f(...): E[(scale + u) f'] and
+    E[(scale + u)^2 f''].
+    """
+    diagonal = np.arange(zbar.shape[-1])
+    var_z = np.maximum(cov_z[:, diagonal, diagonal], 0.0)
+    u, wu = _normal_nodes(d_mu, count)
+    a = scale[:, None, None] + u                                   # (M, 1, U)
+    moments = gaussian_moments(activation, zbar[..., None] * a + shift[:, None, None],
+                               var_z[..., None] * a * a + d_au)
+    mean = moments.mean @ wu
+    second = (moments.var + (moments.mean - mean[..., None]) ** 2) @ wu
+    slope = (a * moments.slope) @ wu
+    curvature = (a * a * moments.curvature) @ wu
+    cov = slope[:, :, None] * cov_z * slope[:, None, :]
+    cov += 0.5 * curvature[:, :, None] * cov_z**2 * curvature[:, None, :]
+    # The exact per-neuron variance on the diagonal; never below the Mehler
+    # diagonal, so that the matrix stays positive semi-definite (a Schur
+    # product of positive semi-definite matrices plus a non-negative diagonal).
+    cov[:, diagonal, diagonal] = np.maximum(second, cov[:, diagonal, diagonal])
+    return mean, cov
+
+
+def _leading_direction(rows: np.ndarray, iterations: int = 30) -> np.ndarray:
+    """Approximate leading right singular vector of ``rows`` (M, N) by power
+    iteration on rows^T rows, started from the longest row (only the order
+    of the projections onto it is used, so a rough direction suffices)."""
+    lengths = np.einsum("mn,mn->m", rows, rows)
+    v = rows[int(np.argmax(lengths))].copy()
+    for _ in range(iterations):
+        v = rows.T @ (rows @ v)
+        norm = np.linalg.norm(v)
+        if norm == 0.0:
+            break
+        v /= norm
+    return v
+
+
+def _groups(weight: np.ndarray, mean: np.ndarray, components: int) -> np.ndarray:
+    """Group labels (M,) of one input's M children: divisive clustering.
+
+    Starting from one group, the group whose members' means spread most
+    (weighted sum of squared distances to its centre) is cut in two along
+    its own leading principal direction, at its weighted median, until there
+    are ``components`` groups (or no group can be cut).
+    """
+    labels = np.zeros(weight.size, dtype=int)
+
+    def spread(members):
+        w = weight[members]
+        dev = mean[members] - (w @ mean[members]) / w.sum()
+        return float(w @ np.einsum("mn,mn->m", dev, dev)), dev
+
+    pending = {0: spread(np.arange(weight.size))}
+    for new in range(1, components):
+        label = max(pending, key=lambda g: pending[g][0])
+        if pending[label][0] <= 0.0:
+            break
+        members = np.flatnonzero(labels == label)
+        dev = pending[label][1]
+        direction = _leading_direction(dev * np.sqrt(weight[members])[:, None])
+        t = dev @ direction
+        order = np.argsort(t, kind="stable")
+        cumulative = np.cumsum(weight[members][order])
+        cut = int(np.searchsorted(cumulative, 0.5 * cumulative[-1]))
+        cut = min(max(cut, 0), order.size - 2) + 1          # both halves non-empty
+        upper = members[order[cut:]]
+        labels[upper] = new
+        pending[label] = spread(members[order[:cut]])
+        pending[new] = spread(upper)
+        if members.size == 2:
+            pending[label] = (0.0, None)
+            pending[new] = (0.0, None)
+    return labels
+
+
+def _merge(mix: Mixture, components: int) -> Mixture:
+    """At most ``components`` components, by moment matching of groups
+    (:func:`_groups`); the total mean and covariance are unchanged."""
+    b, m, n = mix.mean.shape
+    if m <= components:
+        return mix
+    w = mix.weight
+    group = np.stack([_groups(w[i], mix.mean[i], components) for i in range(b)])
+    onehot = (group[:, :, None] == np.arange(components)) * w[:, :, None]   # (B, M, K)
+    weight = onehot.sum(axis=1)
+    safe = np.where(weight > 0, weight, 1.0)
+    mean = np.einsum("bmk,bmn->bkn", onehot, mix.mean) / safe[:, :, None]
+    dev = mix.mean - np.take_along_axis(mean, group[:, :, None], axis=1)
+    second = mix.cov + dev[:, :, :, None] * dev[:, :, None, :]
+    cov = (np.swapaxes(onehot, 1, 2) @ second.reshape(b, m, n * n)).reshape(b, components, n, n)
+    cov /= safe[:, :, None, None]
+    return Mixture(weight, mean, cov)
+
+
+def _congruence(weight: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """W S W^T for every symmetric S in cov (..., N, N), as two flat matrix
+    products (one BLAS call each rather than one per component)."""
+    n_out, n_in = weight.shape
+    lead = cov.shape[:-2]
+    right = (cov.reshape(-1, n_in) @ weight.T).reshape(*lead, n_in, n_out)       # S W^T
+    out = np.swapaxes(right, -1, -2).reshape(-1, n_in) @ weight.T               # (W S W^T)^T
+    return out.reshape(*lead, n_out, n_out)
+
+
+def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
+                      components: int = MIXTURE_COMPONENTS, shared_nodes: int = SHARED_NODES,
+                      uncorrelated_nodes: int = UNCORRELATED_NODES) -> Mixture:
+    """One layer of the mixture closure (module docstring)."""
+    pre = noise.placement == "pre"
+    s, c, wq = _shared_nodes(noise, shared_nodes)
+    zbar = mix.mean @ weight.T + bias
+    if mix.cov is None:
+        cov_z = np.zeros(zbar.shape + zbar.shape[-1:])
+    else:
+        cov_z = _congruence(weight, mix.cov)
+    b, k, n = zbar.shape
+    if pre:
+        children, scale, shift = _split(Mixture(mix.weight, zbar, cov_z), s, c, wq, True)
+        m = children.weight.shape[1]
+        mean, cov = _activation(children.mean.reshape(b * m, n), children.cov.reshape(b * m, n, n),
+                                activation, scale.reshape(-1), shift.reshape(-1),
+                                noise.MU, noise.AU, uncorrelated_nodes)
+        out = Mixture(children.weight, mean.reshape(b, m, n), cov.reshape(b, m, n, n))
+    else:
+        ones = np.ones(b * k)
+        mean, cov = _activation(zbar.reshape(b * k, n), cov_z.reshape(b * k, n, n), activation,
+                                ones, 0.0 * ones, 0.0, 0.0, uncorrelated_nodes)
+        f_power = mean**2 + np.diagonal(cov, axis1=1, axis2=2)
+        out, _, _ = _split(Mixture(mix.weight, mean.reshape(b, k, n), cov.reshape(b, k, n, n)),
+                           s, c, wq, False)
+        m = out.weight.shape[1]
+        diagonal = np.arange(n)
+        extra = noise.MU * np.repeat(f_power.reshape(b, k, n), wq.size, axis=1) + noise.AU
+        out.cov[:, :, diagonal, diagonal] += extra
+    return _merge(out, components)
+
+
+#: Work-array budget (float64 values) of one chunk of inputs.
+_CHUNK_VALUES = 1 << 23
+
+
+def chunk_size(sizes, layer_noise) -> int:
+    """Inputs per chunk so that the children's covariances (K Q N^2 values
+    per input, N the widest layer after the input) stay within about 64 MB
+    (one input per chunk where a single input needs more)."""
+    nodes = max(_shared_nodes(nz, SHARED_NODES)[2].size for nz in layer_noise)
+    per_input = max(MIXTURE_COMPONENTS, 1) * nodes * max(sizes[1:]) ** 2
+    return max(1, _CHUNK_VALUES // per_input)
+
+
+def mixture_layers(net, layer_noise, x: np.ndarray, check=None) -> list:
+    """Total (mean (B, N_k), cov (B, N_k, N_k)) of layers 1..L for inputs x
+    (B, N_0); ``check(mean, k)`` is called after every layer (e.g. to stop
+    on an overflowing signal)."""
+    mix = initial_mixture(x)
+    out = []
+    for k, (w, b, f, nz) in enumerate(zip(net.weights, net.biases, net.activations, layer_noise), start=1):
+        mix = propagate_mixture(mix, w, b, f, nz)
+        mean, cov = mixture_moments(mix)
+        if check is not None:
+            check(mean, k)
+        out.append((mean, cov))
+    return out
+
+
+def _gauss_rule_discrete(t: np.ndarray, w: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss quadrature of the discrete law {t_m with weight w_m} (Lanczos
+    with full reorthogonalisation, then Golub-Welsch): ``count`` nodes (fewer
+    where the law has fewer support points) matching its moments up to
+    order 2 count - 1."""
+    q = np.sqrt(w) / math.sqrt(w.sum())
+    basis, alpha, beta = [q], [], []
+    scale = max(float(np.max(np.abs(t))), 1e-300)
+    for j in range(count):
+        v = t * basis[-1]
+        alpha.append(float(basis[-1] @ v))
+        for b in basis:                       # full reorthogonalisation, twice
+            v -= (b @ v) * b
+        for b in basis:
+            v -= (b @ v) * b
+        norm = float(np.linalg.norm(v))
+        if j == count - 1 or norm <= 1e-10 * scale:
+            break
+        beta.append(norm)
+        basis.append(v / norm)
+    n = len(alpha)
+    tri = np.diag(alpha) + np.diag(beta[:n - 1], 1) + np.diag(beta[:n - 1], -1)
+    nodes, vectors = np.linalg.eigh(tri)
+    return nodes, w.sum() * vectors[0] ** 2

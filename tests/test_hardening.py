@@ -1,0 +1,571 @@
+"""Hardening (issue 14): untrusted model files, memory guards, safe writes, exit codes.
+
+Each test reproduces one defect of the issue (it failed before the fix).
+The sweep defects are in test_sweep_hardening.py.
+"""
+import io
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from noiseprop import Network, Noise
+from noiseprop.cli import main, protect_negative_numbers
+from noiseprop.io.arrays import read_npy, read_npz
+from noiseprop.utils.files import UnsafeTarget, atomic_write, recover_unit, write_together
+from noiseprop.utils.resources import (
+    ResourceLimit,
+    available_memory,
+    check_predict,
+    memory_limit,
+    parse_size,
+    predict_bytes,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--symmetric", "2,3,0.3,0,sigmoid", "--input-value", "0.5"]
+
+
+def run(capsys, *argv):
+    """main(argv): (exit code, stdout, stderr); argparse usage errors count as their SystemExit code."""
+    try:
+        code = main(list(argv))
+    except SystemExit as stop:
+        code = stop.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *names):
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    for name in names:
+        assert name in err, err
+
+
+def run_python(code: str, *args, env=None, timeout=120):
+    """Run ``code`` in a fresh interpreter with this checkout first on the path."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], env=environment,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# ------------------------------------------------------------ 1. safe loading
+
+
+class Marker:
+    """Unpickling creates the file ``path`` (stands in for any code an attacker could run)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.fixture
+def torch():
+    return pytest.importorskip("torch")
+
+
+def test_evil_pickle_does_not_run_and_exits_2(tmp_path, capsys, torch):
+    marker = tmp_path / "MARKER"
+    seq = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Sigmoid())
+    seq.evil = Marker(marker)
+    torch.save(seq, tmp_path / "evil.pt")
+    code, out, err = run(capsys, "predict", str(tmp_path / "evil.pt"))
+    assert not marker.exists()
+    assert_one_line_error(code, err, "evil.pt", "refusing to load", "io.open", "--trust-pickle", "ONNX")
+    assert out == ""
+
+
+def test_trust_pickle_is_the_explicit_opt_in(tmp_path, capsys, torch):
+    from noiseprop.io.networks import load_model
+
+    marker = tmp_path / "MARKER"
+    seq = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Sigmoid())
+    seq.evil = Marker(marker)
+    torch.save(seq, tmp_path / "evil.pt")
+    net = load_model(tmp_path / "evil.pt", trust=True)
+    assert marker.exists() and net.sizes == (3, 2)
+
+
+def test_supported_sequential_loads_safely(tmp_path, torch):
+    from noiseprop.io.networks import from_torch, load_model
+
+    seq = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Dropout(0.1),
+                              torch.nn.Linear(5, 2), torch.nn.Identity())
+    torch.save(seq, tmp_path / "ok.pt")
+    assert load_model(tmp_path / "ok.pt") == from_torch(seq)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda nn: nn.Sequential(nn.Linear(3, 2)).state_dict(), "holds a state_dict"),
+    (lambda nn: nn.Sequential(nn.Linear(3, 2), nn.GELU()), "torch.nn.modules.activation.GELU"),
+])
+def test_unsupported_torch_files_get_advice(tmp_path, torch, make, message):
+    from noiseprop.io.networks import load_model
+
+    torch.save(make(torch.nn), tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=message) as info:
+        load_model(tmp_path / "m.pt")
+    assert "load_state_dict" in str(info.value) and "ONNX" in str(info.value)
+
+
+# ------------------------------------------------------------ 2. safe writing
+
+
+def write_new(handle):
+    handle.write(b"new")
+
+
+def special_targets(tmp_path):
+    """(path, description) of a symlink, a FIFO and (as root) a character device."""
+    target = tmp_path / "target.png"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.png"
+    link.symlink_to(target)
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    targets = [(link, "symbolic link"), (fifo, "FIFO")]
+    device = tmp_path / "null.png"
+    try:
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # like /dev/null; needs root
+        targets.append((device, "character device"))
+    except (PermissionError, OSError):
+        pass
+    return target, targets
+
+
+def snapshot(path):
+    info = os.lstat(path)
+    return stat.S_IFMT(info.st_mode), info.st_ino, os.readlink(path) if stat.S_ISLNK(info.st_mode) else None
+
+
+def test_atomic_write_refuses_special_files_even_with_overwrite(tmp_path):
+    target, targets = special_targets(tmp_path)
+    for path, kind in targets:
+        before = snapshot(path)
+        with pytest.raises(UnsafeTarget, match=kind):
+            atomic_write(path, write_new, overwrite=True)
+        assert snapshot(path) == before
+    assert target.read_bytes() == b"old"
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_cli_force_leaves_special_files_as_they_were(tmp_path, capsys):
+    _, targets = special_targets(tmp_path)
+    for path, kind in targets:
+        before = snapshot(path)
+        code, _, err = run(capsys, "verify", *SMALL, "--samples", "100", "--plot", str(path), "--force")
+        assert_one_line_error(code, err, "--plot", kind)
+        assert snapshot(path) == before
+
+
+@pytest.mark.parametrize("signum, error", [(signal.SIGTERM, SystemExit), (signal.SIGINT, KeyboardInterrupt)])
+def test_temporary_file_is_removed_on_signals(tmp_path, signum, error):
+    def write(handle):
+        handle.write(b"partial")
+        os.kill(os.getpid(), signum)  # delivered to this (the main) thread while writing
+        time.sleep(1)
+
+    with pytest.raises(error):
+        atomic_write(tmp_path / "out.png", write)
+    assert os.listdir(tmp_path) == []
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the default handler is back
+
+
+def test_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".out.png.{dead.stdout.strip()}.abc123.tmp"
+    stale.write_bytes(b"left by kill -9")
+    atomic_write(tmp_path / "out.png", write_new)
+    assert sorted(os.listdir(tmp_path)) == ["out.png"]
+
+
+def test_a_unit_killed_between_its_renames_is_removed_and_can_be_rewritten(tmp_path):
+    # the child dies (like kill -9: no clean-up) right after the PNG is renamed into place
+    code = """
+        import os, sys
+        from noiseprop.utils import files
+        real = os.replace
+        def replace_then_die(src, dst):
+            real(src, dst)
+            os._exit(9)
+        os.replace = replace_then_die
+        files.write_together([(sys.argv[1] + "/F.png", lambda h: h.write(b"png")),
+                              (sys.argv[1] + "/F.json", lambda h: h.write(b"{}"))])
+    """
+    assert run_python(code, tmp_path).returncode == 9
+    left = sorted(os.listdir(tmp_path))  # half a unit, and the JSON's temporary (no clean-up after kill -9)
+    assert left[1:] == [".F.unit", "F.png"] and left[0].startswith(".F.json.") and left[0].endswith(".tmp")
+    paths = [tmp_path / "F.png", tmp_path / "F.json"]
+    # without overwrite: the next write removes the half unit first (it wrote those bytes)
+    write_together([(paths[0], lambda h: h.write(b"png2")), (paths[1], lambda h: h.write(b"{}"))])
+    assert sorted(os.listdir(tmp_path)) == ["F.json", "F.png"]
+    assert paths[0].read_bytes() == b"png2"
+
+
+def test_recovery_leaves_files_it_did_not_write(tmp_path):
+    (tmp_path / "F.png").write_bytes(b"the user's own")
+    (tmp_path / ".F.unit").write_text('{"files": ["F.png", "F.json"], "sha256": ["00", "00"]}')
+    assert recover_unit([tmp_path / "F.png", tmp_path / "F.json"]) == []
+    assert sorted(os.listdir(tmp_path)) == ["F.png"]
+
+
+def test_make_figures_removes_a_half_written_figure_before_the_existing_check(tmp_path, monkeypatch):
+    import noiseprop.figures as figures
+    from noiseprop.figures._common import FigureOutput, output_paths
+
+    module = figures.FIGURES["F1"]
+    png, data = output_paths(tmp_path, module.STEM)
+    png.write_bytes(b"half")
+    import hashlib
+    (tmp_path / f".{module.STEM}.unit").write_text(
+        '{"files": ["%s", "%s"], "sha256": ["%s", "x"]}' % (png.name, data.name, hashlib.sha256(b"half").hexdigest()))
+    monkeypatch.setattr(module, "make", lambda outdir, fast, overwrite: FigureOutput("F1", png, data, {}))
+    assert [o.figure_id for o in figures.make_figures(tmp_path, only="F1")] == ["F1"]
+    assert not png.exists()  # the stub wrote nothing; the half unit is gone, no --force needed
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["verify", *SMALL, "--plot", ""], "--plot"),
+    (["figures", ""], "OUTDIR"),
+    (["robustness", "accuracy", "--plot", ""], "--plot"),
+])
+def test_empty_output_paths_are_refused(capsys, argv, name):
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, name, "empty")
+
+
+# ------------------------------------------------------------ 3. memory and size guards
+
+
+def wide_npz(path, width=20000):
+    np.savez_compressed(path, W1=np.zeros((width, 1)))
+    return path
+
+
+@pytest.mark.slow
+def test_small_wide_file_is_refused_fast_and_small(tmp_path):
+    path = wide_npz(tmp_path / "wide.npz")
+    assert path.stat().st_size < 1000
+    env = {}
+    if available_memory() * 0.5 > predict_bytes([1, 20000], 1)[0]:  # a machine so big the default allows it
+        env["NOISEPROP_MAX_MEMORY"] = "4G"
+    code = """
+        import resource, sys, time
+        from noiseprop.cli import main
+        start = time.perf_counter()
+        status = main(["predict", sys.argv[1]])
+        print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        sys.exit(status)
+    """
+    result = run_python(code, path, env=env)
+    seconds, max_rss_kib = map(float, result.stdout.split())
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "layer 1 with 20000 neurons" in result.stderr and "GiB" in result.stderr
+    assert seconds < 2.0 and max_rss_kib < 500 * 1024
+
+
+def test_predict_guard_names_the_layer_and_the_estimate():
+    net = Network.from_arrays([np.ones((2000, 3)), np.ones((2, 2000))], [np.zeros(2000), np.zeros(2)])
+    from noiseprop import predict
+
+    with memory_limit("50M"), pytest.raises(ResourceLimit, match=r"layer 1 with 2000 neurons.*needs about 1\d\d MiB"):
+        predict(net, Noise(AU=1e-3), np.ones(3))
+    with memory_limit("50M"), pytest.raises(ResourceLimit, match="batch of 8 inputs"):
+        check_predict(net.sizes, 8)
+    with memory_limit("1G"):
+        predict(net, Noise(AU=1e-3), np.ones(3))  # under the limit: computed
+
+
+def test_header_that_lies_about_its_size_is_refused_before_allocating(tmp_path, capsys):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (100000, 100000)})
+    with zipfile.ZipFile(tmp_path / "liar.npz", "w") as archive:
+        archive.writestr("W1.npy", header.getvalue() + b"\0" * 64)
+    code, _, err = run(capsys, "predict", str(tmp_path / "liar.npz"))
+    assert_one_line_error(code, err, "liar.npz", "(100000, 100000)", "74.5 GiB", "truncated or corrupt")
+    (tmp_path / "liar.npy").write_bytes(header.getvalue() + b"\0" * 24)
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        read_npy(tmp_path / "liar.npy")
+
+
+def test_decompression_bomb_is_refused_before_inflating(tmp_path):
+    path = tmp_path / "bomb.npz"
+    header = io.BytesIO()
+    count = 100 * 1024**2 // 8
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (count,)})
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        with archive.open("W1.npy", "w", force_zip64=True) as member:
+            member.write(header.getvalue())
+            block = bytes(1 << 22)
+            for _ in range(25):
+                member.write(block)
+    assert path.stat().st_size < 1024**2
+    with pytest.raises(ValueError, match="decompression bomb"):
+        read_npz(path)
+    np.savez(tmp_path / "plain.npz", W1=np.zeros(200_000))  # a genuine archive over a low limit
+    with pytest.raises(ResourceLimit, match="member 'W1.npy' needs about 1.53 MiB"):
+        read_npz(tmp_path / "plain.npz", max_memory="1M")
+
+
+def test_memory_limit_sources(monkeypatch):
+    from noiseprop.utils.resources import current_memory_limit
+
+    monkeypatch.setenv("NOISEPROP_MAX_MEMORY", "3G")
+    assert current_memory_limit() == (3 * 1024**3, "NOISEPROP_MAX_MEMORY")
+    with memory_limit("512M"):
+        assert current_memory_limit()[0] == 512 * 1024**2
+    assert parse_size("1.5GiB") == 3 * 1024**3 // 2 and parse_size("100%") == pytest.approx(available_memory(), rel=0.2)
+    for bad in ("lots", "0", "-1G", "150%"):
+        with pytest.raises(ValueError, match="memory limit"):
+            parse_size(bad)
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["predict", "--symmetric", "2,100000,0.1,0,linear"], ["--symmetric", "width 100000", "GiB"]),
+    (["predict", "--symmetric", "99999999999999999999,3,0.1,0,linear"], ["--symmetric", "depth 99999999999999999999"]),
+    (["predict", *SMALL, "--max-memory", "100"], ["needs about 192 B", "limit 100 B"]),
+    (["predict", *SMALL, "--max-memory", "lots"], ["memory limit", "'lots'"]),
+    (["verify", *SMALL, "--samples", "99999999999999999999999"], ["samples", "years", "--max-time"]),
+    (["robustness", "accuracy", "--factors", "0.1:1:100000000000"], ["--factors", "100000000000 levels"]),
+    (["robustness", "accuracy", "--samples", "1e9", "--factors", "1,2,3"], ["--samples", "would take"]),
+])
+def test_size_options_are_bounded(capsys, argv, names):
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, *names)
+
+
+def test_monte_carlo_and_grid_guards():
+    from noiseprop.simulation.montecarlo import sample_outputs, simulate
+    from noiseprop.studies.sweeps import grid_points
+
+    net = Network.symmetric(2, 3, 0.3)
+    with pytest.raises(ResourceLimit, match="sampled outputs"):
+        sample_outputs(net, Noise(AU=1e-3), np.ones(3), samples=10**12)
+    with pytest.raises(ResourceLimit, match="Monte Carlo realisations"):
+        simulate(net, Noise(AU=1e-3), np.ones(3), samples=10**20)
+    with pytest.raises(ResourceLimit, match="a grid of 10000000000 points"):
+        grid_points({"a": range(10**5), "b": range(10**5)})
+
+
+def test_training_size_is_bounded(torch):
+    from noiseprop.studies.training import train_mlp
+
+    X, y = np.random.default_rng(0).random((20, 4)), np.arange(20) % 2
+    with pytest.raises(ResourceLimit, match="training a 4-99999999999-2 network"):
+        train_mlp(X, y, X, y, hidden=(99999999999,))
+
+
+# ------------------------------------------------------------ 4. exit codes that never lie
+
+
+def bad_files(folder: Path) -> dict:
+    """Broken inputs of the issue, by name."""
+    good = folder / "good_c.npz"
+    np.savez_compressed(good, W1=np.random.default_rng(0).random((5, 3)))
+    data = bytearray(good.read_bytes())
+    start = data.find(b"W1.npy") + 6 + 40  # inside the deflate stream
+    data[start:start + 30] = b"\x00" * 30
+    files = {
+        "empty.npz": b"",
+        "corrupt.npz": bytes(data),
+        "trunc.npz": good.read_bytes()[:50],
+    }
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    np.save(folder / "empty.npy", np.zeros(0))
+    np.savez(folder / "w01.npz", W01=np.ones((2, 2)))
+    np.savez(folder / "no_x.npz", y=np.zeros(3))
+    return {name: folder / name for name in [*files, "empty.npy", "w01.npz", "no_x.npz"]}
+
+
+@pytest.fixture
+def broken(tmp_path):
+    return bad_files(tmp_path)
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["predict", "{empty.npz}"], ["empty.npz", "not a readable .npz"]),
+    (["predict", "{corrupt.npz}"], ["corrupt.npz", "not a readable .npz"]),
+    (["predict", "{trunc.npz}"], ["trunc.npz", "BadZipFile"]),
+    (["predict", "--input", "{empty.npy}"], ["--input", "empty.npy", "empty"]),
+    (["predict", "{w01.npz}"], ["w01.npz", "W01", "W1..WL"]),
+    (["robustness", "accuracy", "--data", "{trunc.npz}"], ["--data", "trunc.npz"]),
+    (["robustness", "accuracy", "--data", "{empty.npz}"], ["--data", "empty.npz"]),
+    (["robustness", "accuracy", "--data", "{no_x.npz}"], ["--data", "no_x.npz", "lacks the array(s) X"]),
+    (["robustness", "accuracy", "--factors", ",", "--plot", "{out.png}"], ["--factors", "no values"]),
+    (["predict", "--symmetric", "99999999999999999999,3,0.1,0,linear"], ["--symmetric"]),
+    (["verify", "--seed", "-3"], ["--seed", "non-negative"]),
+    (["predict", "--noise", "1e300"], ["--noise", "overflows", "layer"]),
+    (["predict", "--method", "moments", "--AU", "1e300"], ["--AU", "layer"]),
+    (["predict", "--noise", "-1e-3"], ["--noise", "AU must be a finite variance >= 0"]),
+    (["predict", "missing.pt"], ["missing.pt", "does not exist"]),
+])
+def test_bad_input_is_exit_2_with_one_line(capsys, broken, tmp_path, argv, names):
+    names_to_paths = {**{f"{{{k}}}": str(v) for k, v in broken.items()}, "{out.png}": str(tmp_path / "out.png")}
+    argv = [names_to_paths.get(a, a) for a in argv]
+    code, out, err = run(capsys, *argv)
+    assert_one_line_error(code, err, *names)
+    assert out == ""
+
+
+def test_negative_numbers_in_exponent_form_parse(capsys):
+    assert protect_negative_numbers(["--noise", "-1e-3", "--x", "-.5e2,1", "-1e-3"]) == [
+        "--noise=-1e-3", "--x=-.5e2,1", "-1e-3"]
+    code, out, _ = run(capsys, "predict", "--symmetric", "2,3,0.3,0,linear", "--input-value", "-1e-3", "--json")
+    assert code == 0 and '"snr_db"' in out
+
+
+def test_missing_dependency_resource_limit_interrupt_and_bug_codes(capsys, monkeypatch):
+    from noiseprop.cli import predict as predict_command
+    from noiseprop.utils.optional import MissingDependency
+
+    outcomes = {
+        MissingDependency("reading PyTorch files needs torch, which is not installed: pip install 'noiseprop[train]'"): 2,
+        ResourceLimit("the prediction needs about 9 GiB"): 2,
+        MemoryError("Unable to allocate 7.28 TiB"): 2,
+        KeyboardInterrupt(): 130,
+        RuntimeError("a bug"): 3,
+    }
+    for error, expected in outcomes.items():
+        def fail(args, error=error):
+            raise error
+
+        monkeypatch.setattr(predict_command, "run", fail)
+        code, out, err = run(capsys, "predict")
+        assert code == expected, (error, err)
+        if expected != 3:
+            assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+        else:
+            assert "Traceback" in err and "internal error" in err
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_exit_130_in_one_line_without_traceback():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "noiseprop", "verify", "--samples", "300000000", "--max-time", "30d"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)  # imports and compilation done: inside the simulation
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "Traceback" not in err and err.strip().splitlines() == ["noiseprop verify: interrupted (Ctrl-C); "
+                                                                 "temporary files removed"]
+
+
+FRAGMENTS = [
+    [], ["--noise", "{n}"], ["--AU", "{n}"], ["--MC", "{n},{n}"], ["--input-value", "{n}"],
+    ["--symmetric", "{i},{i},{n},{n},sigmoid"], ["--symmetric", "{i},{i},{n},0,{s}"], ["--placement", "{s}"],
+    ["--method", "moments"], ["--max-memory", "{s}"], ["--input", "{f}"], ["{f}"], ["--json"],
+    ["--target-snr", "{n}"], ["--reference"],
+]
+NUMBERS = ["0", "1e-3", "-1e-3", "1e300", "-1e300", "nan", "inf", "", ",", "1e-3,", "99999999999999999999", "x", "-0"]
+INTEGERS = ["0", "1", "3", "-2", "99999999999999999999", "1e2", "x", ""]
+STRINGS = ["", "post", "relu", "linear(slope=2)", "1K", "50%", "-1", "softplus"]
+
+
+def test_fuzzed_command_lines_never_trace_back_and_exit_0_1_or_2(capsys, broken):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    files = [str(p) for p in broken.values()] + ["missing.npz", "", "x.h5"]
+    fragment = st.tuples(st.sampled_from(FRAGMENTS), st.sampled_from(NUMBERS), st.sampled_from(INTEGERS),
+                         st.sampled_from(STRINGS), st.sampled_from(files))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(st.sampled_from(["predict", "check"]), st.lists(fragment, max_size=3))
+    def check(command, parts):
+        argv = [command]
+        for template, n, i, s, f in parts:
+            argv += [t.format(n=n, i=i, s=s, f=f) for t in template]
+        if command == "predict" and "--target-snr" in argv:
+            return
+        with memory_limit("2G"):
+            code, _, err = run(capsys, *argv)
+        assert "Traceback" not in err, (argv, err)
+        assert code in (0, 1, 2), (argv, code, err)
+        if code == 2:
+            assert len(err.strip().splitlines()) == 1, (argv, err)
+
+    check()
+
+
+# ------------------------------------------------------------ 9. the rest
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Noise(AU=np.complex64(1e-3 + 1j)),
+    lambda: Noise(AU=np.complex128(1e-3)),
+    lambda: Network.from_arrays([np.ones((2, 2))], [np.array([1 + 1j, 0])]),
+    lambda: Network.symmetric(2, 2, np.complex64(1)),
+    lambda: __import__("noiseprop.utils.validation", fromlist=["x"]).as_labelled_data(np.ones((2, 2)) * 1j, [0, 1]),
+    lambda: __import__("noiseprop.utils.validation", fromlist=["x"]).as_vector("levels", [1e-3 + 1j]),
+])
+def test_complex_input_is_refused_not_truncated(make):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a ComplexWarning would mean the imaginary part was dropped
+        with pytest.raises(ValueError, match="number|complex"):
+            make()
+
+
+def test_infinite_sample_counts_are_named_errors():
+    from noiseprop.simulation.montecarlo import sample_outputs, simulate
+    from noiseprop.studies.accuracy import accuracy
+
+    net = Network.symmetric(2, 3, 0.3)
+    for call in (lambda: simulate(net, Noise(AU=1e-3), np.ones(3), samples=float("inf")),
+                 lambda: sample_outputs(net, Noise(AU=1e-3), np.ones(3), samples=float("inf")),
+                 lambda: accuracy(net, Noise(AU=1e-3), np.ones((2, 3)), [0, 1], samples=float("inf"))):
+        with pytest.raises(ValueError, match="samples must be a positive integer"):
+            call()
+
+
+def test_blas_thread_limit_survives_overlapping_simulations():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from noiseprop.simulation.montecarlo import _blas_controller, _single_threaded_blas
+
+    if _blas_controller() is None or not _blas_controller().select(user_api="blas").lib_controllers:
+        pytest.skip("no BLAS thread pool found")
+    blas = lambda: [c.num_threads for c in threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers]
+    # (not under threadpool_limits: OpenBLAS ignores limits set from other threads after one set
+    # from the main thread)
+    before = blas()
+    if max(before) < 2:
+        pytest.skip("BLAS runs on one thread already: nothing to restore")
+    if True:
+        a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+        def first():  # enters first, leaves first
+            with _single_threaded_blas():
+                a_in.set()
+                b_in.wait(10)
+            a_out.set()
+
+        def second():  # enters while the first runs, leaves last
+            a_in.wait(10)
+            with _single_threaded_blas():
+                b_in.set()
+                a_out.wait(10)
+                assert max(blas()) == 1  # still limited while a simulation runs
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        assert blas() == before
