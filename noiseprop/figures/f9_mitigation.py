@@ -32,7 +32,7 @@ CAPTION = (
     "the Monte Carlo value is rounding, listed in the JSON); multiplicative correlated noise (MC) "
     "leaves (sum_i W_ji (m_i - c_0))^2 D_MC, shown for the ghost level c_0 that minimises it at the output (least squares over the output "
     "neurons); it cannot vanish unless all of layer 1's outputs are equal. "
-    "Lines: prediction; points: Monte Carlo (+-2 s.e.)."
+    "Lines: prediction (linear response, exact for this affine network); points: Monte Carlo (+-2 s.e.)."
 )
 
 
@@ -59,13 +59,13 @@ def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = Fals
         "all four types": Noise(AU=D_POOL, AC=D_POOL, MU=D_POOL, MC=D_POOL),
     }
     for (label, noise), color in zip(cases.items(), ("C0", "C3")):
-        base = predict(net, noise, x).layer_snr[-1]
+        base = predict(net, noise, x, method="linear").layer_snr[-1]
         base_sim = simulate(net, noise, x, samples, seed=SEED)
         gains, sim_gains, errors = [], [], []
         for K in COPIES:
             pooled = pool(net, K)
             layer_noise = pooled.noise_for(noise)
-            gains.append(predict(pooled, layer_noise, x).layer_snr[-1] / base)
+            gains.append(predict(pooled, layer_noise, x, method="linear").layer_snr[-1] / base)
             sim = simulate(pooled, layer_noise, x, samples, seed=SEED + K)
             ratio = base_sim.noise_var[-1] / sim.noise_var[-1]
             sim_gains.append(ratio)
@@ -94,7 +94,7 @@ def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = Fals
             analytic, sim_var, sim_err = [], [], []
             for j, d in enumerate(INTENSITIES):
                 noise = [Noise(**{name: float(d)}), Noise(), Noise()]
-                analytic.append(float(np.mean(predict(network, noise, x).var[-1])))
+                analytic.append(float(np.mean(predict(network, noise, x, method="linear").var[-1])))
                 sim = simulate(network, noise, x, samples, seed=SEED + 100 + j)
                 sim_var.append(sim.noise_var[-1])
                 sim_err.append(sim.noise_var_stderr[-1])

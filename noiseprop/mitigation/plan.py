@@ -201,6 +201,9 @@ def plan(
             raise ValueError(f"target_snr_db must be a finite number of dB, got {target_snr_db}")
     layer_noise = list(per_layer_noise(noise, net.depth))
     as_input(x, net.sizes[0])
+    if method not in ("linear", "moments"):
+        raise ValueError(f"plan's method must be 'linear' or 'moments' (its search propagates layer by "
+                         f"layer), got {method!r}")
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     signal, base = output_stats(net, layer_noise, x, method, objective)
