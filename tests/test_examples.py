@@ -86,3 +86,15 @@ def test_statistics_recursion_report(capsys):
     with pytest.raises(SystemExit) as info:
         main(["--inputs", "0"])
     assert info.value.code == 2 and "--inputs must lie in 1..450" in capsys.readouterr().err
+
+
+def test_mitigate_noisy_classifier(capsys):
+    result = load("mitigate_noisy_classifier.py")["main"](fast=True)
+    out = capsys.readouterr().out
+    plan, rows = result["plan"], result["accuracy"]
+    assert plan.extra_neurons <= plan.max_extra_neurons == 300
+    assert plan.output_snr_db_after > plan.output_snr_db_before  # the plan helps (predicted)
+    original, mitigated = rows
+    assert mitigated["hidden_neurons"] <= 2 * original["hidden_neurons"]
+    assert original["clean"] == mitigated["clean"]               # the function is preserved
+    assert "recovered" in out and "differential output SNR" in out

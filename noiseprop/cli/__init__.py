@@ -28,13 +28,13 @@ import zipfile
 import zlib
 from typing import Sequence
 
-from . import check, derive, figures, predict, recurrent, robustness, verify
+from . import check, derive, figures, mitigate, predict, recurrent, robustness, verify
 from .common import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED
 
 __all__ = ["main", "build_parser", "EXIT_CODES"]
 
 #: Command modules, in the order of ``noiseprop --help``.
-COMMANDS = [predict, check, figures, verify, robustness, derive, recurrent]
+COMMANDS = [predict, check, figures, verify, robustness, derive, recurrent, mitigate]
 
 #: Exit codes and their meaning (module docstring).
 EXIT_CODES = {0: "success", 1: "a check failed", 2: "bad input or resource limit",

@@ -27,6 +27,8 @@ from . import (
     f6_accuracy,
     f7_walking,
     f8_noisy_training,
+    f9_mitigation,
+    f10_mitigated_accuracy,
 )
 from ._common import FigureOutput, output_paths
 
@@ -37,7 +39,7 @@ FIGURES = {
     module.FIGURE_ID: module
     for module in (
         f1_symmetric, f2_depth, f3_slope, f4_trained_layers, f5_trained_snr, f6_accuracy, f7_walking,
-        f8_noisy_training,
+        f8_noisy_training, f9_mitigation, f10_mitigated_accuracy,
     )
 }
 

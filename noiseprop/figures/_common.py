@@ -54,7 +54,7 @@ class FigureOutput:
     Attributes
     ----------
     figure_id : str
-        "F1" .. "F8".
+        "F1" .. "F10".
     png : Path
         The figure.
     data : Path

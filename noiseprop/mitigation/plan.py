@@ -1,0 +1,371 @@
+"""A recommender: the mitigation that fits a neuron budget, :func:`plan`.
+
+Search.  For every noisy layer k of the original network the options are
+"g ghost neurons, then every neuron (ghosts included) pooled K times", with
+g in {0, 1, 4, 16} (ghosts only where the layer has correlated noise)
+and K = 1..``max_copies`` (K > 1 only where it has uncorrelated noise); an
+option costs (N_k + g) K - N_k extra noisy neurons.  Each option's effect is
+predicted alone (the output noise variance it removes).  Within linear
+response the output noise is, to first order, a sum of the contributions of
+the layers, so the best combination is a knapsack over layers (one option per
+layer) on these reductions, solved exactly by dynamic programming over the
+cost; the chosen combination is then predicted as a whole and the reported
+numbers are those of that full prediction, checked by Monte Carlo.
+Intra-layer coupling is evaluated on every hidden layer and reported; it
+enters no plan, since with a noise-free coupling its gain is 1 (see
+:mod:`.transforms`).
+
+With ``target_snr_db`` the cheapest combination whose full prediction meets
+the target is returned; when none within the budget does, the combination of
+highest output SNR is returned with ``target_met = False``.
+"""
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..model import Network
+from ..noise import NoiseSpec, per_layer_noise
+from ..propagation import propagate_layer
+from ..utils.jsonutil import finite_or_none
+from ..utils.validation import as_input, positive_int, require_network
+from .compare import Comparison, Strategy, apply_strategies, compare
+
+__all__ = ["plan", "Plan", "GHOST_GROUPS", "OBJECTIVES", "output_stats"]
+
+#: What :func:`plan` maximises.
+OBJECTIVES = ("snr", "differential")
+#: Ghost neurons per layer that the search tries.
+GHOST_GROUPS = (1, 4, 16)
+#: Combinations fully predicted at most when looking for the cheapest one meeting a target.
+_MAX_FULL_CHECKS = 40
+
+
+@dataclass
+class Plan:
+    """Result of :func:`plan`.
+
+    Attributes
+    ----------
+    steps : list of Strategy
+        The chosen transformations, in the order applied (empty: nothing to do).
+    choices : list of dict
+        Per layer that changes: layer, ghosts (groups), copies (K), extra_neurons.
+    network : Network
+        The transformed network (the original when ``steps`` is empty).
+    output_snr_db_before, output_snr_db_after : float
+        Predicted output SNR of the ``objective`` (dB, batch-averaged).
+    extra_neurons, max_extra_neurons : int
+    target_snr_db : float or None
+    target_met : bool or None
+    comparison : Comparison or None
+        :func:`compare` of the chosen combination (Monte Carlo check inside).
+    skipped : list of str
+        Strategies not considered and why.
+    """
+
+    steps: list
+    choices: list
+    network: Network
+    output_snr_db_before: float
+    output_snr_db_after: float
+    extra_neurons: int
+    max_extra_neurons: int
+    target_snr_db: Optional[float]
+    target_met: Optional[bool]
+    comparison: Optional[Comparison] = None
+    skipped: list = field(default_factory=list)
+    objective: str = "snr"
+
+    @property
+    def gain(self) -> float:
+        """Predicted output SNR after / before (power ratio)."""
+        return float(10 ** ((self.output_snr_db_after - self.output_snr_db_before) / 10))
+
+    @property
+    def monte_carlo(self) -> Optional[dict]:
+        if self.comparison is None or not self.comparison.results:
+            return None
+        return self.comparison.results[0].monte_carlo
+
+    def summary(self) -> str:
+        lines = [f"budget: {self.max_extra_neurons} extra noisy neurons; used {self.extra_neurons}"]
+        if not self.choices:
+            lines.append("plan: no change")
+        for c in self.choices:
+            lines.append(f"  layer {c['layer']}: {c['ghosts']} ghost neuron(s), pooled K={c['copies']} "
+                         f"(+{c['extra_neurons']} neurons)")
+        what = "output SNR" if self.objective == "snr" else "differential output SNR"
+        lines.append(f"{what}: {self.output_snr_db_before:.2f} dB -> {self.output_snr_db_after:.2f} dB "
+                     f"(gain {self.gain:.3f}x)")
+        mc = self.monte_carlo
+        if mc:
+            verdict = "agrees" if mc["agrees"] else "DISAGREES"
+            lines.append(f"Monte Carlo ({mc['samples']} samples): output layer SNR {mc['snr_db']:.2f} dB, "
+                         f"gain {mc.get('gain', float('nan')):.3f}x; output noise variance {verdict} with "
+                         f"the prediction (z = {mc['z']:.2f}, limit {mc['z_critical']:.2f})")
+            if not mc["exact_for_affine"]:
+                lines.append("  (nonlinear activations: the prediction is first order in the noise "
+                             "(linear) or Gaussian-moment based (moments), not exact)")
+        if self.target_snr_db is not None:
+            lines.append(f"target {self.target_snr_db:g} dB: {'met' if self.target_met else 'NOT reachable within the budget'}")
+        lines.extend(f"skipped: {reason}" for reason in self.skipped)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return finite_or_none({
+            "choices": self.choices, "sizes": list(self.network.sizes),
+            "output_snr_db_before": self.output_snr_db_before, "output_snr_db_after": self.output_snr_db_after,
+            "gain": self.gain, "extra_neurons": self.extra_neurons, "max_extra_neurons": self.max_extra_neurons,
+            "target_snr_db": self.target_snr_db, "target_met": self.target_met, "objective": self.objective,
+            "monte_carlo": self.monte_carlo, "skipped": self.skipped,
+        })
+
+
+@dataclass(frozen=True)
+class _Option:
+    layer: int
+    ghosts: int
+    copies: int
+    cost: int
+    reduction: float          # output noise variance removed (alone)
+
+    def steps(self) -> list:
+        steps = []
+        if self.ghosts:
+            steps.append(Strategy("ghost", layers=self.layer, groups=self.ghosts))
+        if self.copies > 1:
+            steps.append(Strategy("pool", layers=self.layer, k=self.copies))
+        return steps
+
+
+def plan(
+    net: Network,
+    noise: NoiseSpec,
+    x,
+    max_extra_neurons: int,
+    target_snr_db: Optional[float] = None,
+    *,
+    max_copies: int = 4,
+    include_output: bool = True,
+    samples: int = 20_000,
+    seed: int = 0,
+    method: str = "linear",
+    objective: str = "snr",
+) -> Plan:
+    """Recommend ghost neurons and pooling per layer within a neuron budget.
+
+    Parameters
+    ----------
+    net : Network
+        The original network (not a transformed one).
+    noise : Noise or sequence of L Noise
+    x : array_like (N_0,) or (B, N_0)
+        The input(s) the SNR is predicted for (batch-averaged).
+    max_extra_neurons : int
+        Extra noisy neurons allowed (>= 0); never exceeded.
+    target_snr_db : float, optional
+        Output SNR target (dB): return the cheapest combination meeting it.
+    max_copies : int, default 4
+        Largest pooling factor K tried.
+    include_output : bool, default True
+        Also transform the output layer (a noise-free read-out layer is
+        appended: the hardware must average/subtract its outputs noise-free).
+    samples : int, default 20_000
+        Monte Carlo realisations of the check (0: none).
+    seed : int, default 0
+    method : {"linear", "moments"}, default "linear"
+        Prediction method (:func:`~noiseprop.propagation.predict`); "moments"
+        is closer to Monte Carlo for nonlinear networks at larger noise.
+    objective : {"snr", "differential"}, default "snr"
+        What is maximised: the output layer SNR, or the SNR of the outputs'
+        deviations from their mean (for classifiers: noise common to all
+        outputs does not change the arg-max; see :func:`_output_stats`).
+
+    Returns
+    -------
+    Plan
+    """
+    require_network(net)
+    if hasattr(net, "origin"):
+        raise ValueError("plan needs the original network, not one already transformed")
+    budget = _budget(max_extra_neurons)
+    max_copies = positive_int("max_copies", max_copies)
+    if target_snr_db is not None:
+        target_snr_db = float(target_snr_db)
+        if not math.isfinite(target_snr_db):
+            raise ValueError(f"target_snr_db must be a finite number of dB, got {target_snr_db}")
+    layer_noise = list(per_layer_noise(noise, net.depth))
+    as_input(x, net.sizes[0])
+    if method not in ("linear", "moments"):
+        raise ValueError(f"plan's method must be 'linear' or 'moments' (its search propagates layer by "
+                         f"layer), got {method!r}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    signal, base = output_stats(net, layer_noise, x, method, objective)
+    before_db = _db(signal, base)
+    last = net.depth if include_output else net.depth - 1
+    options, skipped = _options(net, layer_noise, x, base, budget, max_copies, last, method, objective)
+    skipped += _intra_report(net, layer_noise, x, base, method, objective)
+    candidates = _knapsack(options, budget, 1e-9 * base)
+    chosen = _choose(net, layer_noise, x, signal, candidates, target_snr_db, method, objective)
+    steps = [s for option in sorted(chosen, key=lambda o: -o.layer) for s in option.steps()]
+    comparison = None
+    network, after_db = net, before_db
+    if steps:
+        comparison = compare(net, layer_noise, x, {"plan": steps}, samples=samples, seed=seed, method=method)
+        network = comparison.results[0].network
+        after_db = _db(*output_stats(network, network.noise_for(layer_noise), x, method, objective))
+    extra = getattr(network, "extra_neurons", 0)
+    assert extra <= budget, "the plan exceeds its budget"
+    choices = [{"layer": o.layer, "ghosts": o.ghosts, "copies": o.copies, "extra_neurons": o.cost}
+               for o in sorted(chosen, key=lambda o: o.layer) if o.cost]
+    met = None if target_snr_db is None else bool(after_db >= target_snr_db)
+    return Plan(steps, choices, network, before_db, after_db, extra, budget, target_snr_db, met,
+                comparison, skipped, objective)
+
+
+def _budget(value) -> int:
+    try:
+        valid = not isinstance(value, bool) and operator.index(value) >= 0
+    except TypeError:
+        valid = isinstance(value, float) and value.is_integer() and value >= 0
+    if not valid:
+        raise ValueError(f"max_extra_neurons must be an integer >= 0 (a neuron budget), got {value!r}")
+    return int(value)
+
+
+def output_stats(net, layer_noise, x, method: str = "linear", objective: str = "snr",
+                 start: "tuple[int, np.ndarray, np.ndarray | None] | None" = None) -> tuple[float, float]:
+    """Predicted (signal power, noise variance) of the output layer, batch-averaged.
+
+    "snr": per-neuron averages of E[y_i]^2 and Var[y_i] (the layer SNR).
+    "differential": the same for the deviations y_i - mean_j y_j from the
+    output layer's average (what an arg-max decision depends on: noise
+    common to all outputs does not change it).
+
+    ``start = (k, mean, cov)`` continues the propagation from layer k - 1's
+    mean (B, N) and covariance (B, N, N) (None: noise-free) instead of the
+    input: the layers before k must then be those that produced them.
+    """
+    layer_noise = per_layer_noise(layer_noise, net.depth)
+    k, mean, cov = start if start is not None else (1,) + _prefix(net, layer_noise, x, method, 0)[0]
+    for t in range(k, net.depth + 1):
+        mean, cov = propagate_layer(mean, cov, net.weights[t - 1], net.biases[t - 1], net.activations[t - 1],
+                                    layer_noise[t - 1], method)
+    if objective == "snr":
+        return float(np.mean(mean**2)), float(np.mean(np.diagonal(cov, axis1=1, axis2=2)))
+    n = mean.shape[1]
+    noise = (np.trace(cov, axis1=1, axis2=2) - cov.sum(axis=(1, 2)) / n) / n
+    signal = np.mean((mean - mean.mean(axis=1, keepdims=True)) ** 2, axis=1)
+    return float(signal.mean()), float(noise.mean())
+
+
+def _prefix(net, layer_noise, x, method: str, depth: int) -> list:
+    """(mean, cov) of layers 0..depth of the original network (cov None for the input)."""
+    mean, _ = as_input(x, net.sizes[0])
+    states, cov = [(mean, None)], None
+    for t in range(1, depth + 1):
+        mean, cov = propagate_layer(mean, cov, net.weights[t - 1], net.biases[t - 1], net.activations[t - 1],
+                                    layer_noise[t - 1], method)
+        states.append((mean, cov))
+    return states
+
+
+def _output_noise(net, layer_noise, x, method: str, objective: str, start=None) -> float:
+    return output_stats(net, layer_noise, x, method, objective, start)[1]
+
+
+def _db(signal: float, noise_var: float) -> float:
+    return 10 * math.log10(signal / noise_var) if noise_var > 0 else math.inf
+
+
+def _options(net, layer_noise, x, base, budget, max_copies, last, method, objective) -> tuple[list, list]:
+    """Per layer: every affordable (ghosts, copies) option with its predicted reduction."""
+    per_layer, skipped = [], []
+    states = _prefix(net, layer_noise, x, method, last)
+    for k in range(1, last + 1):
+        nz, n = layer_noise[k - 1], net.sizes[k]
+        start = (k,) + states[k - 1]      # layers before k are unchanged by an option on layer k
+        has_u, has_c = bool(nz.AU or nz.MU), bool(nz.AC or nz.MC)
+        if not has_u:
+            skipped.append(f"pool on layer {k}: no uncorrelated noise (AU = MU = 0) to average")
+        if not has_c:
+            skipped.append(f"ghost neurons on layer {k}: no correlated noise (AC = MC = 0) to cancel")
+        ghost_counts = [0] + ([g for g in GHOST_GROUPS if g <= n] if has_c else [])
+        copies = range(1, max_copies + 1) if has_u else range(1, 2)
+        options = [_Option(k, 0, 1, 0, 0.0)]
+        for g in ghost_counts:
+            for K in copies:
+                cost = (n + g) * K - n
+                if (g, K) == (0, 1) or cost > budget:
+                    continue
+                transformed = apply_strategies(net, _Option(k, g, K, cost, 0.0).steps())
+                reduced = base - _output_noise(transformed, transformed.noise_for(layer_noise), x, method, objective,
+                                               start)
+                if reduced > 1e-9 * base:  # a real reduction, not rounding
+                    options.append(_Option(k, g, K, cost, reduced))
+        per_layer.append(options)
+    return per_layer, skipped
+
+
+def _intra_report(net, layer_noise, x, base, method, objective) -> list:
+    """Evaluate an intra-layer coupling (a = 0.5) on every hidden layer; report why it is not used."""
+    notes = []
+    for k in range(1, net.depth):
+        transformed = apply_strategies(net, [Strategy("intra", layers=k)])
+        after = _output_noise(transformed, transformed.noise_for(layer_noise), x, method, objective)
+        notes.append(f"intra-layer coupling on layer {k}: output noise variance x{after / base:.6f} "
+                     "(a noise-free coupling undone by the next layer leaves it unchanged); not used")
+    return notes
+
+
+def _knapsack(per_layer: list, budget: int, tolerance: float) -> list:
+    """For every cost 0..budget: (estimated reduction, options) of the best combination
+    costing at most that much (one option per layer); a dearer combination must
+    reduce more than ``tolerance`` beyond a cheaper one."""
+    top = min(budget, sum(max(o.cost for o in options) for options in per_layer))
+    best = [(0.0, [])] + [(-math.inf, None)] * top
+    for options in per_layer:
+        new = [(-math.inf, None)] * (top + 1)
+        for c in range(top + 1):
+            for option in options:
+                if option.cost <= c and best[c - option.cost][1] is not None:
+                    value = best[c - option.cost][0] + option.reduction
+                    if value > new[c][0]:
+                        new[c] = (value, best[c - option.cost][1] + [option])
+        best = new
+    # "at most c": carry the best of cheaper costs forward
+    for c in range(1, top + 1):
+        if best[c - 1][0] >= best[c][0] - tolerance:
+            best[c] = best[c - 1]
+    return best
+
+
+def _choose(net, layer_noise, x, signal, candidates, target, method, objective) -> list:
+    """The chosen options: the largest-reduction combination, or the cheapest meeting the target."""
+    if target is None:
+        return candidates[-1][1]
+    if _db(signal, _output_noise(net, layer_noise, x, method, objective)) >= target:
+        return []
+    checked, seen = 0, set()
+    for reduction, options in candidates:
+        key = tuple(options)
+        if key in seen or not options:
+            continue
+        seen.add(key)
+        steps = [s for o in sorted(options, key=lambda o: -o.layer) for s in o.steps()]
+        if not steps:
+            continue
+        transformed = apply_strategies(net, steps)
+        noise = _output_noise(transformed, transformed.noise_for(layer_noise), x, method, objective)
+        if _db(signal, noise) >= target:
+            return options
+        checked += 1
+        if checked >= _MAX_FULL_CHECKS:
+            break
+    return candidates[-1][1]
