@@ -8,18 +8,24 @@ compared).  With R = 100 000 realisations the relative standard error of a
 variance is about 0.45 %, so a prediction wrong by ~3 % fails; each test also
 checks that the *unmitigated* prediction is rejected (the test can fail).
 """
+import functools
 import json
 
 import numpy as np
 import pytest
 from scipy import stats
 
-import functools
-
 import noiseprop
 from noiseprop import Network, Noise, simulate
 from noiseprop.mitigation import (
-    GHOST, READOUT, MitigatedNetwork, Strategy, compare, ghost_neurons, intra_layer, pool,
+    GHOST,
+    READOUT,
+    MitigatedNetwork,
+    Strategy,
+    compare,
+    ghost_neurons,
+    intra_layer,
+    pool,
 )
 
 FALSE_FAILURE = 1e-6

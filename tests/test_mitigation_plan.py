@@ -1,10 +1,9 @@
 """The mitigation recommender (plan) and the ``noiseprop mitigate`` command."""
+import functools
 import json
 
 import numpy as np
 import pytest
-
-import functools
 
 import noiseprop
 from noiseprop import Network, Noise

@@ -9,7 +9,15 @@ from ..model import Network
 from ..noise import Noise
 from ..plotting import NOISE_COLORS, figure
 from ..propagation import predict
-from ._common import FigureOutput, draw_analytic, draw_monte_carlo, legend_keys, samples_for, write_figure, z_scores
+from ._common import (
+    FigureOutput,
+    draw_analytic,
+    draw_monte_carlo,
+    legend_keys,
+    samples_for,
+    write_figure,
+    z_scores,
+)
 
 __all__ = ["make", "FIGURE_ID", "STEM", "CAPTION"]
 

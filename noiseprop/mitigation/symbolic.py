@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ..analysis.symbolic import SYMBOLS, _IJ
+from ..analysis.symbolic import _IJ, SYMBOLS
 
 __all__ = ["MitigationDerivation", "pooling", "ghost", "intra_layer", "MITIGATION_SYMBOLS"]
 
