@@ -46,7 +46,7 @@ from noiseprop.io.datasets import load_digits, load_idx
 from noiseprop.io.networks import load_network, save_network
 from noiseprop.mitigation import Strategy, compare, ghost_neurons, plan, pool
 from noiseprop.mitigation.accuracy import hidden_neurons, level_for_drop, mitigated_accuracy
-from noiseprop.mitigation.plan import output_stats
+from noiseprop.mitigation.planning import output_stats
 from noiseprop.utils.files import atomic_write
 from noiseprop.utils.jsonutil import dumps
 

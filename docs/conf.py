@@ -56,3 +56,4 @@ import noiseprop
 html_theme = "alabaster"
 html_title = f"noiseprop {release}"
 html_static_path = []
+suppress_warnings = ["ref.python"]  # short names such as "symbolic" exist in several subpackages

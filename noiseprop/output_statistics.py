@@ -8,8 +8,8 @@ directly as a sum over the noise sources, with the Jacobians from the target
 back to every noise source built by matrix products, as in back-propagation:
 O(N_t N^2) time and O(N_t N) memory per layer and input.
 
-The linear-response recursion (spec section 4), written with c_k = 1 + D_MC,k,
-T_k = J_k W_k and the *source* Q_k of layer k,
+The linear-response recursion (docs/model.md §4), written with c_k = 1 + D_MC,k,
+T_k = J_k W_k and the *source* Q_k of layer k::
 
     Sigma_k = c_k T_k Sigma_{k-1} T_k^T                  (propagated noise)
               + D_MU,k Diag(diag(T_k Sigma_{k-1} T_k^T))  (MU acting on it)
@@ -18,7 +18,7 @@ T_k = J_k W_k and the *source* Q_k of layer k,
 
 with a_k = m_k for the "post" placement ("pre": the same with z in place of
 y, a_k = zbar_k, and J_k applied after the noise).  Dropping the second line,
-the recursion is linear in the sources and unrolls to
+the recursion is linear in the sources and unrolls to::
 
     Sigma_t = sum_{k<=t} (prod_{k<j<=t} c_j) G_k Q_k G_k^T,
     G_k = d y_t / d (noise of layer k) = T_t T_{t-1} ... T_{k+1}  (J_k more for "pre"),

@@ -281,7 +281,7 @@ def _critical_mu(W):
 def test_time_to_snr_below_matches_predict():
     """Self-closed linear loop started at its (unstable) fixed point: the mean
     stays put while noise of intensity 1e-20 grows like rho(L)^t."""
-    from noiseprop.recurrent.stationary import fixed_point
+    from noiseprop.recurrent.stationary_state import fixed_point
 
     base = _linear_net(feedback=True, leak=1.0, slope=1.0, offset=0.0)
     net = RecurrentNetwork.from_arrays(base.W_in, base.W * 1.6, base.W_out, base.bias, base.output_bias + 1,

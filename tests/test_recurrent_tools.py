@@ -94,7 +94,7 @@ def test_cli_recurrent(tmp_path, capsys):
 
 def test_symbolic_recursion_equals_predict_and_stationary(capsys):
     pytest.importorskip("sympy")
-    from noiseprop.recurrent.stationary import fixed_point
+    from noiseprop.recurrent.stationary_state import fixed_point
     from noiseprop.recurrent.symbolic import derive_recurrent
 
     n, w, s, a = 5, 0.15, 0.8, 0.6

@@ -6,8 +6,8 @@ each strategy gains; :func:`plan` recommends the best combination within a
 neuron budget.  The symmetric-family derivations are in :mod:`.symbolic`
 (sympy, loaded on use).
 """
-from .compare import Comparison, Strategy, StrategyResult, apply_strategies, compare, function_error
-from .plan import Plan, plan
+from .comparison import Comparison, Strategy, StrategyResult, apply_strategies, compare, function_error
+from .planning import Plan, plan
 from .transforms import COUPLING, GHOST, READOUT, MitigatedNetwork, ghost_neurons, intra_layer, pool
 
 __all__ = [

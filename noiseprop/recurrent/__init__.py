@@ -20,7 +20,7 @@ from .model import (
     save_recurrent,
 )
 from .propagation import RecurrentPrediction, predict
-from .stationary import StationaryState, stationary, time_to_snr_below
+from .stationary_state import StationaryState, stationary, time_to_snr_below
 
 _LAZY = {
     "simulate": ".simulation",

@@ -28,7 +28,7 @@ import numpy as np
 from ..noise import NOISE_TYPES, Noise
 from ..statistics import decibels
 from .model import RecurrentNetwork
-from .stationary import NoFixedPointError, StationaryState, stationary
+from .stationary_state import NoFixedPointError, StationaryState, stationary
 
 __all__ = ["check_recurrent", "RecurrentDesignReport", "noise_budget"]
 

@@ -33,7 +33,7 @@ from ..noise import NoiseSpec, per_layer_noise
 from ..propagation import propagate_layer
 from ..utils.jsonutil import finite_or_none
 from ..utils.validation import as_input, positive_int, require_network
-from .compare import Comparison, Strategy, apply_strategies, compare
+from .comparison import Comparison, Strategy, apply_strategies, compare
 
 __all__ = ["plan", "Plan", "GHOST_GROUPS", "OBJECTIVES", "output_stats"]
 
