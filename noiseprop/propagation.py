@@ -346,7 +346,7 @@ def predict(
     >>> res = predict(net, Noise(AC=1e-3), [1.0, 1.0, 1.0, 1.0])
     >>> [round(float(v), 6) for v in res.var[3][:1]]
     [0.003]
-    >>> res.method, float(res.error_estimate[3])
+    >>> res.method, round(float(res.error_estimate[3]), 9)
     ('mixture', 0.0)
     """
     require_network(net)

@@ -66,6 +66,8 @@ def simulate_chunk(
     """
     n = W_t.shape[0]
     n_out = W_out_t.shape[1]
+    # the sums are not rescaled here (the feed-forward kernel's per-neuron scale is 1)
+    unit_x, unit_y = np.ones(n), np.ones(n_out)
     n_drive = drive.shape[0]
     total = n_drive + n_closed
     fields_x = acc_x.shape[2] // n
@@ -123,8 +125,8 @@ def simulate_chunk(
                 row_x_k, row_y_k = row_x[tile, slot], row_y[tile, slot]
                 shift_x_k, shift_y_k = shift_x[slot], shift_y[slot]
                 for r in range(rows):
-                    _accumulate(x, x, r, shift_x_k, n, False, n * (n - 1), acc_x_k, row_x_k)
-                    _accumulate(y, y, r, shift_y_k, n_out, False, n_out * (n_out - 1), acc_y_k, row_y_k)
+                    _accumulate(x, x, r, shift_x_k, unit_x, n, False, n * (n - 1), acc_x_k, row_x_k)
+                    _accumulate(y, y, r, shift_y_k, unit_y, n_out, False, n_out * (n_out - 1), acc_y_k, row_y_k)
         if out_x.size > 0:
             for r in range(rows):
                 for i in range(n):

@@ -99,9 +99,15 @@ def estimate_seconds(task: str, sizes: Sequence[int], inputs: int = 1, samples: 
 def announce_long_run(command: str, task: str, sizes: Sequence[int], inputs: int = 1, samples: int = 0,
                       repeats: int = 1, stream: "TextIO | None" = None,
                       threshold: float = LONG_RUN_SECONDS) -> float:
-    """Print the estimated run time on ``stream`` (stderr) when above ``threshold``; return the estimate."""
+    """Print the estimated run time on ``stream`` (stderr) when above ``threshold``; return the estimate.
+
+    Nothing is printed for a run beyond the time limit (:func:`~noiseprop.utils.resources.current_time_limit`):
+    that run is refused with its own one-line message.
+    """
+    from .resources import current_time_limit
+
     seconds = estimate_seconds(task, sizes, inputs, samples, repeats)
-    if seconds > threshold:
+    if threshold < seconds <= current_time_limit()[0]:
         print(f"noiseprop {command}: this run will take about {format_seconds(seconds)} "
               f"(estimate from the fitted cost model; machines differ by 2-3x)",
               file=sys.stderr if stream is None else stream, flush=True)
