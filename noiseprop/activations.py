@@ -88,6 +88,11 @@ class Activation:
         """The two parameters (p0, p1) of this activation's Monte Carlo kernel branch."""
         raise NotImplementedError
 
+    def lipschitz(self) -> float:
+        """sup |f'(z)| over all z (inf for a discontinuous f): how much a rounding
+        error of z can grow through f (the float32 Monte Carlo error bound)."""
+        raise NotImplementedError
+
     def torch_function(self, torch):
         """The same function on PyTorch tensors (for training), or a ValueError."""
         raise ValueError(
@@ -148,6 +153,9 @@ class Linear(Activation):
     def kernel_params(self):
         return self.slope, self.offset
 
+    def lipschitz(self):
+        return abs(self.slope)
+
     def torch_function(self, torch):
         return lambda z: self.slope * z + self.offset
 
@@ -176,6 +184,9 @@ class Sigmoid(Activation):
 
     def kernel_params(self):
         return self.gain, 0.0
+
+    def lipschitz(self):
+        return abs(self.gain) / 4
 
     def torch_function(self, torch):
         return lambda z: torch.sigmoid(self.gain * z)
@@ -206,6 +217,9 @@ class Tanh(Activation):
     def kernel_params(self):
         return self.gain, 0.0
 
+    def lipschitz(self):
+        return abs(self.gain)
+
     def torch_function(self, torch):
         return lambda z: torch.tanh(self.gain * z)
 
@@ -229,6 +243,9 @@ class ReLU(Activation):
 
     def kernel_params(self):
         return 0.0, 0.0
+
+    def lipschitz(self):
+        return 1.0
 
     def torch_function(self, torch):
         return torch.relu
@@ -257,6 +274,9 @@ class Erf(Activation):
     def kernel_params(self):
         return self.gain, 0.0
 
+    def lipschitz(self):
+        return 2 * abs(self.gain) / math.sqrt(math.pi)
+
     def torch_function(self, torch):
         return lambda z: torch.erf(self.gain * z)
 
@@ -282,6 +302,9 @@ class Heaviside(Activation):
 
     def kernel_params(self):
         return 0.0, 0.0
+
+    def lipschitz(self):
+        return math.inf
 
 
 #: Activation classes by name.

@@ -106,6 +106,15 @@ def test_every_activation_runs_in_the_monte_carlo_kernel(f):
     np.testing.assert_allclose(noise_free[0], f(w @ x + b), rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("f", ALL, ids=lambda f: f.spec)
+def test_lipschitz_constant_is_the_largest_slope(f):
+    z = np.linspace(-6.0, 6.0, 120_001)  # contains z = 0, where every smooth one peaks
+    if f.name == "heaviside":
+        assert f.lipschitz() == math.inf
+    else:
+        assert f.lipschitz() == pytest.approx(np.max(np.abs(f.derivative(z))), rel=1e-9)
+
+
 @pytest.mark.parametrize("f", REGISTERED, ids=lambda f: f.spec)
 def test_every_activation_states_its_torch_counterpart(f):
     torch = pytest.importorskip("torch", reason="torch counterparts need the 'train' extra")

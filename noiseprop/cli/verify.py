@@ -56,6 +56,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="no tolerance: fail on any deviation the samples resolve")
     parser.add_argument("--false-failure", type=finite_value, default=1e-6, metavar="P",
                         help="probability that a correct prediction fails any comparison (default 1e-6)")
+    parser.add_argument("--dtype", choices=("float64", "float32", "auto"), default="float64",
+                        help="Monte Carlo arithmetic (default float64; float32 is faster, its rounding "
+                        "adds a small bias: for quick checks; auto: float32 only where that bias is "
+                        "provably below a tenth of a standard error)")
     parser.add_argument("--plot", metavar="FILE", type=output_path,
                         help="write the verification figure (.png, .pdf, .svg); written atomically")
     parser.add_argument("--force", action="store_true",
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     announce_long_run("verify", "verify", net.sizes, inputs=x.shape[0] if x.ndim == 2 else 1, samples=args.samples)
     report = verify(net, noise, x, samples=args.samples, seed=args.seed, false_failure=args.false_failure,
                     method=args.method, rtol=args.rtol, mean_tol=args.mean_tol, strict=args.strict,
-                    progress=progress_from_args(args))
+                    progress=progress_from_args(args), dtype=args.dtype)
     if args.plot:
         report.plot(args.plot, overwrite=args.force)
     if args.json:

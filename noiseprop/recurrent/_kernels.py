@@ -7,7 +7,8 @@ It reuses the feed-forward engine's pieces (:mod:`noiseprop.simulation._kernels`
 counter-based random streams (``stream_key``: here keyed by (seed,
 realisation, time step, 1 for the reservoir / 2 for the output)), the noisy
 neuron update ``_noisy_row`` (both placements, all four noise types, one
-combined Gaussian for f xi_MU + xi_AU) and the running sums ``_accumulate``.
+combined Gaussian for f xi_MU + xi_AU) and the unscaled running sums
+``_accumulate_unscaled``.
 No generator state is carried between realisations, and sums are kept per
 tile (a fixed block of realisations, independent of the thread count) and
 added in a fixed order: the same seed gives the same numbers with any number
@@ -18,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..simulation._kernels import _accumulate, _affine, _noisy_row, stream_key
+from ..simulation._kernels import _accumulate_unscaled, _affine, _noisy_row, stream_key
 
 __all__ = ["simulate_chunk", "RESERVOIR_STREAM", "OUTPUT_STREAM"]
 
@@ -46,7 +47,8 @@ def simulate_chunk(
     n_closed : int
         Self-closed steps after them (u_t = y_{t-1}).
     leak : float
-    code, p0, p1 : activation code and parameters (``ACTIVATION_CODES``).
+    code, p0, p1 : activation code and parameters (``ACTIVATION_CODES``; checked
+        by ``check_codes`` at set-up).
     sd, out_sd : float64 (4,)
         sqrt(D) of AU, AC, MU, MC for the reservoir and the output.
     pre : bool
@@ -60,14 +62,12 @@ def simulate_chunk(
     shift_x (K, N), shift_y (K, N_out) : float64
         Centre of the sums per recorded step (the noise-free trajectory).
     acc_x (tiles, K, 4 N), row_x (tiles, K, 6), acc_y, row_y : float64, zeroed
-        Per-neuron and per-realisation sums (see ``noiseprop._kernels``).
+        Per-neuron and per-realisation sums (see ``noiseprop.simulation._kernels``).
     out_x : float64 (n_samples, N) or size 0
         If not empty, receives the final states.
     """
     n = W_t.shape[0]
     n_out = W_out_t.shape[1]
-    # the sums are not rescaled here (the feed-forward kernel's per-neuron scale is 1)
-    unit_x, unit_y = np.ones(n), np.ones(n_out)
     n_drive = drive.shape[0]
     total = n_drive + n_closed
     fields_x = acc_x.shape[2] // n
@@ -125,15 +125,15 @@ def simulate_chunk(
                 row_x_k, row_y_k = row_x[tile, slot], row_y[tile, slot]
                 shift_x_k, shift_y_k = shift_x[slot], shift_y[slot]
                 for r in range(rows):
-                    _accumulate(x, x, r, shift_x_k, unit_x, n, False, n * (n - 1), acc_x_k, row_x_k)
-                    _accumulate(y, y, r, shift_y_k, unit_y, n_out, False, n_out * (n_out - 1), acc_y_k, row_y_k)
+                    _accumulate_unscaled(x, r, shift_x_k, n, acc_x_k, row_x_k)
+                    _accumulate_unscaled(y, r, shift_y_k, n_out, acc_y_k, row_y_k)
         if out_x.size > 0:
             for r in range(rows):
                 for i in range(n):
                     out_x[start + r, i] = x[r, i]
 
 
-@njit(inline="always")
+@njit(forceinline=True, error_model="numpy")
 def _sparse_product(x, indptr, indices, values, z):
     """z[r] = W x[r] for every row r, W in compressed-row form."""
     for r in range(x.shape[0]):

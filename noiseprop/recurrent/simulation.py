@@ -31,6 +31,7 @@ import numpy as np
 from ..noise import Noise
 from ..propagation import Prediction
 from ..simulation import _kernels as _ff_kernels
+from ..simulation.compilation import announce_compilation
 from ..simulation.montecarlo import (
     Simulation,
     _kernel_activation,
@@ -45,6 +46,7 @@ from . import _kernels
 from .model import RecurrentNetwork, require_recurrent
 from .propagation import check_noise, predict
 
+announce_compilation(_kernels.simulate_chunk)
 __all__ = ["simulate", "verify", "RecurrentSimulation", "RecurrentVerification"]
 
 #: Most tiles (parallel blocks of realisations) per chunk: fixed, so results do not depend on threads.

@@ -18,38 +18,100 @@ only, not on how realisations are split into chunks or spread over threads.
 Sums are accumulated per *tile* (a block of consecutive realisations) into
 their own slot and added up afterwards in a fixed order, so that the result is
 bit-for-bit the same for any number of threads.
+
+Compile time (the first run of an install; numba caches the result): the
+tiles are spread over threads by a plain Python thread pool around one
+``nogil`` kernel rather than by numba's ``prange`` (whose parallel back end
+doubles the compile time), and only the functions whose loops must vectorise
+together with their caller (``_fill_normals``, ``_noisy_row``, ``_activate``,
+``_accumulate``, ``_shifted_sums``) are inlined by numba (``inline="always"``,
+which re-types their code at every call site); the small helpers are inlined by
+LLVM (``forceinline``), which costs nothing at typing time.  Measured: about
+27 s of CPU time to compile the float64 kernel, against 35 s before and 55 s
+with numba inlining everywhere, at the same speed within 5-10 %.
 """
 from __future__ import annotations
 
 import math
+from collections import namedtuple
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
+from .compilation import ensure_cache_location
+
+ensure_cache_location(__file__)  # before the cache=True decorators below need a location
 
 __all__ = [
     "ACTIVATION_CODES",
+    "LAST_CODE",
     "NEURON_FIELDS",
     "ROW_FIELDS",
+    "Plan",
     "simulate_chunk",
+    "simulate_tiles",
     "standard_normals",
 ]
 
-#: Kernel codes of the activations (parameters p0, p1 in brackets):
-#: linear (slope, offset), sigmoid (gain), tanh (gain), relu, erf (gain), heaviside.
-ACTIVATION_CODES = {"linear": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "erf": 4, "heaviside": 5}
+#: Kernel codes of the activations (parameters p0, p1 in brackets): linear (slope,
+#: offset), sigmoid (gain), tanh (gain), relu, erf (gain), heaviside.  The one table of
+#: codes: ``_activate`` has a branch for each code below LAST_CODE and computes
+#: LAST_CODE in its final ``else``; the set-up (:func:`check_codes`) refuses any
+#: other code, so an unknown code never reaches the kernel.
+LINEAR, SIGMOID, TANH, RELU, ERF, HEAVISIDE = range(6)
+ACTIVATION_CODES = {"linear": LINEAR, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "erf": ERF,
+                    "heaviside": HEAVISIDE}
+LAST_CODE = HEAVISIDE
 
 #: Per-neuron running sums, with d = (y - shift) / scale and e = (y_lin - shift) / scale
-#: (``scale`` a power of two per layer and input that keeps d^4 in floating-point range):
-#: plain: d, d^2, d^3, d^4; with the control variate also
-#: e, e^2, (d - e)^2, d^2 - e^2, (d^2 - e^2)^2.
+#: (``scale`` a power of two per layer and input that keeps d^4 in floating-point range;
+#: 1 for the unscaled sums), their index in a layer's (fields, N) block: plain: d, d^2,
+#: d^3, d^4; with the control variate also e, e^2, (d - e)^2, d^2 - e^2, (d^2 - e^2)^2.
+N_D1, N_D2, N_D3, N_D4, N_E1, N_E2, N_DIFF2, N_DQ, N_DQ2 = range(9)
 NEURON_FIELDS = {False: 4, True: 9}
-#: Per-realisation (layer-level) running sums, with s = sum_i d_i, q = sum_i d_i^2
-#: and p = (s^2 - q) / (N (N - 1)) (the mean off-diagonal product):
-#: plain: s, s^2, p, p^2, q, q^2; with the control variate also
-#: s_e, s_e^2, p - p_e, (p - p_e)^2, q - q_e, (q - q_e)^2.
+#: Per-realisation (layer-level) running sums, with s = sum_i d_i, q = sum_i d_i^2 and
+#: p = (s^2 - q) / (N (N - 1)) (the mean off-diagonal product): plain: s, s^2, p, p^2,
+#: q, q^2; with the control variate also s_e, s_e^2, p - p_e, (p - p_e)^2, q - q_e,
+#: (q - q_e)^2.
+R_S, R_S2, R_P, R_P2, R_Q, R_Q2, R_SE, R_SE2, R_DP, R_DP2, R_DQ, R_DQ2 = range(12)
 ROW_FIELDS = {False: 6, True: 12}
+
+#: Everything a run needs, prepared once by the caller (``real`` is float32 or float64:
+#: the type of the products, the noise and the activations; sums are float64).
+#:
+#: first : real (B, N_1)
+#:     Layer 1's pre-activation, the same in every realisation (noise-free input);
+#:     with post placement its f(z) (and ``codes[0]`` the identity).
+#: weights_t : real, flat
+#:     W_k^T (N_{k-1}, N_k) for k = 2..L, row-major, layer k's at
+#:     weight_offsets[k-1]:weight_offsets[k] (layer 1's is not needed).
+#: weight_offsets : int64 (L+1,)
+#: biases : real (offsets[L],)
+#:     b_k for k = 1..L, layer k's at offsets[k-1]:offsets[k].
+#: offsets : int64 (L+1,)
+#:     Cumulative layer widths: layer k's neurons are offsets[k-1]:offsets[k].
+#: codes : int64 (L,); params : real (L, 2)
+#:     Activations (:data:`ACTIVATION_CODES`) and their parameters.
+#: sds : real (L, 4)
+#:     Standard deviations sqrt(D) of AU, AC, MU, MC per layer.
+#: pre : bool (L,)
+#:     Pre-activation placement per layer.
+#: zbar, slope, shift : float64 (B * offsets[L],)
+#:     Working point, slope f'(zbar) and mean f(zbar) of the linearised network,
+#:     layer k's a (B, N_k) block at B * offsets[k-1]; ``shift`` is also the centre
+#:     of the running sums.
+#: inv_scale : float64 (B * offsets[L],)
+#:     1/scale of the running sums, laid out like ``shift`` (powers of two: the scaling
+#:     is exact).
+#: cv : bool
+#:     Control variate: also propagate the linearised network, same draws.
+#: seed_key : uint64
+Plan = namedtuple("Plan", ["first", "weights_t", "weight_offsets", "biases", "offsets", "codes", "params",
+                           "sds", "pre", "zbar", "slope", "shift", "inv_scale", "cv", "seed_key"])
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _INPUT_MIX = np.uint64(0xD1B54A32D192ED03)
@@ -73,42 +135,91 @@ _X_CENTRAL = 1.97  # just below |_central(_Q_CENTRAL)| = 1.97296
 _LOG2E = 1.4426950408889634
 _LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
 _EXP_TAYLOR = tuple(1.0 / math.factorial(n) for n in range(13))
-_EXP_MAX, _EXP_MIN = 709.0, -708.0
+
+
+def check_codes(codes) -> None:
+    """Refuse any activation code the kernel has no branch for (``_activate``
+    computes LAST_CODE in its final branch, so an unknown code would otherwise
+    silently become that activation)."""
+    known = set(ACTIVATION_CODES.values())
+    if known != set(range(LAST_CODE + 1)):
+        raise AssertionError(f"kernel activation codes must be 0..{LAST_CODE}, got {sorted(known)}")
+    unknown = sorted({int(c) for c in np.ravel(codes)} - known)
+    if unknown:
+        raise ValueError(f"unknown kernel activation code(s) {unknown}; known: {ACTIVATION_CODES}")
+
+
+def _real(x, like):
+    """x converted to the floating type of ``like`` (a float or a float array)."""
+    return x
+
+
+@overload(_real, jit_options={"forceinline": True})
+def _real_overload(x, like):
+    target = like.dtype if isinstance(like, types.Array) else like
+
+    def impl(x, like):
+        return target(x)
+
+    return impl
+
+
+def _exp_range(like):
+    """The (lowest, highest) argument for which _exp(x) of the type of ``like`` is finite and normal."""
+    return -708.0, 709.0
+
+
+@overload(_exp_range, jit_options={"forceinline": True})
+def _exp_range_overload(like):
+    low, high = (-87.0, 88.0) if like.bitwidth == 32 else (-708.0, 709.0)
+    return lambda like: (low, high)
 
 
 @intrinsic
-def _int_bits_as_float(typingctx, bits):
-    """Reinterpret the 64 bits of an int64 as a float64."""
+def _times_pow2(typingctx, value, k):
+    """value * 2**k for a float32 or float64 ``value`` and an integer k in the normal
+    exponent range of that type, by writing the exponent bits."""
+    if not isinstance(value, types.Float) or not isinstance(k, types.Integer):
+        return None
+    single = value.bitwidth == 32
+
     def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
+        x, exponent = args
+        int_type = ir.IntType(32 if single else 64)
+        exponent = context.cast(builder, exponent, k, types.int64)
+        exponent = builder.trunc(exponent, int_type) if single else exponent
+        bias, shift = (127, 23) if single else (1023, 52)
+        bits = builder.shl(builder.add(exponent, int_type(bias)), int_type(shift))
+        return builder.fmul(x, builder.bitcast(bits, ir.FloatType() if single else ir.DoubleType()))
 
-    return types.float64(types.int64), codegen
+    return value(value, k), codegen
 
 
-@njit(inline="always")
+@njit(forceinline=True, error_model="numpy")
 def _exp(x):
-    """exp(x) to about 1 ulp for x in [-708, 709] (clamped outside)."""
-    x = min(max(x, _EXP_MIN), _EXP_MAX)
-    k = math.floor(x * _LOG2E + 0.5)
-    r = (x - k * _LN2_HI) - k * _LN2_LO
+    """exp(x) to about 1 ulp of the type of x (clamped to its finite range)."""
+    low, high = _exp_range(x)
+    x = min(max(x, _real(low, x)), _real(high, x))
+    k = math.floor(x * _real(_LOG2E, x) + _real(0.5, x))
+    r = (x - k * _real(_LN2_HI, x)) - k * _real(_LN2_LO, x)
     c = _EXP_TAYLOR
-    p = c[12]
-    p = p * r + c[11]
-    p = p * r + c[10]
-    p = p * r + c[9]
-    p = p * r + c[8]
-    p = p * r + c[7]
-    p = p * r + c[6]
-    p = p * r + c[5]
-    p = p * r + c[4]
-    p = p * r + c[3]
-    p = p * r + c[2]
-    p = p * r + c[1]
-    p = p * r + c[0]
-    return p * _int_bits_as_float((np.int64(k) + 1023) << 52)
+    p = _real(c[12], x)
+    p = p * r + _real(c[11], x)
+    p = p * r + _real(c[10], x)
+    p = p * r + _real(c[9], x)
+    p = p * r + _real(c[8], x)
+    p = p * r + _real(c[7], x)
+    p = p * r + _real(c[6], x)
+    p = p * r + _real(c[5], x)
+    p = p * r + _real(c[4], x)
+    p = p * r + _real(c[3], x)
+    p = p * r + _real(c[2], x)
+    p = p * r + _real(c[1], x)
+    p = p * r + _real(c[0], x)
+    return _times_pow2(p, np.int64(k))
 
 
-@njit(inline="always")
+@njit(forceinline=True, error_model="numpy")
 def _mix(z):
     """SplitMix64 finaliser: a bijective avalanche of 64 bits."""
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -116,7 +227,7 @@ def _mix(z):
     return z ^ (z >> np.uint64(31))
 
 
-@njit(inline="always")
+@njit(forceinline=True, error_model="numpy")
 def stream_key(seed_key, sample, inp, layer):
     """Key of the stream of realisation ``sample``, input ``inp``, layer ``layer``."""
     key = _mix(seed_key + np.uint64(sample + 1) * _GAMMA)
@@ -124,38 +235,40 @@ def stream_key(seed_key, sample, inp, layer):
     return _mix(key + np.uint64(layer + 1) * _GAMMA)
 
 
-@njit(inline="always")
+@njit(forceinline=True, error_model="numpy")
 def _word(key, j):
     """Word j of a stream: 64 random bits, two 32-bit draws."""
     return _mix(key + np.uint64(j + 1) * _GAMMA)
 
 
-@njit(inline="always")
+@njit(forceinline=True, error_model="numpy")
 def _to_unit(bits32):
-    """32 random bits as a uniform number in the open interval (0, 1)."""
+    """32 random bits as a uniform number in the open interval (0, 1) (exact in float64)."""
     return (float(bits32) + 0.5) * _TO_UNIT
 
 
-@njit(inline="always")
+@njit(forceinline=True, error_model="numpy")
 def _low(word):
     return word & np.uint64(0xFFFFFFFF)
 
 
-@njit(inline="always")
+@njit(forceinline=True, error_model="numpy")
 def _high(word):
     return word >> np.uint64(32)
 
 
-@njit(inline="always")
+@njit(forceinline=True, error_model="numpy")
 def _central(q):
+    """Acklam's central formula at q = u - 1/2, in float64 (its alternating coefficients
+    cancel near the edge of the region, where float32 arithmetic would lose 12 bits)."""
     r = q * q
     num = (((((_A1 * r + _A2) * r + _A3) * r + _A4) * r + _A5) * r + _A6) * q
     return num / (((((_B1 * r + _B2) * r + _B3) * r + _B4) * r + _B5) * r + 1.0)
 
 
-@njit(inline="always")
+@njit(forceinline=True, error_model="numpy")
 def _tail(u):
-    """Inverse normal CDF for u in a tail (|u - 1/2| > _Q_CENTRAL)."""
+    """Inverse normal CDF for u in a tail (|u - 1/2| > _Q_CENTRAL), in float64."""
     lower = u < 0.5
     t = math.sqrt(-2.0 * math.log(u if lower else 1.0 - u))
     x = (((((_C1 * t + _C2) * t + _C3) * t + _C4) * t + _C5) * t + _C6) / (
@@ -164,34 +277,35 @@ def _tail(u):
     return x if lower else -x
 
 
-@njit(inline="always")
+@njit(forceinline=True, error_model="numpy")
 def _inverse_normal(u):
-    """Acklam's inverse normal CDF of u in (0, 1)."""
+    """Acklam's inverse normal CDF of u in (0, 1), in float64."""
     q = u - 0.5
     if abs(q) <= _Q_CENTRAL:
         return _central(q)
     return _tail(u)
 
 
-@njit(inline="always")
+@njit(forceinline=True, error_model="numpy")
 def _normal_pair(key):
-    """Word 0 of a stream as two standard normals (xi_MC, xi_AC)."""
+    """Word 0 of a stream as two standard normals (xi_MC, xi_AC), float64."""
     word = _word(key, 0)
     return _inverse_normal(_to_unit(_low(word))), _inverse_normal(_to_unit(_high(word)))
 
 
-@njit(inline="always")
+@njit(forceinline=True, error_model="numpy")
 def _fill_unit(key, first, half, i):
     """The uniform behind out[i] of ``_fill_normals(key, first, out)``."""
     word = _word(key, first + (i if i < half else i - half))
     return _to_unit(_low(word) if i < half else _high(word))
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def _fill_normals(key, first, out, tail_index):
     """out as standard normals from the words first, first + 1, ... of a stream:
     with h = ceil(len(out) / 2), out[i] from the low half of word first + i and
-    out[h + i] from its high half.
+    out[h + i] from its high half.  Computed in float64 and rounded once to the
+    type of ``out`` (float32 draws are the float64 draws rounded).
 
     The first pass (the central formula for every draw, two per word)
     vectorises; the central formula is monotone with |x| < _X_CENTRAL exactly
@@ -219,84 +333,66 @@ def _fill_normals(key, first, out, tail_index):
 
 
 @njit(cache=True, error_model="numpy")
-def standard_normals(seed_key, sample, inp, layer, first, count):
-    """``count`` standard normals from the words first, ... of one stream, as
-    drawn by the kernel (for the tests)."""
-    out = np.empty(count)
-    _fill_normals(stream_key(seed_key, sample, inp, layer), first, out, np.empty(count, np.int64))
+def fill_standard_normals(seed_key, sample, inp, layer, first, out):
+    """out = the standard normals from the words first, ... of one stream, as drawn
+    by the kernel in the type of ``out`` (for the tests)."""
+    _fill_normals(stream_key(seed_key, sample, inp, layer), first, out, np.empty(out.shape[0], np.int64))
+
+
+def standard_normals(seed_key, sample, inp, layer, first, count, dtype=np.float64):
+    """``count`` standard normals from the words first, ... of one stream, as drawn
+    by the kernel (for the tests)."""
+    out = np.empty(count, dtype)
+    fill_standard_normals(seed_key, sample, inp, layer, first, out)
     return out
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def _activate(code, p0, p1, z, zr, out, r, n):
     """out[r, :n] = f(z[zr, :n]) for the activation ``code`` with parameters p0, p1.
 
     Rows are indexed, not sliced: a row view costs reference counting per
     realisation, which is as expensive as the arithmetic on a narrow layer.
+    The final branch is LAST_CODE: the set-up refuses codes without a branch.
     """
-    if code == 0:
+    one, zero = _real(1.0, p0), _real(0.0, p0)
+    if code == LINEAR:
         for i in range(n):
             out[r, i] = p0 * z[zr, i] + p1
-    elif code == 1:
+    elif code == SIGMOID:
         for i in range(n):
-            out[r, i] = 1.0 / (1.0 + _exp(-p0 * z[zr, i]))
-    elif code == 2:
+            out[r, i] = one / (one + _exp(-p0 * z[zr, i]))
+    elif code == TANH:
         for i in range(n):
             out[r, i] = math.tanh(p0 * z[zr, i])
-    elif code == 3:
+    elif code == RELU:
         for i in range(n):
-            out[r, i] = max(z[zr, i], 0.0)
-    elif code == 4:
+            out[r, i] = max(z[zr, i], zero)
+    elif code == ERF:
         for i in range(n):
             out[r, i] = math.erf(p0 * z[zr, i])
-    else:
+    else:  # LAST_CODE: HEAVISIDE
         for i in range(n):
-            out[r, i] = 1.0 if z[zr, i] > 0.0 else 0.0
+            out[r, i] = one if z[zr, i] > zero else zero
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def simulate_chunk(
-    first, weights_t, weight_offsets, biases, codes, params, sds, pre, zbar, slope, shift, inv_scale, cv,
-    seed_key, sample0, n_samples, sample_blocks, offsets, acc, row_acc, accumulate, out,
-):
+def simulate_chunk(plan, sample0, n_samples, sample_blocks, acc, row_acc, accumulate, out):
     """Layers 1..L for a chunk of realisations, with running sums.
 
-    The chunk is cut into ``sample_blocks`` tiles of consecutive
-    realisations (all inputs); each tile runs through every layer on one
-    thread: matrix product (BLAS), noise and activation, sums.
+    The chunk is cut into ``sample_blocks`` tiles of consecutive realisations
+    (all inputs); each tile runs through every layer on one thread
+    (:func:`simulate_tiles`).  The tiles are dealt round-robin to
+    ``numba.get_num_threads()`` Python threads, each running the compiled
+    kernel without the GIL: a plain loop compiles in about half the time of a
+    ``prange`` (numba's parallel back end), and every tile still has its own
+    slot of sums, so the result does not depend on the thread count.
 
     Parameters (all validated by the caller)
     ----------------------------------------
-    first : float64 (B, N_1)
-        Layer 1's pre-activation, the same in every realisation (noise-free
-        input); with post placement its f(z) (and ``codes[0]`` the identity).
-    weights_t : float64, flat
-        W_k^T (N_{k-1}, N_k) for k = 2..L, row-major, layer k's at
-        weight_offsets[k-1]:weight_offsets[k] (layer 1's is not needed).
-    weight_offsets : int64 (L+1,)
-    biases : float64 (offsets[L],)
-        b_k for k = 1..L, layer k's at offsets[k-1]:offsets[k].
-    codes : int64 (L,); params : float64 (L, 2)
-        Activations (:data:`ACTIVATION_CODES`) and their parameters.
-    sds : float64 (L, 4)
-        Standard deviations sqrt(D) of AU, AC, MU, MC per layer.
-    pre : bool (L,)
-        Pre-activation placement per layer.
-    zbar, slope, shift : float64 (B * offsets[L],)
-        Working point, slope f'(zbar) and mean f(zbar) of the linearised
-        network per layer, layer k's a (B, N_k) block at B * offsets[k-1];
-        ``shift`` is also the centre of the running sums.  (Flat arrays, not
-        lists: a typed List costs milliseconds to build and pass.)
-    inv_scale : float64 (B * offsets[L],)
-        1/scale of the running sums, laid out like ``shift`` (powers of two:
-        the scaling is exact).
-    cv : bool
-        Control variate: also propagate the linearised network, same draws.
-    seed_key : uint64
+    plan : Plan
     sample0, n_samples : int
         Global index of the chunk's first realisation; realisations in it.
-    offsets : int64 (L+1,)
-        Cumulative layer widths: layer k's neurons are offsets[k-1]:offsets[k].
+    sample_blocks : int
     acc : float64 (sample_blocks, B, NEURON_FIELDS[cv] * offsets[L])
         Zeroed per-neuron sums; layer k's are the (fields, N_k) block starting
         at fields * offsets[k-1].
@@ -306,73 +402,98 @@ def simulate_chunk(
     out : float64 (n_samples, B, N_L), or of size 0
         If not empty, receives the last layer's outputs.
     """
+    threads = max(1, min(numba.get_num_threads(), sample_blocks))
+    if threads == 1:
+        simulate_tiles(plan, sample0, n_samples, sample_blocks, 0, 1, acc, row_acc, accumulate, out)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        done = [pool.submit(simulate_tiles, plan, sample0, n_samples, sample_blocks, first, threads, acc, row_acc,
+                            accumulate, out) for first in range(threads)]
+        for future in done:
+            future.result()
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def simulate_tiles(plan, sample0, n_samples, sample_blocks, first_block, block_step, acc, row_acc, accumulate,
+                   out):
+    """Tiles first_block, first_block + block_step, ... of a chunk (see
+    :func:`simulate_chunk`); runs without the GIL."""
+    for block in range(first_block, sample_blocks, block_step):
+        start = block * n_samples // sample_blocks
+        stop = (block + 1) * n_samples // sample_blocks
+        _tile(plan, sample0, start, stop, acc[block], row_acc[block], accumulate, out)
+
+
+@njit(forceinline=True, error_model="numpy")
+def _tile(plan, sample0, start, stop, acc, row_acc, accumulate, out):
+    """Realisations start..stop-1 of the chunk (all inputs) through every layer:
+    matrix product (BLAS), noise and activation, sums into acc (B, fields *
+    offsets[L]) and row_acc (B, L, row fields)."""
+    first, offsets, cv = plan.first, plan.offsets, plan.cv
     n_inputs = first.shape[0]
-    n_layers = codes.shape[0]
-    fields = acc.shape[2] // offsets[n_layers]
+    n_layers = plan.codes.shape[0]
+    fields = acc.shape[1] // offsets[n_layers]
     width = 0
     for k in range(n_layers):
         width = max(width, offsets[k + 1] - offsets[k])
-    for block in prange(sample_blocks):
-        start = block * n_samples // sample_blocks
-        stop = (block + 1) * n_samples // sample_blocks
-        rows = (stop - start) * n_inputs
-        buffers = np.empty((4 if cv else 2, rows * width))
-        z_buf = np.empty(rows * width)
-        z_lin_buf = np.empty(rows * width if cv else 0)
-        f = np.empty((1, width))
-        g_mu = np.empty(width)
-        g_au = np.empty(width)
-        tail_index = np.empty(width, np.int64)
-        n_in = 0
-        for k in range(n_layers):
-            n = offsets[k + 1] - offsets[k]
-            y = buffers[k % 2, : rows * n].reshape((rows, n))
-            y_lin = buffers[2 + k % 2, : rows * n].reshape((rows, n)) if cv else y
-            z, z_lin = first, first  # layer 1: the same pre-activation (row b) in every realisation
-            if k > 0:
-                previous = buffers[(k - 1) % 2, : rows * n_in].reshape((rows, n_in))
-                weight_t = weights_t[weight_offsets[k]: weight_offsets[k + 1]].reshape((n_in, n))
-                bias = biases[offsets[k]: offsets[k + 1]]
-                z = _affine(previous, weight_t, bias, z_buf[: rows * n].reshape((rows, n)))
-                if cv:
-                    previous_lin = buffers[2 + (k - 1) % 2, : rows * n_in].reshape((rows, n_in))
-                    z_lin = _affine(previous_lin, weight_t, bias, z_lin_buf[: rows * n].reshape((rows, n)))
-                else:
-                    z_lin = z
-            pairs = n * (n - 1)
-            column = fields * offsets[k]
-            lo, hi = n_inputs * offsets[k], n_inputs * offsets[k + 1]
-            zbar_k = zbar[lo:hi].reshape((n_inputs, n))
-            slope_k = slope[lo:hi].reshape((n_inputs, n))
-            shift_k = shift[lo:hi].reshape((n_inputs, n))
-            inv_k = inv_scale[lo:hi].reshape((n_inputs, n))
-            sd_k = sds[k]
-            code, p0, p1, pre_k = codes[k], params[k, 0], params[k, 1], pre[k]
-            g_mu_n, g_au_n = g_mu[:n], g_au[:n]
-            for b in range(n_inputs):
-                # views made once per input, not per realisation: a view costs reference
-                # counting, and the accumulation only vectorises on plain 2-D rows
-                zbar_b, slope_b, shift_b, inv_b = zbar_k[b], slope_k[b], shift_k[b], inv_k[b]
-                acc_b = acc[block, b, column: column + fields * n].reshape((fields, n))
-                row_acc_b = row_acc[block, b, k]
-                zr = b
-                for r in range(b, rows, n_inputs):
-                    if k > 0:
-                        zr = r
-                    key = stream_key(seed_key, sample0 + start + r // n_inputs, b, k + 1)
-                    _noisy_row(z, z_lin, zr, code, p0, p1, sd_k, pre_k, cv, key, zbar_b, slope_b, shift_b,
-                               y, y_lin, r, f, g_mu_n, g_au_n, tail_index)
-                    if accumulate:
-                        _accumulate(y, y_lin, r, shift_b, inv_b, n, cv, pairs, acc_b, row_acc_b)
-            n_in = n
-        if out.size > 0:
-            last = buffers[(n_layers - 1) % 2, : rows * n_in].reshape((rows, n_in))
-            for r in range(rows):
-                for i in range(n_in):
-                    out[start + r // n_inputs, r % n_inputs, i] = last[r, i]
+    rows = (stop - start) * n_inputs
+    buffers = np.empty((4 if cv else 2, rows * width), first.dtype)
+    z_buf = np.empty(rows * width, first.dtype)
+    z_lin_buf = np.empty(rows * width if cv else 0, first.dtype)
+    f = np.empty((1, width), first.dtype)
+    g_mu = np.empty(width, first.dtype)
+    g_au = np.empty(width, first.dtype)
+    tail_index = np.empty(width, np.int64)
+    n_in = 0
+    for k in range(n_layers):
+        n = offsets[k + 1] - offsets[k]
+        y = buffers[k % 2, : rows * n].reshape((rows, n))
+        y_lin = buffers[2 + k % 2, : rows * n].reshape((rows, n)) if cv else y
+        z, z_lin = first, first  # layer 1: the same pre-activation (row b) in every realisation
+        if k > 0:
+            previous = buffers[(k - 1) % 2, : rows * n_in].reshape((rows, n_in))
+            weight_t = plan.weights_t[plan.weight_offsets[k]: plan.weight_offsets[k + 1]].reshape((n_in, n))
+            bias = plan.biases[offsets[k]: offsets[k + 1]]
+            z = _affine(previous, weight_t, bias, z_buf[: rows * n].reshape((rows, n)))
+            if cv:
+                previous_lin = buffers[2 + (k - 1) % 2, : rows * n_in].reshape((rows, n_in))
+                z_lin = _affine(previous_lin, weight_t, bias, z_lin_buf[: rows * n].reshape((rows, n)))
+            else:
+                z_lin = z
+        pairs = n * (n - 1)
+        column = fields * offsets[k]
+        lo, hi = n_inputs * offsets[k], n_inputs * offsets[k + 1]
+        zbar_k = plan.zbar[lo:hi].reshape((n_inputs, n))
+        slope_k = plan.slope[lo:hi].reshape((n_inputs, n))
+        shift_k = plan.shift[lo:hi].reshape((n_inputs, n))
+        inv_k = plan.inv_scale[lo:hi].reshape((n_inputs, n))
+        sd_k = plan.sds[k]
+        code, p0, p1, pre_k = plan.codes[k], plan.params[k, 0], plan.params[k, 1], plan.pre[k]
+        g_mu_n, g_au_n = g_mu[:n], g_au[:n]
+        for b in range(n_inputs):
+            # views made once per input, not per realisation: a view costs reference
+            # counting, and the accumulation only vectorises on plain 2-D rows
+            zbar_b, slope_b, shift_b, inv_b = zbar_k[b], slope_k[b], shift_k[b], inv_k[b]
+            acc_b = acc[b, column: column + fields * n].reshape((fields, n))
+            row_acc_b = row_acc[b, k]
+            zr = b
+            for r in range(b, rows, n_inputs):
+                if k > 0:
+                    zr = r
+                key = stream_key(plan.seed_key, sample0 + start + r // n_inputs, b, k + 1)
+                _noisy_row(z, z_lin, zr, code, p0, p1, sd_k, pre_k, cv, key, zbar_b, slope_b, shift_b,
+                           y, y_lin, r, f, g_mu_n, g_au_n, tail_index)
+                if accumulate:
+                    _accumulate(y, y_lin, r, shift_b, inv_b, n, cv, pairs, acc_b, row_acc_b)
+        n_in = n
+    if out.size > 0:
+        last = buffers[(n_layers - 1) % 2, : rows * n_in].reshape((rows, n_in))
+        for r in range(rows):
+            for i in range(n_in):
+                out[start + r // n_inputs, r % n_inputs, i] = last[r, i]
 
 
-@njit(cache=True)
+@njit(error_model="numpy")
 def _affine(y, weight_t, bias, z):
     """z = y W^T + b for the rows of y (BLAS)."""
     np.dot(y, weight_t, z)
@@ -382,7 +503,7 @@ def _affine(y, weight_t, bias, z):
     return z
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def _noisy_row(z, z_lin, zr, code, p0, p1, sd, pre, cv, key, zbar, slope, shift, y, y_lin, r, f, g_mu, g_au,
                tail_index):
     """One realisation of one layer: y[r] from the pre-activation z[zr] (and,
@@ -393,100 +514,124 @@ def _noisy_row(z, z_lin, zr, code, p0, p1, sd, pre, cv, key, zbar, slope, shift,
     draws (see _fill_normals): with ``cv`` xi_MU (words 1..h) and xi_AU (the
     next h words, h = ceil(N / 2)) apart; without, the combined
     f xi_MU + xi_AU (or z xi_MU + xi_AU before the activation), one Gaussian
-    per neuron.  ``f`` is a (1, N) scratch row.
+    per neuron.  ``f`` is a (1, N) scratch row.  Arithmetic in the type of the
+    rows (float32 or float64); the linearised network in float64.
     """
     n = g_mu.shape[0]
+    one, zero = _real(1.0, sd), _real(0.0, sd)
     d_au, d_mu = sd[0] * sd[0], sd[2] * sd[2]
-    xi_mc, xi_ac = _normal_pair(key) if sd[3] > 0.0 or sd[1] > 0.0 else (0.0, 0.0)
-    e_mc, e_ac = sd[3] * xi_mc, sd[1] * xi_ac
+    xi_mc, xi_ac = _normal_pair(key) if sd[3] > zero or sd[1] > zero else (0.0, 0.0)
+    e_mc, e_ac = sd[3] * _real(xi_mc, sd), sd[1] * _real(xi_ac, sd)
     if cv:
         _fill_normals(key, 1, g_mu, tail_index)
         _fill_normals(key, 1 + (n + 1) // 2, g_au, tail_index)
-    elif d_mu > 0.0 or d_au > 0.0:
+    elif d_mu > zero or d_au > zero:
         _fill_normals(key, 1, g_mu, tail_index)
     else:
-        g_mu[:] = 0.0
+        g_mu[:] = zero
     if not pre:
         _activate(code, p0, p1, z, zr, f, 0, n)
         if cv:
             for i in range(n):
-                gain = 1.0 + sd[2] * g_mu[i] + e_mc
+                gain = one + sd[2] * g_mu[i] + e_mc
                 add = sd[0] * g_au[i] + e_ac
                 y[r, i] = f[0, i] * gain + add
                 y_lin[r, i] = (shift[i] + slope[i] * (z_lin[zr, i] - zbar[i])) * gain + add
         else:
             for i in range(n):
-                y[r, i] = f[0, i] * (1.0 + e_mc) + e_ac + math.sqrt(f[0, i] * f[0, i] * d_mu + d_au) * g_mu[i]
+                y[r, i] = f[0, i] * (one + e_mc) + e_ac + math.sqrt(f[0, i] * f[0, i] * d_mu + d_au) * g_mu[i]
     else:
         if cv:
             for i in range(n):
-                gain = 1.0 + sd[2] * g_mu[i] + e_mc
+                gain = one + sd[2] * g_mu[i] + e_mc
                 add = sd[0] * g_au[i] + e_ac
                 f[0, i] = z[zr, i] * gain + add
                 y_lin[r, i] = shift[i] + slope[i] * (z_lin[zr, i] * gain + add - zbar[i])
         else:
             for i in range(n):
-                f[0, i] = z[zr, i] * (1.0 + e_mc) + e_ac + math.sqrt(z[zr, i] * z[zr, i] * d_mu + d_au) * g_mu[i]
+                f[0, i] = z[zr, i] * (one + e_mc) + e_ac + math.sqrt(z[zr, i] * z[zr, i] * d_mu + d_au) * g_mu[i]
         _activate(code, p0, p1, f, 0, y, r, n)
 
 
-@njit(inline="always")
+def _deviation(y, r, i, shift, inv):
+    """d = (y[r, i] - shift[i]) * inv[i] in float64; without the factor when ``inv`` is None
+    (the unscaled sums)."""
+    return (float(y[r, i]) - shift[i]) * (1.0 if inv is None else inv[i])
+
+
+@overload(_deviation, jit_options={"forceinline": True, "error_model": "numpy"})
+def _deviation_overload(y, r, i, shift, inv):
+    if isinstance(inv, types.NoneType):
+        return lambda y, r, i, shift, inv: np.float64(y[r, i]) - shift[i]
+    return lambda y, r, i, shift, inv: (np.float64(y[r, i]) - shift[i]) * inv[i]
+
+
+@njit(inline="always", error_model="numpy")
 def _accumulate(y, y_lin, r, shift, inv, n, cv, pairs, acc, row_acc):
-    """Add realisation r's sums (see NEURON_FIELDS, ROW_FIELDS): per-neuron
-    sums into acc (fields, N), layer sums into row_acc (fields,).
+    """Add realisation r's sums (float64; see NEURON_FIELDS, ROW_FIELDS) of
+    d = (y[r] - shift) * inv (and e of y_lin[r]): per-neuron sums into acc
+    (fields, N), layer sums into row_acc (fields,).  ``inv`` (N,) is 1/scale, or
+    None for unscaled sums (see :func:`_accumulate_unscaled`).
 
     The element-wise sums and the sums over neurons are separate loops so
     that the first vectorises (a float reduction does not, without fastmath).
     """
     for i in range(n):
-        d = (y[r, i] - shift[i]) * inv[i]
+        d = _deviation(y, r, i, shift, inv)
         d2 = d * d
-        acc[0, i] += d
-        acc[1, i] += d2
-        acc[2, i] += d2 * d
-        acc[3, i] += d2 * d2
+        acc[N_D1, i] += d
+        acc[N_D2, i] += d2
+        acc[N_D3, i] += d2 * d
+        acc[N_D4, i] += d2 * d2
     if cv:
         for i in range(n):
-            d = (y[r, i] - shift[i]) * inv[i]
-            e = (y_lin[r, i] - shift[i]) * inv[i]
+            d = _deviation(y, r, i, shift, inv)
+            e = _deviation(y_lin, r, i, shift, inv)
             d2, e2 = d * d, e * e
-            acc[4, i] += e
-            acc[5, i] += e2
-            acc[6, i] += (d - e) * (d - e)
-            acc[7, i] += d2 - e2
-            acc[8, i] += (d2 - e2) * (d2 - e2)
+            acc[N_E1, i] += e
+            acc[N_E2, i] += e2
+            acc[N_DIFF2, i] += (d - e) * (d - e)
+            acc[N_DQ, i] += d2 - e2
+            acc[N_DQ2, i] += (d2 - e2) * (d2 - e2)
     s_a, q_a = _shifted_sums(y, r, shift, inv, n)
     s_e, q_e = _shifted_sums(y_lin, r, shift, inv, n) if cv else (0.0, 0.0)
     p_a = (s_a * s_a - q_a) / pairs if pairs > 0 else 0.0
-    row_acc[0] += s_a
-    row_acc[1] += s_a * s_a
-    row_acc[2] += p_a
-    row_acc[3] += p_a * p_a
-    row_acc[4] += q_a
-    row_acc[5] += q_a * q_a
+    row_acc[R_S] += s_a
+    row_acc[R_S2] += s_a * s_a
+    row_acc[R_P] += p_a
+    row_acc[R_P2] += p_a * p_a
+    row_acc[R_Q] += q_a
+    row_acc[R_Q2] += q_a * q_a
     if cv:
         p_e = (s_e * s_e - q_e) / pairs if pairs > 0 else 0.0
-        row_acc[6] += s_e
-        row_acc[7] += s_e * s_e
-        row_acc[8] += p_a - p_e
-        row_acc[9] += (p_a - p_e) * (p_a - p_e)
-        row_acc[10] += q_a - q_e
-        row_acc[11] += (q_a - q_e) * (q_a - q_e)
+        row_acc[R_SE] += s_e
+        row_acc[R_SE2] += s_e * s_e
+        row_acc[R_DP] += p_a - p_e
+        row_acc[R_DP2] += (p_a - p_e) * (p_a - p_e)
+        row_acc[R_DQ] += q_a - q_e
+        row_acc[R_DQ2] += (q_a - q_e) * (q_a - q_e)
 
 
-@njit(inline="always")
+@njit(forceinline=True, error_model="numpy")
+def _accumulate_unscaled(y, r, shift, n, acc, row_acc):
+    """The plain sums (no control variate) of d = y[r] - shift, unscaled: acc is a
+    (NEURON_FIELDS[False], N) block, row_acc (ROW_FIELDS[False],)."""
+    _accumulate(y, y, r, shift, None, n, False, n * (n - 1), acc, row_acc)
+
+
+@njit(inline="always", error_model="numpy")
 def _shifted_sums(y, r, shift, inv, n):
-    """sum_i d_i and sum_i d_i^2 with d = (y[r] - shift) inv, in four interleaved
-    partial sums: a single running sum is a chain of dependent additions (4
-    cycles each) that the compiler may not reorder, so it would not vectorise."""
+    """sum_i d_i and sum_i d_i^2 (float64) with d = (y[r] - shift) * inv, in four
+    interleaved partial sums: a single running sum is a chain of dependent additions
+    (4 cycles each) that the compiler may not reorder, so it would not vectorise."""
     s0 = s1 = s2 = s3 = 0.0
     q0 = q1 = q2 = q3 = 0.0
     quads = n - n % 4
     for i in range(0, quads, 4):
-        d0 = (y[r, i] - shift[i]) * inv[i]
-        d1 = (y[r, i + 1] - shift[i + 1]) * inv[i + 1]
-        d2 = (y[r, i + 2] - shift[i + 2]) * inv[i + 2]
-        d3 = (y[r, i + 3] - shift[i + 3]) * inv[i + 3]
+        d0 = _deviation(y, r, i, shift, inv)
+        d1 = _deviation(y, r, i + 1, shift, inv)
+        d2 = _deviation(y, r, i + 2, shift, inv)
+        d3 = _deviation(y, r, i + 3, shift, inv)
         s0 += d0
         s1 += d1
         s2 += d2
@@ -496,7 +641,7 @@ def _shifted_sums(y, r, shift, inv, n):
         q2 += d2 * d2
         q3 += d3 * d3
     for i in range(quads, n):
-        d = (y[r, i] - shift[i]) * inv[i]
+        d = _deviation(y, r, i, shift, inv)
         s0 += d
         q0 += d * d
     return (s0 + s1) + (s2 + s3), (q0 + q1) + (q2 + q3)

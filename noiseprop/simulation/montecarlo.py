@@ -18,6 +18,9 @@ How it is fast and exact at once:
 - Random numbers are counter based, keyed by (seed, realisation, input,
   layer): the numbers depend on the seed only, not on the thread count or the
   chunk size.
+- ``dtype="float32"`` runs products, noise and activations in float32 (the
+  same draws, rounded) with float64 sums; ``dtype="auto"`` takes it only where
+  :mod:`noiseprop.simulation.precision` proves its rounding negligible.
 
 Memory does not grow with ``samples``: realisations are processed in chunks
 and only running sums are kept.  The sums are of d = y - m, m the noise-free
@@ -53,9 +56,13 @@ from ..utils.threads import blas_controller as _blas_controller  # noqa: F401  (
 from ..utils.threads import single_threaded_blas as _single_threaded_blas
 from ..utils.validation import as_input, positive_int, require_network
 from . import _kernels
+from .compilation import announce_compilation
+from .precision import float32_error_bound, float32_suffices, noise_floor
 
-__all__ = ["simulate", "sample_outputs", "Simulation", "seed_key", "Z_95"]
+__all__ = ["simulate", "sample_outputs", "Simulation", "seed_key", "Z_95", "DTYPES"]
 
+#: Values of ``dtype``: the type of the products, noise and activations (sums are float64).
+DTYPES = ("float64", "float32", "auto")
 #: Two-sided 95 % normal quantile, the confidence of ``rtol``.
 Z_95 = 1.959963984540054
 #: Parallel tiles (blocks of realisations) per chunk the kernel aims at.
@@ -70,6 +77,8 @@ _PILOT_SAMPLES = 64
 _PROGRESS_UPDATES = 2e8
 
 _IDENTITY = (_kernels.ACTIVATION_CODES["linear"], 1.0, 0.0)
+
+announce_compilation(_kernels.simulate_tiles)
 
 
 class Simulation(LayerStatistics):
@@ -97,10 +106,13 @@ class Simulation(LayerStatistics):
     converged : bool or None
         With ``rtol``: whether every noisy layer's ``noise_var`` reached the
         asked precision; None without ``rtol``.
+    dtype : str
+        "float64" or "float32": the engine that produced the numbers.
     """
 
     def __init__(self, mean, var, correlated, batched, *, mean_stderr, var_stderr,
-                 correlated_stderr, noise_var_stderr, samples, seed, control_variate, converged):
+                 correlated_stderr, noise_var_stderr, samples, seed, control_variate, converged,
+                 dtype="float64"):
         super().__init__(mean, var, correlated, batched)
         self.mean_stderr = [self._shape(e) for e in mean_stderr]
         self.var_stderr = [self._shape(e) for e in var_stderr]
@@ -110,6 +122,7 @@ class Simulation(LayerStatistics):
         self.seed = seed
         self.control_variate = control_variate
         self.converged = converged
+        self.dtype = dtype
 
     def summary(self) -> list[dict]:
         """The per-layer rows of :meth:`LayerStatistics.summary` plus the
@@ -130,12 +143,12 @@ class Simulation(LayerStatistics):
                 row["mean_stderr"] = m_se.tolist()
                 row["var_stderr"] = v_se.tolist()
         payload.update(samples=self.samples, seed=self.seed, control_variate=self.control_variate,
-                       converged=self.converged)
+                       converged=self.converged, dtype=self.dtype)
         return payload
 
     def __repr__(self) -> str:
         return (f"Simulation(sizes={self.sizes}, samples={self.samples}, "
-                f"control_variate={self.control_variate})")
+                f"control_variate={self.control_variate}, dtype={self.dtype!r})")
 
 
 def _batch_mean_stderr(stderr) -> float:
@@ -149,13 +162,16 @@ def _batch_mean_stderr(stderr) -> float:
 
 
 def _kernel_activation(f: Activation, k: int) -> tuple[int, float, float]:
-    """Kernel code and parameters (p0, p1) of layer k's activation."""
+    """Kernel code and parameters (p0, p1) of layer k's activation (a code the kernel
+    has a branch for: :func:`_kernels.check_codes`)."""
     if f.name not in _kernels.ACTIVATION_CODES:
         raise ValueError(
             f"layer {k}: activation {f.spec!r} has no Monte Carlo kernel; "
             f"supported: {', '.join(_kernels.ACTIVATION_CODES)}"
         )
-    return (_kernels.ACTIVATION_CODES[f.name], *f.kernel_params())
+    code = _kernels.ACTIVATION_CODES[f.name]
+    _kernels.check_codes([code])
+    return (code, *f.kernel_params())
 
 
 class _Layer:
@@ -174,16 +190,20 @@ class _Layer:
         self.activation = _kernel_activation(activation, k)
 
 
-def _flat(arrays) -> np.ndarray:
-    """The arrays' values, row-major, one after another, as one float64 array."""
-    return np.concatenate([np.zeros(0)] + [np.ravel(a) for a in arrays]).astype(float, copy=False)
+def _flat(arrays, real=np.float64) -> np.ndarray:
+    """The arrays' values, row-major, one after another, as one array of type ``real``."""
+    return np.concatenate([np.zeros(0)] + [np.ravel(a) for a in arrays]).astype(real, copy=False)
 
 
 class _Engine:
-    """Runs chunks of realisations through the layers and keeps running sums."""
+    """Runs chunks of realisations through the layers and keeps running sums.
+
+    ``real`` (numpy.float64 or numpy.float32) is the type of the products, the
+    noise and the activations; the running sums are float64 either way.
+    """
 
     def __init__(self, net: Network, layer_noise, x: np.ndarray, *, cv: bool, upto: int,
-                 key: np.uint64, accumulate: bool):
+                 key: np.uint64, accumulate: bool, real=np.float64):
         self.cv, self.accumulate = cv, accumulate
         self.n_inputs = x.shape[0]
         self.prediction = predict(net, layer_noise, x, method="linear") if cv else None
@@ -195,24 +215,26 @@ class _Engine:
         ]
         first = self._first_layer()
         later = self.layers[1:]  # layer 1's weights are not needed: ``first`` holds its output
-        self._args = (
-            first,
-            _flat([layer.weight_t for layer in later]),
-            np.cumsum([0, 0] + [layer.weight_t.size for layer in later]).astype(np.int64),
-            _flat([layer.bias for layer in self.layers]),
-            np.array([layer.activation[0] for layer in self.layers], dtype=np.int64),
-            np.array([layer.activation[1:] for layer in self.layers], dtype=float),
-            np.array([layer.sd for layer in self.layers]),
-            np.array([layer.pre for layer in self.layers]),
-            _flat([layer.zbar for layer in self.layers]),
-            _flat([layer.slope for layer in self.layers]),
-            _flat([layer.shift for layer in self.layers]),
-            np.ones(sum(layer.shift.size for layer in self.layers)),  # 1/scale of the sums: see calibrate
-            cv,
-            key,
-        )
-        self.scales = [np.ones(self.n_inputs) for _ in self.layers]
         self.offsets = np.cumsum([0] + [layer.size for layer in self.layers]).astype(np.int64)
+        self.plan = _kernels.Plan(
+            first=np.ascontiguousarray(first, dtype=real),
+            weights_t=_flat([layer.weight_t for layer in later], real),
+            weight_offsets=np.cumsum([0, 0] + [layer.weight_t.size for layer in later]).astype(np.int64),
+            biases=_flat([layer.bias for layer in self.layers], real),
+            offsets=self.offsets,
+            codes=np.array([layer.activation[0] for layer in self.layers], dtype=np.int64),
+            params=np.array([layer.activation[1:] for layer in self.layers], dtype=real),
+            sds=np.array([layer.sd for layer in self.layers], dtype=real),
+            pre=np.array([layer.pre for layer in self.layers]),
+            zbar=_flat([layer.zbar for layer in self.layers]),
+            slope=_flat([layer.slope for layer in self.layers]),
+            shift=_flat([layer.shift for layer in self.layers]),
+            inv_scale=np.ones(sum(layer.shift.size for layer in self.layers)),  # 1/scale: see calibrate
+            cv=cv,
+            seed_key=key,
+        )
+        _kernels.check_codes(self.plan.codes)
+        self.scales = [np.ones(self.n_inputs) for _ in self.layers]
         self.fields = _kernels.NEURON_FIELDS[cv], _kernels.ROW_FIELDS[cv]
         self.neuron_sums = np.zeros((self.n_inputs, self.fields[0] * self.offsets[-1]))
         self.row_sums = np.zeros((self.n_inputs, len(self.layers), self.fields[1]))
@@ -224,10 +246,10 @@ class _Engine:
         passed with the identity as activation (linearised at f(z))."""
         first = self.layers[0]
         if first.pre:
-            return np.ascontiguousarray(first.zbar)
+            return first.zbar
         first.activation = _IDENTITY
         first.zbar, first.slope = first.shift, np.ones_like(first.shift)
-        return np.ascontiguousarray(first.shift)
+        return first.shift
 
     def calibrate(self, samples: int) -> None:
         """Choose the scale of every layer's running sums from a pilot run of
@@ -253,7 +275,7 @@ class _Engine:
             exponent = np.where(np.isfinite(rms), np.round(np.log2(np.where(rms > 0, rms, 1.0))), 400.0)
             self.scales[index] = np.ldexp(1.0, np.clip(exponent, -400, 400).astype(int))
             parts.append(np.repeat(1.0 / self.scales[index], layer.size))
-        self._args = self._args[:11] + (np.concatenate(parts),) + self._args[12:]
+        self.plan = self.plan._replace(inv_scale=np.concatenate(parts))
         self.neuron_sums[:] = 0.0
         self.row_sums[:] = 0.0
         self.samples_done = 0
@@ -269,10 +291,8 @@ class _Engine:
         fields = self.fields if self.accumulate else (0, 0)
         neuron_acc = np.zeros((blocks, self.n_inputs, fields[0] * self.offsets[-1]))
         row_acc = np.zeros((blocks, self.n_inputs, len(self.layers), fields[1]))
-        _kernels.simulate_chunk(
-            *self._args, self.samples_done, samples, blocks, self.offsets, neuron_acc, row_acc,
-            self.accumulate, np.empty((0, 0, 0)) if out is None else out,
-        )
+        _kernels.simulate_chunk(self.plan, self.samples_done, samples, blocks, neuron_acc, row_acc,
+                                self.accumulate, np.empty((0, 0, 0)) if out is None else out)
         if self.accumulate:
             self.neuron_sums += neuron_acc.sum(axis=0)
             self.row_sums += row_acc.sum(axis=0)
@@ -308,31 +328,33 @@ def _layer_estimates(neuron, row, n, shift, lin) -> dict:
     ``lin`` is None (plain estimator) or the exact (variance, correlated part)
     of the linearised network (control variate).
     """
-    d1, d2, d3, d4 = neuron[:4]
+    K = _kernels
+    d1, d2, d3, d4 = neuron[K.N_D1], neuron[K.N_D2], neuron[K.N_D3], neuron[K.N_D4]
     width = shift.shape[-1]
     pairs = width * (width - 1)
     var = _sample_var(d1, d2, n)
     central4 = d4 - 4 * d3 * d1 + 6 * d2 * d1**2 - 3 * d1**4
     sigma2 = d2 - d1**2
     var_se = np.sqrt(np.maximum(central4 - sigma2**2 * (n - 3) / (n - 1), 0.0) / n)
-    corr = (_sample_var(row[0], row[1], n) - var.sum(axis=-1)) / pairs if pairs else np.zeros(row.shape[-1])
-    corr_se = np.sqrt(_sample_var(row[2], row[3], n) / n)
-    nv_se = np.sqrt(_sample_var(row[4], row[5], n) / n) / width
+    corr = (_sample_var(row[K.R_S], row[K.R_S2], n) - var.sum(axis=-1)) / pairs if pairs else np.zeros(row.shape[-1])
+    corr_se = np.sqrt(_sample_var(row[K.R_P], row[K.R_P2], n) / n)
+    nv_se = np.sqrt(_sample_var(row[K.R_Q], row[K.R_Q2], n) / n) / width
     if lin is None:
         return dict(mean=shift + d1, var=var, mean_se=np.sqrt(var / n), var_se=var_se,
                     corr=corr, corr_se=corr_se, nv_se=nv_se)
     lin_var, lin_corr = lin
-    e1, e2, diff2, dq, dq2 = neuron[4:]
+    e1, e2, diff2 = neuron[K.N_E1], neuron[K.N_E2], neuron[K.N_DIFF2]
+    dq, dq2 = neuron[K.N_DQ], neuron[K.N_DQ2]
     var_e = _sample_var(e1, e2, n)
-    corr_e = (_sample_var(row[6], row[7], n) - var_e.sum(axis=-1)) / pairs if pairs else 0.0
+    corr_e = (_sample_var(row[K.R_SE], row[K.R_SE2], n) - var_e.sum(axis=-1)) / pairs if pairs else 0.0
     return dict(
         mean=shift + d1 - e1,
         var=np.maximum(lin_var + var - var_e, 0.0),
         mean_se=np.sqrt(np.maximum(diff2 - (d1 - e1) ** 2, 0.0) / n),
         var_se=np.sqrt(_sample_var(dq, dq2, n) / n),
         corr=lin_corr + corr - corr_e,
-        corr_se=np.sqrt(_sample_var(row[8], row[9], n) / n),
-        nv_se=np.sqrt(_sample_var(row[10], row[11], n) / n) / width,
+        corr_se=np.sqrt(_sample_var(row[K.R_DP], row[K.R_DP2], n) / n),
+        nv_se=np.sqrt(_sample_var(row[K.R_DQ], row[K.R_DQ2], n) / n) / width,
     )
 
 
@@ -405,6 +427,7 @@ def simulate(
     control_variate: bool = False,
     chunk_size: "int | None" = None,
     progress: "bool | None" = None,
+    dtype: str = "float64",
 ) -> Simulation:
     """Monte Carlo estimate of mean, variance and SNR of every neuron in every layer.
 
@@ -442,6 +465,21 @@ def simulate(
     progress : bool, optional
         Show a tqdm progress bar; by default only for long runs (> 2e8 neuron
         updates) on a terminal.
+    dtype : {"float64", "float32", "auto"}, default "float64"
+        Type of the products, noise draws and activations; the moments are
+        accumulated in float64 either way.  float32 is about twice as fast
+        and draws the same random numbers (rounded once), so its results
+        differ from float64's by rounding only.  "auto" takes float32 only
+        where its rounding error is provably below a tenth of the run's
+        standard errors: a forward error bound e of every neuron (unit
+        roundoff 2^-24 through every product, draw, noise step and
+        activation, in RMS terms) must satisfy e <= 0.1 sigma / sqrt(2 R)
+        (sigma the neuron's noise standard deviation, R the samples); never
+        with the control variate, a discontinuous activation or a noise-free
+        neuron (:mod:`noiseprop.simulation.precision`).  The rule is checked
+        before the run on a lower estimate of sigma and again on the measured
+        statistics, and the run is repeated in float64 if it fails;
+        ``Simulation.dtype`` says which was used.
 
     Returns
     -------
@@ -464,9 +502,46 @@ def simulate(
     key = seed_key(seed)
     if rtol is not None and not (isinstance(rtol, (int, float)) and 0 < rtol < 1):
         raise ValueError(f"rtol must be a number in (0, 1), got {rtol!r}")
+    dtype = _dtype_name(dtype, allowed=DTYPES)
+    cv = bool(control_variate)
+    if dtype == "auto":
+        dtype = "float32" if not cv and _float32_suffices(net, layer_noise, xb, samples) else "float64"
+        engine = _run(net, layer_noise, xb, samples, chunk, key, cv, rtol, progress, dtype)
+        if dtype == "float32" and not _float32_suffices(net, layer_noise, xb, engine.samples_done,
+                                                        engine.estimates()):
+            dtype = "float64"
+            engine = _run(net, layer_noise, xb, samples, chunk, key, cv, rtol, progress, dtype)
+    else:
+        engine = _run(net, layer_noise, xb, samples, chunk, key, cv, rtol, progress, dtype)
+    est = engine.estimates()
+    zeros = np.zeros(xb.shape)
+    no_noise = np.zeros(xb.shape[0])
+    return Simulation(
+        [xb] + est["mean"], [zeros] + est["var"], [no_noise] + est["corr"], batched,
+        mean_stderr=[zeros] + est["mean_se"], var_stderr=[zeros] + est["var_se"],
+        correlated_stderr=[no_noise] + est["corr_se"], noise_var_stderr=[no_noise] + est["nv_se"],
+        samples=engine.samples_done, seed=operator.index(seed), control_variate=cv,
+        converged=None if rtol is None else _precision_reached(est, rtol), dtype=dtype,
+    )
+
+
+def _dtype_name(dtype, allowed) -> str:
+    """The name of a dtype given as a string or a NumPy float type, checked against ``allowed``."""
+    try:
+        name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in allowed:
+        raise ValueError(f"dtype must be one of {', '.join(map(repr, allowed))}, got {dtype!r}")
+    return name
+
+
+def _run(net, layer_noise, xb, samples, chunk, key, cv, rtol, progress, dtype) -> _Engine:
+    """All chunks of one simulate run (until ``samples`` or ``rtol``)."""
     updates = samples * xb.shape[0] * sum(net.sizes[1:])
     with _progress_bar(samples, progress, updates) as bar, _single_threaded_blas():
-        engine = _Engine(net, layer_noise, xb, cv=bool(control_variate), upto=net.depth, key=key, accumulate=True)
+        engine = _Engine(net, layer_noise, xb, cv=cv, upto=net.depth, key=key, accumulate=True,
+                         real=np.dtype(dtype).type)
         engine.calibrate(min(samples, _PILOT_SAMPLES))
         while engine.samples_done < samples:
             step = min(chunk, samples - engine.samples_done)
@@ -477,19 +552,23 @@ def simulate(
             if (rtol is not None and engine.samples_done >= _RTOL_MIN_SAMPLES
                     and _precision_reached(engine.estimates(), rtol)):
                 break
-    est = engine.estimates()
-    zeros = np.zeros(xb.shape)
-    no_noise = np.zeros(xb.shape[0])
-    return Simulation(
-        [xb] + est["mean"], [zeros] + est["var"], [no_noise] + est["corr"], batched,
-        mean_stderr=[zeros] + est["mean_se"], var_stderr=[zeros] + est["var_se"],
-        correlated_stderr=[no_noise] + est["corr_se"], noise_var_stderr=[no_noise] + est["nv_se"],
-        samples=engine.samples_done, seed=operator.index(seed), control_variate=bool(control_variate),
-        converged=None if rtol is None else _precision_reached(est, rtol),
-    )
+    return engine
 
 
-def sample_outputs(net: Network, noise: NoiseSpec, x, samples: int, seed: int = 0, layer: int = -1) -> np.ndarray:
+def _float32_suffices(net, layer_noise, xb, samples, estimates=None) -> bool:
+    """The float32 rule of :mod:`.precision` for ``samples`` realisations: with a lower
+    estimate of every neuron's noise (before a run) or with a run's ``estimates``."""
+    if estimates is None:
+        means, variances = noise_floor(net, layer_noise, xb)
+    else:
+        means, variances = [xb] + estimates["mean"], [np.zeros(xb.shape)] + estimates["var"]
+    lipschitz = [f.lipschitz() for f in net.activations]
+    bounds = float32_error_bound(net, layer_noise, xb, means, variances, lipschitz)
+    return float32_suffices(bounds, variances[1:], samples)
+
+
+def sample_outputs(net: Network, noise: NoiseSpec, x, samples: int, seed: int = 0, layer: int = -1,
+                   dtype: str = "float64") -> np.ndarray:
     """Raw noisy outputs of one layer, realisation by realisation.
 
     Same noise model and random streams as :func:`simulate` (plain
@@ -504,6 +583,9 @@ def sample_outputs(net: Network, noise: NoiseSpec, x, samples: int, seed: int = 
     seed : int, default 0
     layer : int, default -1
         Layer k = 1..L, or negative to count from the output (-1 = L).
+    dtype : {"float64", "float32"}, default "float64"
+        Type of the products, noise and activations (see :func:`simulate`);
+        the outputs are returned as float64.
 
     Returns
     -------
@@ -525,12 +607,14 @@ def sample_outputs(net: Network, noise: NoiseSpec, x, samples: int, seed: int = 
     if index is None or not (-net.depth <= index <= net.depth) or index == 0:
         raise ValueError(f"layer must be 1..{net.depth} or -1..-{net.depth}, got {layer!r}")
     upto = index if index > 0 else net.depth + 1 + index
+    real = np.dtype(_dtype_name(dtype, allowed=DTYPES[:2])).type
     check_memory(8 * samples * xb.shape[0] * net.sizes[upto],
                  f"{samples} sampled outputs (samples) of {xb.shape[0]} input(s) x {net.sizes[upto]} neurons",
                  "use fewer samples")
     out = np.empty((samples, xb.shape[0], net.sizes[upto]))
     with _single_threaded_blas():
-        engine = _Engine(net, layer_noise, xb, cv=False, upto=upto, key=seed_key(seed), accumulate=False)
+        engine = _Engine(net, layer_noise, xb, cv=False, upto=upto, key=seed_key(seed), accumulate=False,
+                         real=real)
         while engine.samples_done < samples:
             start = engine.samples_done
             step = min(chunk, samples - start)
