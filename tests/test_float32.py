@@ -184,6 +184,44 @@ def test_first_run_says_once_that_it_compiles_and_a_warm_cache_says_nothing(tmp_
         return done.stderr
 
     cold, warm = run(), run()
-    assert cold.count("compiling the Monte Carlo kernels") == 1
+    assert cold.count("compiling the Monte Carlo kernel") == 1
     assert any(tmp_path.rglob("*.nbi"))  # the cache went where NUMBA_CACHE_DIR says
     assert "compiling" not in warm
+
+
+def test_cache_falls_back_to_a_temporary_folder_when_nothing_is_writable(monkeypatch, tmp_path):
+    """No locator of numba serves (read-only package folder and home): a folder in the
+    temporary directory; one that serves: numba's own choice is left alone."""
+    from numba.core import caching
+
+    from noiseprop.simulation import compilation
+
+    class Nowhere:
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            return None
+
+    class Somewhere(Nowhere):
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            return cls()
+
+    monkeypatch.setattr(numba.config, "CACHE_DIR", "")
+    monkeypatch.setattr(compilation.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(caching.CacheImpl, "_locator_classes", [Somewhere])
+    assert compilation.ensure_cache_location(_kernels.__file__) is None
+    assert numba.config.CACHE_DIR == ""
+    monkeypatch.setattr(caching.CacheImpl, "_locator_classes", [Nowhere])
+    folder = compilation.ensure_cache_location(_kernels.__file__)
+    assert folder is not None and folder.startswith(str(tmp_path))
+    assert numba.config.CACHE_DIR == folder
+
+
+def test_verify_runs_the_engine_it_is_given():
+    from noiseprop import verify
+
+    net, x = network()
+    report = verify(net, Noise(AU=1e-3), x, samples=2_000, seed=1, dtype="float32")
+    assert report.simulation.dtype == "float32"
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        verify(net, Noise(AU=1e-3), x, samples=2_000, dtype="half")
