@@ -27,7 +27,7 @@ analysis layer by layer, in RMS terms (Minkowski's inequality), with r the
 RMS value of a neuron, L the Lipschitz constant sup |f'| of the activation,
 gamma_n = n u / (1 - n u) the bound of a length-n dot product in floating
 point (any summation order, so any BLAS) and eta = u the relative error
-of a float32 normal draw against the float64 one (the float64 draw rounded once; tested):
+of a float32 normal draw against the float64 one (the float64 draw rounded once; tested)::
 
     layer 1 (computed in float64, rounded once):   e_1 = u |f(z_1)|  (post)
     noise on a value v (error e_v, RMS r_v):       e <- sqrt(1 + D_MC) e_v
