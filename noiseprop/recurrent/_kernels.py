@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..simulation._kernels import _accumulate_unscaled, _affine, _noisy_row, stream_key
+from ..simulation._kernels import LINEAR, _accumulate_unscaled, _affine, _noisy_row, stream_key
 
 __all__ = ["simulate_chunk", "RESERVOIR_STREAM", "OUTPUT_STREAM"]
 
@@ -117,7 +117,7 @@ def simulate_chunk(
                 _affine(x, W_out_t, out_bias, o)
                 for r in range(rows):
                     key = stream_key(seed_key, sample0 + start + r, t, OUTPUT_STREAM)
-                    _noisy_row(o, o, r, 0, 1.0, 0.0, out_sd, False, False, key, unused, unused, unused,
+                    _noisy_row(o, o, r, LINEAR, 1.0, 0.0, out_sd, False, False, key, unused, unused, unused,
                                y, y, r, scratch, g_mu_out, g_au_out, tail_index)
             if slot >= 0:
                 acc_x_k = acc_x[tile, slot].reshape((fields_x, n))
