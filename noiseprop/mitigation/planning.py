@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
@@ -33,12 +33,16 @@ from ..noise import NoiseSpec, per_layer_noise
 from ..propagation import propagate_layer
 from ..utils.jsonutil import finite_or_none
 from ..utils.validation import as_input, positive_int, require_network
+from .allocation import allocate_copies
 from .comparison import Comparison, Strategy, apply_strategies, compare
+from .transforms import pool_neurons
 
-__all__ = ["plan", "Plan", "GHOST_GROUPS", "OBJECTIVES", "output_stats"]
+__all__ = ["plan", "Plan", "GHOST_GROUPS", "OBJECTIVES", "ALLOCATIONS", "output_stats"]
 
 #: What :func:`plan` maximises.
-OBJECTIVES = ("snr", "differential")
+OBJECTIVES = ("snr", "differential", "decision")
+#: How :func:`plan` spends copies: one factor per layer, or per neuron.
+ALLOCATIONS = ("layer", "neuron")
 #: Ghost neurons per layer that the search tries.
 GHOST_GROUPS = (1, 4, 16)
 #: Combinations fully predicted at most when looking for the cheapest one meeting a target.
@@ -97,9 +101,12 @@ class Plan:
         if not self.choices:
             lines.append("plan: no change")
         for c in self.choices:
-            lines.append(f"  layer {c['layer']}: {c['ghosts']} ghost neuron(s), pooled K={c['copies']} "
+            pooled = (f"pooled per neuron (K up to {c['copies']})" if "copies_per_neuron" in c
+                      else f"pooled K={c['copies']}")
+            lines.append(f"  layer {c['layer']}: {c['ghosts']} ghost neuron(s), {pooled} "
                          f"(+{c['extra_neurons']} neurons)")
-        what = "output SNR" if self.objective == "snr" else "differential output SNR"
+        what = {"snr": "output SNR", "differential": "differential output SNR",
+                "decision": "decision output SNR"}[self.objective]
         lines.append(f"{what}: {self.output_snr_db_before:.2f} dB -> {self.output_snr_db_after:.2f} dB "
                      f"(gain {self.gain:.3f}x)")
         mc = self.monte_carlo
@@ -156,6 +163,7 @@ def plan(
     seed: int = 0,
     method: str = "linear",
     objective: str = "snr",
+    allocation: str = "layer",
 ) -> Plan:
     """Recommend ghost neurons and pooling per layer within a neuron budget.
 
@@ -181,10 +189,20 @@ def plan(
     method : {"linear", "moments"}, default "linear"
         Prediction method (:func:`~noiseprop.propagation.predict`); "moments"
         is closer to Monte Carlo for nonlinear networks at larger noise.
-    objective : {"snr", "differential"}, default "snr"
+    objective : {"snr", "differential", "decision"}, default "snr"
         What is maximised: the output layer SNR, or the SNR of the outputs'
         deviations from their mean (for classifiers: noise common to all
-        outputs does not change the arg-max; see :func:`_output_stats`).
+        outputs does not change the arg-max; see :func:`output_stats`), or
+        "decision": the differential SNR without the output layer's own
+        correlated noise (a common shift or a common positive gain of all
+        outputs leaves the arg-max unchanged).
+    allocation : {"layer", "neuron"}, default "layer"
+        "layer": one pooling factor K <= ``max_copies`` per layer (knapsack).
+        "neuron": ghost neurons chosen by the knapsack, then every remaining
+        extra neuron given to the neuron whose own uncorrelated noise costs
+        the output most (non-uniform pooling,
+        :func:`~noiseprop.mitigation.allocation.allocate_copies`); the
+        better of "with" and "without the ghosts" (full prediction) is kept.
 
     Returns
     -------
@@ -206,14 +224,23 @@ def plan(
                          f"layer), got {method!r}")
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if allocation not in ALLOCATIONS:
+        raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
     signal, base = output_stats(net, layer_noise, x, method, objective)
     before_db = _db(signal, base)
     last = net.depth if include_output else net.depth - 1
-    options, skipped = _options(net, layer_noise, x, base, budget, max_copies, last, method, objective)
+    copies_cap = 1 if allocation == "neuron" else max_copies
+    options, skipped = _options(net, layer_noise, x, base, budget, copies_cap, last, method, objective)
     skipped += _intra_report(net, layer_noise, x, base, method, objective)
     candidates = _knapsack(options, budget, 1e-9 * base)
-    chosen = _choose(net, layer_noise, x, signal, candidates, target_snr_db, method, objective)
+    if allocation == "neuron":
+        chosen, pooled = _neuron_plan(net, layer_noise, x, signal, candidates, budget, target_snr_db, last,
+                                      method, objective)
+    else:
+        chosen = _choose(net, layer_noise, x, signal, candidates, target_snr_db, method, objective)
+        pooled = {}
     steps = [s for option in sorted(chosen, key=lambda o: -o.layer) for s in option.steps()]
+    steps += [Strategy("pool", layers=t, k=tuple(int(c) for c in counts)) for t, counts in sorted(pooled.items())]
     comparison = None
     network, after_db = net, before_db
     if steps:
@@ -224,6 +251,8 @@ def plan(
     assert extra <= budget, "the plan exceeds its budget"
     choices = [{"layer": o.layer, "ghosts": o.ghosts, "copies": o.copies, "extra_neurons": o.cost}
                for o in sorted(chosen, key=lambda o: o.layer) if o.cost]
+    if pooled:
+        choices = _neuron_choices(choices, pooled)
     met = None if target_snr_db is None else bool(after_db >= target_snr_db)
     return Plan(steps, choices, network, before_db, after_db, extra, budget, target_snr_db, met,
                 comparison, skipped, objective)
@@ -247,12 +276,18 @@ def output_stats(net, layer_noise, x, method: str = "linear", objective: str = "
     "differential": the same for the deviations y_i - mean_j y_j from the
     output layer's average (what an arg-max decision depends on: noise
     common to all outputs does not change it).
+    "decision": "differential" without the output layer's own AC and MC
+    noise: y_i (1 + xi_MC) + xi_AC has the arg-max of y_i whenever
+    1 + xi_MC > 0, so for a classifier this noise is harmless (to first
+    order, which is what is predicted here).
 
     ``start = (k, mean, cov)`` continues the propagation from layer k - 1's
     mean (B, N) and covariance (B, N, N) (None: noise-free) instead of the
     input: the layers before k must then be those that produced them.
     """
     layer_noise = per_layer_noise(layer_noise, net.depth)
+    if objective == "decision":
+        layer_noise = decision_noise(net, layer_noise)
     k, mean, cov = start if start is not None else (1,) + _prefix(net, layer_noise, x, method, 0)[0]
     for t in range(k, net.depth + 1):
         mean, cov = propagate_layer(mean, cov, net.weights[t - 1], net.biases[t - 1], net.activations[t - 1],
@@ -263,6 +298,14 @@ def output_stats(net, layer_noise, x, method: str = "linear", objective: str = "
     noise = (np.trace(cov, axis1=1, axis2=2) - cov.sum(axis=(1, 2)) / n) / n
     signal = np.mean((mean - mean.mean(axis=1, keepdims=True)) ** 2, axis=1)
     return float(signal.mean()), float(noise.mean())
+
+
+def decision_noise(net, layer_noise) -> list:
+    """``layer_noise`` without the AC and MC noise of the layer(s) implementing the output layer."""
+    origin = getattr(net, "origin", None)
+    last = net.original_depth if origin is not None else net.depth
+    origin = origin if origin is not None else range(1, net.depth + 1)
+    return [replace(nz, AC=0.0, MC=0.0) if o == last else nz for nz, o in zip(layer_noise, origin)]
 
 
 def _prefix(net, layer_noise, x, method: str, depth: int) -> list:
@@ -369,3 +412,57 @@ def _choose(net, layer_noise, x, signal, candidates, target, method, objective) 
         if checked >= _MAX_FULL_CHECKS:
             break
     return candidates[-1][1]
+
+
+def _neuron_plan(net, layer_noise, x, signal, candidates, budget, target, last, method, objective):
+    """Ghosts from the knapsack, then per-neuron pooling with the rest of the budget.
+
+    Returns (ghost options, {layer: copies per neuron}).  Both "the best ghost
+    set" and "no ghosts" are completed with pooling and fully predicted; the
+    better one is kept.  With a target, the smallest pooling budget meeting it
+    is found by bisection (the greedy allocations are nested).
+    """
+    ghost_sets = [[], [o for o in candidates[-1][1] if o.cost]]
+    best = None
+    for ghosts in ghost_sets:
+        steps = [s for option in sorted(ghosts, key=lambda o: -o.layer) for s in option.steps()]
+        base_net = apply_strategies(net, steps) if steps else net
+        spare = budget - sum(o.cost for o in ghosts)
+        layers = [t for t in range(1, last + 1)]
+
+        def evaluate(extra):
+            copies = allocate_copies(base_net, layer_noise, x, extra, objective, layers) if extra else {}
+            final = pool_neurons(base_net, copies) if copies else base_net
+            noise = final.noise_for(layer_noise) if hasattr(final, "noise_for") else layer_noise
+            return _db(*output_stats(final, noise, x, method, objective)), copies
+
+        db, copies = evaluate(spare)
+        if target is not None and db >= target:
+            low, high = 0, spare                 # bisection: smallest pooling budget meeting the target
+            if evaluate(0)[0] >= target:
+                high = 0
+            while high - low > 1:
+                mid = (low + high) // 2
+                if evaluate(mid)[0] >= target:
+                    high = mid
+                else:
+                    low = mid
+            db, copies = evaluate(high)
+            cost = high + budget - spare
+        else:
+            cost = budget
+        key = (target is not None and db >= target, -cost if target is not None and db >= target else db)
+        if best is None or key > best[0]:
+            best = (key, ghosts, copies)
+    return best[1], best[2]
+
+
+def _neuron_choices(choices: list, pooled: dict) -> list:
+    """Per-layer choice records with the per-neuron copies of a "neuron" plan."""
+    by_layer = {c["layer"]: dict(c) for c in choices}
+    for t, counts in pooled.items():
+        record = by_layer.setdefault(t, {"layer": t, "ghosts": 0, "copies": 1, "extra_neurons": 0})
+        record["copies"] = int(counts.max())
+        record["copies_per_neuron"] = [int(c) for c in counts]
+        record["extra_neurons"] += int(counts.sum() - counts.size)
+    return [by_layer[t] for t in sorted(by_layer)]
