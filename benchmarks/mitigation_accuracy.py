@@ -8,20 +8,21 @@ files of Debian's ``dataset-fashion-mnist`` package (default folder
 /usr/share/datasets/fashion-mnist); the trained network is cached outside the
 repository (``--cache``), never shipped.
 
-For each network and each noise mix ("all": the four types at one intensity
-D; "additive": AU = AC = D), D is chosen on a grid so that the noisy accuracy
-(Monte Carlo, 50 realisations per test input) is about 5 points below the
-clean one.  At that D:
+For each network and each noise mix (AU, AC, MU, MC alone, AU+AC, all four at
+one intensity D), D is chosen on a grid so that the noisy accuracy (Monte
+Carlo, 50 realisations per test input) is about 5 points below the clean one.
+At that D:
 
-- strategies: pooling K = 2 of every hidden layer (+N hidden neurons);
-  16 ghost neurons per hidden layer; and the combination recommended by
-  :func:`noiseprop.mitigation.plan` within a budget of as many extra neurons
-  as the network has hidden neurons ("at most twice the hidden neurons"),
-  objective "differential" (the outputs' deviations from their mean, what the
-  arg-max sees), planned on 4 training inputs (the search predicts full covariances of
-  pooled layers for every option: a larger batch is slow on a loaded machine);
-- predicted output SNR gain (layer SNR and differential SNR, on the 4
-  planning inputs), with a Monte Carlo check of the output noise variance;
+- strategies: pooling K = 2 of every hidden layer (+N hidden neurons, only
+  with uncorrelated noise); one ghost neuron per hidden layer (only with
+  correlated noise); and two plans of :func:`noiseprop.mitigation.plan`
+  within a budget of as many extra neurons as the network has hidden neurons
+  ("at most twice the hidden neurons"), planned on 4 training inputs: one
+  pooling factor per layer maximising the differential SNR (the earlier
+  reference), and ghosts plus per-neuron copies maximising the decision SNR;
+- predicted output SNR gains (layer SNR with a Monte Carlo check,
+  differential and decision SNR) and the decision-SNR gain in dB per 100
+  extra neurons;
 - accuracy (Monte Carlo, ``--samples`` realisations per test input, 95 %
   interval; analytic), and the fraction of the lost accuracy recovered.
 
@@ -54,6 +55,9 @@ from noiseprop.utils.jsonutil import dumps
 #: round-off negative variances where a ghost cancels the correlated noise exactly).
 METHOD = "linear"
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+#: The plans compared: label -> (allocation, objective).
+PLANS = {"plan: K per layer, differential": ("layer", "differential"),
+         "plan: K per neuron, decision": ("neuron", "decision")}
 MIXES = {"AU": Noise(AU=1), "AC": Noise(AC=1), "MU": Noise(MU=1), "MC": Noise(MC=1),
          "AU+AC": Noise(AU=1, AC=1), "all": Noise(AU=1, AC=1, MU=1, MC=1)}
 
@@ -86,34 +90,35 @@ def study(name, net, X_plan, X_test, y_test, samples, fast, analytic=True, mixes
         level, noisy, clean = level_for_drop(net, unit, X_test, y_test, 0.05, scales, samples=30 if fast else 50)
         noise = unit.scaled(level)
         budget = hidden_neurons(net)
-        plans = {alloc: plan(net, noise, X_plan, budget, objective="differential", method=METHOD,
-                             samples=0, max_copies=4, allocation=alloc) for alloc in ("layer", "neuron")}
+        plans = {label: plan(net, noise, X_plan, budget, objective=objective, method=METHOD,
+                             samples=0, max_copies=4, allocation=alloc)
+                 for label, (alloc, objective) in PLANS.items()}
         strategies = {"pool K=2 (hidden)": Strategy("pool", k=2)} if unit.AU or unit.MU else {}
         if unit.AC or unit.MC:
             strategies["1 ghost per hidden layer"] = Strategy("ghost", groups=1)
-        for alloc, planned in plans.items():
+        for label, planned in plans.items():
             if planned.steps:
-                strategies[f"plan, {alloc} allocation"] = planned.steps
+                strategies[label] = planned.steps
         check = compare(net, noise, X_plan, strategies, samples=2_000 if fast else 10_000, seed=1,
                         method=METHOD)
         networks = {label: check[label].network for label in strategies}
         accuracies = mitigated_accuracy(net, noise, X_test, y_test, networks, samples=samples, seed=2,
                                         analytic=analytic and not fast, method=METHOD)
-        base_diff = output_stats(net, noise, X_plan, METHOD, "differential")
+        before = {o: output_stats(net, noise, X_plan, METHOD, o) for o in ("differential", "decision")}
         for row in accuracies:
             if row["label"] == "original":
-                row.update(snr_gain=1.0, differential_snr_gain=1.0)
+                row.update(snr_gain=1.0, differential_snr_gain=1.0, decision_snr_gain=1.0)
                 continue
             result = check[row["label"]]
-            diff = output_stats(result.network, result.noise, X_plan, METHOD, "differential")
-            gain = (diff[0] / diff[1]) / (base_diff[0] / base_diff[1])
             extra = max(result.extra_neurons, 1)
-            row.update(
-                snr_gain=result.gain, snr_gain_mc=result.monte_carlo["gain"],
-                mc_agrees=result.monte_carlo["agrees"], differential_snr_gain=gain,
-                differential_db_per_100_neurons=100 * 10 * np.log10(gain) / extra,
-                plan=next((p.choices for a, p in plans.items() if row["label"].endswith(f"{a} allocation")), None),
-            )
+            row.update(snr_gain=result.gain, snr_gain_mc=result.monte_carlo["gain"],
+                       mc_agrees=result.monte_carlo["agrees"],
+                       plan=plans[row["label"]].choices if row["label"] in plans else None)
+            for objective, (signal, noise_var) in before.items():
+                after = output_stats(result.network, result.noise, X_plan, METHOD, objective)
+                gain = (after[0] / after[1]) / (signal / noise_var) if after[1] > 0 else float("inf")
+                row[f"{objective}_snr_gain"] = gain
+                row[f"{objective}_db_per_100_neurons"] = 100 * 10 * np.log10(gain) / extra
         rows.append({"network": name, "mix": mix, "intensity": level, "clean": clean,
                      "noisy_grid_estimate": noisy, "budget": budget, "rows": accuracies,
                      "seconds": time.time() - start})
@@ -125,30 +130,32 @@ def markdown(results, samples) -> str:
     lines = ["# Accuracy recovered by noise mitigation", "",
              "Generated by `benchmarks/mitigation_accuracy.py`.  Accuracy: Monte Carlo over the noise "
              f"({samples} realisations per test input; 95 % interval), analytic: Gaussian outputs "
-             "with Gaussian-moment propagation.  SNR gains are predicted (Gaussian moments) on 4 "
-             "training inputs; 'MC' is the Monte Carlo output layer SNR gain.  recovered = "
-             "(acc - acc_noisy) / (acc_clean - acc_noisy).", ""]
+             "with linear-response propagation.  SNR gains are predicted (linear response) on 4 "
+             "training inputs: layer SNR of the output ('MC': Monte Carlo), differential SNR (outputs' "
+             "deviations from their mean) and decision SNR (differential without the output layer's own "
+             "AC and MC, which leave the arg-max unchanged); 'inf' where the remaining noise is zero to "
+             "first order.  recovered = (acc - acc_noisy) / (acc_clean - acc_noisy).", ""]
     for block in results:
         lines += [f"## {block['network']}, noise '{block['mix']}' at D = {block['intensity']:.3g}", "",
                   f"clean accuracy {block['clean']:.4f}; budget {block['budget']} extra neurons "
                   f"(= the hidden neurons)", "",
                   "| strategy | +neurons | hidden neurons | accuracy [95 % CI] | analytic | recovered "
-                  "| SNR gain (MC) | differential SNR gain | differential dB per 100 extra neurons |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| SNR gain (MC) | differential SNR gain | decision SNR gain | decision dB per 100 extra neurons |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in block["rows"]:
             analytic = "-" if r["analytic"] is None else f"{r['analytic']:.4f}"
             recovered = "-" if r["recovered"] is None else f"{100 * r['recovered']:.0f} %"
             mc = f" ({r['snr_gain_mc']:.2f})" if "snr_gain_mc" in r else ""
-            per = (f"{r['differential_db_per_100_neurons']:.2f}"
-                   if r.get("differential_db_per_100_neurons") is not None else "-")
+            per = (f"{r['decision_db_per_100_neurons']:.2f}"
+                   if r.get("decision_db_per_100_neurons") is not None else "-")
             lines.append(f"| {r['label']} | {r['extra_neurons']} | {r['hidden_neurons']} | {r['accuracy']:.4f} "
                          f"[{r['ci'][0]:.4f}, {r['ci'][1]:.4f}] | {analytic} | {recovered} | "
-                         f"{r['snr_gain']:.2f}{mc} | {r['differential_snr_gain']:.2f} | {per} |")
+                         f"{r['snr_gain']:.2f}{mc} | {r['differential_snr_gain']:.2f} | {r['decision_snr_gain']:.2f} | {per} |")
             if r.get("plan"):
                 steps = "; ".join(f"layer {c['layer']}: {c['ghosts']} ghosts, "
                                   + (f"K=1..{c['copies']} per neuron" if "copies_per_neuron" in c else f"K={c['copies']}")
                                   + f" (+{c['extra_neurons']})" for c in r["plan"])
-                lines.append(f"|  plan: {steps} | | | | | | | | |")
+                lines.append(f"|  {steps} | | | | | | | | | |")
         lines.append("")
     return "\n".join(lines)
 

@@ -203,15 +203,23 @@ def test_copy_averaging_coupling_is_pooling(activation):
 
 def test_decision_objective_ignores_output_correlated_noise():
     net = random_net([AFFINE, AFFINE, "linear"])
-    base = [Noise(AU=0.01)] * 3
+    # (exact when nothing upstream is noisy: MC times upstream noise is a second-order term)
+    base = [Noise(), Noise(), Noise(AU=0.01)]
     extra = base[:2] + [Noise(AU=0.01, AC=0.05, MC=0.05)]
     assert output_stats(net, extra, X, "linear", "decision") == pytest.approx(
         output_stats(net, base, X, "linear", "decision"), rel=1e-12)
     assert output_stats(net, extra, X, "linear", "differential")[1] > output_stats(
         net, base, X, "linear", "differential")[1] * 1.01
     # hidden correlated noise still counts
-    hidden = [Noise(AU=0.01, MC=0.05)] + base[1:]
+    hidden = [Noise(MC=0.05)] + base[1:]
     assert output_stats(net, hidden, X, "linear", "decision")[1] > output_stats(
         net, base, X, "linear", "decision")[1] * 1.01
+    # with no output bias, layer L-1's multiplicative correlated noise is a common gain of all outputs
+    rng = np.random.default_rng(4)
+    nobias = Network.from_arrays([rng.standard_normal((6, 5)), rng.standard_normal((3, 6))],
+                                 [rng.standard_normal(6), np.zeros(3)], [AFFINE, "linear"])
+    gain_only = [Noise(MC=0.05), Noise()]
+    assert output_stats(nobias, gain_only, X, "linear", "decision")[1] < 1e-15
+    assert output_stats(nobias, gain_only, X, "linear", "differential")[1] > 1e-3
     p = plan(net, extra, X, 6, samples=0, objective="decision", allocation="neuron")
     assert p.extra_neurons <= 6 and p.gain > 1 and "decision" in p.summary()

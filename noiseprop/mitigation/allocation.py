@@ -35,10 +35,34 @@ from ..noise import Noise, NoiseSpec, per_layer_noise
 from ..propagation import add_noise_covariance
 from ..utils.validation import as_input, require_network
 
-__all__ = ["neuron_contributions", "allocate_copies", "OBJECTIVES"]
+__all__ = ["neuron_contributions", "allocate_copies", "output_projector", "OBJECTIVES"]
 
 #: Output noise measures: the layer SNR's, or the differential one (deviations from the outputs' mean).
 OBJECTIVES = ("snr", "differential", "decision")
+
+
+def output_projector(mean: np.ndarray, objective: str) -> np.ndarray:
+    """Projector P (B, N, N) of the output noise that an objective counts, per input.
+
+    "snr": the identity.  "differential": I - 11^T/N (noise common to all
+    outputs cannot change an arg-max).  "decision": also without the
+    direction of the noise-free output vector m: the arg-max of m is that of
+    m + a 1 + b m (1 + b > 0), so to first order only noise orthogonal to 1
+    and m can flip a decision.  The counted output noise per neuron is
+    tr(P Sigma) / N.
+    """
+    batch, n = mean.shape
+    if objective == "snr":
+        return np.broadcast_to(np.eye(n), (batch, n, n))
+    common = np.full(n, 1.0 / np.sqrt(n))
+    projector = np.eye(n) - np.outer(common, common)
+    projector = np.broadcast_to(projector, (batch, n, n))
+    if objective == "differential":
+        return projector
+    spread = mean - mean.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(spread, axis=1, keepdims=True)
+    direction = np.divide(spread, norm, out=np.zeros_like(spread), where=norm > 0)
+    return projector - direction[:, :, None] * direction[:, None, :]
 
 
 def _layer_noise(net: Network, noise: NoiseSpec) -> list:
@@ -60,9 +84,10 @@ def neuron_contributions(net: Network, noise: NoiseSpec, x, objective: str = "sn
     x : array_like (N_0,) or (B, N_0)
     objective : {"snr", "differential", "decision"}
         "snr": contribution to the mean output variance per output neuron;
-        "differential" (and "decision", which differs only in correlated
-        noise): to the mean variance of the outputs' deviations from their
-        average (what an arg-max depends on).
+        "differential": to the mean variance of the outputs' deviations from
+        their average (what an arg-max depends on); "decision": of the part
+        of the noise orthogonal to the noise-free output vector too
+        (:func:`output_projector`).
 
     Returns
     -------
@@ -93,8 +118,7 @@ def neuron_contributions(net: Network, noise: NoiseSpec, x, objective: str = "sn
             cov = add_noise_covariance(mean, cov, nz)
         slopes.append(slope)
     n = net.sizes[-1]
-    project = np.eye(n) - (0.0 if objective == "snr" else 1.0 / n)
-    jacobian = np.broadcast_to(project, (mean.shape[0], n, n))
+    jacobian = output_projector(mean, objective)
     result = [None] * net.depth
     for t in range(net.depth, 0, -1):
         result[t - 1] = np.mean((jacobian**2).sum(axis=1) * own[t - 1], axis=0) / n

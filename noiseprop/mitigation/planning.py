@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -33,7 +33,7 @@ from ..noise import NoiseSpec, per_layer_noise
 from ..propagation import propagate_layer
 from ..utils.jsonutil import finite_or_none
 from ..utils.validation import as_input, positive_int, require_network
-from .allocation import allocate_copies
+from .allocation import allocate_copies, output_projector
 from .comparison import Comparison, Strategy, apply_strategies, compare
 from .transforms import pool_neurons
 
@@ -193,9 +193,9 @@ def plan(
         What is maximised: the output layer SNR, or the SNR of the outputs'
         deviations from their mean (for classifiers: noise common to all
         outputs does not change the arg-max; see :func:`output_stats`), or
-        "decision": the differential SNR without the output layer's own
-        correlated noise (a common shift or a common positive gain of all
-        outputs leaves the arg-max unchanged).
+        "decision": the differential SNR counting only the noise orthogonal to
+        the noise-free output vector (a common shift or a common positive
+        gain of all outputs leaves the arg-max unchanged).
     allocation : {"layer", "neuron"}, default "layer"
         "layer": one pooling factor K <= ``max_copies`` per layer (knapsack).
         "neuron": ghost neurons chosen by the knapsack, then every remaining
@@ -276,18 +276,18 @@ def output_stats(net, layer_noise, x, method: str = "linear", objective: str = "
     "differential": the same for the deviations y_i - mean_j y_j from the
     output layer's average (what an arg-max decision depends on: noise
     common to all outputs does not change it).
-    "decision": "differential" without the output layer's own AC and MC
-    noise: y_i (1 + xi_MC) + xi_AC has the arg-max of y_i whenever
-    1 + xi_MC > 0, so for a classifier this noise is harmless (to first
-    order, which is what is predicted here).
+    "decision": the noise orthogonal to both the common direction 1 and the
+    noise-free output vector m itself (per input): a perturbation a 1 + b m
+    leaves the arg-max of m unchanged (1 + b > 0), so to first order only the
+    rest can flip a decision.  It removes the output layer's own AC and MC
+    (common shift and common gain) and the part of upstream noise that
+    scales all outputs alike.
 
     ``start = (k, mean, cov)`` continues the propagation from layer k - 1's
     mean (B, N) and covariance (B, N, N) (None: noise-free) instead of the
     input: the layers before k must then be those that produced them.
     """
     layer_noise = per_layer_noise(layer_noise, net.depth)
-    if objective == "decision":
-        layer_noise = decision_noise(net, layer_noise)
     k, mean, cov = start if start is not None else (1,) + _prefix(net, layer_noise, x, method, 0)[0]
     for t in range(k, net.depth + 1):
         mean, cov = propagate_layer(mean, cov, net.weights[t - 1], net.biases[t - 1], net.activations[t - 1],
@@ -295,17 +295,9 @@ def output_stats(net, layer_noise, x, method: str = "linear", objective: str = "
     if objective == "snr":
         return float(np.mean(mean**2)), float(np.mean(np.diagonal(cov, axis1=1, axis2=2)))
     n = mean.shape[1]
-    noise = (np.trace(cov, axis1=1, axis2=2) - cov.sum(axis=(1, 2)) / n) / n
+    noise = np.einsum("bij,bji->b", output_projector(mean, objective), cov) / n
     signal = np.mean((mean - mean.mean(axis=1, keepdims=True)) ** 2, axis=1)
     return float(signal.mean()), float(noise.mean())
-
-
-def decision_noise(net, layer_noise) -> list:
-    """``layer_noise`` without the AC and MC noise of the layer(s) implementing the output layer."""
-    origin = getattr(net, "origin", None)
-    last = net.original_depth if origin is not None else net.depth
-    origin = origin if origin is not None else range(1, net.depth + 1)
-    return [replace(nz, AC=0.0, MC=0.0) if o == last else nz for nz, o in zip(layer_noise, origin)]
 
 
 def _prefix(net, layer_noise, x, method: str, depth: int) -> list:
