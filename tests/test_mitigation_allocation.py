@@ -223,3 +223,25 @@ def test_decision_objective_ignores_output_correlated_noise():
     assert output_stats(nobias, gain_only, X, "linear", "differential")[1] > 1e-3
     p = plan(net, extra, X, 6, samples=0, objective="decision", allocation="neuron")
     assert p.extra_neurons <= 6 and p.gain > 1 and "decision" in p.summary()
+
+
+@pytest.mark.slow
+def test_cli_neuron_allocation_and_decision_objective(capsys):
+    import json
+
+    from noiseprop.cli import main
+
+    args = ["mitigate", "--AU", "0.01", "--AC", "0.01", "--budget", "0.2", "--samples", "0",
+            "--allocation", "neuron", "--objective", "decision", "--json"]
+    assert main(args) == 0                                   # the shipped digits network
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["extra_neurons"] <= payload["max_extra_neurons"] == 60
+    assert payload["objective"] == "decision" and payload["gain"] > 1
+    with pytest.raises(SystemExit) as info:
+        main(args[:-5] + ["--allocation", "cells"])
+    assert info.value.code == 2
+    capsys.readouterr()
+    symmetric = ["mitigate", "--symmetric", "3,10,0.1,0,linear(slope=0.9)", "--AU", "0.01", "--samples", "0",
+                 "--objective", "decision"]
+    assert main(symmetric) == 2                              # all outputs equal: no decision signal
+    assert "no signal to protect" in capsys.readouterr().err

@@ -227,6 +227,9 @@ def plan(
     if allocation not in ALLOCATIONS:
         raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
     signal, base = output_stats(net, layer_noise, x, method, objective)
+    if not signal > 0:
+        raise ValueError(f"objective {objective!r} needs noise-free outputs that differ from one another "
+                         "(here they are all equal, so there is no signal to protect); use objective='snr'")
     before_db = _db(signal, base)
     last = net.depth if include_output else net.depth - 1
     copies_cap = 1 if allocation == "neuron" else max_copies
