@@ -412,12 +412,18 @@ def _choose(net, layer_noise, x, signal, candidates, target, method, objective) 
 def _neuron_plan(net, layer_noise, x, signal, candidates, budget, target, last, method, objective):
     """Ghosts from the knapsack, then per-neuron pooling with the rest of the budget.
 
-    Returns (ghost options, {layer: copies per neuron}).  Both "the best ghost
-    set" and "no ghosts" are completed with pooling and fully predicted; the
-    better one is kept.  With a target, the smallest pooling budget meeting it
+    Returns (ghost options, {layer: copies per neuron}).  "The best ghost set",
+    "one ghost per hidden layer with correlated noise" and "no ghosts" are
+    each completed with pooling and fully predicted; the best one is kept.  With a target, the smallest pooling budget meeting it
     is found by bisection (the greedy allocations are nested).
     """
+    # a ghost that hurts alone (its own uncorrelated noise) can pay once it is pooled: also try one
+    # ghost in every hidden layer with correlated noise, completed by the copy allocation
+    single = [_Option(k, 1, 1, 1, 0.0) for k in range(1, min(last, net.depth - 1) + 1)
+              if layer_noise[k - 1].AC or layer_noise[k - 1].MC]
     ghost_sets = [[], [o for o in candidates[-1][1] if o.cost]]
+    if single and len(single) <= budget:
+        ghost_sets.append(single)
     best = None
     for ghosts in ghost_sets:
         steps = [s for option in sorted(ghosts, key=lambda o: -o.layer) for s in option.steps()]
