@@ -245,3 +245,22 @@ def test_cli_neuron_allocation_and_decision_objective(capsys):
                  "--objective", "decision"]
     assert main(symmetric) == 2                              # all outputs equal: no decision signal
     assert "no signal to protect" in capsys.readouterr().err
+
+
+def test_pooled_ghost_pays_where_a_single_ghost_hurts():
+    """Ghost own noise 4x the correlated noise it cancels: a lone ghost hurts; pooled (its
+    copies read as their average) it pays, and the neuron plan takes it with copies."""
+    rng = np.random.default_rng(2)
+    w1 = rng.standard_normal((8, 5)) / 2
+    w2 = np.abs(rng.standard_normal((3, 8)))                  # row sums large: AC passes on strongly
+    net = Network.from_arrays([w1, w2], [np.zeros(8), np.zeros(3)], [AFFINE, "linear"])
+    noise = [Noise(AU=0.04, AC=0.01), Noise()]
+    lone = ghost_neurons(net, layers=1)
+    base = output_stats(net, noise, X, "linear", "snr")[1]
+    assert output_stats(lone, lone.noise_for(noise), X, "linear", "snr")[1] > base
+    layer_plan = plan(net, noise, X, 20, samples=0, include_output=False)
+    neuron_plan = plan(net, noise, X, 20, samples=0, include_output=False, allocation="neuron")
+    assert neuron_plan.choices[0]["ghosts"] == 1 and neuron_plan.extra_neurons <= 20
+    assert neuron_plan.gain >= layer_plan.gain
+    ghost_copies = neuron_plan.choices[0]["copies_per_neuron"][-1]
+    assert ghost_copies > 1
