@@ -207,8 +207,7 @@ def pool(net: Network, k: "int | Sequence[int]", layers: "int | Iterable[int] | 
         return state.build()
     if len(chosen) != 1:
         raise ValueError(f"per-neuron copies k apply to one layer; layers names {len(chosen)} layers {chosen}")
-    state.pool(chosen[0], _copies(k, state.sizes[chosen[0]], chosen[0]))
-    return state.build()
+    return pool_neurons(net, {chosen[0]: k})
 
 
 def pool_neurons(net: Network, copies: "Mapping[int, Sequence[int]]") -> MitigatedNetwork:
