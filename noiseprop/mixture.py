@@ -59,7 +59,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .moments import gaussian_moments
+from .moments import clamp_rounding, gaussian_moments, largest_variance, mehler_covariance
 from .noise import Noise
 
 __all__ = ["Mixture", "MIXTURE_COMPONENTS", "SHARED_NODES", "UNCORRELATED_NODES",
@@ -159,7 +159,7 @@ def _activation(zbar, cov_z, activation, scale, shift, d_mu, d_au, count):
     E[(scale + u)^2 f''].
     """
     diagonal = np.arange(zbar.shape[-1])
-    var_z = np.maximum(cov_z[:, diagonal, diagonal], 0.0)
+    var_z = cov_z[:, diagonal, diagonal]
     u, wu = _normal_nodes(d_mu, count)
     a = scale[:, None, None] + u                                   # (M, 1, U)
     moments = gaussian_moments(activation, zbar[..., None] * a + shift[:, None, None],
@@ -168,11 +168,7 @@ def _activation(zbar, cov_z, activation, scale, shift, d_mu, d_au, count):
     second = (moments.var + (moments.mean - mean[..., None]) ** 2) @ wu
     slope = (a * moments.slope) @ wu
     curvature = (a * a * moments.curvature) @ wu
-    cov = slope[:, :, None] * cov_z * slope[:, None, :]
-    # c_i c_j S_ij^2 / 2 as (c_i S_ij)(c_j S_ji) / 2: no S^2 overflow where the
-    # curvature vanishes (affine layers at enormous noise)
-    bent = curvature[:, :, None] * cov_z
-    cov += 0.5 * bent * np.swapaxes(bent, 1, 2)
+    cov = mehler_covariance(slope, curvature, cov_z)
     # The exact per-neuron variance on the diagonal; never below the Mehler
     # diagonal, so that the matrix stays positive semi-definite (a Schur
     # product of positive semi-definite matrices plus a non-negative diagonal).
@@ -252,6 +248,17 @@ def _merge(mix: Mixture, components: int) -> Mixture:
     return Mixture(weight, mean, cov)
 
 
+def _largest_variance(mix: Mixture) -> np.ndarray:
+    """(B, 1, 1): the largest variance of any neuron, in any component or in
+    the whole mixture (the spread of the component means included): the scale
+    from which the components' covariances were computed, which bounds their
+    rounding errors (:func:`~noiseprop.moments.clamp_rounding`)."""
+    within = largest_variance(mix.cov, axes=2)
+    mean = np.einsum("bk,bkn->bn", mix.weight, mix.mean)
+    between = np.einsum("bk,bkn->bn", mix.weight, (mix.mean - mean[:, None, :]) ** 2)
+    return np.maximum(within, np.max(between, axis=1)[:, None, None])
+
+
 def _congruence(weight: np.ndarray, cov: np.ndarray) -> np.ndarray:
     """W S W^T for every symmetric S in cov (..., N, N), as two flat matrix
     products (one BLAS call each rather than one per component)."""
@@ -272,7 +279,7 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
     if mix.cov is None:
         cov_z = np.zeros(zbar.shape + zbar.shape[-1:])
     else:
-        cov_z = _congruence(weight, mix.cov)
+        cov_z = clamp_rounding(_congruence(weight, mix.cov), weight, _largest_variance(mix))
     b, k, n = zbar.shape
     if pre:
         children, scale, shift = _split(Mixture(mix.weight, zbar, cov_z), s, c, wq, True)

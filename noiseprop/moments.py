@@ -45,7 +45,8 @@ from scipy import special
 
 from .activations import Activation, Sigmoid
 
-__all__ = ["GaussianMoments", "gaussian_moments", "MOMENT_RULES"]
+__all__ = ["GaussianMoments", "gaussian_moments", "MOMENT_RULES", "mehler_covariance", "clamp_rounding",
+           "largest_variance"]
 
 #: Gauss-Hermite nodes for sigmoid and tanh where the Gaussian is narrow.
 _HERMITE_NODES = 128
@@ -307,3 +308,61 @@ def gaussian_moments(activation: Activation, mean, var) -> GaussianMoments:
         np.where(noiseless, activation.derivative(mean), moments.slope),
         np.where(noiseless, activation.second_derivative(mean), moments.curvature),
     )
+
+
+def mehler_covariance(slope: np.ndarray, curvature: np.ndarray, cov_z: np.ndarray) -> np.ndarray:
+    """Mehler's expansion of Cov[f(z_i), f(z_j)] to second order, per input.
+
+    E[f'_i] E[f'_j] S_ij + E[f''_i] E[f''_j] S_ij^2 / 2 for slope = E[f'] and
+    curvature = E[f''] (..., N), S = cov_z (..., N, N).  The second term is
+    formed as (c_i S_ij)(c_j S_ji) / 2 and vanishes exactly where a curvature
+    is 0: an affine activation never meets S^2 (which overflows at enormous
+    noise while S itself is finite) nor 0 x inf.
+
+    Returns
+    -------
+    ndarray (..., N, N)
+    """
+    cov = slope[..., :, None] * cov_z * slope[..., None, :]
+    if np.any(curvature):
+        curved = curvature[..., :, None] != 0.0
+        with np.errstate(invalid="ignore"):
+            bent = np.where(curved, curvature[..., :, None] * cov_z, 0.0)
+        cov += 0.5 * bent * np.swapaxes(bent, -1, -2)
+    return cov
+
+
+#: Rounding allowance of a variance formed by cancellation, in units of
+#: N eps (sum_j |W_ij|)^2 S_max (see :func:`clamp_rounding`).
+_ROUNDING_FACTOR = 4.0
+
+
+def clamp_rounding(cov_z: np.ndarray, weight: np.ndarray, largest: np.ndarray) -> np.ndarray:
+    """cov_z = W S W^T (..., N_out, N_out) with diagonal negatives at rounding level set to 0, in place.
+
+    A variance that cancels exactly (a ghost neuron subtracting the
+    correlated noise of its group) comes out of the sum over W_ij S_jk W_ik
+    as a rounding error of the size of its terms, sometimes below 0.  With
+    ``largest`` = S_max (broadcastable to cov_z's leading shape plus one
+    axis) the largest variance from which S was computed (for a mixture:
+    over all its components), every term is bounded by
+    scale_i = (sum_j |W_ij|)^2 S_max; values in [-4 N eps scale_i, 0)
+    become 0.  Larger negative values (an invalid covariance, not rounding)
+    are left for the caller's check to report.
+    """
+    diagonal = np.arange(cov_z.shape[-1])
+    var = cov_z[..., diagonal, diagonal]
+    if not np.any(var < 0.0):
+        return cov_z
+    scale = largest * np.sum(np.abs(weight), axis=1) ** 2
+    allowance = _ROUNDING_FACTOR * weight.shape[1] * np.finfo(float).eps * scale
+    cov_z[..., diagonal, diagonal] = np.where((var < 0.0) & (var >= -allowance), 0.0, var)
+    return cov_z
+
+
+def largest_variance(cov: np.ndarray, axes: int = 1) -> np.ndarray:
+    """Largest diagonal entry of covariances (..., N, N) over the last ``axes``
+    leading axes besides the matrix (kept as length-1 axes): S_max of
+    :func:`clamp_rounding`."""
+    diag = np.abs(np.diagonal(cov, axis1=-2, axis2=-1))
+    return np.max(diag, axis=tuple(range(diag.ndim - axes, diag.ndim)), keepdims=True)

@@ -31,14 +31,14 @@ import numpy as np
 
 from .methods import DEFAULT_METHOD, METHODS
 from .model import Network
-from .moments import gaussian_moments
+from .moments import clamp_rounding, gaussian_moments, largest_variance, mehler_covariance
 from .noise import Noise, NoiseSpec, per_layer_noise
 from .statistics import LayerStatistics, mean_off_diagonal
 from .utils.resources import check_predict
 from .utils.validation import as_input, require_network
 
 __all__ = ["predict", "Prediction", "propagate_layer", "add_noise_covariance", "METHODS",
-           "DEFAULT_METHOD", "ERROR_WARNING"]
+           "DEFAULT_METHOD", "ERROR_WARNING", "initial_state", "propagate_state", "state_moments"]
 
 #: ``predict`` warns when a layer's relative error estimate exceeds this.
 ERROR_WARNING = 0.05
@@ -128,7 +128,7 @@ def propagate_layer(mean, cov, weight, bias, activation, noise: Noise, method: s
     if cov is None:
         cov_z = np.zeros(zbar.shape + zbar.shape[-1:])
     else:
-        cov_z = weight @ cov @ weight.T
+        cov_z = clamp_rounding(weight @ cov @ weight.T, weight, largest_variance(cov))
     if noise.placement == "pre":
         cov_z = add_noise_covariance(zbar, cov_z, noise)
     if method == "moments":
@@ -140,6 +140,37 @@ def propagate_layer(mean, cov, weight, bias, activation, noise: Noise, method: s
     if noise.placement == "post":
         new_cov = add_noise_covariance(new_mean, new_cov, noise)
     return new_mean, new_cov
+
+
+def initial_state(x: np.ndarray, method: str):
+    """The noise-free input (B, N_0) as the state that :func:`propagate_state`
+    carries for ``method``: (mean, None) for "linear" and "moments", a
+    one-component :class:`~noiseprop.mixture.Mixture` for "mixture"."""
+    if method == "mixture":
+        from .mixture import initial_mixture
+
+        return initial_mixture(x)
+    return x, None
+
+
+def propagate_state(state, weight, bias, activation, noise: Noise, method: str):
+    """One layer of any method on its state (:func:`initial_state`), for
+    callers that step through a network layer by layer (e.g. the mitigation
+    planner, which reuses the states of unchanged layers)."""
+    if method == "mixture":
+        from .mixture import propagate_mixture
+
+        return propagate_mixture(state, weight, bias, activation, noise)
+    return propagate_layer(*state, weight, bias, activation, noise, method)
+
+
+def state_moments(state, method: str):
+    """Total (mean (B, N), cov (B, N, N) or None) of a state."""
+    if method == "mixture":
+        from .mixture import mixture_moments
+
+        return (state.mean[:, 0, :], None) if state.cov is None else mixture_moments(state)
+    return state
 
 
 def activation_moments(zbar, cov_z, activation):
@@ -155,11 +186,9 @@ def activation_moments(zbar, cov_z, activation):
     """
     diagonal = np.arange(zbar.shape[1])
     moments = gaussian_moments(activation, zbar, cov_z[:, diagonal, diagonal])
-    slope, curvature = moments.slope, moments.curvature
-    cov_f = slope[:, :, None] * cov_z * slope[:, None, :]
-    cov_f += 0.5 * curvature[:, :, None] * cov_z**2 * curvature[:, None, :]
+    cov_f = mehler_covariance(moments.slope, moments.curvature, cov_z)
     cov_f[:, diagonal, diagonal] = moments.var
-    return moments.mean, cov_f, slope
+    return moments.mean, cov_f, moments.slope
 
 
 
@@ -199,11 +228,17 @@ def _mixture_layers(net: Network, layer_noise, x: np.ndarray):
     return [tuple(np.concatenate(arrays) for arrays in zip(*layer)) for layer in zip(*parts)]
 
 
-def _relative(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """|a - b| / |a|, 0 where both vanish (noise-free layers)."""
+def _relative(a: np.ndarray, b: np.ndarray, floor: "np.ndarray | float" = 0.0) -> np.ndarray:
+    """|a - b| / |a|; 0 where |a - b| <= floor (rounding: e.g. a variance that
+    cancels exactly, as behind a ghost neuron) and where both vanish."""
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.abs(a - b) / np.abs(a)
-    return np.where(a == b, 0.0, out)
+    return np.where((a == b) | (np.abs(a - b) <= floor), 0.0, out)
+
+
+#: Differences of layer variances below this times the largest layer
+#: variance up to that layer count as rounding in the error estimate.
+_ROUNDING_RELATIVE = 1e-12
 
 
 def _layer_noise_var(layers) -> np.ndarray:
@@ -225,10 +260,11 @@ def _error_estimate(net, layer_noise, x, method, layers) -> np.ndarray:
         if other not in computed:
             computed[other] = _layer_noise_var(_layers(net, layer_noise, x, other))
     mix = computed["mixture"]
-    estimate = (ERROR_WEIGHT_MOMENTS * _relative(mix, computed["moments"])
-                + ERROR_WEIGHT_LINEAR * _relative(mix, computed["linear"]))
+    floor = _ROUNDING_RELATIVE * np.maximum.accumulate(np.abs(mix), axis=0)
+    estimate = (ERROR_WEIGHT_MOMENTS * _relative(mix, computed["moments"], floor)
+                + ERROR_WEIGHT_LINEAR * _relative(mix, computed["linear"], floor))
     if method != "mixture":
-        estimate = estimate + _relative(computed[method], mix)
+        estimate = estimate + _relative(computed[method], mix, floor)
     return np.concatenate([np.zeros((1, x.shape[0])), estimate])
 
 
