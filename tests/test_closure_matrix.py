@@ -119,7 +119,9 @@ def test_merge_keeps_the_total_mean_and_covariance():
     weight /= weight.sum(axis=1, keepdims=True)
     root = rng.standard_normal((b, m, n, n))
     mix = mixture.Mixture(weight, rng.standard_normal((b, m, n)), root @ np.swapaxes(root, -1, -2))
-    merged = mixture._merge(mix, 7)
+    flat = mix.cov.reshape(b, m, n * n)
+    merged = mixture._merge(mix.weight, mix.mean,
+                            lambda ow: (np.swapaxes(ow, 1, 2) @ flat).reshape(b, -1, n, n), 7)
     assert merged.weight.shape == (b, 7)
     for before, after in zip(mixture.mixture_moments(mix), mixture.mixture_moments(merged)):
         np.testing.assert_allclose(after, before, rtol=1e-12, atol=1e-12)
