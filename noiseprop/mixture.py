@@ -170,7 +170,7 @@ def _leading_direction(rows: np.ndarray, iterations: int = 30) -> np.ndarray:
     v = rows[int(np.argmax(lengths))].copy()
     for _ in range(iterations):
         v = rows.T @ (rows @ v)
-        norm = np.linalg.norm(v)
+        norm = math.sqrt(v @ v)
         if norm == 0.0:
             break
         v /= norm

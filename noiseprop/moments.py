@@ -335,7 +335,7 @@ def mehler_covariance(slope: np.ndarray, curvature: np.ndarray, cov_z: np.ndarra
 
     E[f'_i] E[f'_j] S_ij + E[f''_i] E[f''_j] S_ij^2 / 2 for slope = E[f'] and
     curvature = E[f''] (..., N), S = cov_z (..., N, N).  The second term is
-    formed as (c_i S_ij)(c_j S_ji) / 2 and vanishes exactly where a curvature
+    formed as (c_i S_ij)(S_ij c_j / 2) and vanishes exactly where a curvature
     is 0: an affine activation never meets S^2 (which overflows at enormous
     noise while S itself is finite) nor 0 x inf.
 
@@ -345,10 +345,12 @@ def mehler_covariance(slope: np.ndarray, curvature: np.ndarray, cov_z: np.ndarra
     """
     cov = slope[..., :, None] * cov_z * slope[..., None, :]
     if np.any(curvature):
-        curved = curvature[..., :, None] != 0.0
-        with np.errstate(invalid="ignore"):
-            bent = np.where(curved, curvature[..., :, None] * cov_z, 0.0)
-        cov += 0.5 * bent * np.swapaxes(bent, -1, -2)
+        with np.errstate(over="ignore", invalid="ignore"):
+            bent = (curvature[..., :, None] * cov_z) * (cov_z * (0.5 * curvature)[..., None, :])
+        if not np.all(np.isfinite(bent)):       # 0 x inf where a curvature vanishes
+            curved = curvature != 0.0
+            bent = np.where(curved[..., :, None] & curved[..., None, :], bent, 0.0)
+        cov += bent
     return cov
 
 
