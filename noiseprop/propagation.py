@@ -319,7 +319,7 @@ def predict(
       mixture of 16 components, so that common random shifts and scales are
       not folded into a Gaussian; uncorrelated multiplicative noise before
       the activation is averaged by quadrature too.  Without correlated noise
-      it costs about as much as "moments"; with it, 10-30 times more.  The
+      it costs about as much as "moments"; with it, 5-20 times more.  The
       most accurate method on the closure matrix (docs/closure.md).
     - ``"linear"``: linear response, m_k = f(zbar_k) and
       J = diag f'(zbar_k); exact for affine activations, first order in the

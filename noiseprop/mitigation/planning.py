@@ -182,7 +182,7 @@ def plan(
         Prediction method (:func:`~noiseprop.propagation.predict`); "moments"
         and "mixture" are closer to Monte Carlo for nonlinear networks at
         larger noise ("mixture", the library's default, most of all, at about
-        10-30 times the cost of "moments" under correlated noise).
+        5-20 times the cost of "moments" under correlated noise).
     objective : {"snr", "differential"}, default "snr"
         What is maximised: the output layer SNR, or the SNR of the outputs'
         deviations from their mean (for classifiers: noise common to all
