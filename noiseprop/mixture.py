@@ -64,7 +64,7 @@ from .noise import Noise
 
 __all__ = ["Mixture", "MIXTURE_COMPONENTS", "SHARED_NODES", "UNCORRELATED_NODES",
            "initial_mixture", "propagate_mixture", "mixture_moments",
-           "mixture_layers", "chunk_size"]
+           "mixture_layers", "chunk_size", "step_bytes"]
 
 #: Components K kept after every layer.
 MIXTURE_COMPONENTS = 16
@@ -306,6 +306,15 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
             out[:, :, diagonal, diagonal] += np.swapaxes(onehot, 1, 2) @ extra
             return out
     return _merge(child_weight, mean, weighted_cov, components)
+
+
+def step_bytes(mix: Mixture, width: int, noise: Noise) -> int:
+    """Bytes of the largest work arrays of :func:`propagate_mixture` for the
+    whole batch of ``mix`` at once into a layer of ``width`` neurons (about
+    three arrays of K Q width^2 values per input)."""
+    nodes = _shared_nodes(noise, SHARED_NODES)[2].size
+    batch, components = mix.weight.shape
+    return 8 * 3 * batch * max(components, 1) * nodes * width * width
 
 
 #: Work-array budget (float64 values) of one chunk of inputs.

@@ -137,3 +137,13 @@ def test_cli_predict_at_enormous_additive_noise_answers(capsys, method):
     assert code == 0
     for row in layers[1:]:
         assert row["noise_var"] >= 1e300 and row["snr_db"] is not None and row["correlated"] is not None
+
+
+def test_plan_with_the_mixture_refuses_a_step_beyond_the_memory_limit():
+    """The planner's mixture steps take the whole batch at once: checked first."""
+    from noiseprop.utils.resources import ResourceLimit, memory_limit
+
+    net = Network.symmetric(2, 30, 0.05, 0.1, "tanh")
+    batch = np.random.default_rng(0).uniform(0, 1, (50, 30))
+    with memory_limit("10 MB"), pytest.raises(ResourceLimit, match="mixture step into a layer of 30 neurons"):
+        plan(net, Noise(AC=0.01, MC=0.01), batch, 10, samples=0, method="mixture")
