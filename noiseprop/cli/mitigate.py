@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from ..methods import METHODS
 from .common import (
     CLIError,
     add_network_options,
@@ -51,8 +52,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "the output is most sensitive")
     parser.add_argument("--samples", type=int, default=20_000, help="Monte Carlo realisations of the check (default 20000; 0: none)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--method", choices=("linear", "moments"), default="linear",
-                        help="prediction method: linear response (default) or Gaussian moments")
+    parser.add_argument("--method", choices=METHODS, default="linear",
+                        help="prediction method: linear response (default: the search predicts every option), "
+                        "Gaussian moments, or the mixture closure (the library's default; slower)")
     parser.add_argument("--save", metavar="OUT.npz", help="write the transformed network (and its input) to this .npz file")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --save file")
     parser.add_argument("--json", action="store_true", help="machine-readable output")

@@ -241,8 +241,8 @@ def compare(
     false_failure : float, default 1e-6
         Probability that a correct prediction of an affine network fails the
         Monte Carlo check, over all strategies and the original (Bonferroni).
-    method : {"linear", "moments"}
-        The prediction method.
+    method : {"linear", "moments", "mixture"}
+        The prediction method (:func:`~noiseprop.propagation.predict`).
     coupling_noise : Noise, optional
         Noise of inserted coupling layers (default noise-free).
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..model import Network
 from ..noise import NoiseSpec, per_layer_noise
-from ..propagation import propagate_layer
+from ..propagation import METHODS, initial_state, propagate_state, state_moments
 from ..utils.jsonutil import finite_or_none
 from ..utils.validation import as_input, positive_int, require_network
 from .allocation import allocate_copies, output_projector
@@ -186,9 +186,11 @@ def plan(
     samples : int, default 20_000
         Monte Carlo realisations of the check (0: none).
     seed : int, default 0
-    method : {"linear", "moments"}, default "linear"
+    method : {"linear", "moments", "mixture"}, default "linear"
         Prediction method (:func:`~noiseprop.propagation.predict`); "moments"
-        is closer to Monte Carlo for nonlinear networks at larger noise.
+        and "mixture" are closer to Monte Carlo for nonlinear networks at
+        larger noise ("mixture", the library's default, most of all, at about
+        5-20 times the cost of "moments" under correlated noise).
     objective : {"snr", "differential", "decision"}, default "snr"
         What is maximised: the output layer SNR, or the SNR of the outputs'
         deviations from their mean (for classifiers: noise common to all
@@ -219,9 +221,8 @@ def plan(
             raise ValueError(f"target_snr_db must be a finite number of dB, got {target_snr_db}")
     layer_noise = list(per_layer_noise(noise, net.depth))
     as_input(x, net.sizes[0])
-    if method not in ("linear", "moments"):
-        raise ValueError(f"plan's method must be 'linear' or 'moments' (its search propagates layer by "
-                         f"layer), got {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if allocation not in ALLOCATIONS:
@@ -272,7 +273,7 @@ def _budget(value) -> int:
 
 
 def output_stats(net, layer_noise, x, method: str = "linear", objective: str = "snr",
-                 start: "tuple[int, np.ndarray, np.ndarray | None] | None" = None) -> tuple[float, float]:
+                 start: "tuple | None" = None) -> tuple[float, float]:
     """Predicted (signal power, noise variance) of the output layer, batch-averaged.
 
     "snr": per-neuron averages of E[y_i]^2 and Var[y_i] (the layer SNR).
@@ -286,15 +287,17 @@ def output_stats(net, layer_noise, x, method: str = "linear", objective: str = "
     (common shift and common gain) and the part of upstream noise that
     scales all outputs alike.
 
-    ``start = (k, mean, cov)`` continues the propagation from layer k - 1's
-    mean (B, N) and covariance (B, N, N) (None: noise-free) instead of the
-    input: the layers before k must then be those that produced them.
+    ``start = (k, state)`` continues the propagation from layer k - 1's
+    state (:func:`~noiseprop.propagation.initial_state`; for "linear" and
+    "moments" the pair (mean (B, N), cov (B, N, N) or None)) instead of the
+    input: the layers before k must then be those that produced it.
     """
     layer_noise = per_layer_noise(layer_noise, net.depth)
-    k, mean, cov = start if start is not None else (1,) + _prefix(net, layer_noise, x, method, 0)[0]
+    k, state = start if start is not None else (1, _prefix(net, layer_noise, x, method, 0)[0])
     for t in range(k, net.depth + 1):
-        mean, cov = propagate_layer(mean, cov, net.weights[t - 1], net.biases[t - 1], net.activations[t - 1],
-                                    layer_noise[t - 1], method)
+        state = propagate_state(state, net.weights[t - 1], net.biases[t - 1], net.activations[t - 1],
+                                layer_noise[t - 1], method)
+    mean, cov = state_moments(state, method)
     if objective == "snr":
         return float(np.mean(mean**2)), float(np.mean(np.diagonal(cov, axis1=1, axis2=2)))
     n = mean.shape[1]
@@ -304,13 +307,12 @@ def output_stats(net, layer_noise, x, method: str = "linear", objective: str = "
 
 
 def _prefix(net, layer_noise, x, method: str, depth: int) -> list:
-    """(mean, cov) of layers 0..depth of the original network (cov None for the input)."""
+    """States of layers 0..depth of the original network (:func:`output_stats`)."""
     mean, _ = as_input(x, net.sizes[0])
-    states, cov = [(mean, None)], None
+    states = [initial_state(mean, method)]
     for t in range(1, depth + 1):
-        mean, cov = propagate_layer(mean, cov, net.weights[t - 1], net.biases[t - 1], net.activations[t - 1],
-                                    layer_noise[t - 1], method)
-        states.append((mean, cov))
+        states.append(propagate_state(states[-1], net.weights[t - 1], net.biases[t - 1],
+                                      net.activations[t - 1], layer_noise[t - 1], method))
     return states
 
 
@@ -328,7 +330,7 @@ def _options(net, layer_noise, x, base, budget, max_copies, last, method, object
     states = _prefix(net, layer_noise, x, method, last)
     for k in range(1, last + 1):
         nz, n = layer_noise[k - 1], net.sizes[k]
-        start = (k,) + states[k - 1]      # layers before k are unchanged by an option on layer k
+        start = (k, states[k - 1])        # layers before k are unchanged by an option on layer k
         has_u, has_c = bool(nz.AU or nz.MU), bool(nz.AC or nz.MC)
         if not has_u:
             skipped.append(f"pool on layer {k}: no uncorrelated noise (AU = MU = 0) to average")
