@@ -4,9 +4,10 @@ The shipped digits classifier (64-100-100-100-10, sigmoid hidden layers,
 linear output) runs on analog hardware whose neurons carry all four noise
 types at intensity (variance) D.  Its accuracy drops by about five points.
 The script asks :func:`noiseprop.mitigation.plan` for the combination of
-ghost neurons and pooling that best protects the outputs' differences (what
-the arg-max decision sees) with at most as many extra noisy neurons as the
-network has hidden neurons, checks the prediction by Monte Carlo, and
+ghost neurons and per-neuron pooling that best protects the decision (the
+output noise that can change the arg-max: not common to all outputs, not
+along the output vector itself) with at most as many extra noisy neurons as
+the network has hidden neurons, checks the prediction by Monte Carlo, and
 measures the accuracy of the original and the mitigated network on the test
 digits.
 
@@ -34,7 +35,7 @@ def main(fast: bool = False) -> dict:
     noise = Noise(AU=INTENSITY, AC=INTENSITY, MU=INTENSITY, MC=INTENSITY)
     budget = hidden_neurons(net)
     print(f"{net}; noise: all four types at D = {INTENSITY}; budget: {budget} extra neurons")
-    result = plan(net, noise, X_train[:4], budget, objective="differential", method="moments",
+    result = plan(net, noise, X_train[:4], budget, objective="decision", allocation="neuron",
                   samples=2_000 if fast else 20_000)
     print(result.summary())
     if fast:

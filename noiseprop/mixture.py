@@ -59,12 +59,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .moments import gaussian_moments
+from .moments import clamp_rounding, gaussian_moments, largest_variance, mehler_covariance
 from .noise import Noise
 
 __all__ = ["Mixture", "MIXTURE_COMPONENTS", "SHARED_NODES", "UNCORRELATED_NODES",
            "initial_mixture", "propagate_mixture", "mixture_moments",
-           "mixture_layers", "chunk_size"]
+           "mixture_layers", "chunk_size", "step_bytes"]
 
 #: Components K kept after every layer.
 MIXTURE_COMPONENTS = 16
@@ -126,26 +126,12 @@ def mixture_moments(mix: Mixture) -> tuple[np.ndarray, np.ndarray]:
     return mean, cov
 
 
-def _split(mix: Mixture, scale: np.ndarray, shift: np.ndarray, weight: np.ndarray,
-           pre_activation: bool) -> tuple[Mixture, np.ndarray, np.ndarray]:
-    """Children of every component for the shared nodes (scale 1 + s, shift c).
-
-    Returns the children (B, K*Q, ...) and the per-child scale 1 + s and
-    shift c, each (B, K*Q).
-    The covariances are scaled only after the activation (post); before it
-    the scale is applied inside the activation step.
-    """
-    b, k, n = mix.mean.shape
+def _children(mix: Mixture, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weights (B, K*Q) of every component's children for the Q shared nodes
+    (child m = component m // Q, node m % Q) and the parent index (K*Q,)."""
+    b, k = mix.weight.shape
     q = weight.size
-    a = 1.0 + scale
-    w = (mix.weight[:, :, None] * weight).reshape(b, k * q)
-    if pre_activation:
-        mean = np.repeat(mix.mean, q, axis=1)
-        cov = np.repeat(mix.cov, q, axis=1)
-    else:
-        mean = (mix.mean[:, :, None, :] * a[:, None] + shift[:, None]).reshape(b, k * q, n)
-        cov = (mix.cov[:, :, None] * (a * a)[:, None, None]).reshape(b, k * q, n, n)
-    return Mixture(w, mean, cov), np.broadcast_to(np.tile(a, k), (b, k * q)), np.broadcast_to(np.tile(shift, k), (b, k * q))
+    return (mix.weight[:, :, None] * weight).reshape(b, k * q), np.repeat(np.arange(k), q)
 
 
 def _activation(zbar, cov_z, activation, scale, shift, d_mu, d_au, count):
@@ -159,7 +145,7 @@ def _activation(zbar, cov_z, activation, scale, shift, d_mu, d_au, count):
     E[(scale + u)^2 f''].
     """
     diagonal = np.arange(zbar.shape[-1])
-    var_z = np.maximum(cov_z[:, diagonal, diagonal], 0.0)
+    var_z = cov_z[:, diagonal, diagonal]
     u, wu = _normal_nodes(d_mu, count)
     a = scale[:, None, None] + u                                   # (M, 1, U)
     moments = gaussian_moments(activation, zbar[..., None] * a + shift[:, None, None],
@@ -168,11 +154,7 @@ def _activation(zbar, cov_z, activation, scale, shift, d_mu, d_au, count):
     second = (moments.var + (moments.mean - mean[..., None]) ** 2) @ wu
     slope = (a * moments.slope) @ wu
     curvature = (a * a * moments.curvature) @ wu
-    cov = slope[:, :, None] * cov_z * slope[:, None, :]
-    # c_i c_j S_ij^2 / 2 as (c_i S_ij)(c_j S_ji) / 2: no S^2 overflow where the
-    # curvature vanishes (affine layers at enormous noise)
-    bent = curvature[:, :, None] * cov_z
-    cov += 0.5 * bent * np.swapaxes(bent, 1, 2)
+    cov = mehler_covariance(slope, curvature, cov_z)
     # The exact per-neuron variance on the diagonal; never below the Mehler
     # diagonal, so that the matrix stays positive semi-definite (a Schur
     # product of positive semi-definite matrices plus a non-negative diagonal).
@@ -188,7 +170,7 @@ def _leading_direction(rows: np.ndarray, iterations: int = 30) -> np.ndarray:
     v = rows[int(np.argmax(lengths))].copy()
     for _ in range(iterations):
         v = rows.T @ (rows @ v)
-        norm = np.linalg.norm(v)
+        norm = math.sqrt(v @ v)
         if norm == 0.0:
             break
         v /= norm
@@ -233,23 +215,46 @@ def _groups(weight: np.ndarray, mean: np.ndarray, components: int) -> np.ndarray
     return labels
 
 
-def _merge(mix: Mixture, components: int) -> Mixture:
-    """At most ``components`` components, by moment matching of groups
-    (:func:`_groups`); the total mean and covariance are unchanged."""
-    b, m, n = mix.mean.shape
+def _merge(weight: np.ndarray, mean: np.ndarray, weighted_cov, components: int) -> Mixture:
+    """At most ``components`` components from M children, by moment matching
+    of groups (:func:`_groups`); the total mean and covariance are unchanged.
+
+    weight (B, M), mean (B, M, N) of the children; ``weighted_cov(ow)``
+    returns sum_m ow[b, m, g] cov_m (B, G, N, N) for group weights ow
+    (B, M, G), so that the children's covariances need not exist one by one
+    (after the activation they are the parents' scaled, :func:`propagate_mixture`).
+    """
+    b, m, n = mean.shape
     if m <= components:
-        return mix
-    w = mix.weight
-    group = np.stack([_groups(w[i], mix.mean[i], components) for i in range(b)])
-    onehot = (group[:, :, None] == np.arange(components)) * w[:, :, None]   # (B, M, K)
-    weight = onehot.sum(axis=1)
-    safe = np.where(weight > 0, weight, 1.0)
-    mean = np.einsum("bmk,bmn->bkn", onehot, mix.mean) / safe[:, :, None]
-    dev = mix.mean - np.take_along_axis(mean, group[:, :, None], axis=1)
-    second = mix.cov + dev[:, :, :, None] * dev[:, :, None, :]
-    cov = (np.swapaxes(onehot, 1, 2) @ second.reshape(b, m, n * n)).reshape(b, components, n, n)
+        group = np.broadcast_to(np.arange(m), (b, m))
+        count = m
+    else:
+        group = np.stack([_groups(weight[i], mean[i], components) for i in range(b)])
+        count = components
+    onehot = (group[:, :, None] == np.arange(count)) * weight[:, :, None]          # (B, M, G)
+    total = onehot.sum(axis=1)
+    safe = np.where(total > 0, total, 1.0)
+    centre = np.einsum("bmg,bmn->bgn", onehot, mean) / safe[:, :, None]
+    cov = weighted_cov(onehot)
+    if m > components:    # the spread of the children's means about their group's mean
+        dev = (mean - np.take_along_axis(centre, group[:, :, None], axis=1)) * np.sqrt(weight)[:, :, None]
+        for i in range(b):
+            for g in range(count):
+                members = dev[i, group[i] == g]
+                cov[i, g] += members.T @ members
     cov /= safe[:, :, None, None]
-    return Mixture(weight, mean, cov)
+    return Mixture(total, centre, cov)
+
+
+def _largest_variance(mix: Mixture) -> np.ndarray:
+    """(B, 1, 1): the largest variance of any neuron, in any component or in
+    the whole mixture (the spread of the component means included): the scale
+    from which the components' covariances were computed, which bounds their
+    rounding errors (:func:`~noiseprop.moments.clamp_rounding`)."""
+    within = largest_variance(mix.cov, axes=2)
+    mean = np.einsum("bk,bkn->bn", mix.weight, mix.mean)
+    between = np.einsum("bk,bkn->bn", mix.weight, (mix.mean - mean[:, None, :]) ** 2)
+    return np.maximum(within, np.max(between, axis=1)[:, None, None])
 
 
 def _congruence(weight: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -272,27 +277,44 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
     if mix.cov is None:
         cov_z = np.zeros(zbar.shape + zbar.shape[-1:])
     else:
-        cov_z = _congruence(weight, mix.cov)
+        cov_z = clamp_rounding(_congruence(weight, mix.cov), weight, _largest_variance(mix))
     b, k, n = zbar.shape
-    if pre:
-        children, scale, shift = _split(Mixture(mix.weight, zbar, cov_z), s, c, wq, True)
-        m = children.weight.shape[1]
-        mean, cov = _activation(children.mean.reshape(b * m, n), children.cov.reshape(b * m, n, n),
-                                activation, scale.reshape(-1), shift.reshape(-1),
+    q = wq.size
+    child_weight, parent = _children(mix, wq)
+    a, shift = np.tile(1.0 + s, k), np.tile(c, k)                                    # (K*Q,)
+    if pre:   # every child through the activation: its own covariance
+        mean, cov = _activation(zbar[:, parent].reshape(-1, n), cov_z[:, parent].reshape(-1, n, n),
+                                activation, np.tile(a, b), np.tile(shift, b),
                                 noise.MU, noise.AU, uncorrelated_nodes)
-        out = Mixture(children.weight, mean.reshape(b, m, n), cov.reshape(b, m, n, n))
-    else:
+        mean, cov = mean.reshape(b, k * q, n), cov.reshape(b, k * q, n * n)
+
+        def weighted_cov(onehot):
+            return (np.swapaxes(onehot, 1, 2) @ cov).reshape(b, -1, n, n)
+    else:     # after the activation: child = f (1 + s) + c, covariance (1 + s)^2 Cov f + noise
         ones = np.ones(b * k)
-        mean, cov = _activation(zbar.reshape(b * k, n), cov_z.reshape(b * k, n, n), activation,
-                                ones, 0.0 * ones, 0.0, 0.0, uncorrelated_nodes)
-        f_power = mean**2 + np.diagonal(cov, axis1=1, axis2=2)
-        out, _, _ = _split(Mixture(mix.weight, mean.reshape(b, k, n), cov.reshape(b, k, n, n)),
-                           s, c, wq, False)
-        m = out.weight.shape[1]
+        f_mean, f_cov = _activation(zbar.reshape(b * k, n), cov_z.reshape(b * k, n, n), activation,
+                                    ones, 0.0 * ones, 0.0, 0.0, uncorrelated_nodes)
+        f_mean, f_cov = f_mean.reshape(b, k, n), f_cov.reshape(b, k, n * n)
+        f_power = f_mean**2 + np.diagonal(f_cov.reshape(b, k, n, n), axis1=2, axis2=3)
+        mean = f_mean[:, parent] * a[:, None] + shift[:, None]
+        extra = noise.MU * f_power[:, parent] + noise.AU                             # (B, K*Q, N)
         diagonal = np.arange(n)
-        extra = noise.MU * np.repeat(f_power.reshape(b, k, n), wq.size, axis=1) + noise.AU
-        out.cov[:, :, diagonal, diagonal] += extra
-    return _merge(out, components)
+
+        def weighted_cov(onehot):
+            per_parent = (onehot * (a * a)[:, None]).reshape(b, k, q, -1).sum(axis=2)     # (B, K, G)
+            out = (np.swapaxes(per_parent, 1, 2) @ f_cov).reshape(b, -1, n, n)
+            out[:, :, diagonal, diagonal] += np.swapaxes(onehot, 1, 2) @ extra
+            return out
+    return _merge(child_weight, mean, weighted_cov, components)
+
+
+def step_bytes(mix: Mixture, width: int, noise: Noise) -> int:
+    """Bytes of the largest work arrays of :func:`propagate_mixture` for the
+    whole batch of ``mix`` at once into a layer of ``width`` neurons (about
+    three arrays of K Q width^2 values per input)."""
+    nodes = _shared_nodes(noise, SHARED_NODES)[2].size
+    batch, components = mix.weight.shape
+    return 8 * 3 * batch * max(components, 1) * nodes * width * width
 
 
 #: Work-array budget (float64 values) of one chunk of inputs.

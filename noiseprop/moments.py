@@ -14,7 +14,7 @@ linear        exact: a mean + b, a^2 var, a, 0
 erf           closed form (Owen's T function for the variance)
 relu          closed form (rectified Gaussian)
 heaviside     closed form (probit)
-sigmoid       quadrature: Gauss-Hermite (128 nodes) where gain * sd < 1.5;
+sigmoid       quadrature: Gauss-Hermite (16-128 nodes by width) where gain * sd < 1.5;
               beyond, step H(z) in closed form + Gauss-Laguerre remainder
 tanh          from sigmoid: tanh(g z) = 2 sigmoid(2 g z) - 1
 ============  =================================================================
@@ -45,10 +45,17 @@ from scipy import special
 
 from .activations import Activation, Sigmoid
 
-__all__ = ["GaussianMoments", "gaussian_moments", "MOMENT_RULES"]
+__all__ = ["GaussianMoments", "gaussian_moments", "MOMENT_RULES", "mehler_covariance", "clamp_rounding",
+           "largest_variance"]
 
 #: Gauss-Hermite nodes for sigmoid and tanh where the Gaussian is narrow.
 _HERMITE_NODES = 128
+#: Fewer nodes for narrower Gaussians: (nodes, largest gain * sd), each tier
+#: within 1e-13 of a 256-node rule on the mean, variance (relative), slope
+#: and curvature (measured over means in [-6, 6]); _HERMITE_NODES beyond.
+#: The integrand's poles lie at distance pi / (sqrt(2) g sd) from the real
+#: axis (standard units), so the error falls like exp(-c sqrt(n) / (g sd)).
+_HERMITE_TIERS = ((16, 0.4), (32, 0.7), (48, 0.95), (64, 1.1))
 #: Gauss-Laguerre nodes for sigmoid and tanh where the Gaussian is wide.
 _LAGUERRE_NODES = 64
 #: gain * sd of z from which sigmoid moments use the Gauss-Laguerre split.
@@ -178,12 +185,13 @@ def _sigmoid_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianM
     """
     shape = mean.shape
     mean, var = mean.ravel(), var.ravel()
-    is_wide = abs(f.gain) * np.sqrt(var) >= _SIGMOID_WIDE
+    width = abs(f.gain) * np.sqrt(var)
+    is_wide = width >= _SIGMOID_WIDE
     out = GaussianMoments(*(np.empty_like(mean) for _ in GaussianMoments._fields))
     for start in range(0, mean.size, _BLOCK):
         block = slice(start, start + _BLOCK)
         for selected, moments in (
-            (~is_wide[block], _sigmoid_hermite_moments),
+            *_hermite_tiers(width[block], ~is_wide[block]),
             (is_wide[block], _sigmoid_laguerre_moments),
         ):
             index = np.flatnonzero(selected) + start
@@ -191,6 +199,18 @@ def _sigmoid_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianM
                 for target, value in zip(out, moments(f.gain, mean[index], var[index])):
                     target[index] = value
     return GaussianMoments(*(array.reshape(shape) for array in out))
+
+
+def _hermite_tiers(width: np.ndarray, narrow: np.ndarray) -> list:
+    """(selection, rule) pairs: the elements of ``narrow`` split by their
+    width g sd into the node counts of :data:`_HERMITE_TIERS`."""
+    pairs, below = [], np.zeros_like(narrow)
+    for nodes, largest in _HERMITE_TIERS:
+        tier = narrow & ~below & (width <= largest)
+        below |= tier
+        pairs.append((tier, functools.partial(_sigmoid_hermite_moments, nodes=nodes)))
+    pairs.append((narrow & ~below, _sigmoid_hermite_moments))
+    return pairs
 
 
 def _tanh_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
@@ -201,13 +221,14 @@ def _tanh_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMome
     )
 
 
-def _sigmoid_hermite_moments(gain: float, mean: np.ndarray, var: np.ndarray) -> GaussianMoments:
-    """Moments of sigma(g z) by Gauss-Hermite quadrature (exact for
-    polynomials of degree < 256).  The variance is summed about the computed
+def _sigmoid_hermite_moments(gain: float, mean: np.ndarray, var: np.ndarray,
+                             nodes: int = _HERMITE_NODES) -> GaussianMoments:
+    """Moments of sigma(g z) by Gauss-Hermite quadrature with ``nodes`` nodes
+    (exact for polynomials of degree < 2 nodes).  The variance is summed about the computed
     mean (two passes) so that it does not come out as the difference of two
     nearly equal numbers."""
-    nodes, weights = _gauss_rule("hermite", _HERMITE_NODES)
-    weights = weights / math.sqrt(math.pi)
+    nodes, weights = _gauss_rule("hermite", nodes)
+    weights = weights / math.sqrt(math.pi)  # nodes: from here the abscissae
     s = special.expit(gain * (mean[:, None] + np.sqrt(2.0 * var)[:, None] * nodes))
     first = s @ weights
     centred = s - first[:, None]
@@ -307,3 +328,63 @@ def gaussian_moments(activation: Activation, mean, var) -> GaussianMoments:
         np.where(noiseless, activation.derivative(mean), moments.slope),
         np.where(noiseless, activation.second_derivative(mean), moments.curvature),
     )
+
+
+def mehler_covariance(slope: np.ndarray, curvature: np.ndarray, cov_z: np.ndarray) -> np.ndarray:
+    """Mehler's expansion of Cov[f(z_i), f(z_j)] to second order, per input.
+
+    E[f'_i] E[f'_j] S_ij + E[f''_i] E[f''_j] S_ij^2 / 2 for slope = E[f'] and
+    curvature = E[f''] (..., N), S = cov_z (..., N, N).  The second term is
+    formed as (c_i S_ij)(S_ij c_j / 2) and vanishes exactly where a curvature
+    is 0: an affine activation never meets S^2 (which overflows at enormous
+    noise while S itself is finite) nor 0 x inf.
+
+    Returns
+    -------
+    ndarray (..., N, N)
+    """
+    cov = slope[..., :, None] * cov_z * slope[..., None, :]
+    if np.any(curvature):
+        with np.errstate(over="ignore", invalid="ignore"):
+            bent = (curvature[..., :, None] * cov_z) * (cov_z * (0.5 * curvature)[..., None, :])
+        if not np.all(np.isfinite(bent)):       # 0 x inf where a curvature vanishes
+            curved = curvature != 0.0
+            bent = np.where(curved[..., :, None] & curved[..., None, :], bent, 0.0)
+        cov += bent
+    return cov
+
+
+#: Rounding allowance of a variance formed by cancellation, in units of
+#: N eps (sum_j |W_ij|)^2 S_max (see :func:`clamp_rounding`).
+_ROUNDING_FACTOR = 4.0
+
+
+def clamp_rounding(cov_z: np.ndarray, weight: np.ndarray, largest: np.ndarray) -> np.ndarray:
+    """cov_z = W S W^T (..., N_out, N_out) with diagonal negatives at rounding level set to 0, in place.
+
+    A variance that cancels exactly (a ghost neuron subtracting the
+    correlated noise of its group) comes out of the sum over W_ij S_jk W_ik
+    as a rounding error of the size of its terms, sometimes below 0.  With
+    ``largest`` = S_max (broadcastable to cov_z's leading shape plus one
+    axis) the largest variance from which S was computed (for a mixture:
+    over all its components), every term is bounded by
+    scale_i = (sum_j |W_ij|)^2 S_max; values in [-4 N eps scale_i, 0)
+    become 0.  Larger negative values (an invalid covariance, not rounding)
+    are left for the caller's check to report.
+    """
+    diagonal = np.arange(cov_z.shape[-1])
+    var = cov_z[..., diagonal, diagonal]
+    if not np.any(var < 0.0):
+        return cov_z
+    scale = largest * np.sum(np.abs(weight), axis=1) ** 2
+    allowance = _ROUNDING_FACTOR * weight.shape[1] * np.finfo(float).eps * scale
+    cov_z[..., diagonal, diagonal] = np.where((var < 0.0) & (var >= -allowance), 0.0, var)
+    return cov_z
+
+
+def largest_variance(cov: np.ndarray, axes: int = 1) -> np.ndarray:
+    """Largest diagonal entry of covariances (..., N, N) over the last ``axes``
+    leading axes besides the matrix (kept as length-1 axes): S_max of
+    :func:`clamp_rounding`."""
+    diag = np.abs(np.diagonal(cov, axis1=-2, axis2=-1))
+    return np.max(diag, axis=tuple(range(diag.ndim - axes, diag.ndim)), keepdims=True)

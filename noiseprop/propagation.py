@@ -31,24 +31,25 @@ import numpy as np
 
 from .methods import DEFAULT_METHOD, METHODS
 from .model import Network
-from .moments import gaussian_moments
+from .moments import clamp_rounding, gaussian_moments, largest_variance, mehler_covariance
 from .noise import Noise, NoiseSpec, per_layer_noise
 from .statistics import LayerStatistics, mean_off_diagonal
-from .utils.resources import check_predict
+from .utils.resources import check_memory, check_predict
 from .utils.validation import as_input, require_network
 
 __all__ = ["predict", "Prediction", "propagate_layer", "add_noise_covariance", "METHODS",
-           "DEFAULT_METHOD", "ERROR_WARNING"]
+           "DEFAULT_METHOD", "ERROR_WARNING", "initial_state", "propagate_state", "state_moments"]
 
 #: ``predict`` warns when a layer's relative error estimate exceeds this.
 ERROR_WARNING = 0.05
 #: Calibration of the mixture's error estimate (docs/closure.md): weights of
-#: its relative distance to "moments" and to "linear" (layer-mean variances),
-#: chosen on the closure matrix (benchmarks/closure_matrix.py): they cover
-#: the measured error in 94.5 % of its 960 (case, layer) pairs.
+#: its relative distance to "moments", to "linear" and of the size of the
+#: second-order Mehler term (layer-mean variances), chosen on the closure
+#: matrix (benchmarks/closure_matrix.py): they cover the measured error in
+#: 95.2 % of its 960 (case, layer) pairs, and every error over 5 % is warned.
 ERROR_WEIGHT_MOMENTS = 1.0
 ERROR_WEIGHT_LINEAR = 0.1
-
+ERROR_WEIGHT_MEHLER = 1.0
 
 class Prediction(LayerStatistics):
     """Result of :func:`predict`: per-layer statistics (see
@@ -109,7 +110,8 @@ def add_noise_covariance(mean: np.ndarray, cov: np.ndarray, noise: Noise) -> np.
     return out
 
 
-def propagate_layer(mean, cov, weight, bias, activation, noise: Noise, method: str = "linear"):
+def propagate_layer(mean, cov, weight, bias, activation, noise: Noise, method: str = "linear",
+                    mehler_order: int = 2):
     """One layer of the recursion (module docstring).
 
     Parameters
@@ -119,6 +121,10 @@ def propagate_layer(mean, cov, weight, bias, activation, noise: Noise, method: s
         None stands for a zero covariance (noise-free input).
     weight, bias, activation, noise : layer k's parameters.
     method : {"linear", "moments"}
+    mehler_order : {2, 1}
+        "moments" only: the order of Mehler's expansion of the covariances
+        between neurons (1: Stein's lemma alone; the error estimate uses the
+        difference as the size of the truncated series).
 
     Returns
     -------
@@ -128,11 +134,11 @@ def propagate_layer(mean, cov, weight, bias, activation, noise: Noise, method: s
     if cov is None:
         cov_z = np.zeros(zbar.shape + zbar.shape[-1:])
     else:
-        cov_z = weight @ cov @ weight.T
+        cov_z = clamp_rounding(weight @ cov @ weight.T, weight, largest_variance(cov))
     if noise.placement == "pre":
         cov_z = add_noise_covariance(zbar, cov_z, noise)
     if method == "moments":
-        new_mean, new_cov, _ = activation_moments(zbar, cov_z, activation)
+        new_mean, new_cov, _ = activation_moments(zbar, cov_z, activation, mehler_order)
     else:
         slope = activation.derivative(zbar)
         new_mean = activation(zbar)
@@ -142,7 +148,43 @@ def propagate_layer(mean, cov, weight, bias, activation, noise: Noise, method: s
     return new_mean, new_cov
 
 
-def activation_moments(zbar, cov_z, activation):
+def initial_state(x: np.ndarray, method: str):
+    """The noise-free input (B, N_0) as the state that :func:`propagate_state`
+    carries for ``method``: (mean, None) for "linear" and "moments", a
+    one-component :class:`~noiseprop.mixture.Mixture` for "mixture"."""
+    if method == "mixture":
+        from .mixture import initial_mixture
+
+        return initial_mixture(x)
+    return x, None
+
+
+def propagate_state(state, weight, bias, activation, noise: Noise, method: str):
+    """One layer of any method on its state (:func:`initial_state`), for
+    callers that step through a network layer by layer (e.g. the mitigation
+    planner, which reuses the states of unchanged layers).  The mixture's
+    step takes the whole batch at once (no chunks, unlike :func:`predict`):
+    a ResourceLimit (ValueError) before it when that exceeds the memory limit."""
+    if method == "mixture":
+        from .mixture import propagate_mixture, step_bytes
+
+        check_memory(step_bytes(state, weight.shape[0], noise),
+                     f"one mixture step into a layer of {weight.shape[0]} neurons for "
+                     f"{state.weight.shape[0]} input(s) at once", "use fewer inputs or method 'moments'")
+        return propagate_mixture(state, weight, bias, activation, noise)
+    return propagate_layer(*state, weight, bias, activation, noise, method)
+
+
+def state_moments(state, method: str):
+    """Total (mean (B, N), cov (B, N, N) or None) of a state."""
+    if method == "mixture":
+        from .mixture import mixture_moments
+
+        return (state.mean[:, 0, :], None) if state.cov is None else mixture_moments(state)
+    return state
+
+
+def activation_moments(zbar, cov_z, activation, mehler_order: int = 2):
     """Mean and covariance of f(z) for Gaussian z ~ N(zbar, cov_z), per input,
     and the mean slopes E[f'(z)] (Stein's lemma: Cov(v, f(z)) = Cov(v, z)
     diag E[f'(z)] for any v jointly Gaussian with z).
@@ -155,11 +197,10 @@ def activation_moments(zbar, cov_z, activation):
     """
     diagonal = np.arange(zbar.shape[1])
     moments = gaussian_moments(activation, zbar, cov_z[:, diagonal, diagonal])
-    slope, curvature = moments.slope, moments.curvature
-    cov_f = slope[:, :, None] * cov_z * slope[:, None, :]
-    cov_f += 0.5 * curvature[:, :, None] * cov_z**2 * curvature[:, None, :]
+    curvature = moments.curvature if mehler_order >= 2 else np.zeros_like(moments.curvature)
+    cov_f = mehler_covariance(moments.slope, curvature, cov_z)
     cov_f[:, diagonal, diagonal] = moments.var
-    return moments.mean, cov_f, slope
+    return moments.mean, cov_f, moments.slope
 
 
 
@@ -173,14 +214,15 @@ def _check_finite_mean(mean: np.ndarray, k: int) -> None:
         )
 
 
-def _layers(net: Network, layer_noise, x: np.ndarray, method: str):
-    """(mean, cov) of layers 1..L for inputs x (B, N_0), by one method."""
+def _layers(net: Network, layer_noise, x: np.ndarray, method: str, mehler_order: int = 2):
+    """(mean, cov) of layers 1..L for inputs x (B, N_0), by one method
+    (``mehler_order``: :func:`propagate_layer`)."""
     if method == "mixture":
         return _mixture_layers(net, layer_noise, x)
     mean, cov, out = x, None, []
     for k, (w, b, f, nz) in enumerate(zip(net.weights, net.biases, net.activations, layer_noise), start=1):
         try:
-            mean, cov = propagate_layer(mean, cov, w, b, f, nz, method)
+            mean, cov = propagate_layer(mean, cov, w, b, f, nz, method, mehler_order)
         except ValueError as err:
             raise ValueError(f"layer {k}: {err}") from None
         _check_finite_mean(mean, k)
@@ -199,11 +241,15 @@ def _mixture_layers(net: Network, layer_noise, x: np.ndarray):
     return [tuple(np.concatenate(arrays) for arrays in zip(*layer)) for layer in zip(*parts)]
 
 
-def _relative(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """|a - b| / |a|, 0 where both vanish (noise-free layers)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.abs(a - b) / np.abs(a)
-    return np.where(a == b, 0.0, out)
+def _relative(a: np.ndarray, b: np.ndarray, floor: "np.ndarray | float" = 0.0) -> np.ndarray:
+    """|a - b| / |a|; 0 where |a - b| <= floor (rounding: e.g. a variance that
+    cancels exactly, as behind a ghost neuron) and where both are equal."""
+    return _distance(a, b, a, floor)
+
+
+#: Differences of layer variances below this times the largest layer
+#: variance up to that layer count as rounding in the error estimate.
+_ROUNDING_RELATIVE = 1e-12
 
 
 def _layer_noise_var(layers) -> np.ndarray:
@@ -215,21 +261,34 @@ def _error_estimate(net, layer_noise, x, method, layers) -> np.ndarray:
     """Relative error estimate (L + 1, B) of each layer's mean variance.
 
     For "mixture": ERROR_WEIGHT_MOMENTS |V_mix - V_moments| / V_mix +
-    ERROR_WEIGHT_LINEAR |V_mix - V_linear| / V_mix, the size of what the
-    shared-noise treatment and the curvature of the activations change,
-    weighted as calibrated on the closure matrix.  For another method: its
-    distance to "mixture" plus the mixture's own estimate.
+    ERROR_WEIGHT_LINEAR |V_mix - V_linear| / V_mix + ERROR_WEIGHT_MEHLER
+    |V_moments - V_moments,1| / V_mix, the size of what the shared-noise
+    treatment, the curvature of the activations and the last kept order of
+    Mehler's series (V_moments,1: "moments" with its first order only) change,
+    weighted as calibrated on the closure matrix; the neglected orders are
+    taken to be at most as large as the last kept one.  For another method:
+    its distance to "mixture" plus the mixture's own estimate.
     """
     computed = {method: _layer_noise_var(layers)}
     for other in METHODS:
         if other not in computed:
             computed[other] = _layer_noise_var(_layers(net, layer_noise, x, other))
+    stein = _layer_noise_var(_layers(net, layer_noise, x, "moments", mehler_order=1))
     mix = computed["mixture"]
-    estimate = (ERROR_WEIGHT_MOMENTS * _relative(mix, computed["moments"])
-                + ERROR_WEIGHT_LINEAR * _relative(mix, computed["linear"]))
+    floor = _ROUNDING_RELATIVE * np.maximum.accumulate(np.abs(mix), axis=0)
+    estimate = (ERROR_WEIGHT_MOMENTS * _relative(mix, computed["moments"], floor)
+                + ERROR_WEIGHT_LINEAR * _relative(mix, computed["linear"], floor)
+                + ERROR_WEIGHT_MEHLER * _distance(computed["moments"], stein, mix, floor))
     if method != "mixture":
-        estimate = estimate + _relative(computed[method], mix)
+        estimate = estimate + _relative(computed[method], mix, floor)
     return np.concatenate([np.zeros((1, x.shape[0])), estimate])
+
+
+def _distance(a: np.ndarray, b: np.ndarray, scale: np.ndarray, floor) -> np.ndarray:
+    """|a - b| / |scale|; 0 where a = b or |a - b| <= floor (rounding)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.abs(a - b) / np.abs(scale)
+    return np.where((a == b) | (np.abs(a - b) <= floor), 0.0, out)
 
 
 def _warn_error(estimate: np.ndarray, method: str) -> None:
@@ -265,7 +324,7 @@ def predict(
       mixture of 16 components, so that common random shifts and scales are
       not folded into a Gaussian; uncorrelated multiplicative noise before
       the activation is averaged by quadrature too.  Without correlated noise
-      it costs about as much as "moments"; with it, 10-30 times more.  The
+      it costs about as much as "moments"; with it, 5-20 times more.  The
       most accurate method on the closure matrix (docs/closure.md).
     - ``"linear"``: linear response, m_k = f(zbar_k) and
       J = diag f'(zbar_k); exact for affine activations, first order in the

@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from noiseprop import Network
 from noiseprop.cli import main
@@ -75,7 +76,9 @@ def test_tolerance_options(capsys):
     assert code == 2 and "rtol must be a finite number >= 0" in err
 
 
-def test_affine_network_at_enormous_noise_exit_0(capsys):
-    code, out, _ = run(capsys, "--symmetric", "2,3,0.3,0.1,linear", "--AU", "1e160", "--samples", "1000", "--strict",
-                       "--method", "linear")
+@pytest.mark.parametrize("method", ["linear", "moments", "mixture"])
+def test_affine_network_at_enormous_noise_exit_0(capsys, method):
+    code, out, err = run(capsys, "--symmetric", "2,3,0.3,0.1,linear", "--AU", "1e160", "--samples", "1000",
+                         "--strict", "--method", method)
     assert code == 0 and "nan" not in out and "inf" not in out
+    assert "Warning" not in err

@@ -312,3 +312,23 @@ def test_design_chart_png(tmp_path):
 def test_bad_input(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("kind", ["MC", "AU"])
+def test_mixture_budget_bracketed_by_moments_equals_the_full_scan(monkeypatch, kind):
+    """The mixture's budget search starts from the cheaper "moments" budget;
+    it must find the root the plain scan finds.  The merge of components makes
+    the mixture's SNR jitter (below about 0.01 dB) as the shared intensity
+    changes, so there the root is defined to a few 1e-4: MC budgets equal to
+    1e-3, AU budgets (MC fixed) to 1e-6; the SNR at the budget on target."""
+    import noiseprop.analysis.design as design
+
+    net, x, _ = reference_network(sizes=(12, 8, 8, 4))
+    noise, target = Noise(AU=1e-4, MC=1e-3), 25.0
+    fast = noise_budget(net, noise, x, target, kind, method="mixture")
+    monkeypatch.setattr(design, "_BRACKETING_METHOD", {})
+    scan = noise_budget(net, noise, x, target, kind, method="mixture")
+    assert 0 < fast < math.inf
+    assert fast == pytest.approx(scan, rel=1e-6 if kind == "AU" else 1e-3)
+    at = Noise(**{**noise.intensities, kind: fast})
+    assert predict(net, at, x, error_estimate=False).layer_snr_db[-1] == pytest.approx(target, abs=0.02)

@@ -97,4 +97,4 @@ def test_mitigate_noisy_classifier(capsys):
     original, mitigated = rows
     assert mitigated["hidden_neurons"] <= 2 * original["hidden_neurons"]
     assert original["clean"] == mitigated["clean"]               # the function is preserved
-    assert "recovered" in out and "differential output SNR" in out
+    assert "recovered" in out and "decision output SNR" in out

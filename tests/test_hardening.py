@@ -418,7 +418,7 @@ def broken(tmp_path):
     (["verify", "--seed", "-3"], ["--seed", "non-negative"]),
     (["predict", "--noise", "1e300", "--method", "linear"], ["--noise", "overflows", "layer"]),
     (["predict", "--noise", "1e300"], ["--noise", "layer"]),
-    (["predict", "--method", "moments", "--AU", "1e300"], ["--AU", "layer"]),
+    (["predict", "--method", "moments", "--noise", "1e300"], ["--noise", "layer"]),
     (["predict", "--noise", "-1e-3"], ["--noise", "AU must be a finite variance >= 0"]),
     (["predict", "missing.pt"], ["missing.pt", "does not exist"]),
 ])

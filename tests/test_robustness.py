@@ -116,6 +116,7 @@ def test_common_output_noise_cannot_change_the_winner():
     assert result.accuracy == result.predicted == clean
 
 
+@pytest.mark.slow  # the mixture over the 450 test digits: about 40 s of CPU
 def test_ci_covers_analytic_prediction_on_default_network(digits_test):
     X, labels = digits_test
     D = 3e-3  # three times the reference intensity, all four types on every layer

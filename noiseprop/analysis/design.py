@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -418,12 +417,23 @@ def _output_snr(prediction: Prediction) -> np.ndarray:
 
 
 def _worst_output_snr_db(net: Network, noise: Sequence[Noise], x, method: str) -> float:
-    """Lowest output layer SNR over the inputs, in dB.  The budget search
-    probes intensities far beyond the answer: a method's warning that its
-    estimated error is large there is not about the design, and is dropped."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*estimated error", category=UserWarning)
-        return float(decibels(np.min(_output_snr(predict(net, noise, x, method=method)))))
+    """Lowest output layer SNR over the inputs, in dB (no error estimate: the
+    budget search probes intensities far beyond the answer, where a method's
+    estimated error is not about the design)."""
+    prediction = predict(net, noise, x, method=method, error_estimate=False)
+    return float(decibels(np.min(_output_snr(prediction))))
+
+
+#: A cheaper method whose budget brackets that of the key's: the Gaussian
+#: closure, close to the mixture (same treatment of the activations' curvature).
+_BRACKETING_METHOD = {"mixture": "moments"}
+#: First half-width (in log v) of the bracket around the cheaper method's budget.
+_NEAR_STEP = math.log(1.25)
+#: Brent's tolerance on log v, by method.  The mixture's output SNR is not
+#: monotone below about 0.01 dB (its merge of components is a discrete
+#: choice that changes with the intensity), so its budget is defined only to
+#: a few 1e-4 (relative); finer steps would bisect that jitter.
+_LOG_TOLERANCE = {"linear": 1e-12, "moments": 1e-12, "mixture": 1e-7}
 
 
 def _largest(net: Network, x, target: float, noise_at, baseline, method: str) -> float:
@@ -431,7 +441,12 @@ def _largest(net: Network, x, target: float, noise_at, baseline, method: str) ->
 
     The SNR decreases monotonically in v; ``baseline`` is the noise at v = 0
     (None: noise-free, always meets the target).  Brent's method on log v
-    between brackets found in steps of a factor 100.
+    (to 1e-12) in a bracket: for an expensive method (:data:`_BRACKETING_METHOD`)
+    one around the budget of a cheaper method, widened until it holds the
+    root (a few probes of the expensive method instead of a scan of the
+    whole range); otherwise found in steps of a factor 100.  Either way the
+    answer is the root of the method's own SNR, to the same tolerance;
+    0.0 below 1e-30, inf above 1e12.
     """
     if baseline is not None and _worst_output_snr_db(net, baseline, x, method) < target:
         return 0.0
@@ -439,6 +454,20 @@ def _largest(net: Network, x, target: float, noise_at, baseline, method: str) ->
     def margin(log_v: float) -> float:
         return _worst_output_snr_db(net, noise_at(math.exp(log_v)), x, method) - target
 
+    guess = (_largest(net, x, target, noise_at, None, _BRACKETING_METHOD[method])
+             if method in _BRACKETING_METHOD else math.nan)
+    if _BUDGET_FLOOR < guess < _BUDGET_CEILING:
+        bracket = _bracket_near(margin, math.log(guess))
+    else:
+        bracket = _bracket_scan(margin)
+    if not isinstance(bracket, tuple):
+        return bracket
+    return math.exp(brentq(margin, *bracket, xtol=_LOG_TOLERANCE[method]))
+
+
+def _bracket_scan(margin) -> "tuple[float, float] | float":
+    """(low, high) with margin(low) > 0 >= margin(high), from log v = 0 in
+    steps of log 100; inf or 0.0 where the root lies beyond the range."""
     step = math.log(100.0)
     high = 0.0
     while margin(high) > 0:
@@ -450,7 +479,30 @@ def _largest(net: Network, x, target: float, noise_at, baseline, method: str) ->
         if low <= math.log(_BUDGET_FLOOR):
             return 0.0
         low -= step
-    return math.exp(brentq(margin, low, high, xtol=1e-12))
+    return low, high
+
+
+def _bracket_near(margin, guess: float) -> "tuple[float, float] | float":
+    """(low, high) around ``guess`` (log v) with margin(low) > 0 >= margin(high):
+    half-widths growing fourfold from log 1.25 until the sign changes, clipped
+    to [log 1e-30, log 1e12] (inf or 0.0 where the root lies beyond them)."""
+    ceiling, floor = math.log(_BUDGET_CEILING), math.log(_BUDGET_FLOOR)
+    step, low, high = _NEAR_STEP, guess, guess
+    if margin(guess) > 0:
+        while True:
+            low, high = high, min(high + step, ceiling)
+            if margin(high) <= 0:
+                return low, high
+            if high >= ceiling:
+                return math.inf
+            step *= 4.0
+    while True:
+        low, high = max(low - step, floor), low
+        if margin(low) > 0:
+            return low, high
+        if low <= floor:
+            return 0.0
+        step *= 4.0
 
 
 def _target(target_snr_db) -> "float | None":

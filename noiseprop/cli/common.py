@@ -218,7 +218,9 @@ def check_noise_scale(args, net: Network, x, noise: Sequence[Noise], method: str
     """A CLIError naming the noise option(s) when the predicted noise variance overflows.
 
     Intensities are variances: one of 1e300 squares to inf in the next layer,
-    and every statistic after it is meaningless (inf or nan).  Problems of
+    and every statistic after it is meaningless (inf or nan).  Judged on the
+    method the command uses (every method is finite wherever the exact
+    statistics of an affine network are).  Problems of
     the noise-free network are left to the command (they are not the noise's).
     """
     from ..noise import Noise
@@ -231,9 +233,7 @@ def check_noise_scale(args, net: Network, x, noise: Sequence[Noise], method: str
         return  # not the noise's fault: the command reports it in its own words
     try:
         with np.errstate(all="ignore"):
-            var = predict(net, noise, x, method="linear").var  # finite unless the noise itself overflows
-            if method != "linear":
-                predict(net, noise, x, method=method)  # its errors (naming the layer) are the noise's too
+            var = predict(net, noise, x, method=method, error_estimate=False).var
     except ValueError as err:
         raise CLIError(f"{noise_options_given(args)}: {err}; intensities are variances: use smaller values") from None
     for k in range(1, net.depth + 1):

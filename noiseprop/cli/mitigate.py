@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from ..methods import METHODS
 from .common import (
     CLIError,
     add_network_options,
@@ -42,13 +43,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-copies", type=int, default=4, metavar="K", help="largest pooling factor tried (default 4)")
     parser.add_argument("--hidden-only", action="store_true",
                         help="leave the output layer alone (no noise-free read-out layer)")
-    parser.add_argument("--objective", choices=("snr", "differential"), default="snr",
-                        help="maximise the output layer SNR (default) or the SNR of the outputs' deviations from "
-                        "their mean (classifiers: common-mode noise does not change the arg-max)")
+    parser.add_argument("--objective", choices=("snr", "differential", "decision"), default="snr",
+                        help="maximise the output layer SNR (default), the SNR of the outputs' deviations from "
+                        "their mean (classifiers: common-mode noise does not change the arg-max), or that without "
+                        "the output layer's own correlated noise (decision: a common gain does not either)")
+    parser.add_argument("--allocation", choices=("layer", "neuron"), default="layer",
+                        help="pool with one factor per layer (default) or spend copies neuron by neuron where "
+                        "the output is most sensitive")
     parser.add_argument("--samples", type=int, default=20_000, help="Monte Carlo realisations of the check (default 20000; 0: none)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--method", choices=("linear", "moments"), default="linear",
-                        help="prediction method: linear response (default) or Gaussian moments")
+    parser.add_argument("--method", choices=METHODS, default="linear",
+                        help="prediction method: linear response (default: the search predicts every option), "
+                        "Gaussian moments, or the mixture closure (the library's default; slower)")
     parser.add_argument("--save", metavar="OUT.npz", help="write the transformed network (and its input) to this .npz file")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --save file")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -73,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     budget = budget_neurons(args.budget, net.sizes)
     result = plan(net, noise, x, budget, args.target_snr, max_copies=args.max_copies,
                   include_output=not args.hidden_only, samples=args.samples, seed=args.seed,
-                  method=args.method, objective=args.objective)
+                  method=args.method, objective=args.objective, allocation=args.allocation)
     saved = save_network(args.save, result.network, x, overwrite=args.force) if args.save else None
     if args.json:
         payload = {"network": repr(net), "noise": describe_noise(noise), "budget_fraction": args.budget,

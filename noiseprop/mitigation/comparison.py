@@ -42,8 +42,9 @@ class Strategy:
     kind : {"pool", "ghost", "intra"}
     layers : int or tuple of int, optional
         Layers of the network the step is applied to (default: hidden layers).
-    k : int, default 2
-        Copies per neuron ("pool").
+    k : int or tuple of int, default 2
+        Copies per neuron ("pool"); a tuple gives each neuron of one layer
+        its own count (non-uniform pooling).
     groups : int, default 1
         Ghost neurons per layer ("ghost").
     level : float, optional
@@ -64,11 +65,14 @@ class Strategy:
             raise ValueError(f"strategy kind must be one of {KINDS}, got {self.kind!r}")
         if isinstance(self.layers, list):
             object.__setattr__(self, "layers", tuple(self.layers))
+        if isinstance(self.k, (list, np.ndarray)):
+            object.__setattr__(self, "k", tuple(int(c) for c in self.k))
 
     @property
     def label(self) -> str:
         where = "hidden" if self.layers is None else ",".join(str(k) for k in np.atleast_1d(self.layers))
-        detail = {"pool": f"K={self.k}", "ghost": f"groups={self.groups}",
+        k = self.k if np.ndim(self.k) == 0 else f"1..{max(self.k)} per neuron (+{sum(self.k) - len(self.k)})"
+        detail = {"pool": f"K={k}", "ghost": f"groups={self.groups}",
                   "intra": f"coupling={self.coupling if isinstance(self.coupling, (str, float, int)) else 'matrix'}"}
         return f"{self.kind}({detail[self.kind]}; layers {where})"
 
@@ -237,8 +241,8 @@ def compare(
     false_failure : float, default 1e-6
         Probability that a correct prediction of an affine network fails the
         Monte Carlo check, over all strategies and the original (Bonferroni).
-    method : {"linear", "moments"}
-        The prediction method.
+    method : {"linear", "moments", "mixture"}
+        The prediction method (:func:`~noiseprop.propagation.predict`).
     coupling_noise : Noise, optional
         Noise of inserted coupling layers (default noise-free).
 

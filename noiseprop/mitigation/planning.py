@@ -30,15 +30,19 @@ import numpy as np
 
 from ..model import Network
 from ..noise import NoiseSpec, per_layer_noise
-from ..propagation import propagate_layer
+from ..propagation import METHODS, initial_state, propagate_state, state_moments
 from ..utils.jsonutil import finite_or_none
 from ..utils.validation import as_input, positive_int, require_network
+from .allocation import allocate_copies, output_projector
 from .comparison import Comparison, Strategy, apply_strategies, compare
+from .transforms import pool_neurons
 
-__all__ = ["plan", "Plan", "GHOST_GROUPS", "OBJECTIVES", "output_stats"]
+__all__ = ["plan", "Plan", "GHOST_GROUPS", "OBJECTIVES", "ALLOCATIONS", "output_stats"]
 
 #: What :func:`plan` maximises.
-OBJECTIVES = ("snr", "differential")
+OBJECTIVES = ("snr", "differential", "decision")
+#: How :func:`plan` spends copies: one factor per layer, or per neuron.
+ALLOCATIONS = ("layer", "neuron")
 #: Ghost neurons per layer that the search tries.
 GHOST_GROUPS = (1, 4, 16)
 #: Combinations fully predicted at most when looking for the cheapest one meeting a target.
@@ -97,9 +101,12 @@ class Plan:
         if not self.choices:
             lines.append("plan: no change")
         for c in self.choices:
-            lines.append(f"  layer {c['layer']}: {c['ghosts']} ghost neuron(s), pooled K={c['copies']} "
+            pooled = (f"pooled per neuron (K up to {c['copies']})" if "copies_per_neuron" in c
+                      else f"pooled K={c['copies']}")
+            lines.append(f"  layer {c['layer']}: {c['ghosts']} ghost neuron(s), {pooled} "
                          f"(+{c['extra_neurons']} neurons)")
-        what = "output SNR" if self.objective == "snr" else "differential output SNR"
+        what = {"snr": "output SNR", "differential": "differential output SNR",
+                "decision": "decision output SNR"}[self.objective]
         lines.append(f"{what}: {self.output_snr_db_before:.2f} dB -> {self.output_snr_db_after:.2f} dB "
                      f"(gain {self.gain:.3f}x)")
         mc = self.monte_carlo
@@ -156,6 +163,7 @@ def plan(
     seed: int = 0,
     method: str = "linear",
     objective: str = "snr",
+    allocation: str = "layer",
 ) -> Plan:
     """Recommend ghost neurons and pooling per layer within a neuron budget.
 
@@ -178,13 +186,25 @@ def plan(
     samples : int, default 20_000
         Monte Carlo realisations of the check (0: none).
     seed : int, default 0
-    method : {"linear", "moments"}, default "linear"
+    method : {"linear", "moments", "mixture"}, default "linear"
         Prediction method (:func:`~noiseprop.propagation.predict`); "moments"
-        is closer to Monte Carlo for nonlinear networks at larger noise.
-    objective : {"snr", "differential"}, default "snr"
+        and "mixture" are closer to Monte Carlo for nonlinear networks at
+        larger noise ("mixture", the library's default, most of all, at about
+        5-20 times the cost of "moments" under correlated noise).
+    objective : {"snr", "differential", "decision"}, default "snr"
         What is maximised: the output layer SNR, or the SNR of the outputs'
         deviations from their mean (for classifiers: noise common to all
-        outputs does not change the arg-max; see :func:`_output_stats`).
+        outputs does not change the arg-max; see :func:`output_stats`), or
+        "decision": the differential SNR counting only the noise orthogonal to
+        the noise-free output vector (a common shift or a common positive
+        gain of all outputs leaves the arg-max unchanged).
+    allocation : {"layer", "neuron"}, default "layer"
+        "layer": one pooling factor K <= ``max_copies`` per layer (knapsack).
+        "neuron": ghost neurons chosen by the knapsack, then every remaining
+        extra neuron given to the neuron whose own uncorrelated noise costs
+        the output most (non-uniform pooling,
+        :func:`~noiseprop.mitigation.allocation.allocate_copies`); the
+        better of "with" and "without the ghosts" (full prediction) is kept.
 
     Returns
     -------
@@ -201,19 +221,30 @@ def plan(
             raise ValueError(f"target_snr_db must be a finite number of dB, got {target_snr_db}")
     layer_noise = list(per_layer_noise(noise, net.depth))
     as_input(x, net.sizes[0])
-    if method not in ("linear", "moments"):
-        raise ValueError(f"plan's method must be 'linear' or 'moments' (its search propagates layer by "
-                         f"layer), got {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if allocation not in ALLOCATIONS:
+        raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
     signal, base = output_stats(net, layer_noise, x, method, objective)
+    if not signal > 0:
+        raise ValueError(f"objective {objective!r} needs noise-free outputs that differ from one another "
+                         "(here they are all equal, so there is no signal to protect); use objective='snr'")
     before_db = _db(signal, base)
     last = net.depth if include_output else net.depth - 1
-    options, skipped = _options(net, layer_noise, x, base, budget, max_copies, last, method, objective)
+    copies_cap = 1 if allocation == "neuron" else max_copies
+    options, skipped = _options(net, layer_noise, x, base, budget, copies_cap, last, method, objective)
     skipped += _intra_report(net, layer_noise, x, base, method, objective)
     candidates = _knapsack(options, budget, 1e-9 * base)
-    chosen = _choose(net, layer_noise, x, signal, candidates, target_snr_db, method, objective)
+    if allocation == "neuron":
+        chosen, pooled = _neuron_plan(net, layer_noise, x, signal, candidates, budget, target_snr_db, last,
+                                      method, objective)
+    else:
+        chosen = _choose(net, layer_noise, x, signal, candidates, target_snr_db, method, objective)
+        pooled = {}
     steps = [s for option in sorted(chosen, key=lambda o: -o.layer) for s in option.steps()]
+    steps += [Strategy("pool", layers=t, k=tuple(int(c) for c in counts)) for t, counts in sorted(pooled.items())]
     comparison = None
     network, after_db = net, before_db
     if steps:
@@ -224,6 +255,8 @@ def plan(
     assert extra <= budget, "the plan exceeds its budget"
     choices = [{"layer": o.layer, "ghosts": o.ghosts, "copies": o.copies, "extra_neurons": o.cost}
                for o in sorted(chosen, key=lambda o: o.layer) if o.cost]
+    if pooled:
+        choices = _neuron_choices(choices, pooled)
     met = None if target_snr_db is None else bool(after_db >= target_snr_db)
     return Plan(steps, choices, network, before_db, after_db, extra, budget, target_snr_db, met,
                 comparison, skipped, objective)
@@ -240,39 +273,46 @@ def _budget(value) -> int:
 
 
 def output_stats(net, layer_noise, x, method: str = "linear", objective: str = "snr",
-                 start: "tuple[int, np.ndarray, np.ndarray | None] | None" = None) -> tuple[float, float]:
+                 start: "tuple | None" = None) -> tuple[float, float]:
     """Predicted (signal power, noise variance) of the output layer, batch-averaged.
 
     "snr": per-neuron averages of E[y_i]^2 and Var[y_i] (the layer SNR).
     "differential": the same for the deviations y_i - mean_j y_j from the
     output layer's average (what an arg-max decision depends on: noise
     common to all outputs does not change it).
+    "decision": the noise orthogonal to both the common direction 1 and the
+    noise-free output vector m itself (per input): a perturbation a 1 + b m
+    leaves the arg-max of m unchanged (1 + b > 0), so to first order only the
+    rest can flip a decision.  It removes the output layer's own AC and MC
+    (common shift and common gain) and the part of upstream noise that
+    scales all outputs alike.
 
-    ``start = (k, mean, cov)`` continues the propagation from layer k - 1's
-    mean (B, N) and covariance (B, N, N) (None: noise-free) instead of the
-    input: the layers before k must then be those that produced them.
+    ``start = (k, state)`` continues the propagation from layer k - 1's
+    state (:func:`~noiseprop.propagation.initial_state`; for "linear" and
+    "moments" the pair (mean (B, N), cov (B, N, N) or None)) instead of the
+    input: the layers before k must then be those that produced it.
     """
     layer_noise = per_layer_noise(layer_noise, net.depth)
-    k, mean, cov = start if start is not None else (1,) + _prefix(net, layer_noise, x, method, 0)[0]
+    k, state = start if start is not None else (1, _prefix(net, layer_noise, x, method, 0)[0])
     for t in range(k, net.depth + 1):
-        mean, cov = propagate_layer(mean, cov, net.weights[t - 1], net.biases[t - 1], net.activations[t - 1],
-                                    layer_noise[t - 1], method)
+        state = propagate_state(state, net.weights[t - 1], net.biases[t - 1], net.activations[t - 1],
+                                layer_noise[t - 1], method)
+    mean, cov = state_moments(state, method)
     if objective == "snr":
         return float(np.mean(mean**2)), float(np.mean(np.diagonal(cov, axis1=1, axis2=2)))
     n = mean.shape[1]
-    noise = (np.trace(cov, axis1=1, axis2=2) - cov.sum(axis=(1, 2)) / n) / n
+    noise = np.einsum("bij,bji->b", output_projector(mean, objective), cov) / n
     signal = np.mean((mean - mean.mean(axis=1, keepdims=True)) ** 2, axis=1)
     return float(signal.mean()), float(noise.mean())
 
 
 def _prefix(net, layer_noise, x, method: str, depth: int) -> list:
-    """(mean, cov) of layers 0..depth of the original network (cov None for the input)."""
+    """States of layers 0..depth of the original network (:func:`output_stats`)."""
     mean, _ = as_input(x, net.sizes[0])
-    states, cov = [(mean, None)], None
+    states = [initial_state(mean, method)]
     for t in range(1, depth + 1):
-        mean, cov = propagate_layer(mean, cov, net.weights[t - 1], net.biases[t - 1], net.activations[t - 1],
-                                    layer_noise[t - 1], method)
-        states.append((mean, cov))
+        states.append(propagate_state(states[-1], net.weights[t - 1], net.biases[t - 1],
+                                      net.activations[t - 1], layer_noise[t - 1], method))
     return states
 
 
@@ -290,7 +330,7 @@ def _options(net, layer_noise, x, base, budget, max_copies, last, method, object
     states = _prefix(net, layer_noise, x, method, last)
     for k in range(1, last + 1):
         nz, n = layer_noise[k - 1], net.sizes[k]
-        start = (k,) + states[k - 1]      # layers before k are unchanged by an option on layer k
+        start = (k, states[k - 1])        # layers before k are unchanged by an option on layer k
         has_u, has_c = bool(nz.AU or nz.MU), bool(nz.AC or nz.MC)
         if not has_u:
             skipped.append(f"pool on layer {k}: no uncorrelated noise (AU = MU = 0) to average")
@@ -369,3 +409,63 @@ def _choose(net, layer_noise, x, signal, candidates, target, method, objective) 
         if checked >= _MAX_FULL_CHECKS:
             break
     return candidates[-1][1]
+
+
+def _neuron_plan(net, layer_noise, x, signal, candidates, budget, target, last, method, objective):
+    """Ghosts from the knapsack, then per-neuron pooling with the rest of the budget.
+
+    Returns (ghost options, {layer: copies per neuron}).  "The best ghost set",
+    "one ghost per hidden layer with correlated noise" and "no ghosts" are
+    each completed with pooling and fully predicted; the best one is kept.  With a target, the smallest pooling budget meeting it
+    is found by bisection (the greedy allocations are nested).
+    """
+    # a ghost that hurts alone (its own uncorrelated noise) can pay once it is pooled: also try one
+    # ghost in every hidden layer with correlated noise, completed by the copy allocation
+    single = [_Option(k, 1, 1, 1, 0.0) for k in range(1, min(last, net.depth - 1) + 1)
+              if layer_noise[k - 1].AC or layer_noise[k - 1].MC]
+    ghost_sets = [[], [o for o in candidates[-1][1] if o.cost]]
+    if single and len(single) <= budget:
+        ghost_sets.append(single)
+    best = None
+    for ghosts in ghost_sets:
+        steps = [s for option in sorted(ghosts, key=lambda o: -o.layer) for s in option.steps()]
+        base_net = apply_strategies(net, steps) if steps else net
+        spare = budget - sum(o.cost for o in ghosts)
+        layers = [t for t in range(1, last + 1)]
+
+        def evaluate(extra):
+            copies = allocate_copies(base_net, layer_noise, x, extra, objective, layers) if extra else {}
+            final = pool_neurons(base_net, copies) if copies else base_net
+            noise = final.noise_for(layer_noise) if hasattr(final, "noise_for") else layer_noise
+            return _db(*output_stats(final, noise, x, method, objective)), copies
+
+        db, copies = evaluate(spare)
+        if target is not None and db >= target:
+            low, high = 0, spare                 # bisection: smallest pooling budget meeting the target
+            if evaluate(0)[0] >= target:
+                high = 0
+            while high - low > 1:
+                mid = (low + high) // 2
+                if evaluate(mid)[0] >= target:
+                    high = mid
+                else:
+                    low = mid
+            db, copies = evaluate(high)
+            cost = high + budget - spare
+        else:
+            cost = budget
+        key = (target is not None and db >= target, -cost if target is not None and db >= target else db)
+        if best is None or key > best[0]:
+            best = (key, ghosts, copies)
+    return best[1], best[2]
+
+
+def _neuron_choices(choices: list, pooled: dict) -> list:
+    """Per-layer choice records with the per-neuron copies of a "neuron" plan."""
+    by_layer = {c["layer"]: dict(c) for c in choices}
+    for t, counts in pooled.items():
+        record = by_layer.setdefault(t, {"layer": t, "ghosts": 0, "copies": 1, "extra_neurons": 0})
+        record["copies"] = int(counts.max())
+        record["copies_per_neuron"] = [int(c) for c in counts]
+        record["extra_neurons"] += int(counts.sum() - counts.size)
+    return [by_layer[t] for t in sorted(by_layer)]

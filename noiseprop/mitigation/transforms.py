@@ -55,7 +55,7 @@ read-out of the analog outputs).
 from __future__ import annotations
 
 import operator
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -67,6 +67,7 @@ from ..utils.validation import positive_int, require_network
 __all__ = [
     "MitigatedNetwork",
     "pool",
+    "pool_neurons",
     "ghost_neurons",
     "intra_layer",
     "READOUT",
@@ -165,7 +166,7 @@ class MitigatedNetwork(Network):
 # ----------------------------------------------------------------------------- public API
 
 
-def pool(net: Network, k: int, layers: "int | Iterable[int] | None" = None) -> MitigatedNetwork:
+def pool(net: Network, k: "int | Sequence[int]", layers: "int | Iterable[int] | None" = None) -> MitigatedNetwork:
     """Pooling: every neuron of the given layers becomes ``k`` noisy copies.
 
     The copies have the same input weights and bias; the next layer reads
@@ -177,8 +178,11 @@ def pool(net: Network, k: int, layers: "int | Iterable[int] | None" = None) -> M
     ----------
     net : Network
         Original or already transformed network.
-    k : int
-        Copies per neuron, >= 1 (1 returns an equal network).
+    k : int or sequence of int
+        Copies per neuron, >= 1 (1 returns an equal network).  A sequence
+        gives every neuron of one layer its own number of copies
+        (non-uniform pooling, see :func:`pool_neurons`); ``layers`` must then
+        name that single layer and the sequence have one entry per neuron.
     layers : int or iterable of int, optional
         Layers of ``net`` to pool (1..L).  Default: every hidden layer
         (1..L-1) of the original network.  Listing the output layer L appends a
@@ -194,11 +198,70 @@ def pool(net: Network, k: int, layers: "int | Iterable[int] | None" = None) -> M
         For k < 1 or not an integer, a layer out of range or a layer that is
         a noise-free read-out/coupling layer.
     """
-    k = positive_int("k (copies per neuron)", k)
     state = _State.of(net)
-    for layer in sorted(_layers(state, layers), reverse=True):
-        state.pool(layer, k)
+    chosen = _layers(state, layers)
+    if np.ndim(k) == 0:
+        k = positive_int("k (copies per neuron)", k)
+        for layer in sorted(chosen, reverse=True):
+            state.pool(layer, np.full(state.sizes[layer], k))
+        return state.build()
+    if len(chosen) != 1:
+        raise ValueError(f"per-neuron copies k apply to one layer; layers names {len(chosen)} layers {chosen}")
+    return pool_neurons(net, {chosen[0]: k})
+
+
+def pool_neurons(net: Network, copies: "Mapping[int, Sequence[int]]") -> MitigatedNetwork:
+    """Non-uniform pooling: neuron i of layer k becomes ``copies[k][i]`` noisy copies.
+
+    The copies of neuron i have its input weights and bias and the next layer
+    reads their average (weights W_{k+1,ji} / K_i over the copies), so the
+    function is preserved.  The uncorrelated noise (AU, MU) that neuron i
+    passes on drops by 1/K_i; correlated noise does not change.  Spending a
+    neuron budget where the output is most sensitive to a neuron's own noise
+    gains more than uniform pooling (:func:`~noiseprop.mitigation.allocation.allocate_copies`
+    chooses the K_i).  Cost: sum_i (K_i - 1) neurons.
+
+    Parameters
+    ----------
+    net : Network
+        Original or already transformed network.
+    copies : mapping layer -> sequence of int
+        For each listed layer k (1..L of ``net``), one integer K_i >= 1 per
+        neuron.  The output layer gets a noise-free read-out layer.
+
+    Returns
+    -------
+    MitigatedNetwork
+
+    Raises
+    ------
+    ValueError
+        For a bad layer, a sequence of the wrong length, or a count < 1 or
+        not an integer (naming the layer and the neuron).
+    """
+    if not isinstance(copies, Mapping) or not copies:
+        raise ValueError("copies must be a non-empty mapping layer -> per-neuron copy counts")
+    state = _State.of(net)
+    chosen = _layers(state, list(copies))
+    counts = {layer: _copies(copies[layer], state.sizes[layer], layer) for layer in chosen}
+    for layer in sorted(chosen, reverse=True):
+        state.pool(layer, counts[layer])
     return state.build()
+
+
+def _copies(values, n: int, layer: int) -> np.ndarray:
+    """Validated per-neuron copy counts of a layer of n neurons."""
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"layer {layer}: copies must be integers >= 1, got {values!r}") from None
+    if array.shape != (n,):
+        raise ValueError(f"layer {layer}: copies needs one count per neuron ({n}), got shape {array.shape}")
+    bad = np.flatnonzero(~np.isfinite(array) | (array < 1) | (array != np.round(array)))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"layer {layer}, neuron {i}: copies must be an integer >= 1, got {values[i]!r}")
+    return array.astype(int)
 
 
 def ghost_neurons(
@@ -253,10 +316,16 @@ def intra_layer(
     Parameters
     ----------
     net : Network
-    matrix_or_kind : ndarray (N_k, N_k), float a in [0, 1) or "mean"
+    matrix_or_kind : ndarray (N_k, N_k), float a in [0, 1), "mean" or "copies"
         The coupling.  A float a gives V = (1 - a) I + a 11^T / N_k (each
         neuron keeps 1 - a of its own output and receives a / N_k of every
-        neuron's); ``"mean"`` is a = 0.5.  A matrix applies to every listed
+        neuron's); ``"mean"`` is a = 0.5.  ``"copies"`` (a pooled layer)
+        averages every population of copies inside the layer: each row of V
+        has K equal entries 1/K (the published "full suppression" row,
+        squared mean = mean square) over the copies of one neuron.  It is
+        singular, but the copies carry the same signal, so the function is
+        kept with the next layer's weights unchanged (they are already equal
+        over the copies); the noise passed on is exactly that of pooling.  A matrix applies to every listed
         layer (which must then all have N_k neurons) and must be invertible
         (condition number below 1e8).
     layers : int or iterable of int, optional
@@ -274,7 +343,10 @@ def intra_layer(
                 f"layer {layer} is the output layer: an intra-layer coupling needs a following "
                 "layer to undo it; choose hidden layers 1..{}".format(state.depth - 1)
             )
-        matrix, inverse = _coupling(matrix_or_kind, state.sizes[layer], layer)
+        if isinstance(matrix_or_kind, str) and matrix_or_kind == "copies":
+            matrix, inverse = _copy_average(state, layer)
+        else:
+            matrix, inverse = _coupling(matrix_or_kind, state.sizes[layer], layer)
         state.couple(layer, matrix, inverse)
     return state.build()
 
@@ -328,13 +400,14 @@ class _State:
             self.origin.append(READOUT)
             self.neurons.append(self.neurons[layer - 1].copy())
 
-    def pool(self, layer: int, k: int) -> None:
+    def pool(self, layer: int, k: np.ndarray) -> None:
+        """Neuron i of ``layer`` becomes k[i] copies read as their average."""
         self._ensure_next(layer)
         i = layer - 1
         self.weights[i] = np.repeat(self.weights[i], k, axis=0)
         self.biases[i] = np.repeat(self.biases[i], k)
         self.neurons[i] = np.repeat(self.neurons[i], k)
-        self.weights[i + 1] = np.repeat(self.weights[i + 1], k, axis=1) / k
+        self.weights[i + 1] = np.repeat(self.weights[i + 1] / k, k, axis=1)
 
     def ghost(self, layer: int, groups: int, level) -> None:
         i = layer - 1
@@ -442,11 +515,32 @@ def _bias_for_level(f: Activation, level: float, layer: int) -> float:
     return float(bias)
 
 
+def _copy_average(state: "_State", layer: int) -> tuple[np.ndarray, np.ndarray]:
+    """Block averaging over the copies of each neuron of a pooled layer, and the identity as
+    the next layer's correction (its weights are equal over the copies, so W V = W)."""
+    labels = state.neurons[layer - 1]
+    n = labels.size
+    same = (labels[:, None] == labels[None, :]) & (labels[:, None] >= 0)
+    matrix = np.where(same, 1.0, 0.0)
+    matrix[np.diag_indices(n)] = 1.0                  # ghosts and mixed neurons: kept as they are
+    matrix /= matrix.sum(axis=1, keepdims=True)
+    following = state.weights[layer]
+    if not np.allclose(following @ matrix, following, rtol=1e-12, atol=1e-14):
+        raise ValueError(
+            f"layer {layer}: 'copies' coupling needs a pooled layer whose copies the next layer reads "
+            "with equal weights (pool it first)"
+        )
+    if not np.any(same.sum(axis=1) > 1):
+        raise ValueError(f"layer {layer} has no copies to average: pool it first (pool(net, k, layers={layer}))")
+    return matrix, np.eye(n)
+
+
 def _coupling(spec, n: int, layer: int) -> tuple[np.ndarray, np.ndarray]:
     """The coupling matrix V of a layer of n neurons and its inverse."""
     if isinstance(spec, str):
         if spec != "mean":
-            raise ValueError(f"matrix_or_kind must be a matrix, a float in [0, 1) or 'mean', got {spec!r}")
+            raise ValueError(
+                f"matrix_or_kind must be a matrix, a float in [0, 1), 'mean' or 'copies', got {spec!r}")
         spec = 0.5
     if np.ndim(spec) == 0:
         a = float(spec)

@@ -171,26 +171,27 @@ def _setting(name: str, value) -> Iterator[None]:
         setattr(_settings, name, previous)
 
 
+def _limit_in_force(chosen, option: str, env_name: str, parse, default, default_source: str):
+    """The limit set by the API/CLI option, else by the environment variable, else the default."""
+    if chosen is not None:
+        return chosen, option
+    env = os.environ.get(env_name)
+    if env:
+        return parse(env, env_name), env_name
+    return default, default_source
+
+
 def current_memory_limit() -> tuple[int, str]:
     """The memory limit in bytes and where it comes from (for messages)."""
-    chosen = _settings.memory
-    if chosen is not None:
-        return chosen, "--max-memory / max_memory"
-    env = os.environ.get(_MEMORY_ENV)
-    if env:
-        return parse_size(env, _MEMORY_ENV), _MEMORY_ENV
-    return int(available_memory() * DEFAULT_FRACTION), f"{DEFAULT_FRACTION:.0%} of the available memory"
+    default = int(available_memory() * DEFAULT_FRACTION)
+    return _limit_in_force(_settings.memory, "--max-memory / max_memory", _MEMORY_ENV, parse_size,
+                           default, f"{DEFAULT_FRACTION:.0%} of the available memory")
 
 
 def current_time_limit() -> tuple[float, str]:
     """The run-time limit in seconds and where it comes from."""
-    chosen = _settings.time
-    if chosen is not None:
-        return chosen, "--max-time"
-    env = os.environ.get(_TIME_ENV)
-    if env:
-        return parse_duration(env, _TIME_ENV), _TIME_ENV
-    return DEFAULT_MAX_SECONDS, "the default of one day"
+    return _limit_in_force(_settings.time, "--max-time", _TIME_ENV, parse_duration,
+                           DEFAULT_MAX_SECONDS, "the default of one day")
 
 
 # ------------------------------------------------------------------ checks
