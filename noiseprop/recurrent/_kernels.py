@@ -143,14 +143,17 @@ def _noisy(code, p0, p1, sd, pre, key, z, f, g, tail):
 
 
 @njit(inline="always")
-def _sparse_product(x, indptr, indices, values, z):
-    """z[r] = W x[r] for every row r, W in compressed-row form."""
-    for r in range(x.shape[0]):
-        for i in range(z.shape[1]):
-            total = 0.0
-            for k in range(indptr[i], indptr[i + 1]):
-                total += values[k] * x[r, indices[k]]
-            z[r, i] = total
+def _sparse_product(x_t, indptr, indices, values, z_t):
+    """z_t[:, r] = W x_t[:, r] for every realisation r, W in compressed-row form
+    and the realisations along the rows of x_t (N, rows), z_t: the inner loop
+    runs over realisations and vectorises."""
+    for i in range(z_t.shape[0]):
+        for r in range(z_t.shape[1]):
+            z_t[i, r] = 0.0
+        for k in range(indptr[i], indptr[i + 1]):
+            v, j = values[k], indices[k]
+            for r in range(z_t.shape[1]):
+                z_t[i, r] += v * x_t[j, r]
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -205,6 +208,8 @@ def simulate_chunk(
         dx = np.zeros((rows, n))
         dx32 = np.zeros((rows, n), np.float32)
         dz = np.empty((rows, n))
+        dz_t = np.empty((n if sparse else 0, rows))
+        dx_t = np.zeros((n if sparse else 0, rows))  # sparse: realisations along rows
         dz32 = np.empty((rows, n), np.float32)
         dz_in32 = np.empty((rows, n), np.float32)
         dz_in = np.empty((rows, n))
@@ -219,7 +224,7 @@ def simulate_chunk(
             if t > 0:
                 closed = t > n_drive
                 if sparse:
-                    _sparse_product(dx, indptr, indices, values, dz)
+                    _sparse_product(dx_t, indptr, indices, values, dz_t)
                 elif single:
                     np.dot(dx32, W_t32, dz32)
                 else:
@@ -230,7 +235,10 @@ def simulate_chunk(
                     else:
                         np.dot(dy, W_in_t, dz_in)
                 for r in range(rows):
-                    if sparse or not single:
+                    if sparse:
+                        for i in range(n):
+                            z_row[0, i] = zbar[t, i] + dz_t[i, r]
+                    elif not single:
                         for i in range(n):
                             z_row[0, i] = zbar[t, i] + dz[r, i]
                     else:
@@ -249,6 +257,9 @@ def simulate_chunk(
                         v = keep * dx[r, i] + a * (f_row[0, i] - fbar[t, i])
                         dx[r, i] = v
                         dx32[r, i] = v
+                    if sparse:
+                        for i in range(n):
+                            dx_t[i, r] = dx[r, i]
             slot = record[t]
             if slot >= 0 or t >= n_drive:  # the output is recorded or fed back next step
                 np.dot(dx, W_out_t, do)
