@@ -37,18 +37,19 @@ CAPTION = (
     f"at D = {INTENSITY:g} on the reservoir. Readouts W_out = mu + sigma xi (xi a fixed zero-mean pattern of "
     "unit rms) with the output bias set so that the noise-free output is 1 (SNR = 1/Var y). (a) against the "
     f"mean mu at sigma = {SPREAD}; (b) against the mean square mu^2 + sigma^2 at mu = 0. Lines: stationary "
-    "solution (discrete Lyapunov equation); thin dotted lines: the statistics formula Var y = N (u + c) "
-    "mean(W_out^2) + N (N - 1) c mean(W_out)^2 with u + c and c the mean diagonal and off-diagonal of the "
+    "solution (discrete Lyapunov equation); thin dotted lines: the statistics formula Var y = N u "
+    "mean(W_out^2) + N^2 c mean(W_out)^2, with u + c and c the mean diagonal and off-diagonal entry of the "
     f"stationary covariance; points: Monte Carlo after {STEPS} steps, +-2 standard errors. Correlated noise "
-    "(AC, MC) is governed by the mean of W_out (its variance grows as N^2 mean^2); uncorrelated noise (AU, MU) "
-    "by the mean square. The JSON gives the largest |z| of the points per noise type and the largest "
-    "relative error of the statistics formula."
+    "(AC) is governed by the mean of W_out (its variance grows as N^2 mean^2: the SNR falls fastest in (a)); "
+    "uncorrelated noise (AU, MU) by the mean square (10 dB per decade in (b)). The JSON gives the largest "
+    "|z| of the points per noise type and the largest relative error of the statistics formula."
 )
 
 
 def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = False) -> FigureOutput:
     """Compute F12 and write ``F12_recurrent_readout.png`` and ``.json`` into ``outdir``."""
     from ..recurrent import RecurrentNetwork, echo_state_network, simulate, stationary
+    from ..recurrent.propagation import output_variance_from_statistics
 
     samples = samples_for(fast, full=20_000, quick=1_000)
     esn = echo_state_network(N, 1, 1, RADIUS, seed=SEED, bias_scale=0.2)
@@ -67,9 +68,7 @@ def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = Fals
         noise = Noise(**{name: INTENSITY})
         state = stationary(net, noise, u[:1])
         snr = 10 * np.log10(state.output_mean**2 / state.output_var)
-        diag = np.mean(np.diag(state.cov))
-        off = (np.sum(state.cov) - np.trace(state.cov)) / (N * (N - 1))
-        formula = N * diag * np.mean(W_out**2, axis=1) + N * (N - 1) * off * np.mean(W_out, axis=1) ** 2
+        formula = output_variance_from_statistics(W_out, state.cov)
         snr_formula = 10 * np.log10(state.output_mean**2 / formula)
         sim = simulate(net, noise, u, samples, seed=SEED + j, steps=[STEPS])
         var, stderr = np.asarray(sim.output.var[-1]), np.asarray(sim.output.var_stderr[-1])

@@ -71,7 +71,7 @@ def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = Fals
                           "max_abs_z": max(zs)}
     ax.set_xscale("log")
     ax.set(xlabel="inference noise D_AU", ylabel="output SNR (dB)", title="noise-injection training (Elman RNN)")
-    ax.legend(title="training", loc="upper right")
+    ax.add_artist(ax.legend(title="training", loc="upper right"))
     legend_keys(ax, loc="lower left")
     gain = numbers[f"D_AU = {TRAIN_LEVELS[2]:g}"]["snr_db_at_1e-2"] - numbers["clean"]["snr_db_at_1e-2"]
     record = {"caption": CAPTION, "fast": fast, "samples": samples, "epochs": epochs, "seed": SEED,

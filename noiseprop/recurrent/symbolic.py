@@ -155,8 +155,8 @@ STATISTICS_ASSUMPTIONS = (
     "slopes F'(z-bar_t) act like i.i.d. draws with mean s_mean and mean square s_sq, the noise-free "
     "activations F(z-bar_t) like draws of power P and coherence r (P r = mean^2), all per time step",
     "the reservoir covariance enters only through its mean diagonal (u + c) and mean off-diagonal "
-    "entry (c); the output variance is N (u + c) nu_out + N (N - 1) c mu_out^2 (mean mu_out and mean "
-    "square nu_out of the entries of W_out)",
+    "entry (c); output j has variance N nu_j u + N^2 mu_j^2 c (mean mu_j and mean square nu_j of row j "
+    "of W_out; output_variance_from_split), averaged over the outputs",
     "linear response, reservoir noise after the activation, no output-neuron noise",
 )
 
@@ -199,7 +199,7 @@ class StatisticsPrediction:
     correlated : ndarray (T + 1,)
         Mean off-diagonal covariance c.
     output_var : ndarray (T + 1,)
-        Per-output average output noise variance.
+        Output noise variance averaged over the outputs.
     statistics : dict
         mu, nu (reservoir, and of the loop matrix when self-closed), mu_out,
         nu_out and the per-step s_mean, s_sq, P, r (arrays).
@@ -235,6 +235,7 @@ def statistics_predict(net, noise, u, *, generate: int = 0, x0=None) -> Statisti
     """
     from ..noise import Noise
     from .model import require_recurrent
+    from .propagation import output_variance_from_split
 
     require_recurrent(net)
     if not isinstance(noise, Noise):
@@ -274,7 +275,7 @@ def statistics_predict(net, noise, u, *, generate: int = 0, x0=None) -> Statisti
         us.append(float(uu))
         cs.append(float(cc))
     us, cs = np.array(us), np.array(cs)
-    output_var = n * (us + cs) * nu_out + n * (n - 1) * cs * mu_out**2
+    output_var = output_variance_from_split(net.W_out, us, cs).mean(axis=-1)
     stats = {"N": n, "mu": moments["driven"][0], "nu": moments["driven"][1], "mu_out": mu_out, "nu_out": nu_out,
              "s_mean": slopes.mean(axis=1), "s_sq": (slopes**2).mean(axis=1), "P": power, "r": coherence}
     if generate:
