@@ -16,11 +16,11 @@ import numpy as np
 
 from ..noise import NOISE_TYPES, Noise
 from ..utils.tables import format_table
+from .check import EXIT_RULE_FAILED
 from .common import CLIError, add_noise_options, noise_from_args, noise_text, print_json
 
 __all__ = ["register"]
 
-EXIT_FAILED = 1
 #: Suffixes of pickled reservoirpy models.
 _PICKLES = (".pkl", ".pickle")
 
@@ -191,7 +191,7 @@ def _report(args, report, net, noise, output_noise) -> int:
     else:
         _header(net, noise, output_noise)
         print(report.table())
-    return 0 if report.passed else EXIT_FAILED
+    return 0 if report.passed else EXIT_RULE_FAILED
 
 
 def _check(args) -> int:
