@@ -37,6 +37,7 @@ from ..simulation.montecarlo import (
     _layer_estimates,
     _progress_bar,
     _single_threaded_blas,
+    simulation_from_estimates,
 )
 from ..simulation.verification import VerificationReport
 from ..utils.seeds import seed_key
@@ -115,16 +116,12 @@ def _estimates(acc, rows, n, shift):
 
 
 def _as_simulation(x0_stats, est, samples, seed) -> Simulation:
-    mean0, n = x0_stats, x0_stats.shape[0]
-    zeros, zero = np.zeros((1, n)), np.zeros(1)
-    split = lambda key: [row[None] for row in est[key]]  # noqa: E731  (K, N) -> K arrays (1, N)
-    scalars = lambda key: [np.array([v]) for v in est[key]]  # noqa: E731
-    return Simulation(
-        [mean0[None]] + split("mean"), [zeros] + split("var"), [zero] + scalars("corr"), False,
-        mean_stderr=[zeros] + split("mean_se"), var_stderr=[zeros] + split("var_se"),
-        correlated_stderr=[zero] + scalars("corr_se"), noise_var_stderr=[zero] + scalars("nv_se"),
-        samples=samples, seed=seed, control_variate=False, converged=None,
-    )
+    """The per-step estimates (arrays (K, N) and (K,)) as a Simulation whose
+    "layers" are step 0 (noise-free x0_stats) and the K recorded steps."""
+    per_step = {key: [np.atleast_1d(row)[None] if np.ndim(row) else np.array([row]) for row in values]
+                for key, values in est.items()}
+    return simulation_from_estimates(x0_stats[None], per_step, False, samples=samples, seed=seed,
+                                     control_variate=False, converged=None)
 
 
 def simulate(
