@@ -230,9 +230,11 @@ def simulate(
 def _noise_free_drive(net: RecurrentNetwork, u: np.ndarray, states: np.ndarray, outputs: np.ndarray) -> np.ndarray:
     """z-bar (T + 1, N): the noise-free pre-activations W_in u-bar_t + W x-bar_{t-1} + b
     (u-bar_t = y-bar_{t-1} in self-closed steps; row 0 zero)."""
-    inputs = np.concatenate([u, outputs[u.shape[0]: -1]]) if states.shape[0] > u.shape[0] + 1 else u
     zbar = np.zeros_like(states)
-    zbar[1:] = inputs @ net.W_in.T + states[:-1] @ net.W.T + net.bias
+    for t in range(1, states.shape[0]):  # row by row: no (T, N) temporaries beside the result
+        drive = u[t - 1] if t <= u.shape[0] else outputs[t - 1]
+        np.dot(net.W, states[t - 1], out=zbar[t])
+        zbar[t] += net.W_in @ drive + net.bias
     return zbar
 
 
