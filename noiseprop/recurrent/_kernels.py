@@ -198,9 +198,6 @@ def simulate_chunk(
     fields_x = acc_x.shape[2] // n
     fields_y = acc_y.shape[2] // n_out
     a, keep = leak, 1.0 - leak
-    fbar = np.empty((total + 1, n))  # F(z-bar_t), with the kernel's activation
-    for t in range(1, total + 1):
-        _activation(code, p0, p1, zbar[t: t + 1], fbar[t: t + 1])
     for tile in prange(tiles):
         start = tile * n_samples // tiles
         stop = (tile + 1) * n_samples // tiles
@@ -217,12 +214,14 @@ def simulate_chunk(
         dy32 = np.zeros((rows, n_out), np.float32)
         do = np.empty((rows, n_out))
         z_row, f_row = np.empty((1, n)), np.empty((1, n))
+        fbar = np.empty((1, n))  # F(z-bar_t), with the kernel's activation
         o_row, y_row = np.empty((1, n_out)), np.empty((1, n_out))
         g, g_out = np.empty(n), np.empty(n_out)
         tail = np.empty(max(n, n_out), np.int64)
         for t in range(total + 1):
             if t > 0:
                 closed = t > n_drive
+                _activation(code, p0, p1, zbar[t: t + 1], fbar)
                 if sparse:
                     _sparse_product(dx_t, indptr, indices, values, dz_t)
                 elif single:
@@ -254,7 +253,7 @@ def simulate_chunk(
                     key = stream_key(seed_key, sample0 + start + r, t, RESERVOIR_STREAM)
                     _noisy(code, p0, p1, sd, pre, key, z_row, f_row, g, tail)
                     for i in range(n):
-                        v = keep * dx[r, i] + a * (f_row[0, i] - fbar[t, i])
+                        v = keep * dx[r, i] + a * (f_row[0, i] - fbar[0, i])
                         dx[r, i] = v
                         dx32[r, i] = v
                     if sparse:
