@@ -8,7 +8,15 @@ import numpy as np
 
 from ..noise import Noise
 from ..plotting import figure
-from ._common import FigureOutput, draw_analytic, draw_monte_carlo, legend_keys, samples_for, write_figure, z_scores
+from ._common import (
+    FigureOutput,
+    draw_analytic,
+    draw_monte_carlo,
+    legend_keys,
+    samples_for,
+    write_figure,
+    z_scores,
+)
 
 __all__ = ["make", "FIGURE_ID", "STEM", "CAPTION", "REQUIRES"]
 

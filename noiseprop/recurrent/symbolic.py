@@ -178,7 +178,8 @@ def statistics_step():
         u' and c' in the symbols of :data:`noiseprop.analysis.symbolic.SYMBOLS`
         (u_prev, c_prev, N, mu, nu, s_mean, s_sq, P, r, D_*) and ``a``.
     """
-    from ..analysis.symbolic import SYMBOLS as FF, recursion
+    from ..analysis.symbolic import SYMBOLS as FF
+    from ..analysis.symbolic import recursion
 
     layer = recursion("trained")
     u0, c0 = FF["u_prev"], FF["c_prev"]
