@@ -16,12 +16,21 @@ The noiseprop kernel multiplies by the dense reservoir through BLAS (as
 NumPy does) and by the sparse one in compressed-row form; NumPy uses the
 dense product in both cases (the plain implementation).
 
+With ``--torch`` the same plain implementation in PyTorch (CPU, float64,
+``torch.randn``) is timed too.  The noiseprop kernel propagates each
+realisation's deviation from the noise-free trajectory, with the dense
+reservoir product in single precision (``precision="mixed"``, the default);
+``--double`` times ``precision="double"`` as well.
+
 Usage::
 
-    python benchmarks/recurrent_benchmark.py [--fast] [--repeat 2] [--out DIR] [--force]
+    python benchmarks/recurrent_benchmark.py [--fast] [--samples R] [--repeat 2] [--torch] [--double]
+                                             [--out DIR] [--force]
 
-``--fast``: N = 100, T = 200, R = 2000.  Writes DIR/recurrent_benchmark.json
-(default DIR benchmarks/results).
+``--fast``: N = 100, T = 200, R = 2000.  ``--samples`` lowers R (the times
+grow linearly with R, so the ratio hardly depends on it; on a loaded
+machine the NumPy reference alone takes minutes at R = 10 000).  Writes
+DIR/recurrent_benchmark.json (default DIR benchmarks/results).
 """
 from __future__ import annotations
 
@@ -68,7 +77,39 @@ def numpy_reference(net, noise: Noise, u: np.ndarray, samples: int, seed: int):
     return var, out_var
 
 
-def run(n: int, steps: int, samples: int, repeat: int, density):
+def torch_reference(net, noise: Noise, u: np.ndarray, samples: int, seed: int):
+    """The plain implementation of :func:`numpy_reference` in PyTorch (CPU, float64)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    sd = {name: float(np.sqrt(getattr(noise, name))) for name in ("AU", "AC", "MU", "MC")}
+    W_t, W_out_t = torch.from_numpy(net.W.T.copy()), torch.from_numpy(net.W_out.T.copy())
+    drive = torch.from_numpy(u @ net.W_in.T + net.bias)
+    out_bias = torch.from_numpy(net.output_bias)
+    x = torch.zeros((samples, net.n), dtype=torch.float64)
+    sums, squares = torch.zeros((u.shape[0], net.n), dtype=torch.float64), torch.zeros((u.shape[0], net.n), dtype=torch.float64)
+    out_sums = torch.zeros((u.shape[0], net.n_out), dtype=torch.float64)
+    out_squares = torch.zeros_like(out_sums)
+    a = net.leak
+
+    def normal(*shape):
+        return torch.randn(shape, generator=gen, dtype=torch.float64)
+
+    for t in range(u.shape[0]):
+        f = torch.tanh(x @ W_t + drive[t])
+        gain = 1.0 + sd["MU"] * normal(samples, net.n) + sd["MC"] * normal(samples, 1)
+        noisy = f * gain + sd["AU"] * normal(samples, net.n) + sd["AC"] * normal(samples, 1)
+        x = (1.0 - a) * x + a * noisy
+        y = x @ W_out_t + out_bias
+        sums[t] += x.sum(0)
+        squares[t] += (x * x).sum(0)
+        out_sums[t] += y.sum(0)
+        out_squares[t] += (y * y).sum(0)
+    mean = sums.numpy() / samples
+    return (squares.numpy() / samples - mean**2) * samples / (samples - 1)
+
+
+def run(n: int, steps: int, samples: int, repeat: int, density, torch: bool = False, double: bool = False):
     net = echo_state_network(n, 1, 1, 0.9, density=density, input_scale=0.5, seed=0)
     noise = Noise(AU=D, AC=D, MU=D, MC=D)
     u = np.sin(0.2 * np.arange(steps))[:, None]
@@ -77,30 +118,47 @@ def run(n: int, steps: int, samples: int, repeat: int, density):
     t_numpy, (var_np, out_var_np) = best_time(lambda: numpy_reference(net, noise, u, samples, 1), repeat)
     var_nb = np.array(sim.reservoir.var[1:])
     agreement = float(np.median(np.abs(var_nb / var_np - 1)))
-    return {
+    row = {
         "reservoir": "dense" if density is None else f"density {density}",
         "N": n, "T": steps, "R": samples, "seconds_noiseprop": t_numba, "seconds_numpy": t_numpy,
         "ratio": t_numpy / t_numba,
         "median_relative_difference_of_variances": agreement,
         "expected_relative_sampling_error": float(np.sqrt(2 / (samples - 1)) * np.sqrt(2)),
     }
+    if double:
+        t_double, _ = best_time(lambda: simulate(net, noise, u, samples, seed=0, precision="double"), repeat)
+        row.update(seconds_noiseprop_double=t_double, ratio_double=t_numpy / t_double)
+    if torch:
+        t_torch, var_torch = best_time(lambda: torch_reference(net, noise, u, samples, 1), repeat)
+        row.update(seconds_torch=t_torch, ratio_vs_torch=t_torch / t_numba,
+                   median_relative_difference_vs_torch=float(np.median(np.abs(var_nb / var_torch - 1))))
+    return row
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fast", action="store_true", help="N=100, T=200, R=2000")
+    parser.add_argument("--samples", type=int, help="realisations R (default 10 000; 2000 with --fast)")
+    parser.add_argument("--torch", action="store_true", help="also time a plain PyTorch implementation")
+    parser.add_argument("--double", action="store_true", help="also time precision='double'")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--force", action="store_true", help="overwrite an existing result file")
     args = parser.parse_args(argv)
     n, steps, samples = (100, 200, 2000) if args.fast else (200, 1000, 10_000)
-    rows = [run(n, steps, samples, args.repeat, density) for density in (None, 0.05)]
+    samples = args.samples or samples
+    rows = [run(n, steps, samples, args.repeat, density, args.torch, args.double) for density in (None, 0.05)]
     for row in rows:
         print(f"{row['reservoir']:>13}: N={row['N']} T={row['T']} R={row['R']}: noiseprop "
               f"{row['seconds_noiseprop']:.2f} s, NumPy {row['seconds_numpy']:.2f} s, ratio "
               f"{row['ratio']:.2f}x; median |var ratio - 1| {row['median_relative_difference_of_variances']:.3%}")
+        if "ratio_double" in row:
+            print(f"{'':>13}  precision='double': {row['seconds_noiseprop_double']:.2f} s, ratio {row['ratio_double']:.2f}x")
+        if "ratio_vs_torch" in row:
+            print(f"{'':>13}  PyTorch {row['seconds_torch']:.2f} s, noiseprop {row['ratio_vs_torch']:.2f}x faster")
     payload = {"machine": platform.platform(), "threads": numba.get_num_threads(), "fast": args.fast,
                "noise": f"AU=AC=MU=MC={D}", "results": rows}
+    payload["samples_note"] = "R lowered with --samples" if args.samples else "default R"
     name = "recurrent_benchmark_fast.json" if args.fast else "recurrent_benchmark.json"
     path = atomic_write(args.out / name, lambda h: h.write(json.dumps(payload, indent=2).encode()),
                         overwrite=args.force)

@@ -67,7 +67,7 @@ def symmetric_recursion(depth, width, slope, level, AU=0.0, AC=0.0, MU=0.0, MC=0
 @pytest.mark.slow
 def test_every_figure_writes_png_and_json(figures_dir, capsys):
     made = {fid: module for fid, module in FIGURES.items() if fid not in unavailable(FIGURES)}
-    assert set(FIGURES) - set(made) <= {"F8"}  # only F8 needs an extra (train)
+    assert set(FIGURES) - set(made) <= {"F8", "F13"}  # only F8 and F13 need an extra (train)
     for figure_id, module in made.items():
         png = figures_dir / f"{module.STEM}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure_id
@@ -379,6 +379,33 @@ def test_f8_noise_aware_training_accuracy_is_predicted(figures_dir):
         np.testing.assert_array_less(gap, threshold * np.hypot(stderr, analytic_se))
         # accuracy falls with the inference noise (smallest to largest level)
         assert row["monte_carlo"][0] > row["monte_carlo"][-1] + 0.3
+
+
+@pytest.mark.slow
+def test_f12_readout_snr_points_and_statistics_formula(figures_dir):
+    data = record(figures_dir, "F12")
+    assert_monte_carlo_agrees(data["curves"], "snr_db_monte_carlo", "snr_db", "snr_db_stderr")
+    curves = data["curves"]
+    k = len(data["means"])
+    # (a): correlated additive noise falls fastest with the mean of W_out; (b): every type falls with
+    # the mean square (uncorrelated noise by about 10 dB per decade of the mean square)
+    drop = {name: c["snr_db"][0] - c["snr_db"][k - 1] for name, c in curves.items()}
+    assert drop["AC"] == max(drop.values())
+    spreads = np.array(data["spreads"])
+    for name in ("AU", "MU"):
+        slope = np.polyfit(np.log10(spreads**2), curves[name]["snr_db"][k:], 1)[0]
+        assert -11 < slope < -9, name
+
+
+@pytest.mark.slow
+def test_f13_noise_injection_training_gains_snr(figures_dir):
+    needs("torch")  # without it the figures run skips F13
+    data = record(figures_dir, "F13")
+    numbers = {k: v for k, v in data["numbers"].items() if isinstance(v, dict)}
+    threshold = z_threshold(sum(len(c["snr_db_monte_carlo"]) for c in data["curves"].values()))
+    for name, row in numbers.items():
+        assert row["max_abs_z"] < threshold, name
+    assert data["numbers"]["snr_gain_db_at_1e-2"] > 1.0
 
 
 @pytest.mark.parametrize("figure_id", list(FIGURES))

@@ -109,12 +109,13 @@ def test_missing_message_text():
 
 @pytest.mark.slow
 def test_fast_figures_without_extras(tmp_path):
-    """``noiseprop figures OUT --fast`` on a plain install: F1-F7 written, F8 skipped with the pip command."""
+    """``noiseprop figures OUT --fast`` on a plain install: F8 and F13 skipped with the pip command."""
     result = run_cli_without(["torch", "onnx", "sklearn", "dask", "distributed"],
                              ["figures", "out", "--fast", "--quiet"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "F8: skipped" in result.stderr and "pip install 'noiseprop[train]'" in result.stderr
+    assert "F13: skipped" in result.stderr
     written = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
-    # every figure but F8 (torch): F1-F7 and the mitigation figures F9, F10
+    # every figure but F8 and F13 (torch): F1-F7, the mitigation figures F9, F10, the recurrent F11, F12
     assert sorted(name.split("_")[0] for name in written) == sorted(
-        ["F1", "F2", "F3", "F4", "F5", "F6", "F7", "F9", "F10"])
+        ["F1", "F2", "F3", "F4", "F5", "F6", "F7", "F9", "F10", "F11", "F12"])

@@ -109,3 +109,34 @@ def test_memory_independent_of_samples_and_steps():
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
     assert max(peaks) < 1.5 * min(peaks) + 200_000, peaks
+
+
+def test_kernel_tanh_within_a_few_ulp_of_numpy():
+    from noiseprop.recurrent._kernels import tanh
+
+    x = np.concatenate([np.linspace(-25, 25, 20001), np.logspace(-300, 1.5, 2000), -np.logspace(-300, 1.5, 2000),
+                        [0.0, -0.0, 0.3465735902799726, -0.3465735902799727]])
+    expected = np.tanh(x)
+    got = tanh(x)
+    scale = np.maximum(np.abs(expected), np.finfo(float).tiny)
+    assert np.max(np.abs(got - expected) / scale) < 5 * np.finfo(float).eps
+    assert np.array_equal(np.sign(got), np.sign(expected))  # (the sign of a zero may differ)
+
+
+def test_mixed_precision_matches_double_up_to_rounding_and_sparse_path_agrees():
+    """Same seed, same draws: the single-precision product of the deviations changes the
+    estimates by rounding only (relative 1e-5, far below their standard errors of ~1e-2);
+    a sparse reservoir (compressed-row path) must pass verify at large noise."""
+    net = echo_state_network(40, 1, 1, 0.8, density=0.1, seed=2, activation="linear(slope=0.9)", leak=0.8,
+                             feedback=True)
+    dense = RecurrentNetwork.from_arrays(net.W_in, net.W + 1e-3, net.W_out, leak=0.8, activation="linear(slope=0.9)",
+                                         feedback=True)
+    u = np.sin(0.4 * np.arange(12))[:, None]
+    noise = Noise(AU=1e-2, AC=1e-2, MU=1e-2, MC=1e-2)
+    mixed = simulate(dense, noise, u, 400, seed=5, generate=4)
+    double = simulate(dense, noise, u, 400, seed=5, generate=4, precision="double")
+    np.testing.assert_allclose(mixed.var, double.var, rtol=1e-5)
+    np.testing.assert_allclose(mixed.output_var, double.output_var, rtol=1e-5)
+    assert verify(net, noise, u, 4000, seed=6, generate=4).passed
+    with pytest.raises(ValueError, match="precision must be one of"):
+        simulate(net, noise, u, 100, precision="single")

@@ -121,14 +121,14 @@ def test_symbolic_recursion_equals_predict_and_stationary(capsys):
 
 
 @pytest.mark.slow
-def test_figure_f9_fast(tmp_path):
+def test_figure_f11_fast(tmp_path):
     pytest.importorskip("matplotlib")
-    from noiseprop.figures import f9_recurrent
+    from noiseprop.figures import f11_recurrent_time
 
-    out = f9_recurrent.make(tmp_path, fast=True)
+    out = f11_recurrent_time.make(tmp_path, fast=True)
     assert out.png.read_bytes()[:4] == b"\x89PNG"
     record = json.loads(out.data.read_text())
-    assert record["caption"] == f9_recurrent.CAPTION
+    assert record["caption"] == f11_recurrent_time.CAPTION
     # driven phase: lines and points agree (4 types x 40 steps, |z| < 6: false failure < 1e-6)
     for name, numbers in record["numbers"].items():
         assert numbers["max_abs_z_driven"] < 6.0, name

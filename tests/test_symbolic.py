@@ -263,7 +263,7 @@ def test_outputs_latex_pretty_json():
     (lambda: S.derive("AC", family="random"), "unknown network family 'random'"),
     (lambda: S.symmetric_variances(0, 4, 0.25, 1.0, 1.0), "depth must be a positive integer"),
     (lambda: S.symmetric_variances(3, 4, 0.25, 1.0, 1.0, AU=-1.0), "noise intensity AU must be a finite variance >= 0"),
-    (lambda: S.symmetric_variances(3, 4, float("nan"), 1.0, 1.0), "weight must be a finite number"),
+    (lambda: S.symmetric_variances(3, 4, float("nan"), 1.0, 1.0), "weight must be finite"),
     (lambda: S.derive("AC").function("gain")(N=3), "missing parameter(s) ['s', 'w']"),
     (lambda: S.derive("AC").function("speed"), "unknown result 'speed'"),
     (lambda: S.statistics_recursion(Network.symmetric(2, 3, 0.3), Noise(AU=1e-3, placement="pre"), np.ones(3)),

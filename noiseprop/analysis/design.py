@@ -217,14 +217,12 @@ class DesignReport:
     @property
     def meets_target(self) -> Optional[bool]:
         """Whether the worst output SNR reaches the target (None without one)."""
-        if self.target_snr_db is None:
-            return None
-        return self.output_snr_db >= self.target_snr_db
+        return target_met(self.output_snr_db, self.target_snr_db)
 
     @property
     def passed(self) -> bool:
         """All rules met: bounded accumulation and, if given, the target SNR."""
-        return self.bounded and self.meets_target is not False
+        return rules_met(self.bounded, self.meets_target)
 
     @property
     def dominant_layer(self) -> int:
@@ -509,6 +507,17 @@ def _target(target_snr_db) -> "float | None":
     if target_snr_db is None:
         return None
     return finite_number("target_snr_db", target_snr_db)
+
+
+def target_met(snr_db: float, target_snr_db: "float | None") -> Optional[bool]:
+    """The target rule of every design check: SNR (dB) >= target, None without a target."""
+    return None if target_snr_db is None else snr_db >= target_snr_db
+
+
+def rules_met(bounded: bool, meets_target: Optional[bool]) -> bool:
+    """The verdict of every design check (``noiseprop check`` and ``noiseprop recurrent
+    check`` exit 1 when False): noise bounded and the target, if any, met."""
+    return bool(bounded) and meets_target is not False
 
 
 def _injections(net: Network, layer_noise: Sequence[Noise], inputs: np.ndarray) -> list[tuple]:

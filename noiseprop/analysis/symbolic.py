@@ -46,7 +46,7 @@ import sympy as sp
 
 from ..model import Network
 from ..noise import NOISE_TYPES, Noise, NoiseSpec, per_layer_noise
-from ..utils.validation import as_input, positive_int, require_network
+from ..utils.validation import as_input, finite_number, positive_int, require_network
 
 __all__ = [
     "FAMILIES",
@@ -652,9 +652,8 @@ def symmetric_variances(
     """
     depth, width = positive_int("depth", depth), positive_int("width", width)
     noise = Noise(AU=AU, AC=AC, MU=MU, MC=MC)  # validates the intensities
-    for name, value in {"weight": weight, "slope": slope, "signal": signal, "bias": bias}.items():
-        if not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    weight, slope, signal, bias = (finite_number(name, value) for name, value in
+                                   (("weight", weight), ("slope", slope), ("signal", signal), ("bias", bias)))
     step = recursion("symmetric").step_function()
     parameters = dict(N=width, w=weight, s=slope, **{f"D_{n}": v for n, v in noise.intensities.items()})
     u = c = 0.0

@@ -1,7 +1,8 @@
 """``noiseprop recurrent {predict,stationary,verify,check}``: recurrent networks (echo state networks).
 
-The model comes from a recurrent ``.npz`` file (:func:`noiseprop.recurrent.save_recurrent`)
-or ``--esn N,RADIUS[,DENSITY]`` (a random tanh echo state network, one
+The model comes from a recurrent ``.npz`` file (:func:`noiseprop.recurrent.save_recurrent`),
+a pickled reservoirpy ``Reservoir >> Ridge`` model (``.pkl``, with
+``--trust-pickle``; extra ``reservoir``) or ``--esn N,RADIUS[,DENSITY]`` (a random tanh echo state network, one
 input, one output).  Noise options as for the feed-forward commands (one
 value: the reservoir is one layer), ``--output-AU`` ... for the readout.
 Exit codes: 0 success, 1 a failed verification or design rule, 2 bad input.
@@ -15,11 +16,13 @@ import numpy as np
 
 from ..noise import NOISE_TYPES, Noise
 from ..utils.tables import format_table
+from .check import EXIT_RULE_FAILED
 from .common import CLIError, add_noise_options, noise_from_args, noise_text, print_json
 
 __all__ = ["register"]
 
-EXIT_FAILED = 1
+#: Suffixes of pickled reservoirpy models.
+_PICKLES = (".pkl", ".pickle")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -59,7 +62,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("network and input")
-    group.add_argument("network", nargs="?", type=Path, help="recurrent network file (.npz, kind='recurrent')")
+    group.add_argument("network", nargs="?", type=Path,
+                       help="recurrent network file (.npz, kind='recurrent'), or a pickled reservoirpy "
+                       "Reservoir >> Ridge model (.pkl/.pickle; needs --trust-pickle and reservoirpy)")
+    group.add_argument("--trust-pickle", action="store_true",
+                       help="read a pickled reservoirpy model (.pkl). RISK: the file can run any code with your "
+                       "permissions while it loads; use only for files you made or fully trust")
+    group.add_argument("--feedback", action="store_true",
+                       help="a reservoirpy model: mark it for self-closed generation (--generate)")
     group.add_argument("--esn", metavar="N,RADIUS[,DENSITY]",
                        help="a random tanh echo state network instead (1 input, 1 output, seed 0)")
     group.add_argument("--input", type=Path, metavar="FILE", help="input sequence (T, N_in): .npy or text")
@@ -86,6 +96,10 @@ def _model(args):
         except (ValueError, IndexError):
             raise CLIError(f"--esn needs N,RADIUS[,DENSITY], got {args.esn!r}") from None
         net = echo_state_network(n, 1, 1, radius, density=density, seed=0)
+    elif args.network.suffix.lower() in _PICKLES:
+        from ..recurrent.interop import load_reservoirpy
+
+        net = load_reservoirpy(args.network, trust=args.trust_pickle, feedback=args.feedback)
     else:
         net, stored = load_recurrent(args.network, return_input=True)
     if args.input is not None:
@@ -177,7 +191,7 @@ def _report(args, report, net, noise, output_noise) -> int:
     else:
         _header(net, noise, output_noise)
         print(report.table())
-    return 0 if report.passed else EXIT_FAILED
+    return 0 if report.passed else EXIT_RULE_FAILED
 
 
 def _check(args) -> int:

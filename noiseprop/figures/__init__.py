@@ -29,6 +29,9 @@ from . import (
     f8_noisy_training,
     f9_mitigation,
     f10_mitigated_accuracy,
+    f11_recurrent_time,
+    f12_recurrent_readout,
+    f13_recurrent_training,
 )
 from ._common import FigureOutput, output_paths
 
@@ -39,7 +42,8 @@ FIGURES = {
     module.FIGURE_ID: module
     for module in (
         f1_symmetric, f2_depth, f3_slope, f4_trained_layers, f5_trained_snr, f6_accuracy, f7_walking,
-        f8_noisy_training, f9_mitigation, f10_mitigated_accuracy,
+        f8_noisy_training, f9_mitigation, f10_mitigated_accuracy, f11_recurrent_time, f12_recurrent_readout,
+        f13_recurrent_training,
     )
 }
 
@@ -103,7 +107,7 @@ def make_figures(
     -------
     list of FigureOutput
         The figures written.  With ``only`` None, figures whose optional
-        dependency is missing (F8 needs PyTorch, extra ``train``) are skipped,
+        dependency is missing (F8 and F13 need PyTorch, extra ``train``) are skipped,
         with a ``progress`` line that gives the pip command.
 
     Raises

@@ -54,7 +54,7 @@ class FigureOutput:
     Attributes
     ----------
     figure_id : str
-        "F1" .. "F10".
+        "F1" .. "F13".
     png : Path
         The figure.
     data : Path

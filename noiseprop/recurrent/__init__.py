@@ -4,7 +4,8 @@ Noise propagation through time: analytic prediction (:func:`predict`), the
 stationary noise level and its stability (:func:`stationary`), Monte Carlo
 simulation and verification (:func:`simulate`, :func:`verify`; numba, loaded
 on first use), the symbolic time recursion (:mod:`.symbolic`, sympy),
-Mackey-Glass data and training (:mod:`.data`, :mod:`.training`) and the
+Mackey-Glass data and training (:mod:`.data`, :mod:`.training`), the
+reservoirpy importer (:func:`from_reservoirpy`, extra ``reservoir``) and the
 design check (:func:`check_recurrent`).  The model is in
 :mod:`noiseprop.recurrent.model`.
 """
@@ -32,6 +33,8 @@ _LAZY = {
     "mackey_glass": ".data",
     "ridge_readout": ".training",
     "nrmse": ".training",
+    "from_reservoirpy": ".interop",
+    "load_reservoirpy": ".interop",
 }
 
 
@@ -39,7 +42,7 @@ def __getattr__(name: str):
     # numba (simulation), torch (training) and sympy (symbolic) load on first use only.
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    if name in ("symbolic", "simulation", "training", "data", "design"):
+    if name in ("symbolic", "simulation", "training", "data", "design", "interop"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'noiseprop.recurrent' has no attribute {name!r}")
 

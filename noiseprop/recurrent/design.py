@@ -25,6 +25,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..analysis.design import _target, rules_met, target_met
 from ..noise import NOISE_TYPES, Noise
 from ..statistics import decibels
 from .model import RecurrentNetwork
@@ -70,15 +71,14 @@ class RecurrentDesignReport:
 
     @property
     def meets_target(self) -> Optional[bool]:
-        if self.target_snr_db is None:
-            return None
-        return self.output_snr_db >= self.target_snr_db
+        return target_met(self.output_snr_db, self.target_snr_db)
 
     @property
     def passed(self) -> bool:
-        if self.state is None:
-            return False
-        return self.state.bounded and self.state.state_radius < 1 and self.meets_target is not False
+        """The feed-forward verdict (:func:`noiseprop.analysis.design.rules_met`), with
+        "bounded" meaning a stable working point and bounded noise."""
+        stable = self.state is not None and self.state.bounded and self.state.state_radius < 1
+        return rules_met(stable, self.meets_target)
 
     def table(self) -> str:
         s = self.state
@@ -158,10 +158,7 @@ def check_recurrent(
     -------
     RecurrentDesignReport
     """
-    if target_snr_db is not None:
-        target_snr_db = float(target_snr_db)
-        if not math.isfinite(target_snr_db):
-            raise ValueError(f"target_snr_db must be a finite number of dB, got {target_snr_db}")
+    target_snr_db = _target(target_snr_db)
     try:
         state = stationary(net, noise, u, output_noise=output_noise, mode=mode)
     except NoFixedPointError as err:

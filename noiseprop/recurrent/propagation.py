@@ -45,7 +45,8 @@ from ..noise import Noise
 from ..propagation import METHODS, Prediction, activation_moments, add_noise_covariance
 from .model import RecurrentNetwork, require_recurrent
 
-__all__ = ["predict", "RecurrentPrediction", "step_moments", "output_moments", "output_variance_from_statistics"]
+__all__ = ["predict", "RecurrentPrediction", "step_moments", "output_moments", "output_variance_from_statistics",
+           "output_variance_from_split"]
 
 
 class RecurrentPrediction:
@@ -316,5 +317,14 @@ def output_variance_from_statistics(W_out, cov) -> np.ndarray:
     W_out, cov = np.asarray(W_out, float), np.asarray(cov, float)
     n = cov.shape[0]
     c = _off_diagonal(cov)
-    u = float(np.trace(cov)) / n - c
+    return output_variance_from_split(W_out, float(np.trace(cov)) / n - c, c)
+
+
+def output_variance_from_split(W_out, u, c) -> np.ndarray:
+    """N nu_j u + N^2 mu_j^2 c for every output j (see
+    :func:`output_variance_from_statistics`); u, c scalars or arrays (shape S),
+    result (S..., N_out)."""
+    W_out = np.asarray(W_out, float)
+    n = W_out.shape[1]
+    u, c = np.asarray(u, float)[..., None], np.asarray(c, float)[..., None]
     return n * np.mean(W_out**2, axis=1) * u + n**2 * np.mean(W_out, axis=1) ** 2 * c

@@ -514,13 +514,8 @@ def simulate(
     else:
         engine = _run(net, layer_noise, xb, samples, chunk, key, cv, rtol, progress, dtype)
     est = engine.estimates()
-    zeros = np.zeros(xb.shape)
-    no_noise = np.zeros(xb.shape[0])
-    return Simulation(
-        [xb] + est["mean"], [zeros] + est["var"], [no_noise] + est["corr"], batched,
-        mean_stderr=[zeros] + est["mean_se"], var_stderr=[zeros] + est["var_se"],
-        correlated_stderr=[no_noise] + est["corr_se"], noise_var_stderr=[no_noise] + est["nv_se"],
-        samples=engine.samples_done, seed=operator.index(seed), control_variate=cv,
+    return simulation_from_estimates(
+        xb, est, batched, samples=engine.samples_done, seed=operator.index(seed), control_variate=cv,
         converged=None if rtol is None else _precision_reached(est, rtol), dtype=dtype,
     )
 
@@ -553,6 +548,20 @@ def _run(net, layer_noise, xb, samples, chunk, key, cv, rtol, progress, dtype) -
                     and _precision_reached(engine.estimates(), rtol)):
                 break
     return engine
+
+
+def simulation_from_estimates(first: np.ndarray, est: dict, batched: bool, **meta) -> Simulation:
+    """A :class:`Simulation` from the noise-free layer 0 ``first`` (B, N_0) and the
+    per-layer estimates ``est`` (lists over layers 1..L of the keys of
+    ``_layer_estimates``); ``meta``: samples, seed, control_variate, converged.
+    Layer 0 has zero variance and zero standard errors."""
+    zeros = np.zeros(first.shape)
+    no_noise = np.zeros(first.shape[0])
+    return Simulation(
+        [first] + est["mean"], [zeros] + est["var"], [no_noise] + est["corr"], batched,
+        mean_stderr=[zeros] + est["mean_se"], var_stderr=[zeros] + est["var_se"],
+        correlated_stderr=[no_noise] + est["corr_se"], noise_var_stderr=[no_noise] + est["nv_se"], **meta,
+    )
 
 
 def _float32_suffices(net, layer_noise, xb, samples, estimates=None) -> bool:

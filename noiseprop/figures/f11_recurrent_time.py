@@ -1,4 +1,4 @@
-"""F9: noise variance vs time in an echo state network, for each noise type,
+"""F11: noise variance vs time in an echo state network, for each noise type,
 driven and then self-closed; analytic lines and Monte Carlo points."""
 from __future__ import annotations
 
@@ -22,13 +22,13 @@ from ._common import (
 
 __all__ = ["make", "FIGURE_ID", "STEM", "CAPTION"]
 
-FIGURE_ID = "F9"
-STEM = "F9_recurrent"
+FIGURE_ID = "F11"
+STEM = "F11_recurrent_time"
 N, RADIUS, LEAK, SEED = 50, 0.9, 0.5, 3
 DRIVEN, CLOSED = 40, 40
 INTENSITY = 1e-4
 CAPTION = (
-    f"F9. Echo state network (N = {N} tanh neurons, random uniform reservoir of spectral radius "
+    f"F11. Echo state network (N = {N} tanh neurons, random uniform reservoir of spectral radius "
     f"{RADIUS}, leak {LEAK}, one input and one output; readout fitted by ridge regression to "
     f"predict the next Mackey-Glass value): per-neuron average noise variance of the reservoir "
     f"vs time step, for each noise type alone at intensity D = {INTENSITY:g}, driven by the "
@@ -45,7 +45,7 @@ CAPTION = (
 
 
 def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = False) -> FigureOutput:
-    """Compute F9 and write ``F9_recurrent.png`` and ``.json`` into ``outdir``."""
+    """Compute F11 and write ``F11_recurrent_time.png`` and ``.json`` into ``outdir``."""
     from ..recurrent import echo_state_network, predict, simulate
     from ..recurrent.data import mackey_glass
     from ..recurrent.training import ridge_readout
