@@ -23,7 +23,8 @@ SEED = 10
 CAPTION = (
     "F10. Accuracy of the shipped digits classifier (64-100-100-100-10) vs the intensity D of all four "
     "noise types in every layer: original, and mitigated by the plan of noiseprop.mitigation.plan "
-    f"(ghost neurons and pooling, made at D = {PLAN_INTENSITY:g}, objective: the outputs' differences, "
+    f"(ghost neurons and copies of single neurons, allocated neuron by neuron, made at D = {PLAN_INTENSITY:g}; "
+    "objective: the output noise that can change the decision, "
     "budget: as many extra noisy neurons as hidden neurons, i.e. at most twice the hidden neurons; the "
     "output copies are averaged by a noise-free read-out). Monte Carlo over the noise on the test digits "
     "(95 % intervals, conditional on the test set); no analytic curve is drawn. The clean accuracy is the "
@@ -46,7 +47,7 @@ def make(outdir: "str | os.PathLike", fast: bool = False, overwrite: bool = Fals
     net = default_network()
     unit = Noise(AU=1, AC=1, MU=1, MC=1)
     planned = plan(net, unit.scaled(PLAN_INTENSITY), load_digits()[0][:4], hidden_neurons(net),
-                   objective="differential", method="moments", samples=0)
+                   objective="decision", allocation="neuron", method="moments", samples=0)
     networks = {"original": net, "mitigated": planned.network}
     intensities = np.asarray(INTENSITIES_FAST if fast else INTENSITIES)
     fig, ax = figure(1, 1, size=(6.0, 4.0))
