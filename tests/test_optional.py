@@ -94,12 +94,13 @@ def test_plain_install_paths_need_no_extra(tmp_path):
 
 
 def test_figures_skip_what_needs_an_extra(monkeypatch, tmp_path):
-    """Without torch, all figures but F8 are available; F8 is skipped with the pip command."""
+    """Without torch, all figures but F8 and F13 are available; they are skipped with the pip command."""
     from noiseprop.figures import FIGURES, unavailable
 
     monkeypatch.setitem(sys.modules, "torch", None)
     missing = unavailable(FIGURES)
-    assert list(missing) == ["F8"] and "pip install 'noiseprop[train]'" in missing["F8"]
+    assert list(missing) == ["F8", "F13"]
+    assert all("pip install 'noiseprop[train]'" in missing[figure] for figure in missing)
 
 
 def test_missing_message_text():

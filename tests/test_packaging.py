@@ -23,7 +23,7 @@ def test_metadata_lives_in_pyproject(project):
     assert not (ROOT / "setup.cfg").exists()
     assert project["name"] == "noiseprop" and "version" in project["dynamic"]
     assert project["license"] == "MIT" and project["scripts"] == {"noiseprop": "noiseprop.cli:main"}
-    assert set(project["optional-dependencies"]) == {"test", "test-all", "train", "onnx", "dask", "docs"}
+    assert set(project["optional-dependencies"]) == {"test", "test-all", "train", "onnx", "dask", "reservoir", "docs"}
 
 
 def test_ranges_not_pins_except_torch(project):
@@ -36,7 +36,7 @@ def test_ranges_not_pins_except_torch(project):
 def test_light_test_extra_and_test_all(project):
     extras = project["optional-dependencies"]
     assert all(r.split(">")[0] in ("pytest", "hypothesis") for r in extras["test"])
-    assert "noiseprop[test,train,onnx,dask]" in extras["test-all"]
+    assert "noiseprop[test,train,onnx,dask,reservoir]" in extras["test-all"]
 
 
 def test_license_and_citation():
