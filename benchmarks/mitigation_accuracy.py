@@ -45,7 +45,7 @@ import numpy as np
 from noiseprop import Noise, default_network
 from noiseprop.io.datasets import load_digits, load_idx
 from noiseprop.io.networks import load_network, save_network
-from noiseprop.mitigation import Strategy, compare, ghost_neurons, plan, pool
+from noiseprop.mitigation import Strategy, compare, plan
 from noiseprop.mitigation.accuracy import hidden_neurons, level_for_drop, mitigated_accuracy
 from noiseprop.mitigation.planning import output_stats
 from noiseprop.utils.files import atomic_write

@@ -9,7 +9,16 @@ neuron budget.  The symmetric-family derivations are in :mod:`.symbolic`
 from .allocation import allocate_copies, neuron_contributions
 from .comparison import Comparison, Strategy, StrategyResult, apply_strategies, compare, function_error
 from .planning import Plan, plan
-from .transforms import COUPLING, GHOST, READOUT, MitigatedNetwork, ghost_neurons, intra_layer, pool, pool_neurons
+from .transforms import (
+    COUPLING,
+    GHOST,
+    READOUT,
+    MitigatedNetwork,
+    ghost_neurons,
+    intra_layer,
+    pool,
+    pool_neurons,
+)
 
 __all__ = [
     "Comparison", "Plan", "Strategy", "StrategyResult", "apply_strategies", "compare", "function_error", "plan",
