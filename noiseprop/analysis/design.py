@@ -698,8 +698,8 @@ def _layer_rule(g: LayerGains, nz: Noise, injection: tuple, weights: np.ndarray)
     summary_worst = int(np.argmax(summary_rho))
     summary_limit = summary_limits(summary_worst) if _growth(summary_rho[summary_worst]) == "bounded" else math.inf
     slope = np.sqrt(g.slope_sq_mean)
-    with np.errstate(divide="ignore"):
-        max_slope = np.where(rho > 0, slope / np.sqrt(rho), math.inf)
+    max_slope = np.divide(slope, np.sqrt(np.maximum(rho, 0.0)), out=np.full(np.broadcast(slope, rho).shape, math.inf),
+                          where=rho > 0)  # only where rho > 0: no 0/0 for layers without growth
     return LayerRule(
         layer=g.layer,
         size=g.size,
