@@ -41,6 +41,9 @@ import numpy as np
 from numba import njit, prange
 
 from ..simulation._kernels import (
+    _LN2_HI,
+    _LN2_LO,
+    _LOG2E,
     LINEAR,
     TANH,
     _accumulate_unscaled,
@@ -58,8 +61,7 @@ RESERVOIR_STREAM, OUTPUT_STREAM = 1, 2
 #: Activation code of tanh (noiseprop.simulation._kernels.ACTIVATION_CODES).
 TANH_CODE = TANH
 
-_LOG2E = 1.4426950408889634
-_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+# expm1 needs one Taylor term more than exp's table (it keeps r^13 where exp stops at r^12).
 _C = tuple(1.0 / math.factorial(k) for k in range(14))
 _TANH_ONE = 20.0  # tanh(20) = 1 - 8e-18 rounds to 1
 
