@@ -51,6 +51,7 @@ __all__ = [
     "LAST_CODE",
     "NEURON_FIELDS",
     "ROW_FIELDS",
+    "Linearisation",
     "Plan",
     "simulate_chunk",
     "simulate_tiles",
@@ -100,18 +101,22 @@ ROW_FIELDS = {False: 6, True: 12}
 #:     Standard deviations sqrt(D) of AU, AC, MU, MC per layer.
 #: pre : bool (L,)
 #:     Pre-activation placement per layer.
-#: zbar, slope, shift : float64 (B * offsets[L],)
-#:     Working point, slope f'(zbar) and mean f(zbar) of the linearised network,
-#:     layer k's a (B, N_k) block at B * offsets[k-1]; ``shift`` is also the centre
-#:     of the running sums.
+#: shift : float64 (B * offsets[L],)
+#:     Mean f(zbar) of the linearised network, the centre of the running sums,
+#:     layer k's a (B, N_k) block at B * offsets[k-1].
 #: inv_scale : float64 (B * offsets[L],)
 #:     1/scale of the running sums, laid out like ``shift`` (powers of two: the scaling
 #:     is exact).
-#: cv : bool
-#:     Control variate: also propagate the linearised network, same draws.
 #: seed_key : uint64
 Plan = namedtuple("Plan", ["first", "weights_t", "weight_offsets", "biases", "offsets", "codes", "params",
-                           "sds", "pre", "zbar", "slope", "shift", "inv_scale", "cv", "seed_key"])
+                           "sds", "pre", "shift", "inv_scale", "seed_key"])
+
+#: The linearised network of the control variate (propagated with the same draws),
+#: laid out like ``Plan.shift``: zbar, slope : float64 (B * offsets[L],), the working
+#: point and the slope f'(zbar).  The kernel takes it, or None for the plain estimator:
+#: numba compiles the two as separate specialisations (the plain one, which
+#: ``verify`` needs, without any control-variate code).
+Linearisation = namedtuple("Linearisation", ["zbar", "slope"])
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _INPUT_MIX = np.uint64(0xD1B54A32D192ED03)
@@ -376,7 +381,7 @@ def _activate(code, p0, p1, z, zr, out, r, n):
             out[r, i] = one if z[zr, i] > zero else zero
 
 
-def simulate_chunk(plan, sample0, n_samples, sample_blocks, acc, row_acc, accumulate, out):
+def simulate_chunk(plan, lin, sample0, n_samples, sample_blocks, acc, row_acc, accumulate, out):
     """Layers 1..L for a chunk of realisations, with running sums.
 
     The chunk is cut into ``sample_blocks`` tiles of consecutive realisations
@@ -390,6 +395,8 @@ def simulate_chunk(plan, sample0, n_samples, sample_blocks, acc, row_acc, accumu
     Parameters (all validated by the caller)
     ----------------------------------------
     plan : Plan
+    lin : Linearisation or None
+        The control variate's linearised network, or None (plain estimator).
     sample0, n_samples : int
         Global index of the chunk's first realisation; realisations in it.
     sample_blocks : int
@@ -403,94 +410,96 @@ def simulate_chunk(plan, sample0, n_samples, sample_blocks, acc, row_acc, accumu
         If not empty, receives the last layer's outputs.
     """
     threads = max(1, min(numba.get_num_threads(), sample_blocks))
+    args = (plan, lin, sample0, n_samples, sample_blocks)
     if threads == 1:
-        simulate_tiles(plan, sample0, n_samples, sample_blocks, 0, 1, acc, row_acc, accumulate, out)
+        simulate_tiles(*args, 0, 1, acc, row_acc, accumulate, out)
         return
     with ThreadPoolExecutor(threads) as pool:
-        done = [pool.submit(simulate_tiles, plan, sample0, n_samples, sample_blocks, first, threads, acc, row_acc,
-                            accumulate, out) for first in range(threads)]
+        done = [pool.submit(simulate_tiles, *args, first, threads, acc, row_acc, accumulate, out)
+                for first in range(threads)]
         for future in done:
             future.result()
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def simulate_tiles(plan, sample0, n_samples, sample_blocks, first_block, block_step, acc, row_acc, accumulate,
-                   out):
+def simulate_tiles(plan, lin, sample0, n_samples, sample_blocks, first_block, block_step, acc, row_acc,
+                   accumulate, out):
     """Tiles first_block, first_block + block_step, ... of a chunk (see
-    :func:`simulate_chunk`); runs without the GIL."""
-    for block in range(first_block, sample_blocks, block_step):
-        start = block * n_samples // sample_blocks
-        stop = (block + 1) * n_samples // sample_blocks
-        _tile(plan, sample0, start, stop, acc[block], row_acc[block], accumulate, out)
+    :func:`simulate_chunk`), without the GIL: the realisations of a tile (all
+    inputs) through every layer -- matrix product (BLAS), noise and activation,
+    sums into its slot of acc (B, fields * offsets[L]) and row_acc (B, L, row fields).
 
-
-@njit(forceinline=True, error_model="numpy")
-def _tile(plan, sample0, start, stop, acc, row_acc, accumulate, out):
-    """Realisations start..stop-1 of the chunk (all inputs) through every layer:
-    matrix product (BLAS), noise and activation, sums into acc (B, fields *
-    offsets[L]) and row_acc (B, L, row fields)."""
-    first, offsets, cv = plan.first, plan.offsets, plan.cv
+    ``cv = lin is not None`` is known when numba compiles (None has a type of its
+    own), and numba removes the branches it rules out before typing them: the
+    plain and the control-variate kernels are separate, smaller compilations.
+    The tile loop is part of this function, not a function of its own, so that
+    LLVM optimises the code once (a called kernel is optimised on its own and
+    again where it is inlined).
+    """
+    cv = lin is not None
+    first, offsets = plan.first, plan.offsets
     n_inputs = first.shape[0]
     n_layers = plan.codes.shape[0]
-    fields = acc.shape[1] // offsets[n_layers]
+    fields = acc.shape[2] // offsets[n_layers]
     width = 0
     for k in range(n_layers):
         width = max(width, offsets[k + 1] - offsets[k])
-    rows = (stop - start) * n_inputs
-    buffers = np.empty((4 if cv else 2, rows * width), first.dtype)
-    z_buf = np.empty(rows * width, first.dtype)
-    z_lin_buf = np.empty(rows * width if cv else 0, first.dtype)
+    most = (n_samples + sample_blocks - 1) // sample_blocks * n_inputs * width  # a tile's largest layer
+    buffers = np.empty((4 if cv else 2, most), first.dtype)
+    z_buf = np.empty(most, first.dtype)
+    z_lin_buf = np.empty(most if cv else 0, first.dtype)
     f = np.empty((1, width), first.dtype)
-    g_mu = np.empty(width, first.dtype)
-    g_au = np.empty(width, first.dtype)
+    g = np.empty(2 * width, first.dtype)
     tail_index = np.empty(width, np.int64)
-    n_in = 0
-    for k in range(n_layers):
-        n = offsets[k + 1] - offsets[k]
-        y = buffers[k % 2, : rows * n].reshape((rows, n))
-        y_lin = buffers[2 + k % 2, : rows * n].reshape((rows, n)) if cv else y
-        z, z_lin = first, first  # layer 1: the same pre-activation (row b) in every realisation
-        if k > 0:
-            previous = buffers[(k - 1) % 2, : rows * n_in].reshape((rows, n_in))
-            weight_t = plan.weights_t[plan.weight_offsets[k]: plan.weight_offsets[k + 1]].reshape((n_in, n))
-            bias = plan.biases[offsets[k]: offsets[k + 1]]
-            z = _affine(previous, weight_t, bias, z_buf[: rows * n].reshape((rows, n)))
-            if cv:
-                previous_lin = buffers[2 + (k - 1) % 2, : rows * n_in].reshape((rows, n_in))
-                z_lin = _affine(previous_lin, weight_t, bias, z_lin_buf[: rows * n].reshape((rows, n)))
-            else:
+    for block in range(first_block, sample_blocks, block_step):
+        start = block * n_samples // sample_blocks
+        rows = ((block + 1) * n_samples // sample_blocks - start) * n_inputs
+        n_in = 0
+        for k in range(n_layers):
+            n = offsets[k + 1] - offsets[k]
+            y = buffers[k % 2, : rows * n].reshape((rows, n))
+            y_lin = buffers[2 + k % 2, : rows * n].reshape((rows, n)) if cv else y
+            z, z_lin = first, first  # layer 1: the same pre-activation (row b) in every realisation
+            if k > 0:
+                previous = buffers[(k - 1) % 2, : rows * n_in].reshape((rows, n_in))
+                weight_t = plan.weights_t[plan.weight_offsets[k]: plan.weight_offsets[k + 1]].reshape((n_in, n))
+                bias = plan.biases[offsets[k]: offsets[k + 1]]
+                z = _affine(previous, weight_t, bias, z_buf[: rows * n].reshape((rows, n)))
                 z_lin = z
-        pairs = n * (n - 1)
-        column = fields * offsets[k]
-        lo, hi = n_inputs * offsets[k], n_inputs * offsets[k + 1]
-        zbar_k = plan.zbar[lo:hi].reshape((n_inputs, n))
-        slope_k = plan.slope[lo:hi].reshape((n_inputs, n))
-        shift_k = plan.shift[lo:hi].reshape((n_inputs, n))
-        inv_k = plan.inv_scale[lo:hi].reshape((n_inputs, n))
-        sd_k = plan.sds[k]
-        code, p0, p1, pre_k = plan.codes[k], plan.params[k, 0], plan.params[k, 1], plan.pre[k]
-        g_mu_n, g_au_n = g_mu[:n], g_au[:n]
-        for b in range(n_inputs):
-            # views made once per input, not per realisation: a view costs reference
-            # counting, and the accumulation only vectorises on plain 2-D rows
-            zbar_b, slope_b, shift_b, inv_b = zbar_k[b], slope_k[b], shift_k[b], inv_k[b]
-            acc_b = acc[b, column: column + fields * n].reshape((fields, n))
-            row_acc_b = row_acc[b, k]
-            zr = b
-            for r in range(b, rows, n_inputs):
-                if k > 0:
-                    zr = r
-                key = stream_key(plan.seed_key, sample0 + start + r // n_inputs, b, k + 1)
-                _noisy_row(z, z_lin, zr, code, p0, p1, sd_k, pre_k, cv, key, zbar_b, slope_b, shift_b,
-                           y, y_lin, r, f, g_mu_n, g_au_n, tail_index)
-                if accumulate:
-                    _accumulate(y, y_lin, r, shift_b, inv_b, n, cv, pairs, acc_b, row_acc_b)
-        n_in = n
-    if out.size > 0:
-        last = buffers[(n_layers - 1) % 2, : rows * n_in].reshape((rows, n_in))
-        for r in range(rows):
-            for i in range(n_in):
-                out[start + r // n_inputs, r % n_inputs, i] = last[r, i]
+                if cv:
+                    previous_lin = buffers[2 + (k - 1) % 2, : rows * n_in].reshape((rows, n_in))
+                    z_lin = _affine(previous_lin, weight_t, bias, z_lin_buf[: rows * n].reshape((rows, n)))
+            pairs = n * (n - 1)
+            column = fields * offsets[k]
+            lo, hi = n_inputs * offsets[k], n_inputs * offsets[k + 1]
+            shift_k = plan.shift[lo:hi].reshape((n_inputs, n))
+            inv_k = plan.inv_scale[lo:hi].reshape((n_inputs, n))
+            zbar_k = lin.zbar[lo:hi].reshape((n_inputs, n)) if cv else shift_k
+            slope_k = lin.slope[lo:hi].reshape((n_inputs, n)) if cv else shift_k
+            sd_k = plan.sds[k]
+            code, p0, p1, pre_k = plan.codes[k], plan.params[k, 0], plan.params[k, 1], plan.pre[k]
+            g_mu, g_au = g[:n], g[n: 2 * n]
+            for b in range(n_inputs):
+                # views made once per input, not per realisation: a view costs reference
+                # counting, and the accumulation only vectorises on plain 2-D rows
+                zbar_b, slope_b, shift_b, inv_b = zbar_k[b], slope_k[b], shift_k[b], inv_k[b]
+                acc_b = acc[block, b, column: column + fields * n].reshape((fields, n))
+                row_acc_b = row_acc[block, b, k]
+                zr = b
+                for r in range(b, rows, n_inputs):
+                    if k > 0:
+                        zr = r
+                    key = stream_key(plan.seed_key, sample0 + start + r // n_inputs, b, k + 1)
+                    _noisy_row(z, z_lin, zr, code, p0, p1, sd_k, pre_k, cv, key, zbar_b, slope_b, shift_b,
+                               y, y_lin, r, f, g_mu, g_au, tail_index)
+                    if accumulate:
+                        _accumulate(y, y_lin, r, shift_b, inv_b, n, cv, pairs, acc_b, row_acc_b)
+            n_in = n
+        if out.size > 0:
+            last = buffers[(n_layers - 1) % 2, : rows * n_in].reshape((rows, n_in))
+            for r in range(rows):
+                for i in range(n_in):
+                    out[start + r // n_inputs, r % n_inputs, i] = last[r, i]
 
 
 @njit(error_model="numpy")
@@ -511,46 +520,58 @@ def _noisy_row(z, z_lin, zr, code, p0, p1, sd, pre, cv, key, zbar, slope, shift,
     same draws); zbar, slope and shift are the working point of this input.
 
     Word 0 of the stream gives xi_MC and xi_AC, words 1.. the uncorrelated
-    draws (see _fill_normals): with ``cv`` xi_MU (words 1..h) and xi_AU (the
-    next h words, h = ceil(N / 2)) apart; without, the combined
-    f xi_MU + xi_AU (or z xi_MU + xi_AU before the activation), one Gaussian
-    per neuron.  ``f`` is a (1, N) scratch row.  Arithmetic in the type of the
-    rows (float32 or float64); the linearised network in float64.
+    draws (see _fill_normals): with ``cv`` xi_MU (words 1..h, into g_mu) and
+    xi_AU (the next h words, into g_au, h = ceil(N / 2)) apart; without, the
+    combined f xi_MU + xi_AU (or z xi_MU + xi_AU before the activation), one
+    Gaussian per neuron (into g_mu).  ``f`` is a (1, N) scratch row between the
+    two steps, noise then activation (pre placement) or activation then noise
+    (post); each step is written once, for a source and a destination row.
+    Arithmetic in the type of the rows (float32 or float64); the linearised
+    network in float64.
     """
     n = g_mu.shape[0]
-    one, zero = _real(1.0, sd), _real(0.0, sd)
-    d_au, d_mu = sd[0] * sd[0], sd[2] * sd[2]
+    zero = _real(0.0, sd)
     xi_mc, xi_ac = _normal_pair(key) if sd[3] > zero or sd[1] > zero else (0.0, 0.0)
-    e_mc, e_ac = sd[3] * _real(xi_mc, sd), sd[1] * _real(xi_ac, sd)
-    if cv:
-        _fill_normals(key, 1, g_mu, tail_index)
-        _fill_normals(key, 1 + (n + 1) // 2, g_au, tail_index)
-    elif d_mu > zero or d_au > zero:
-        _fill_normals(key, 1, g_mu, tail_index)
+    if cv or sd[2] * sd[2] > zero or sd[0] * sd[0] > zero:
+        for part in range(2 if cv else 1):
+            _fill_normals(key, 1 + part * ((n + 1) // 2), g_au if part else g_mu, tail_index)
     else:
         g_mu[:] = zero
-    if not pre:
-        _activate(code, p0, p1, z, zr, f, 0, n)
-        if cv:
-            for i in range(n):
-                gain = one + sd[2] * g_mu[i] + e_mc
-                add = sd[0] * g_au[i] + e_ac
-                y[r, i] = f[0, i] * gain + add
-                y_lin[r, i] = (shift[i] + slope[i] * (z_lin[zr, i] - zbar[i])) * gain + add
+    for step in range(2):
+        source, source_row, target, target_row = (z, zr, f, 0) if step == 0 else (f, 0, y, r)
+        if pre == (step == 0):
+            _add_noise(source, source_row, target, target_row, sd, xi_mc, xi_ac, g_mu, g_au, cv, pre,
+                       z_lin, zr, zbar, slope, shift, y_lin, r)
         else:
-            for i in range(n):
-                y[r, i] = f[0, i] * (one + e_mc) + e_ac + math.sqrt(f[0, i] * f[0, i] * d_mu + d_au) * g_mu[i]
+            _activate(code, p0, p1, source, source_row, target, target_row, n)
+
+
+@njit(inline="always", error_model="numpy")
+def _add_noise(source, sr, target, tr, sd, xi_mc, xi_ac, g_mu, g_au, cv, pre, z_lin, zr, zbar, slope, shift,
+               y_lin, r):
+    """target[tr] = source[sr] with the noise of the draws (see :func:`_noisy_row`);
+    with ``cv`` also y_lin[r] of the linearised network, from z_lin[zr] (its
+    noise before the activation with ``pre``, after it without)."""
+    n = g_mu.shape[0]
+    one = _real(1.0, sd)
+    e_mc, e_ac = sd[3] * _real(xi_mc, sd), sd[1] * _real(xi_ac, sd)
+    if not cv:
+        d_au, d_mu = sd[0] * sd[0], sd[2] * sd[2]
+        for i in range(n):
+            v = source[sr, i]
+            target[tr, i] = v * (one + e_mc) + e_ac + math.sqrt(v * v * d_mu + d_au) * g_mu[i]
+    elif pre:
+        for i in range(n):
+            gain = one + sd[2] * g_mu[i] + e_mc
+            add = sd[0] * g_au[i] + e_ac
+            target[tr, i] = source[sr, i] * gain + add
+            y_lin[r, i] = shift[i] + slope[i] * (z_lin[zr, i] * gain + add - zbar[i])
     else:
-        if cv:
-            for i in range(n):
-                gain = one + sd[2] * g_mu[i] + e_mc
-                add = sd[0] * g_au[i] + e_ac
-                f[0, i] = z[zr, i] * gain + add
-                y_lin[r, i] = shift[i] + slope[i] * (z_lin[zr, i] * gain + add - zbar[i])
-        else:
-            for i in range(n):
-                f[0, i] = z[zr, i] * (one + e_mc) + e_ac + math.sqrt(z[zr, i] * z[zr, i] * d_mu + d_au) * g_mu[i]
-        _activate(code, p0, p1, f, 0, y, r, n)
+        for i in range(n):
+            gain = one + sd[2] * g_mu[i] + e_mc
+            add = sd[0] * g_au[i] + e_ac
+            target[tr, i] = source[sr, i] * gain + add
+            y_lin[r, i] = (shift[i] + slope[i] * (z_lin[zr, i] - zbar[i])) * gain + add
 
 
 def _deviation(y, r, i, shift, inv):

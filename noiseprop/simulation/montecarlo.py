@@ -226,13 +226,13 @@ class _Engine:
             params=np.array([layer.activation[1:] for layer in self.layers], dtype=real),
             sds=np.array([layer.sd for layer in self.layers], dtype=real),
             pre=np.array([layer.pre for layer in self.layers]),
-            zbar=_flat([layer.zbar for layer in self.layers]),
-            slope=_flat([layer.slope for layer in self.layers]),
             shift=_flat([layer.shift for layer in self.layers]),
             inv_scale=np.ones(sum(layer.shift.size for layer in self.layers)),  # 1/scale: see calibrate
-            cv=cv,
             seed_key=key,
         )
+        # the control variate's linearised network; None compiles the plain kernel
+        self.lin = _kernels.Linearisation(zbar=_flat([layer.zbar for layer in self.layers]),
+                                          slope=_flat([layer.slope for layer in self.layers])) if cv else None
         _kernels.check_codes(self.plan.codes)
         self.scales = [np.ones(self.n_inputs) for _ in self.layers]
         self.fields = _kernels.NEURON_FIELDS[cv], _kernels.ROW_FIELDS[cv]
@@ -291,7 +291,7 @@ class _Engine:
         fields = self.fields if self.accumulate else (0, 0)
         neuron_acc = np.zeros((blocks, self.n_inputs, fields[0] * self.offsets[-1]))
         row_acc = np.zeros((blocks, self.n_inputs, len(self.layers), fields[1]))
-        _kernels.simulate_chunk(self.plan, self.samples_done, samples, blocks, neuron_acc, row_acc,
+        _kernels.simulate_chunk(self.plan, self.lin, self.samples_done, samples, blocks, neuron_acc, row_acc,
                                 self.accumulate, np.empty((0, 0, 0)) if out is None else out)
         if self.accumulate:
             self.neuron_sums += neuron_acc.sum(axis=0)
