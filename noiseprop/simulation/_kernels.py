@@ -22,13 +22,17 @@ bit-for-bit the same for any number of threads.
 Compile time (the first run of an install; numba caches the result): the
 tiles are spread over threads by a plain Python thread pool around one
 ``nogil`` kernel rather than by numba's ``prange`` (whose parallel back end
-doubles the compile time), and only the functions whose loops must vectorise
-together with their caller (``_fill_normals``, ``_noisy_row``, ``_activate``,
-``_accumulate``, ``_shifted_sums``) are inlined by numba (``inline="always"``,
-which re-types their code at every call site); the small helpers are inlined by
-LLVM (``forceinline``), which costs nothing at typing time.  Measured: about
-27 s of CPU time to compile the float64 kernel, against 35 s before and 55 s
-with numba inlining everywhere, at the same speed within 5-10 %.
+doubles the compile time); the plain and the control-variate kernels are
+separate specialisations (``lin`` None or not: numba drops the branches of the
+other before typing them), so ``verify`` compiles no control-variate code; the
+tile loop is written into :func:`simulate_tiles` rather than called (LLVM
+optimises a called kernel on its own and again where it is inlined); and
+numba inlines (``inline="always"``, which copies and re-types the code at every
+call site) only the per-row steps whose loops must vectorise with their caller,
+each at one call site (one activation, one noise step, one normal fill per
+row).  The small helpers are inlined by LLVM (``forceinline``).  Measured on
+2 cores: 7-10 s of CPU time to compile the plain float64 kernel, against 17-22 s
+with one kernel for both estimators, at the same or better speed.
 """
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Compiling the Monte Carlo kernels: where numba caches them, and the first-run notice.
 
 The kernels (:mod:`noiseprop.simulation._kernels`, :mod:`noiseprop.recurrent._kernels`)
-are compiled by numba on their first call for each floating type (about 25 s
-of CPU time each on a 2-core machine) and cached on disk (``cache=True``), so
+are compiled by numba on their first call for each floating type (the
+feed-forward kernel also separately for the control variate; 5-12 s of CPU time
+each on a 2-core machine) and cached on disk (``cache=True``), so
 that later processes load them in well under a second.  Where the cache goes:
 
 1. ``NUMBA_CACHE_DIR`` if set (numba's own rule);
@@ -28,12 +29,13 @@ from numba.core import caching, event
 
 __all__ = ["COMPILE_ESTIMATE", "announce_compilation", "ensure_cache_location"]
 
-#: How long one kernel compilation takes, said in the first-run notice.
-COMPILE_ESTIMATE = "about 15-30 s"
+#: How long one kernel compilation takes, said in the first-run notice of a kernel
+#: announced without an estimate of its own.
+COMPILE_ESTIMATE = "about 15-60 s"
 
-#: Dispatchers whose compilation is announced, and the (dispatcher, argument types)
-#: already announced in this process.
-_WATCHED: set = set()
+#: Dispatchers whose compilation is announced (with the estimate of each), and the
+#: (dispatcher, argument types) already announced in this process.
+_WATCHED: dict = {}
 _ANNOUNCED: set = set()
 _listener = None
 
@@ -70,21 +72,24 @@ def ensure_cache_location(source_file: str) -> "str | None":
     return folder
 
 
-def announce_compilation(*kernels) -> None:
+def announce_compilation(*kernels, estimate: str = COMPILE_ESTIMATE) -> None:
     """Print one line on stderr whenever numba compiles one of ``kernels`` for argument
     types not yet announced in this process (a cache load prints nothing: numba
-    starts its "numba:compile" event only for a real compilation)."""
+    starts its "numba:compile" event only for a real compilation); ``estimate``: how
+    long a compilation of these kernels takes, as the line says it."""
     global _listener
-    _WATCHED.update(kernels)
+    _WATCHED.update(dict.fromkeys(kernels, estimate))
     if _listener is None:
         _listener = _CompileNotice()
         event.register("numba:compile", _listener)
 
 
 def _describe(args) -> str:
-    """The floating types among a kernel's argument types, e.g. "float32"."""
-    names = sorted({name for name in ("float32", "float64") if name in str(args)})
-    return "/".join(names) or "default"
+    """The floating types among a kernel's argument types, e.g. "float32", and
+    ", with the control variate" where it gets the linearised network."""
+    text = str(args)
+    names = "/".join(sorted({name for name in ("float32", "float64") if name in text})) or "default"
+    return names + (", with the control variate" if "Linearisation" in text else "")
 
 
 class _CompileNotice(event.Listener):
@@ -100,7 +105,7 @@ class _CompileNotice(event.Listener):
         _ANNOUNCED.add(key)
         print(f"noiseprop: compiling the Monte Carlo kernel {dispatcher.py_func.__module__}."
               f"{dispatcher.py_func.__name__} ({key[1]}) for this machine; this happens once "
-              f"and takes {COMPILE_ESTIMATE} (cached for later runs)", file=sys.stderr, flush=True)
+              f"and takes {_WATCHED[dispatcher]} (cached for later runs)", file=sys.stderr, flush=True)
 
     def on_end(self, ev):
         pass

@@ -78,7 +78,7 @@ _PROGRESS_UPDATES = 2e8
 
 _IDENTITY = (_kernels.ACTIVATION_CODES["linear"], 1.0, 0.0)
 
-announce_compilation(_kernels.simulate_tiles)
+announce_compilation(_kernels.simulate_tiles, estimate="about 5-15 s")  # measured: 5-12 s CPU on 2 cores
 
 
 class Simulation(LayerStatistics):
