@@ -392,17 +392,41 @@ def _fill_normals64(key, first, out, tail_index):
 _GOLDEN32 = 0x9E3779B9
 _LOWBIAS32 = (0x7FEB352D, 0x846CA68B)
 _F32 = np.float32
-# M. Giles, "Approximating the erfinv function", GPU Computing Gems Jade (2011): w < 5.
-_ERFINV32 = tuple(_F32(c) for c in (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06,
-                                     0.00021858087, -0.00125372503, -0.00417768164, 0.246640727,
-                                     1.50140941))
-_W_CENTRAL32 = _F32(5.0)
-_TAIL_MARK32 = _F32(8.0)  # written where w >= 5 (|x| < 2.93 elsewhere) and redone in float64
-_SQRT8 = _F32(2.0 * math.sqrt(2.0))
+# M. Giles, "Approximating the erfinv function", GPU Computing Gems Jade (2011): on w < 5,
+# erfinv(y) = y P(w); here times 2 sqrt(2) (x = sqrt(2) erfinv(2q) = q * [2 sqrt(2) P(w)]).
+_ERFINV32 = tuple(2.0 * math.sqrt(2.0) * c for c in (
+    2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
+    -0.00417768164, 0.246640727, 1.50140941))
 # Cephes logf: log(1 + f) = f - f^2/2 + f^3 Q(f) for sqrt(1/2) <= 1 + f < sqrt(2).
-_LOG32 = tuple(_F32(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1,
-                                  1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1,
-                                  3.3333331174e-1))
+_LOG32 = (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
+          -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1)
+_TAIL_MARK32 = _F32(8.0)  # written where w >= 5 (|x| < 2.93 elsewhere) and redone in float64
+#: Every floating constant of the float32 generator, one tuple (see :func:`_opaque`):
+#: [0:9] log, [9:18] erfinv, then ln 2 (hi, lo), 1/2, 1, 4, 5/2 and the tail mark.
+_GEN32 = tuple(_F32(c) for c in _LOG32 + _ERFINV32 + (_LN2_HI32, _LN2_LO32, 0.5, 1.0, 4.0, 2.5, _TAIL_MARK32))
+_C_LN2_HI, _C_LN2_LO, _C_HALF, _C_ONE, _C_FOUR, _C_W_MID, _C_MARK = range(18, 25)
+
+
+@intrinsic
+def _opaque(typingctx, values):
+    """``values`` (a tuple of floats) unchanged, but opaque to the optimiser (an empty
+    inline-assembly statement per value).  Taken once before a loop, the constants are
+    loop-invariant values rather than literals: LLVM then keeps them in registers or
+    stack slots read as operands, instead of re-loading every literal by address in
+    every iteration (its choice for literals under numba's code model, where the float32
+    generator's 25 constants outnumber the 16 vector registers)."""
+    if not (isinstance(values, types.UniTuple) and isinstance(values.dtype, types.Float)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        (tup,) = args
+        value_type = context.get_value_type(values.dtype)
+        barrier = ir.InlineAsm(ir.FunctionType(value_type, [value_type]), "", "=x,0")
+        for i in range(values.count):
+            tup = builder.insert_value(tup, builder.call(barrier, [builder.extract_value(tup, i)]), i)
+        return tup
+
+    return values(values), codegen
 
 
 @intrinsic
@@ -491,11 +515,10 @@ def _frexp32(typingctx, x):
 
 
 @njit(forceinline=True, error_model="numpy")
-def _log32(x):
-    """log(x) in float32 for a positive normal x (about 1 ulp; vectorises)."""
+def _log32(x, c):
+    """log(x) in float32 for a positive normal x (about 1 ulp; vectorises); c = _GEN32."""
     e, m = _frexp32(x)
-    f = m - _F32(1.0)
-    c = _LOG32
+    f = m - c[_C_ONE]
     z = f * f
     y = _fma(c[0], f, c[1])
     y = _fma(y, f, c[2])
@@ -505,25 +528,25 @@ def _log32(x):
     y = _fma(y, f, c[6])
     y = _fma(y, f, c[7])
     y = _fma(y, f, c[8])
-    y = _fma(y * f, z, _fma(e, _LN2_LO32, -_F32(0.5) * z))
-    return _fma(e, _LN2_HI32, f + y)
+    y = _fma(y * f, z, _fma(e, c[_C_LN2_LO], -c[_C_HALF] * z))
+    return _fma(e, c[_C_LN2_HI], f + y)
 
 
 @njit(forceinline=True, error_model="numpy")
-def _central32(bits):
-    """The standard normal of 32 random bits where w < 5 (|x| < 2.93), else _TAIL_MARK32."""
+def _central32(bits, c):
+    """The standard normal of 32 random bits where w < 5 (|x| < 2.93), else the tail mark
+    c[_C_MARK]; c = _GEN32 (or its :func:`_opaque` copy)."""
     p, q = _split_unit32(bits)
-    w = -_log32(_F32(4.0) * p * (_F32(1.0) - p)) - _F32(2.5)
-    c = _ERFINV32
-    s = _fma(c[0], w, c[1])
-    s = _fma(s, w, c[2])
-    s = _fma(s, w, c[3])
-    s = _fma(s, w, c[4])
-    s = _fma(s, w, c[5])
-    s = _fma(s, w, c[6])
-    s = _fma(s, w, c[7])
-    s = _fma(s, w, c[8])
-    return _SQRT8 * q * s if w < _W_CENTRAL32 - _F32(2.5) else _TAIL_MARK32
+    w = -_log32(c[_C_FOUR] * p * (c[_C_ONE] - p), c) - c[_C_W_MID]  # w - 5/2, in (-5/2, 5/2) here
+    s = _fma(c[9], w, c[10])
+    s = _fma(s, w, c[11])
+    s = _fma(s, w, c[12])
+    s = _fma(s, w, c[13])
+    s = _fma(s, w, c[14])
+    s = _fma(s, w, c[15])
+    s = _fma(s, w, c[16])
+    s = _fma(s, w, c[17])
+    return q * s if w < c[_C_W_MID] else c[_C_MARK]
 
 
 @njit(forceinline=True, error_model="numpy")
@@ -542,15 +565,22 @@ def fill_normals32(key, first, out, tail_index):
     of ``key`` (draws 2w, 2w + 1 take the place of the float64 generator's word w, so the
     callers' word offsets keep streams apart).  ``tail_index``: int64 scratch of len(out).
 
-    The first pass (hash, uniform, Giles' central formula) vectorises; the draws it marks
-    (w >= 5, about 0.34 %) are listed without a branch and redone by :func:`_tail32`.
+    The first pass (hash, uniform, Giles' central formula) vectorises and counts the draws
+    it marks (w >= 5, about 0.34 %); only if there are any, they are listed without a
+    branch and redone by :func:`_tail32`.
     For the recurrent kernel and any other float32 user: the same (key, first, len(out))
     always gives the same numbers.
     """
     n = out.shape[0]
     start = 2 * first
+    c = _opaque(_GEN32)
+    marked = False
     for i in range(n):
-        out[i] = _central32(_bits32(key, start + i))
+        x = _central32(_bits32(key, start + i), c)
+        out[i] = x
+        marked |= x == c[_C_MARK]  # a boolean or: vectorises (an integer sum does not, here)
+    if not marked:  # a row of 100 has a tail draw 29 % of the time
+        return
     count = 0
     for i in range(n):
         tail_index[count] = i
