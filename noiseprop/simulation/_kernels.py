@@ -359,11 +359,13 @@ def _fill_normals(key, first, out, tail_index):
     :func:`fill_normals32` for float32 (typed and compiled only where float32 is used)."""
 
 
-@overload(_fill_normals, jit_options={"forceinline": True, "error_model": "numpy"})
+@overload(_fill_normals, inline="always", jit_options={"error_model": "numpy"})
 def _fill_normals_overload(key, first, out, tail_index):
+    # the generators' own Python code, inlined by numba into the caller (one level: their
+    # loops vectorise together with the caller's, as before the float32 generator existed)
     if isinstance(out, types.Array) and out.dtype == types.float32:
-        return lambda key, first, out, tail_index: fill_normals32(key, first, out, tail_index)
-    return lambda key, first, out, tail_index: _fill_normals64(key, first, out, tail_index)
+        return fill_normals32.py_func
+    return _fill_normals64.py_func
 
 
 @njit(inline="always", error_model="numpy")
