@@ -544,19 +544,21 @@ def _frexp32(typingctx, x):
 
 
 @njit(forceinline=True, error_model="numpy")
+def _horner8(c, first, x):
+    """c[first] x^8 + c[first + 1] x^7 + ... + c[first + 8] by Horner's rule with FMA."""
+    y = _fma(c[first], x, c[first + 1])
+    for k in range(first + 2, first + 9):
+        y = _fma(y, x, c[k])
+    return y
+
+
+@njit(forceinline=True, error_model="numpy")
 def _log32(x, c):
     """log(x) in float32 for a positive normal x (about 1 ulp; vectorises); c = _GEN32."""
     e, m = _frexp32(x)
     f = m - c[_C_ONE]
     z = f * f
-    y = _fma(c[0], f, c[1])
-    y = _fma(y, f, c[2])
-    y = _fma(y, f, c[3])
-    y = _fma(y, f, c[4])
-    y = _fma(y, f, c[5])
-    y = _fma(y, f, c[6])
-    y = _fma(y, f, c[7])
-    y = _fma(y, f, c[8])
+    y = _horner8(c, 0, f)
     y = _fma(y * f, z, _fma(e, c[_C_LN2_LO], -c[_C_HALF] * z))
     return _fma(e, c[_C_LN2_HI], f + y)
 
@@ -567,14 +569,7 @@ def _central32(bits, c):
     c[_C_MARK]; c = _GEN32 (or its :func:`_opaque` copy)."""
     p, q = _split_unit32(bits)
     w = -_log32(c[_C_FOUR] * p * (c[_C_ONE] - p), c) - c[_C_W_MID]  # w - 5/2, in (-5/2, 5/2) here
-    s = _fma(c[9], w, c[10])
-    s = _fma(s, w, c[11])
-    s = _fma(s, w, c[12])
-    s = _fma(s, w, c[13])
-    s = _fma(s, w, c[14])
-    s = _fma(s, w, c[15])
-    s = _fma(s, w, c[16])
-    s = _fma(s, w, c[17])
+    s = _horner8(c, 9, w)
     return q * s if w < c[_C_W_MID] else c[_C_MARK]
 
 
