@@ -11,7 +11,9 @@ and word j of that stream is the SplitMix64 finaliser of ``key + (j+1) G``
 (G the golden-ratio increment); each word gives two 32-bit uniforms, each
 turned into a standard normal by Acklam's inverse-CDF approximation (relative
 error < 1.2e-9; the 32-bit uniforms reach 6.2 standard deviations, beyond
-which lies a probability of 5e-10).  No generator state is
+which lies a probability of 5e-10).  The float32 engine has its own
+generator for the uncorrelated draws (a 32-bit hash per draw and a float32
+inverse CDF, which vectorise; see ``fill_normals32``).  No generator state is
 carried from one realisation to the next, so the numbers depend on the seed
 only, not on how realisations are split into chunks or spread over threads.
 
