@@ -355,6 +355,18 @@ def _fill_unit(key, first, half, i):
     return _to_unit(_low(word) if i < half else _high(word))
 
 
+@njit(forceinline=True, error_model="numpy")
+def _list_marked(out, tail_index, mark, exact):
+    """List the i with out[i] == mark (``exact``) or |out[i]| >= mark first in
+    ``tail_index``, without a branch the processor would mispredict; returns how many.
+    (A function of its own: a counter inside numba-inlined code trips numba's checks.)"""
+    count = 0
+    for i in range(out.shape[0]):
+        tail_index[count] = i
+        count += (out[i] == mark) if exact else (abs(out[i]) >= mark)
+    return count
+
+
 def _fill_normals(key, first, out, tail_index):
     """out as standard normals from the words first, first + 1, ... of a stream, by the
     generator of out's type: :func:`_fill_normals64` for float64,
@@ -390,11 +402,7 @@ def _fill_normals64(key, first, out, tail_index):
         out[half + i] = _central(_to_unit(_high(word)) - 0.5)
     if n % 2:
         out[half - 1] = _central(_to_unit(_low(_word(key, first + half - 1))) - 0.5)
-    count = 0
-    for i in range(n):
-        tail_index[count] = i
-        count += abs(out[i]) >= _X_CENTRAL
-    for j in range(count):
+    for j in range(_list_marked(out, tail_index, _X_CENTRAL, False)):
         i = tail_index[j]
         u = _fill_unit(key, first, half, i)
         if abs(u - 0.5) > _Q_CENTRAL:
@@ -586,6 +594,19 @@ def _tail32(bits):
 
 
 @njit(forceinline=True, error_model="numpy")
+def _central_pass32(key, start, out):
+    """out[i] = the central-formula draw start + i of the stream of ``key`` (or the tail
+    mark); whether any draw was marked."""
+    c = _opaque(_GEN32)
+    marked = False
+    for i in range(out.shape[0]):
+        x = _central32(_bits32(key, start + i), c)
+        out[i] = x
+        marked |= x == c[_C_MARK]  # a boolean or: vectorises (an integer sum does not, here)
+    return marked
+
+
+@njit(forceinline=True, error_model="numpy")
 def fill_normals32(key, first, out, tail_index):
     """out (float32) as standard normals: out[i] is draw 2 first + i of the float32 stream
     of ``key`` (draws 2w, 2w + 1 take the place of the float64 generator's word w, so the
@@ -597,21 +618,10 @@ def fill_normals32(key, first, out, tail_index):
     For the recurrent kernel and any other float32 user: the same (key, first, len(out))
     always gives the same numbers.
     """
-    n = out.shape[0]
     start = 2 * first
-    c = _opaque(_GEN32)
-    marked = False
-    for i in range(n):
-        x = _central32(_bits32(key, start + i), c)
-        out[i] = x
-        marked |= x == c[_C_MARK]  # a boolean or: vectorises (an integer sum does not, here)
-    if not marked:  # a row of 100 has a tail draw 29 % of the time
+    if not _central_pass32(key, start, out):  # a row of 100 has a tail draw 29 % of the time
         return
-    count = 0
-    for i in range(n):
-        tail_index[count] = i
-        count += out[i] == _TAIL_MARK32
-    for j in range(count):
+    for j in range(_list_marked(out, tail_index, _TAIL_MARK32, True)):
         i = tail_index[j]
         out[i] = _tail32(_bits32(key, start + i))
 
