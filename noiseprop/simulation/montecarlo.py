@@ -476,7 +476,7 @@ def simulate(
         where its rounding error is provably below a tenth of the run's
         standard errors: a forward error bound e of every neuron (unit
         roundoff 2^-24 through every product, noise step and activation,
-        relative error 1e-6 of a draw, in RMS terms) must satisfy e <= 0.1 sigma / sqrt(2 R)
+        relative error 5e-7 of a draw, in RMS terms) must satisfy e <= 0.1 sigma / sqrt(2 R)
         (sigma the neuron's noise standard deviation, R the samples); never
         with the control variate, a discontinuous activation or a noise-free
         neuron (:mod:`noiseprop.simulation.precision`).  The rule is checked
