@@ -334,7 +334,8 @@ def report(results: dict) -> str:
                   f"baseline / this = **{s['baseline']['ratio']:.2f}**.", ""]
     lines += [
         "Agreement with noiseprop float64 (z = difference of the layer's noise Var / combined standard "
-        "error; float32 draws the same numbers rounded, so its z is ~0):",
+        "error; every contender, noiseprop float32 included, has its own random numbers: an independent "
+        "realisation, so |z| of order 1):",
         "",
         format_table(["contender", "layer", "noise Var", "noiseprop f64", "z", "max |mean diff|"],
                      [[a["contender"], str(a["layer"]), f"{a['noise_var']:.6g}", f"{a['noiseprop_noise_var']:.6g}",
