@@ -140,3 +140,22 @@ def test_mixed_precision_matches_double_up_to_rounding_and_sparse_path_agrees():
     assert verify(net, noise, u, 4000, seed=6, generate=4).passed
     with pytest.raises(ValueError, match="precision must be one of"):
         simulate(net, noise, u, 100, precision="single")
+
+
+@pytest.mark.parametrize("placement", ["post", "pre"])
+@pytest.mark.parametrize("density", [None, 0.2])
+def test_mixed_precision_rounds_relative_to_the_noise_not_the_signal(placement, density):
+    """tanh reservoir (|z| up to ~3, self-closed steps) at D = 1e-18: the noise (sd 1e-9) is
+    far below float32's resolution of the signal (6e-8), so arithmetic rounded relative to
+    the signal would give variances off by orders of magnitude; the kernel's deviations in
+    float32 must match double precision (same draws) to rounding, as at large noise (D = 0.3,
+    where deviations beyond the small-argument formula take the double-precision path)."""
+    net = echo_state_network(30, 1, 1, 0.95, density=density, seed=3, leak=0.6, input_scale=2.0, feedback=True)
+    u = 2 * np.sin(0.4 * np.arange(15))[:, None]
+    for D in (1e-18, 0.3):
+        noise = Noise(AU=D, AC=D, MU=D, MC=D, placement=placement)
+        mixed = simulate(net, noise, u, 300, seed=5, generate=5)
+        double = simulate(net, noise, u, 300, seed=5, generate=5, precision="double")
+        assert 1e-4 < np.median(mixed.var[1:]) / D < 1e2  # the noise is propagated (not lost or blown up)
+        np.testing.assert_allclose(mixed.var, double.var, rtol=1e-5, atol=0)
+        np.testing.assert_allclose(mixed.output_var, double.output_var, rtol=1e-5, atol=0)
