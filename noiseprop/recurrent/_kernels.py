@@ -13,13 +13,20 @@ o-bar_t = W_out x-bar_t + b_out, computed once by the caller):
     dy_t = noisy output at o-bar_t + W_out dx_t, minus o-bar_t
 
 Realisations are processed in tiles (blocks of rows), so that the recurrence
-is one matrix-matrix product per step and tile (BLAS).  With
-``single`` the product W dx of a dense reservoir is done in single
-precision (sgemm, twice the speed of dgemm): its rounding error is relative
-to the *noise* (about 1e-7 of dx), not to the signal, so it is far below the
-Monte Carlo error at any noise level; everything else (the trajectory, the
-activation, the leak, all sums) is double precision.  Sparse reservoirs are
-multiplied in compressed-row form in double precision.
+is one matrix-matrix product per step and tile (BLAS; sparse reservoirs in
+compressed-row form, realisations along the vectorised inner loop).  The
+deviations (the state dx, the products, the noise and the activation
+deviation) are kept in the type of the weights: float32 with
+``precision="mixed"`` (sgemm, twice the speed of dgemm, and eight lanes per
+vector instead of four), float64 with ``"double"``.  Everything is written
+as a deviation so that single precision rounds relative to the *noise*
+(about 1e-7 of dx), never to the signal: the noisy post-activation minus
+F(z-bar) is delta (1 + e_MC) + F(z-bar) e_MC + e_AC + sqrt(F^2 D_MU + D_AU) g
+with delta = F(z-bar + dz) - F(z-bar); for tanh and sigmoid, delta comes from
+the addition formula tanh(a + d) - tanh(a) = tanh(d) sech^2(a) / (1 + tanh(a)
+tanh(d)) with a float32 tanh of the small deviation d (rows with a deviation
+beyond |d| = 1 take F(z-bar + dz) - F(z-bar) in double precision).  The
+noise-free trajectory, F(z-bar), sech^2 and all sums are double precision.
 
 It reuses the feed-forward engine's pieces (:mod:`noiseprop.simulation._kernels`): the
 counter-based random streams (``stream_key``: here keyed by (seed,
@@ -27,8 +34,8 @@ realisation, time step, 1 for the reservoir / 2 for the output)), the normal
 draws (word 0: xi_MC, xi_AC; words 1..: one combined Gaussian per neuron for
 f xi_MU + xi_AU, as the feed-forward kernel without control variate) and the
 unscaled running sums ``_accumulate_unscaled`` (here of the deviations, i.e. centred on the
-noise-free trajectory).  tanh is evaluated by a vectorised expm1 (below,
-within 4 ulp of libm; 5x faster).  No generator state is carried between
+noise-free trajectory).  The double-precision tanh is evaluated by a
+vectorised expm1 (below, within 4 ulp of libm; 5x faster).  No generator state is carried between
 realisations, and sums are kept per tile (a fixed block of realisations,
 independent of the thread count) and added in a fixed order: the same seed
 gives the same numbers with any number of threads.

@@ -161,12 +161,12 @@ def simulate(
         tqdm progress bar (by default on a terminal for long runs).
     precision : {"mixed", "double"}, default "mixed"
         The kernel propagates each realisation's deviation from the
-        noise-free trajectory.  "mixed": the dense reservoir product of the
-        deviations, W dx, in single precision (twice as fast); its rounding
-        error is about 1e-7 relative to the *noise* (not the signal), far
-        below the Monte Carlo error at any noise level.  "double": all in
-        double precision.  Sparse reservoirs (at most 20 % non-zero
-        weights) are always multiplied in double precision.
+        noise-free trajectory (double precision).  "mixed": the deviations
+        (reservoir product, noise, activation deviation, leak) in single
+        precision, written so that their rounding is about 1e-7 relative to
+        the *noise*, not to the signal: far below the Monte Carlo error at
+        any noise level (checked down to D = 1e-18); about twice as fast.
+        "double": all in double precision.  Sums are always double precision.
 
     Returns
     -------
