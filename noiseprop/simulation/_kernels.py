@@ -135,6 +135,8 @@ _X_CENTRAL = 1.97  # just below |_central(_Q_CENTRAL)| = 1.97296
 _LOG2E = 1.4426950408889634
 _LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
 _EXP_TAYLOR = tuple(1.0 / math.factorial(n) for n in range(13))
+# the split of ln 2 for float32 (Cephes): k _LN2_HI32 is exact for |k| < 2^15
+_LN2_HI32, _LN2_LO32 = np.float32(0.693359375), np.float32(-2.12194440e-4)
 
 
 def check_codes(codes) -> None:
@@ -175,19 +177,42 @@ def _exp_range_overload(like):
     return lambda like: (low, high)
 
 
+def _ln2_split(like):
+    """ln 2 = hi + lo in the type of ``like``, hi with enough trailing zero bits that k hi is
+    exact for every k of _exp's range (Cody-Waite)."""
+    return _LN2_HI, _LN2_LO
+
+
+@overload(_ln2_split, jit_options={"forceinline": True})
+def _ln2_split_overload(like):
+    if like.bitwidth == 32:
+        hi, lo = np.float32(_LN2_HI32), np.float32(_LN2_LO32)
+    else:
+        hi, lo = _LN2_HI, _LN2_LO
+    return lambda like: (hi, lo)
+
+
 @intrinsic
 def _times_pow2(typingctx, value, k):
     """value * 2**k for a float32 or float64 ``value`` and an integer k in the normal
-    exponent range of that type, by writing the exponent bits."""
-    if not isinstance(value, types.Float) or not isinstance(k, types.Integer):
+    exponent range of that type, by writing the exponent bits.  k may also be an integral
+    value of ``value``'s type: its bits are then read off k + 1.5 2^m (m the mantissa
+    width), which vectorises where a float-to-integer conversion (to int64) would not."""
+    if not isinstance(value, types.Float) or not isinstance(k, (types.Integer, types.Float)):
+        return None
+    if isinstance(k, types.Float) and k != value:
         return None
     single = value.bitwidth == 32
 
     def codegen(context, builder, signature, args):
         x, exponent = args
         int_type = ir.IntType(32 if single else 64)
-        exponent = context.cast(builder, exponent, k, types.int64)
-        exponent = builder.trunc(exponent, int_type) if single else exponent
+        if isinstance(k, types.Float):
+            magic = exponent.type(1.5 * 2.0 ** (23 if single else 52))
+            exponent = builder.bitcast(builder.fadd(exponent, magic), int_type)  # low bits: k
+        else:
+            exponent = context.cast(builder, exponent, k, types.int64)
+            exponent = builder.trunc(exponent, int_type) if single else exponent
         bias, shift = (127, 23) if single else (1023, 52)
         bits = builder.shl(builder.add(exponent, int_type(bias)), int_type(shift))
         return builder.fmul(x, builder.bitcast(bits, ir.FloatType() if single else ir.DoubleType()))
@@ -200,8 +225,9 @@ def _exp(x):
     """exp(x) to about 1 ulp of the type of x (clamped to its finite range)."""
     low, high = _exp_range(x)
     x = min(max(x, _real(low, x)), _real(high, x))
-    k = math.floor(x * _real(_LOG2E, x) + _real(0.5, x))
-    r = (x - k * _real(_LN2_HI, x)) - k * _real(_LN2_LO, x)
+    k = np.floor(x * _real(_LOG2E, x) + _real(0.5, x))  # in x's type: no conversion to int64
+    hi, lo = _ln2_split(x)
+    r = (x - k * hi) - k * lo
     c = _EXP_TAYLOR
     p = _real(c[12], x)
     p = p * r + _real(c[11], x)
@@ -216,7 +242,7 @@ def _exp(x):
     p = p * r + _real(c[2], x)
     p = p * r + _real(c[1], x)
     p = p * r + _real(c[0], x)
-    return _times_pow2(p, np.int64(k))
+    return _times_pow2(p, k)
 
 
 @njit(forceinline=True, error_model="numpy")
@@ -300,12 +326,24 @@ def _fill_unit(key, first, half, i):
     return _to_unit(_low(word) if i < half else _high(word))
 
 
-@njit(inline="always", error_model="numpy")
 def _fill_normals(key, first, out, tail_index):
+    """out as standard normals from the words first, first + 1, ... of a stream, by the
+    generator of out's type: :func:`_fill_normals64` for float64,
+    :func:`fill_normals32` for float32 (typed and compiled only where float32 is used)."""
+
+
+@overload(_fill_normals, jit_options={"forceinline": True, "error_model": "numpy"})
+def _fill_normals_overload(key, first, out, tail_index):
+    if isinstance(out, types.Array) and out.dtype == types.float32:
+        return lambda key, first, out, tail_index: fill_normals32(key, first, out, tail_index)
+    return lambda key, first, out, tail_index: _fill_normals64(key, first, out, tail_index)
+
+
+@njit(inline="always", error_model="numpy")
+def _fill_normals64(key, first, out, tail_index):
     """out as standard normals from the words first, first + 1, ... of a stream:
     with h = ceil(len(out) / 2), out[i] from the low half of word first + i and
-    out[h + i] from its high half.  Computed in float64 and rounded once to the
-    type of ``out`` (float32 draws are the float64 draws rounded).
+    out[h + i] from its high half, in float64.
 
     The first pass (the central formula for every draw, two per word)
     vectorises; the central formula is monotone with |x| < _X_CENTRAL exactly
@@ -330,6 +368,226 @@ def _fill_normals(key, first, out, tail_index):
         u = _fill_unit(key, first, half, i)
         if abs(u - 0.5) > _Q_CENTRAL:
             out[i] = _tail(u)
+
+
+# ---------------------------------------------------------------------------------------
+# The float32 generator.  Draw j of a stream (key: 64 bits from stream_key) is
+#     bits_j = h(h(lo + j G32) ^ hi),   lo, hi the two 32-bit halves of the key,
+# h Wellons' "lowbias32" integer hash (a bijective avalanche of 32 bits), G32 the 32-bit
+# golden-ratio increment: pure 32-bit integer arithmetic, which AVX2 vectorises (eight
+# lanes) where SplitMix64's 64-bit products are emulated.  The 32 bits are a uniform
+# u = (bits + 1/2) 2^-32 as in the float64 generator, split exactly into the distance
+# to the nearer end, p = min(u, 1 - u), and q = u - 1/2 (both from 31-bit integers), and
+# turned into a standard normal by Giles' single-precision erfinv:
+#     x = sqrt(2) erfinv(2q) = 2 sqrt(2) q P(w),  w = -log(4 p (1 - p)),
+# P a degree-8 polynomial in w - 5/2 (relative error 1.25e-7) on w < 5, i.e. |x| < 2.93
+# (all but 0.34 % of the draws), with a float32 logarithm (Cody-Waite reduction and the
+# Cephes polynomial) that vectorises, unlike a libm call.  The 0.34 % beyond are redone
+# in a second pass by the float64 generator's tail formula at the same p (exact in
+# float64), then rounded.  Tested: relative error <= precision.NORMAL_RTOL (1e-6; measured
+# 3.2e-7) against the exact inverse CDF of the same uniform.  A float32 run therefore draws
+# other numbers than the float64 run of the same seed: an equally distributed realisation.
+# ---------------------------------------------------------------------------------------
+
+_GOLDEN32 = 0x9E3779B9
+_LOWBIAS32 = (0x7FEB352D, 0x846CA68B)
+_F32 = np.float32
+# M. Giles, "Approximating the erfinv function", GPU Computing Gems Jade (2011): on w < 5,
+# erfinv(y) = y P(w); here times 2 sqrt(2) (x = sqrt(2) erfinv(2q) = q * [2 sqrt(2) P(w)]).
+_ERFINV32 = tuple(2.0 * math.sqrt(2.0) * c for c in (
+    2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
+    -0.00417768164, 0.246640727, 1.50140941))
+# Cephes logf: log(1 + f) = f - f^2/2 + f^3 Q(f) for sqrt(1/2) <= 1 + f < sqrt(2).
+_LOG32 = (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
+          -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1)
+_TAIL_MARK32 = _F32(8.0)  # written where w >= 5 (|x| < 2.93 elsewhere) and redone in float64
+#: Every floating constant of the float32 generator, one tuple (see :func:`_opaque`):
+#: [0:9] log, [9:18] erfinv, then ln 2 (hi, lo), 1/2, 1, 4, 5/2 and the tail mark.
+_GEN32 = tuple(_F32(c) for c in _LOG32 + _ERFINV32 + (_LN2_HI32, _LN2_LO32, 0.5, 1.0, 4.0, 2.5, _TAIL_MARK32))
+_C_LN2_HI, _C_LN2_LO, _C_HALF, _C_ONE, _C_FOUR, _C_W_MID, _C_MARK = range(18, 25)
+
+
+@intrinsic
+def _opaque(typingctx, values):
+    """``values`` (a tuple of floats) unchanged, but opaque to the optimiser (an empty
+    inline-assembly statement per value).  Taken once before a loop, the constants are
+    loop-invariant values rather than literals: LLVM then keeps them in registers or
+    stack slots read as operands, instead of re-loading every literal by address in
+    every iteration (its choice for literals under numba's code model, where the float32
+    generator's 25 constants outnumber the 16 vector registers)."""
+    if not (isinstance(values, types.UniTuple) and isinstance(values.dtype, types.Float)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        (tup,) = args
+        value_type = context.get_value_type(values.dtype)
+        barrier = ir.InlineAsm(ir.FunctionType(value_type, [value_type]), "", "=x,0")
+        for i in range(values.count):
+            tup = builder.insert_value(tup, builder.call(barrier, [builder.extract_value(tup, i)]), i)
+        return tup
+
+    return values(values), codegen
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a * b + c rounded once (llvm.fma: one instruction where the processor has FMA;
+    numba does not contract a * b + c by itself)."""
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return a(a, b, c), codegen
+
+
+def _lowbias32(builder, x):
+    """Wellons' lowbias32 hash of an i32 value (LLVM IR)."""
+    i32 = ir.IntType(32)
+    x = builder.xor(x, builder.lshr(x, i32(16)))
+    x = builder.mul(x, i32(_LOWBIAS32[0]))
+    x = builder.xor(x, builder.lshr(x, i32(15)))
+    x = builder.mul(x, i32(_LOWBIAS32[1]))
+    return builder.xor(x, builder.lshr(x, i32(16)))
+
+
+@intrinsic
+def _bits32(typingctx, key, j):
+    """32 random bits: draw j of the float32 stream of the 64-bit ``key`` (32-bit arithmetic)."""
+    if not isinstance(key, types.Integer) or not isinstance(j, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        key_value, index = args
+        i32 = ir.IntType(32)
+        key64 = context.cast(builder, key_value, key, types.uint64)
+        lo = builder.trunc(key64, i32)
+        hi = builder.trunc(builder.lshr(key64, ir.IntType(64)(32)), i32)
+        counter = builder.trunc(context.cast(builder, index, j, types.int64), i32)
+        x = _lowbias32(builder, builder.add(lo, builder.mul(counter, i32(_GOLDEN32))))
+        return _lowbias32(builder, builder.xor(x, hi))
+
+    return types.uint32(key, j), codegen
+
+
+@intrinsic
+def _split_unit32(typingctx, bits):
+    """The uniform u = (bits + 1/2) 2^-32 of 32 random bits as (p, q) in float32:
+    p = min(u, 1 - u) and q = u - 1/2, each from a 31-bit integer (relative error <= 2^-24)."""
+    if bits != types.uint32:
+        return None
+    pair = types.UniTuple(types.float32, 2)
+
+    def codegen(context, builder, signature, args):
+        (b,) = args
+        i32, f32 = ir.IntType(32), ir.FloatType()
+        low31 = builder.and_(b, i32(0x7FFFFFFF))
+        upper = builder.icmp_unsigned(">=", b, i32(0x80000000))  # u > 1/2
+        near = builder.select(upper, builder.xor(low31, i32(0x7FFFFFFF)), low31)  # p = (near + 1/2) 2^-32
+        far = builder.xor(near, i32(0x7FFFFFFF))  # |q| = (far + 1/2) 2^-32
+        scale = f32(2.0**-32)
+        p = builder.fmul(builder.fadd(builder.sitofp(near, f32), f32(0.5)), scale)
+        magnitude = builder.fmul(builder.fadd(builder.sitofp(far, f32), f32(0.5)), scale)
+        q = builder.select(upper, magnitude, builder.fneg(magnitude))
+        return context.make_tuple(builder, pair, [p, q])
+
+    return pair(bits), codegen
+
+
+@intrinsic
+def _frexp32(typingctx, x):
+    """(e, m) with x = 2^e m, sqrt(1/2) <= m < sqrt(2), for a positive normal float32 x
+    (e as a float32), by integer operations on the bits."""
+    if x != types.float32:
+        return None
+    pair = types.UniTuple(types.float32, 2)
+
+    def codegen(context, builder, signature, args):
+        (value,) = args
+        i32, f32 = ir.IntType(32), ir.FloatType()
+        bits = builder.bitcast(value, i32)
+        exponent = builder.ashr(builder.sub(bits, i32(0x3F3504F3)), i32(23))  # 0x3F3504F3: sqrt(1/2)
+        mantissa = builder.bitcast(builder.sub(bits, builder.shl(exponent, i32(23))), f32)
+        return context.make_tuple(builder, pair, [builder.sitofp(exponent, f32), mantissa])
+
+    return pair(x), codegen
+
+
+@njit(forceinline=True, error_model="numpy")
+def _log32(x, c):
+    """log(x) in float32 for a positive normal x (about 1 ulp; vectorises); c = _GEN32."""
+    e, m = _frexp32(x)
+    f = m - c[_C_ONE]
+    z = f * f
+    y = _fma(c[0], f, c[1])
+    y = _fma(y, f, c[2])
+    y = _fma(y, f, c[3])
+    y = _fma(y, f, c[4])
+    y = _fma(y, f, c[5])
+    y = _fma(y, f, c[6])
+    y = _fma(y, f, c[7])
+    y = _fma(y, f, c[8])
+    y = _fma(y * f, z, _fma(e, c[_C_LN2_LO], -c[_C_HALF] * z))
+    return _fma(e, c[_C_LN2_HI], f + y)
+
+
+@njit(forceinline=True, error_model="numpy")
+def _central32(bits, c):
+    """The standard normal of 32 random bits where w < 5 (|x| < 2.93), else the tail mark
+    c[_C_MARK]; c = _GEN32 (or its :func:`_opaque` copy)."""
+    p, q = _split_unit32(bits)
+    w = -_log32(c[_C_FOUR] * p * (c[_C_ONE] - p), c) - c[_C_W_MID]  # w - 5/2, in (-5/2, 5/2) here
+    s = _fma(c[9], w, c[10])
+    s = _fma(s, w, c[11])
+    s = _fma(s, w, c[12])
+    s = _fma(s, w, c[13])
+    s = _fma(s, w, c[14])
+    s = _fma(s, w, c[15])
+    s = _fma(s, w, c[16])
+    s = _fma(s, w, c[17])
+    return q * s if w < c[_C_W_MID] else c[_C_MARK]
+
+
+@njit(forceinline=True, error_model="numpy")
+def _tail32(bits):
+    """The standard normal of 32 random bits in a tail, in float64 (Acklam's tail formula at
+    p = min(u, 1 - u), exact in float64), rounded to float32."""
+    near = bits & np.uint32(0x7FFFFFFF)
+    if bits >= np.uint32(0x80000000):
+        return _F32(-_tail((float(near ^ np.uint32(0x7FFFFFFF)) + 0.5) * _TO_UNIT))
+    return _F32(_tail((float(near) + 0.5) * _TO_UNIT))
+
+
+@njit(forceinline=True, error_model="numpy")
+def fill_normals32(key, first, out, tail_index):
+    """out (float32) as standard normals: out[i] is draw 2 first + i of the float32 stream
+    of ``key`` (draws 2w, 2w + 1 take the place of the float64 generator's word w, so the
+    callers' word offsets keep streams apart).  ``tail_index``: int64 scratch of len(out).
+
+    The first pass (hash, uniform, Giles' central formula) vectorises and counts the draws
+    it marks (w >= 5, about 0.34 %); only if there are any, they are listed without a
+    branch and redone by :func:`_tail32`.
+    For the recurrent kernel and any other float32 user: the same (key, first, len(out))
+    always gives the same numbers.
+    """
+    n = out.shape[0]
+    start = 2 * first
+    c = _opaque(_GEN32)
+    marked = False
+    for i in range(n):
+        x = _central32(_bits32(key, start + i), c)
+        out[i] = x
+        marked |= x == c[_C_MARK]  # a boolean or: vectorises (an integer sum does not, here)
+    if not marked:  # a row of 100 has a tail draw 29 % of the time
+        return
+    count = 0
+    for i in range(n):
+        tail_index[count] = i
+        count += out[i] == _TAIL_MARK32
+    for j in range(count):
+        i = tail_index[j]
+        out[i] = _tail32(_bits32(key, start + i))
 
 
 @njit(cache=True, error_model="numpy")

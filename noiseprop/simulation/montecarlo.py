@@ -18,8 +18,9 @@ How it is fast and exact at once:
 - Random numbers are counter based, keyed by (seed, realisation, input,
   layer): the numbers depend on the seed only, not on the thread count or the
   chunk size.
-- ``dtype="float32"`` runs products, noise and activations in float32 (the
-  same draws, rounded) with float64 sums; ``dtype="auto"`` takes it only where
+- ``dtype="float32"`` runs products, noise and activations in float32 (its
+  own vectorised float32 generator: other draws than float64's, equally
+  distributed) with float64 sums; ``dtype="auto"`` takes it only where
   :mod:`noiseprop.simulation.precision` proves its rounding negligible.
 
 Memory does not grow with ``samples``: realisations are processed in chunks
@@ -467,13 +468,15 @@ def simulate(
         updates) on a terminal.
     dtype : {"float64", "float32", "auto"}, default "float64"
         Type of the products, noise draws and activations; the moments are
-        accumulated in float64 either way.  float32 is about twice as fast
-        and draws the same random numbers (rounded once), so its results
-        differ from float64's by rounding only.  "auto" takes float32 only
+        accumulated in float64 either way.  float32 is faster and has its
+        own generator (a 32-bit hash and a float32 inverse normal CDF), so a
+        float32 run and the float64 run of the same seed are different,
+        equally distributed realisations: they agree within their standard
+        errors, not to rounding.  "auto" takes float32 only
         where its rounding error is provably below a tenth of the run's
         standard errors: a forward error bound e of every neuron (unit
-        roundoff 2^-24 through every product, draw, noise step and
-        activation, in RMS terms) must satisfy e <= 0.1 sigma / sqrt(2 R)
+        roundoff 2^-24 through every product, noise step and activation,
+        relative error 1e-6 of a draw, in RMS terms) must satisfy e <= 0.1 sigma / sqrt(2 R)
         (sigma the neuron's noise standard deviation, R the samples); never
         with the control variate, a discontinuous activation or a noise-free
         neuron (:mod:`noiseprop.simulation.precision`).  The rule is checked
