@@ -49,7 +49,9 @@ from numba import njit, prange
 
 from ..simulation._kernels import (
     _LN2_HI,
+    _LN2_HI32,
     _LN2_LO,
+    _LN2_LO32,
     _LOG2E,
     LINEAR,
     SIGMOID,
@@ -125,11 +127,10 @@ def _activation(code, p0, p1, z, out):
 
 
 # tanh of a small float32 argument (the deviation formula below): Cody-Waite reduction
-# with a float32 split of ln 2 (k ln2_hi exact for |k| < 2^15), expm1(r) to r^7 (|r| <= ln(2)/2:
+# with the float32 split of ln 2 of the feed-forward kernel, expm1(r) to r^7 (|r| <= ln(2)/2:
 # truncation below 1e-8 relative).
 _SMALL = 1.0  # largest |c b| for the deviation formula (cancellation in its denominator <= 4x)
 _F32 = np.float32
-_LN2_HI32, _LN2_LO32 = _F32(0.693359375), _F32(-2.12194440e-4)
 _C32 = tuple(_F32(1.0 / math.factorial(k)) for k in range(8))
 
 
