@@ -18,9 +18,13 @@ dense product in both cases (the plain implementation).
 
 With ``--torch`` the same plain implementation in PyTorch (CPU, float64,
 ``torch.randn``) is timed too.  The noiseprop kernel propagates each
-realisation's deviation from the noise-free trajectory, with the dense
-reservoir product in single precision (``precision="mixed"``, the default);
-``--double`` times ``precision="double"`` as well.
+realisation's deviation from the noise-free trajectory in single precision
+(``precision="mixed"``, the default: float32 product, noise, activation
+deviation and draws, float64 trajectory and sums); ``--double`` times
+``precision="double"`` as well.  The NumPy reference draws the MU and AU
+terms separately (two normals per neuron, the plain way); noiseprop draws one
+normal per neuron for their sum (same distribution) and keeps more sums
+(third and fourth powers, per-realisation sums).
 
 Usage::
 
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 from pathlib import Path
 
@@ -45,7 +50,7 @@ from reference_benchmark import best_time  # this folder: the script's own path 
 
 from noiseprop import Noise
 from noiseprop.recurrent import echo_state_network, simulate
-from noiseprop.utils.files import atomic_write
+from noiseprop.utils.files import atomic_write, check_target
 
 D = 1e-3
 
@@ -60,8 +65,9 @@ def numpy_reference(net, noise: Noise, u: np.ndarray, samples: int, seed: int):
     sums, squares = np.zeros((steps, net.n)), np.zeros((steps, net.n))
     out_sums, out_squares = np.zeros((steps, net.n_out)), np.zeros((steps, net.n_out))
     a = net.leak
+    W_t = net.W.T
     for t in range(steps):
-        f = net.activation(x @ net.W.T + drive[t])
+        f = np.tanh(x @ W_t + drive[t])  # the benchmark's activation: tanh, gain 1 (checked in run)
         gain = 1.0 + sd["MU"] * rng.standard_normal((samples, net.n)) + sd["MC"] * rng.standard_normal((samples, 1))
         noisy = f * gain + sd["AU"] * rng.standard_normal((samples, net.n)) + sd["AC"] * rng.standard_normal((samples, 1))
         x = (1.0 - a) * x + a * noisy
@@ -111,9 +117,11 @@ def torch_reference(net, noise: Noise, u: np.ndarray, samples: int, seed: int):
 
 def run(n: int, steps: int, samples: int, repeat: int, density, torch: bool = False, double: bool = False):
     net = echo_state_network(n, 1, 1, 0.9, density=density, input_scale=0.5, seed=0)
+    assert net.activation.kernel_params() == (1.0, 0.0), "the references hard-code tanh with gain 1"
     noise = Noise(AU=D, AC=D, MU=D, MC=D)
     u = np.sin(0.2 * np.arange(steps))[:, None]
-    simulate(net, noise, u[:3], 8)  # compile (cached on disk) outside the timing
+    for precision in ("mixed", "double") if double else ("mixed",):
+        simulate(net, noise, u[:3], 8, precision=precision)  # compile (cached on disk) outside the timing
     t_numba, sim = best_time(lambda: simulate(net, noise, u, samples, seed=0), repeat)
     t_numpy, (var_np, out_var_np) = best_time(lambda: numpy_reference(net, noise, u, samples, 1), repeat)
     var_nb = np.array(sim.reservoir.var[1:])
@@ -147,19 +155,23 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     n, steps, samples = (100, 200, 2000) if args.fast else (200, 1000, 10_000)
     samples = args.samples or samples
-    rows = [run(n, steps, samples, args.repeat, density, args.torch, args.double) for density in (None, 0.05)]
-    for row in rows:
+    name = "recurrent_benchmark_fast.json" if args.fast else "recurrent_benchmark.json"
+    check_target(args.out / name, args.force)  # fail now, not after the run
+    rows, load_before = [], os.getloadavg()
+    for density in (None, 0.05):
+        row = run(n, steps, samples, args.repeat, density, args.torch, args.double)
+        rows.append(row)
         print(f"{row['reservoir']:>13}: N={row['N']} T={row['T']} R={row['R']}: noiseprop "
               f"{row['seconds_noiseprop']:.2f} s, NumPy {row['seconds_numpy']:.2f} s, ratio "
-              f"{row['ratio']:.2f}x; median |var ratio - 1| {row['median_relative_difference_of_variances']:.3%}")
+              f"{row['ratio']:.2f}x; median |var ratio - 1| {row['median_relative_difference_of_variances']:.3%}", flush=True)
         if "ratio_double" in row:
             print(f"{'':>13}  precision='double': {row['seconds_noiseprop_double']:.2f} s, ratio {row['ratio_double']:.2f}x")
         if "ratio_vs_torch" in row:
-            print(f"{'':>13}  PyTorch {row['seconds_torch']:.2f} s, noiseprop {row['ratio_vs_torch']:.2f}x faster")
+            print(f"{'':>13}  PyTorch {row['seconds_torch']:.2f} s, noiseprop {row['ratio_vs_torch']:.2f}x faster", flush=True)
     payload = {"machine": platform.platform(), "threads": numba.get_num_threads(), "fast": args.fast,
-               "noise": f"AU=AC=MU=MC={D}", "results": rows}
+               "noise": f"AU=AC=MU=MC={D}", "repeat": args.repeat,
+               "load_average_1min": {"start": load_before[0], "end": os.getloadavg()[0]}, "results": rows}
     payload["samples_note"] = "R lowered with --samples" if args.samples else "default R"
-    name = "recurrent_benchmark_fast.json" if args.fast else "recurrent_benchmark.json"
     path = atomic_write(args.out / name, lambda h: h.write(json.dumps(payload, indent=2).encode()),
                         overwrite=args.force)
     print(f"wrote {path}")

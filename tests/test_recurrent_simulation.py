@@ -124,19 +124,44 @@ def test_kernel_tanh_within_a_few_ulp_of_numpy():
 
 
 def test_mixed_precision_matches_double_up_to_rounding_and_sparse_path_agrees():
-    """Same seed, same draws: the single-precision product of the deviations changes the
-    estimates by rounding only (relative 1e-5, far below their standard errors of ~1e-2);
-    a sparse reservoir (compressed-row path) must pass verify at large noise."""
+    """Same seed, same draws (the correlated noise AC, MC: one float64 pair per realisation
+    and step in both precisions; the per-neuron AU, MU draws may come from a float32
+    generator in single precision): the single-precision deviations change the estimates
+    by rounding only (relative 1e-5, far below their standard errors of ~1e-2); with all
+    four types the dense and the sparse reservoir (compressed-row path) must pass verify
+    at large noise."""
     net = echo_state_network(40, 1, 1, 0.8, density=0.1, seed=2, activation="linear(slope=0.9)", leak=0.8,
                              feedback=True)
     dense = RecurrentNetwork.from_arrays(net.W_in, net.W + 1e-3, net.W_out, leak=0.8, activation="linear(slope=0.9)",
                                          feedback=True)
     u = np.sin(0.4 * np.arange(12))[:, None]
-    noise = Noise(AU=1e-2, AC=1e-2, MU=1e-2, MC=1e-2)
-    mixed = simulate(dense, noise, u, 400, seed=5, generate=4)
-    double = simulate(dense, noise, u, 400, seed=5, generate=4, precision="double")
+    correlated = Noise(AC=1e-2, MC=1e-2)
+    mixed = simulate(dense, correlated, u, 400, seed=5, generate=4)
+    double = simulate(dense, correlated, u, 400, seed=5, generate=4, precision="double")
     np.testing.assert_allclose(mixed.var, double.var, rtol=1e-5)
     np.testing.assert_allclose(mixed.output_var, double.output_var, rtol=1e-5)
+    noise = Noise(AU=1e-2, AC=1e-2, MU=1e-2, MC=1e-2)
     assert verify(net, noise, u, 4000, seed=6, generate=4).passed
+    assert verify(dense, noise, u, 4000, seed=6, generate=4).passed
     with pytest.raises(ValueError, match="precision must be one of"):
         simulate(net, noise, u, 100, precision="single")
+
+
+@pytest.mark.parametrize("placement", ["post", "pre"])
+@pytest.mark.parametrize("density", [None, 0.2])
+def test_mixed_precision_rounds_relative_to_the_noise_not_the_signal(placement, density):
+    """tanh reservoir (|z| up to ~3, self-closed steps) at D = 1e-18: the noise (sd 1e-9) is
+    far below float32's resolution of the signal (6e-8), so arithmetic rounded relative to
+    the signal would give variances off by orders of magnitude; the kernel's deviations in
+    float32 must match double precision (same draws: the correlated types, see above) to
+    rounding, as at large noise (D = 0.3, where deviations beyond the small-argument formula
+    take the double-precision path)."""
+    net = echo_state_network(30, 1, 1, 0.95, density=density, seed=3, leak=0.6, input_scale=2.0, feedback=True)
+    u = 2 * np.sin(0.4 * np.arange(15))[:, None]
+    for D in (1e-18, 0.3):
+        noise = Noise(AC=D, MC=D, placement=placement)
+        mixed = simulate(net, noise, u, 300, seed=5, generate=5)
+        double = simulate(net, noise, u, 300, seed=5, generate=5, precision="double")
+        assert 1e-4 < np.median(mixed.var[1:]) / D < 1e2  # the noise is propagated (not lost or blown up)
+        np.testing.assert_allclose(mixed.var, double.var, rtol=1e-5, atol=0)
+        np.testing.assert_allclose(mixed.output_var, double.output_var, rtol=1e-5, atol=0)

@@ -13,13 +13,20 @@ o-bar_t = W_out x-bar_t + b_out, computed once by the caller):
     dy_t = noisy output at o-bar_t + W_out dx_t, minus o-bar_t
 
 Realisations are processed in tiles (blocks of rows), so that the recurrence
-is one matrix-matrix product per step and tile (BLAS).  With
-``single`` the product W dx of a dense reservoir is done in single
-precision (sgemm, twice the speed of dgemm): its rounding error is relative
-to the *noise* (about 1e-7 of dx), not to the signal, so it is far below the
-Monte Carlo error at any noise level; everything else (the trajectory, the
-activation, the leak, all sums) is double precision.  Sparse reservoirs are
-multiplied in compressed-row form in double precision.
+is one matrix-matrix product per step and tile (BLAS; sparse reservoirs in
+compressed-row form, realisations along the vectorised inner loop).  The
+deviations (the state dx, the products, the noise and the activation
+deviation) are kept in the type of the weights: float32 with
+``precision="mixed"`` (sgemm, twice the speed of dgemm, and eight lanes per
+vector instead of four), float64 with ``"double"``.  Everything is written
+as a deviation so that single precision rounds relative to the *noise*
+(about 1e-7 of dx), never to the signal: the noisy post-activation minus
+F(z-bar) is delta (1 + e_MC) + F(z-bar) e_MC + e_AC + sqrt(F^2 D_MU + D_AU) g
+with delta = F(z-bar + dz) - F(z-bar); for tanh and sigmoid, delta comes from
+the addition formula tanh(a + d) - tanh(a) = tanh(d) sech^2(a) / (1 + tanh(a)
+tanh(d)) with a float32 tanh of the small deviation d (rows with a deviation
+beyond |d| = 1 take F(z-bar + dz) - F(z-bar) in double precision).  The
+noise-free trajectory, F(z-bar), sech^2 and all sums are double precision.
 
 It reuses the feed-forward engine's pieces (:mod:`noiseprop.simulation._kernels`): the
 counter-based random streams (``stream_key``: here keyed by (seed,
@@ -27,8 +34,8 @@ realisation, time step, 1 for the reservoir / 2 for the output)), the normal
 draws (word 0: xi_MC, xi_AC; words 1..: one combined Gaussian per neuron for
 f xi_MU + xi_AU, as the feed-forward kernel without control variate) and the
 unscaled running sums ``_accumulate_unscaled`` (here of the deviations, i.e. centred on the
-noise-free trajectory).  tanh is evaluated by a vectorised expm1 (below,
-within 4 ulp of libm; 5x faster).  No generator state is carried between
+noise-free trajectory).  The double-precision tanh is evaluated by a
+vectorised expm1 (below, within 4 ulp of libm; 5x faster).  No generator state is carried between
 realisations, and sums are kept per tile (a fixed block of realisations,
 independent of the thread count) and added in a fixed order: the same seed
 gives the same numbers with any number of threads.
@@ -42,14 +49,18 @@ from numba import njit, prange
 
 from ..simulation._kernels import (
     _LN2_HI,
+    _LN2_HI32,
     _LN2_LO,
+    _LN2_LO32,
     _LOG2E,
     LINEAR,
+    SIGMOID,
     TANH,
     _accumulate_unscaled,
     _activate,
     _fill_normals,
     _normal_pair,
+    _real,
     _times_pow2,
     stream_key,
 )
@@ -90,7 +101,7 @@ def _tanh(x):
     p = p * r + c[3]
     p = p * r + c[2]
     p = p * r * r + r
-    scale = _times_pow2(1.0, np.int64(k))  # 2^k
+    scale = _times_pow2(1.0, np.int32(k))  # 2^k (int32: the conversion vectorises, int64 does not on AVX2)
     e = scale * p + (scale - 1.0)
     t = -e / (e + 2.0)
     return t if x >= 0.0 else -t
@@ -115,35 +126,152 @@ def _activation(code, p0, p1, z, out):
         _activate(code, p0, p1, z, 0, out, 0, z.shape[1])
 
 
+# tanh of a small float32 argument (the deviation formula below): Cody-Waite reduction
+# with the float32 split of ln 2 of the feed-forward kernel, expm1(r) to r^7 (|r| <= ln(2)/2:
+# truncation below 1e-8 relative).
+_SMALL = 1.0  # largest |c b| for the deviation formula (cancellation in its denominator <= 4x)
+_F32 = np.float32
+_C32 = tuple(_F32(1.0 / math.factorial(k)) for k in range(8))
+
+
 @njit(inline="always")
-def _draws(key, sd, g, tail):
-    """(e_MC, e_AC) = sqrt(D) xi and g: one standard normal per neuron for the
-    combined uncorrelated noise (zeros when there is none)."""
-    xi_mc, xi_ac = _normal_pair(key) if sd[3] > 0.0 or sd[1] > 0.0 else (0.0, 0.0)
+def _tanh_small32(x):
+    """tanh(x) in float32 for |x| <= _SMALL (a few ulp), from e = expm1(-2|x|):
+    tanh|x| = -e / (e + 2), as :func:`_tanh`.  Branch-free (vectorises)."""
+    y = _F32(-2.0) * abs(x)
+    k = np.floor(y * _F32(_LOG2E) + _F32(0.5))  # in [-3, 0]
+    r = (y - k * _LN2_HI32) - k * _LN2_LO32
+    c = _C32
+    p = c[7]
+    p = p * r + c[6]
+    p = p * r + c[5]
+    p = p * r + c[4]
+    p = p * r + c[3]
+    p = p * r + c[2]
+    p = p * r * r + r
+    scale = _times_pow2(_F32(1.0), np.int32(k))
+    e = scale * p + (scale - _F32(1.0))
+    t = -e / (e + _F32(2.0))
+    return t if x >= _F32(0.0) else -t
+
+
+@njit(inline="always")
+def _tanh_like(code, p0):
+    """(c_in, c_out) with F(z) = c_out tanh(c_in z) + const for tanh and sigmoid, else (0, 0)."""
+    if code == TANH_CODE:
+        return p0, 1.0
+    if code == SIGMOID:  # 1 / (1 + exp(-p0 z)) = (1 + tanh(p0 z / 2)) / 2
+        return 0.5 * p0, 0.5
+    return 0.0, 0.0
+
+
+@njit(inline="always")
+def _step_constants(code, p0, p1, zbar_t, fbar, zbar_r, fbar_r, ta, s2):
+    """Per step (the same for every realisation): fbar (1, N) = F(z-bar_t) in float64,
+    z-bar and F(z-bar) in the state's type, and for tanh-like F the tanh t_a = tanh(c z-bar)
+    and sech^2(c z-bar) of the deviation formula (from e = exp(-2 c |z-bar|): no
+    cancellation near saturation)."""
+    _activation(code, p0, p1, zbar_t, fbar)
+    c_in, _ = _tanh_like(code, p0)
+    for i in range(zbar_t.shape[1]):
+        zbar_r[i] = zbar_t[0, i]
+        fbar_r[i] = fbar[0, i]
+        x = c_in * zbar_t[0, i]
+        e = math.exp(-2.0 * abs(x))
+        t = (1.0 - e) / (1.0 + e)
+        ta[i] = t if x >= 0.0 else -t
+        s2[i] = 4.0 * e / ((1.0 + e) * (1.0 + e))
+
+
+@njit(inline="always")
+def _activation_deviation(code, p0, p1, single, zbar_t, fbar, ta, s2, b, delta, z_row, f_row):
+    """delta = F(z-bar + b) - F(z-bar) for one realisation (b, delta: (N,) in the state's type).
+
+    Linear F: p0 b.  Single precision, tanh-like F = c_out tanh(c z) + const and
+    |c b| <= _SMALL everywhere in the row: the addition formula
+    tanh(a + d) - tanh(a) = tanh(d) sech^2(a) / (1 + tanh(a) tanh(d)), with tanh(d) of the
+    small deviation d = c b in float32: its rounding is relative to the deviation (about
+    1e-7), not to F.  Otherwise F(z-bar + b) - F(z-bar) in double precision.
+    """
+    n = b.shape[0]
+    if code == LINEAR:
+        for i in range(n):
+            delta[i] = p0 * b[i]
+        return
+    c_in, c_out = _tanh_like(code, p0)
+    if single and c_in != 0.0:
+        c, scale = _F32(c_in), _F32(c_out)
+        large = 0
+        for i in range(n):
+            large += abs(c * b[i]) > _F32(_SMALL)
+        if large == 0:
+            for i in range(n):
+                tb = _tanh_small32(_F32(c * b[i]))
+                delta[i] = scale * tb * s2[i] / (_F32(1.0) + ta[i] * tb)
+            return
+    for i in range(n):
+        z_row[0, i] = zbar_t[0, i] + b[i]
+    _activation(code, p0, p1, z_row, f_row)
+    for i in range(n):
+        delta[i] = f_row[0, i] - fbar[0, i]
+
+
+@njit(inline="always")
+def _reservoir_row(code, p0, p1, single, sd, pre, key, zbar_t, fbar, zbar_r, fbar_r, ta, s2, dz, dz_in, closed,
+                   r, keep, a, dx, b, delta, g, tail, z_row, f_row):
+    """dx[r] = (1 - a) dx[r] + a (noisy F - F(z-bar)) for realisation r, from the
+    deviation of its pre-activation dz[r] (+ dz_in[r] in self-closed steps).
+
+    Everything is a deviation from the noise-free trajectory: post placement,
+    F(z) (1 + e_MC) + e_AC + sqrt(F^2 D_MU + D_AU) g - F(z-bar) = delta (1 + e_MC)
+    + F(z-bar) e_MC + e_AC + sqrt(...) g with delta = F(z) - F(z-bar); pre placement,
+    the deviation of the noisy pre-activation is b = dz (1 + e_MC) + z-bar e_MC + e_AC
+    + sqrt(z^2 D_MU + D_AU) g.  So the arithmetic in the state's type rounds relative to
+    the noise, never to the signal.
+    """
+    n = b.shape[0]
+    d_au, d_mu = sd[0] * sd[0], sd[2] * sd[2]
+    e_mc64, e_ac64 = _normal_pair(key) if sd[3] > 0.0 or sd[1] > 0.0 else (0.0, 0.0)
     if sd[0] > 0.0 or sd[2] > 0.0:
         _fill_normals(key, 1, g, tail)
     else:
         g[:] = 0.0
-    return sd[3] * xi_mc, sd[1] * xi_ac
+    one = _real(1.0, b)
+    e_mc, e_ac = _real(sd[3] * e_mc64, b), _real(sd[1] * e_ac64, b)
+    v_au, v_mu = _real(d_au, b), _real(d_mu, b)
+    for i in range(n):
+        b[i] = dz[r, i]
+    if closed:
+        for i in range(n):
+            b[i] += dz_in[r, i]
+    if pre:
+        for i in range(n):
+            d = b[i]
+            z = zbar_r[i] + d
+            b[i] = d * (one + e_mc) + zbar_r[i] * e_mc + e_ac + math.sqrt(z * z * v_mu + v_au) * g[i]
+    _activation_deviation(code, p0, p1, single, zbar_t, fbar, ta, s2, b, delta, z_row, f_row)
+    if pre:
+        for i in range(n):
+            dx[r, i] = keep * dx[r, i] + a * delta[i]
+    else:
+        for i in range(n):
+            d = delta[i]
+            f = fbar_r[i] + d
+            dev = d * (one + e_mc) + fbar_r[i] * e_mc + e_ac + math.sqrt(f * f * v_mu + v_au) * g[i]
+            dx[r, i] = keep * dx[r, i] + a * dev
 
 
 @njit(inline="always")
-def _noisy(code, p0, p1, sd, pre, key, z, f, g, tail):
-    """f[0] = the noisy activation of the pre-activation row z[0] (overwritten);
-    g (N,) float64 and tail (N,) int64 are scratch."""
-    d_au, d_mu = sd[0] * sd[0], sd[2] * sd[2]
-    e_mc, e_ac = _draws(key, sd, g, tail)
-    n = z.shape[1]
-    if pre:
-        for i in range(n):
-            v = z[0, i]
-            z[0, i] = v * (1.0 + e_mc) + e_ac + math.sqrt(v * v * d_mu + d_au) * g[i]
-        _activation(code, p0, p1, z, f)
-    else:
-        _activation(code, p0, p1, z, f)
-        for i in range(n):
-            v = f[0, i]
-            f[0, i] = v * (1.0 + e_mc) + e_ac + math.sqrt(v * v * d_mu + d_au) * g[i]
+def _transpose(src, dst):
+    """dst = src.T in 16 x 16 blocks (both stay in cache)."""
+    rows, cols = src.shape
+    for r0 in range(0, rows, 16):
+        r1 = min(r0 + 16, rows)
+        for c0 in range(0, cols, 16):
+            c1 = min(c0 + 16, cols)
+            for c in range(c0, c1):
+                for r in range(r0, r1):
+                    dst[c, r] = src[r, c]
 
 
 @njit(inline="always")
@@ -162,19 +290,20 @@ def _sparse_product(x_t, indptr, indices, values, z_t):
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def simulate_chunk(
-    W_t, W_t32, single, sparse, indptr, indices, values, W_in_t, W_in_t32, W_out_t, zbar, obar, n_drive, n_closed,
+    W_t, single, sparse, indptr, indices, values, W_in_t, W_out_t, zbar, obar, n_drive, n_closed,
     leak, code, p0, p1, sd, pre, out_sd, seed_key, sample0, n_samples, tiles, record, acc_x, row_x, acc_y, row_y,
 ):
     """Run ``n_samples`` realisations through all time steps, with running sums.
 
     Parameters (validated by the caller)
     ------------------------------------
-    W_t (N, N), W_in_t (N_in, N), W_out_t (N, N_out) : float64
-        Transposed weights; W_t32, W_in_t32 : their float32 copies.
+    W_t (N, N), W_in_t (N_in, N), W_out_t (N, N_out) : float32 or float64
+        Transposed weights, all of one type: the type of the deviations (the
+        state), the products and the per-neuron arithmetic (sums are float64).
     single : bool
-        Dense products of the deviations in single precision.
-    sparse : bool; indptr (N + 1,), indices, values : W in compressed-row form
-        With ``sparse`` the reservoir product uses them (double precision).
+        The weights are float32 (``precision="mixed"``).
+    sparse : bool; indptr (N + 1,), indices, values (type of W_t) : W in compressed-row form
+        With ``sparse`` the reservoir product uses them.
     zbar (T + 1, N), obar (T + 1, N_out) : float64
         Noise-free pre-activations (row 0 unused) and outputs.
     n_drive, n_closed : int
@@ -197,72 +326,47 @@ def simulate_chunk(
     """
     n = W_t.shape[0]
     n_out = W_out_t.shape[1]
+    real = W_t.dtype
     zero_x, zero_y = np.zeros(n), np.zeros(n_out)
     total = n_drive + n_closed
     fields_x = acc_x.shape[2] // n
     fields_y = acc_y.shape[2] // n_out
-    a, keep = leak, 1.0 - leak
+    a, keep = _real(leak, W_t), _real(1.0 - leak, W_t)
     for tile in prange(tiles):
         start = tile * n_samples // tiles
         stop = (tile + 1) * n_samples // tiles
         rows = stop - start
-        dx = np.zeros((rows, n))
-        dx32 = np.zeros((rows, n), np.float32)
-        dz = np.empty((rows, n))
-        dz_t = np.empty((n if sparse else 0, rows))
-        dx_t = np.zeros((n if sparse else 0, rows))  # sparse: realisations along rows
-        dz32 = np.empty((rows, n), np.float32)
-        dz_in32 = np.empty((rows, n), np.float32)
-        dz_in = np.empty((rows, n))
-        dy = np.zeros((rows, n_out))
-        dy32 = np.zeros((rows, n_out), np.float32)
-        do = np.empty((rows, n_out))
+        dx = np.zeros((rows, n), real)
+        dz = np.empty((rows, n), real)
+        dz_in = np.empty((rows if n_closed > 0 else 0, n), real)
+        dx_t = np.empty((n if sparse else 0, rows), real)  # sparse: realisations along rows
+        dz_t = np.empty((n if sparse else 0, rows), real)
+        dy = np.zeros((rows, n_out), real)
+        do = np.empty((rows, n_out), real)
+        b, delta, g = np.empty(n, real), np.empty(n, real), np.empty(n, real)
+        zbar_r, fbar_r, ta, s2 = np.empty(n, real), np.empty(n, real), np.empty(n, real), np.empty(n, real)
         z_row, f_row = np.empty((1, n)), np.empty((1, n))
         fbar = np.empty((1, n))  # F(z-bar_t), with the kernel's activation
         o_row, y_row = np.empty((1, n_out)), np.empty((1, n_out))
-        g, g_out = np.empty(n), np.empty(n_out)
+        g_out = np.empty(n_out)
         tail = np.empty(max(n, n_out), np.int64)
         for t in range(total + 1):
             if t > 0:
                 closed = t > n_drive
-                _activation(code, p0, p1, zbar[t: t + 1], fbar)
+                zbar_t = zbar[t: t + 1]
+                _step_constants(code, p0, p1, zbar_t, fbar, zbar_r, fbar_r, ta, s2)
                 if sparse:
+                    _transpose(dx, dx_t)
                     _sparse_product(dx_t, indptr, indices, values, dz_t)
-                elif single:
-                    np.dot(dx32, W_t32, dz32)
+                    _transpose(dz_t, dz)
                 else:
                     np.dot(dx, W_t, dz)
                 if closed:
-                    if single:
-                        np.dot(dy32, W_in_t32, dz_in32)
-                    else:
-                        np.dot(dy, W_in_t, dz_in)
+                    np.dot(dy, W_in_t, dz_in)
                 for r in range(rows):
-                    if sparse:
-                        for i in range(n):
-                            z_row[0, i] = zbar[t, i] + dz_t[i, r]
-                    elif not single:
-                        for i in range(n):
-                            z_row[0, i] = zbar[t, i] + dz[r, i]
-                    else:
-                        for i in range(n):
-                            z_row[0, i] = zbar[t, i] + dz32[r, i]
-                    if closed:
-                        if single:
-                            for i in range(n):
-                                z_row[0, i] += dz_in32[r, i]
-                        else:
-                            for i in range(n):
-                                z_row[0, i] += dz_in[r, i]
                     key = stream_key(seed_key, sample0 + start + r, t, RESERVOIR_STREAM)
-                    _noisy(code, p0, p1, sd, pre, key, z_row, f_row, g, tail)
-                    for i in range(n):
-                        v = keep * dx[r, i] + a * (f_row[0, i] - fbar[0, i])
-                        dx[r, i] = v
-                        dx32[r, i] = v
-                    if sparse:
-                        for i in range(n):
-                            dx_t[i, r] = dx[r, i]
+                    _reservoir_row(code, p0, p1, single, sd, pre, key, zbar_t, fbar, zbar_r, fbar_r, ta, s2, dz,
+                                   dz_in, closed, r, keep, a, dx, b, delta, g, tail, z_row, f_row)
             slot = record[t]
             if slot >= 0 or t >= n_drive:  # the output is recorded or fed back next step
                 np.dot(dx, W_out_t, do)
@@ -270,11 +374,9 @@ def simulate_chunk(
                     for j in range(n_out):
                         o_row[0, j] = obar[t, j] + do[r, j]
                     key = stream_key(seed_key, sample0 + start + r, t, OUTPUT_STREAM)
-                    _noisy(LINEAR, 1.0, 0.0, out_sd, False, key, o_row, y_row, g_out, tail)
+                    _noisy_output(out_sd, key, o_row, y_row, g_out, tail)
                     for j in range(n_out):
-                        v = y_row[0, j] - obar[t, j]
-                        dy[r, j] = v
-                        dy32[r, j] = v
+                        dy[r, j] = y_row[0, j] - obar[t, j]
             if slot >= 0:
                 acc_x_k = acc_x[tile, slot].reshape((fields_x, n))
                 acc_y_k = acc_y[tile, slot].reshape((fields_y, n_out))
@@ -282,3 +384,18 @@ def simulate_chunk(
                 for r in range(rows):
                     _accumulate_unscaled(dx, r, zero_x, n, acc_x_k, row_x_k)
                     _accumulate_unscaled(dy, r, zero_y, n_out, acc_y_k, row_y_k)
+
+
+@njit(inline="always")
+def _noisy_output(sd, key, o, y, g, tail):
+    """y[0] = the noisy output of the row o[0] (linear neurons, post placement), float64."""
+    d_au, d_mu = sd[0] * sd[0], sd[2] * sd[2]
+    xi_mc, xi_ac = _normal_pair(key) if sd[3] > 0.0 or sd[1] > 0.0 else (0.0, 0.0)
+    if sd[0] > 0.0 or sd[2] > 0.0:
+        _fill_normals(key, 1, g, tail)
+    else:
+        g[:] = 0.0
+    e_mc, e_ac = sd[3] * xi_mc, sd[1] * xi_ac
+    for j in range(o.shape[1]):
+        v = o[0, j]
+        y[0, j] = v * (1.0 + e_mc) + e_ac + math.sqrt(v * v * d_mu + d_au) * g[j]
