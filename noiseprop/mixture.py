@@ -74,6 +74,12 @@ SHARED_NODES = 7
 GRID_NODES = 5
 #: Gauss-Hermite nodes for uncorrelated multiplicative noise before the activation.
 UNCORRELATED_NODES = 9
+#: Largest number of point components (no covariance) kept without merging:
+#: while no uncorrelated noise has acted, the law is a deterministic function
+#: of the shared draws and is integrated on a tensor grid (:func:`grid_nodes`).
+POINT_COMPONENTS = 1 << 16
+#: Fewest nodes per shared draw for the tensor grid (below: the merged mixture).
+GRID_MIN_NODES = 3
 
 
 class Mixture(NamedTuple):
@@ -121,9 +127,11 @@ def mixture_moments(mix: Mixture) -> tuple[np.ndarray, np.ndarray]:
     """Total mean (B, N) and covariance (B, N, N) of a mixture (law of total variance)."""
     mean = np.einsum("bk,bkn->bn", mix.weight, mix.mean)
     dev = mix.mean - mean[:, None, :]
-    cov = np.einsum("bk,bkij->bij", mix.weight, mix.cov)
-    cov += np.einsum("bk,bki,bkj->bij", mix.weight, dev, dev)
-    return mean, cov
+    weighted = dev * np.sqrt(mix.weight)[:, :, None]
+    between = np.swapaxes(weighted, 1, 2) @ weighted
+    if mix.cov is None:
+        return mean, between
+    return mean, np.einsum("bk,bkij->bij", mix.weight, mix.cov) + between
 
 
 def _children(mix: Mixture, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -267,10 +275,90 @@ def _congruence(weight: np.ndarray, cov: np.ndarray) -> np.ndarray:
     return out.reshape(*lead, n_out, n_out)
 
 
+def _uncorrelated(noise: Noise) -> bool:
+    """Whether a layer has noise that is independent from neuron to neuron."""
+    return bool(noise.AU or noise.MU)
+
+
+def _shared_dimensions(noise: Noise) -> int:
+    """Number of a layer's shared draws (0, 1 or 2)."""
+    return int(noise.AC > 0) + int(noise.MC > 0)
+
+
+def grid_nodes(layer_noise, width: int) -> tuple[int, int]:
+    """(nodes per shared draw, largest number of point components) of the
+    tensor grid for layers 1.. that no uncorrelated noise has reached yet
+    ((SHARED_NODES, 0): no grid, the merged mixture from the start).
+
+    Until the first layer with uncorrelated noise every realisation's
+    output is a deterministic function of the shared draws, so the law is a
+    set of points; they are integrated on a tensor Gauss-Hermite grid of
+    Q nodes per draw, the largest Q (at most SHARED_NODES) for which the
+    grid over all those draws has at most POINT_COMPONENTS points (fewer for
+    very wide layers: about 8 M values per input), and only where Q >=
+    GRID_MIN_NODES.
+    """
+    dims = 0
+    for noise in layer_noise:
+        if _uncorrelated(noise):
+            break
+        dims += _shared_dimensions(noise)
+    budget = min(POINT_COMPONENTS, max(_CHUNK_VALUES // max(width, 1), 1))
+    if dims == 0:
+        return SHARED_NODES, 0
+    nodes = min(SHARED_NODES, int(math.floor(budget ** (1.0 / dims) + 1e-9)))
+    while nodes > 1 and nodes**dims > budget:      # guard the floating-point root
+        nodes -= 1
+    if nodes < GRID_MIN_NODES:
+        return SHARED_NODES, 0
+    return nodes, nodes**dims
+
+
+def _propagate_points(mix: Mixture, weight, bias, activation, noise: Noise, nodes: int) -> Mixture:
+    """One layer for point components (no covariance) and a layer without
+    uncorrelated noise: every point splits into one point per node of the
+    layer's shared draws, f(z) (1 + s) + c ("post") or f(z (1 + s) + c) ("pre")."""
+    s, c, wq = _shared_nodes(noise, nodes)
+    zbar = mix.mean @ weight.T + bias
+    k = zbar.shape[1]
+    child_weight, parent = _children(mix, wq)
+    a, shift = np.tile(1.0 + s, k)[:, None], np.tile(c, k)[:, None]
+    if noise.placement == "pre":
+        mean = activation(zbar[:, parent] * a + shift)
+    else:
+        mean = activation(zbar)[:, parent] * a + shift
+    return Mixture(child_weight, mean, None)
+
+
+def _gaussian_components(mix: Mixture, components: int) -> Mixture:
+    """Point components merged into at most ``components`` Gaussian ones
+    (moment matching, :func:`_merge`); a Gaussian mixture unchanged."""
+    if mix.cov is not None or mix.weight.shape[1] <= 1:
+        return mix
+    b, m, n = mix.mean.shape
+
+    def weighted_cov(onehot):
+        return np.zeros((b, onehot.shape[2], n, n))
+
+    return _merge(mix.weight, mix.mean, weighted_cov, components)
+
+
 def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
                       components: int = MIXTURE_COMPONENTS, shared_nodes: int = SHARED_NODES,
-                      uncorrelated_nodes: int = UNCORRELATED_NODES) -> Mixture:
-    """One layer of the mixture closure (module docstring)."""
+                      uncorrelated_nodes: int = UNCORRELATED_NODES, points: int = 0) -> Mixture:
+    """One layer of the mixture closure (module docstring).
+
+    With ``points`` > 0, point components (``mix.cov`` None) entering a
+    layer without uncorrelated noise stay points (the tensor grid of
+    :func:`grid_nodes`, ``shared_nodes`` per draw) as long as there are at
+    most ``points`` of them; otherwise they are first merged into
+    ``components`` Gaussian components.
+    """
+    if mix.cov is None and points and not _uncorrelated(noise):
+        out = _propagate_points(mix, weight, bias, activation, noise, shared_nodes)
+        if out.weight.shape[1] <= points:
+            return out
+    mix = _gaussian_components(mix, components)
     pre = noise.placement == "pre"
     s, c, wq = _shared_nodes(noise, shared_nodes)
     zbar = mix.mean @ weight.T + bias
@@ -335,10 +423,13 @@ def mixture_layers(net, layer_noise, x: np.ndarray, check=None) -> list:
     (B, N_0); ``check(mean, k)`` is called after every layer (e.g. to stop
     on an overflowing signal)."""
     mix = initial_mixture(x)
+    nodes, points = grid_nodes(layer_noise, max(net.sizes[1:]))
     out = []
     for k, (w, b, f, nz) in enumerate(zip(net.weights, net.biases, net.activations, layer_noise), start=1):
+        grid = mix.cov is None and points > 0
         try:
-            mix = propagate_mixture(mix, w, b, f, nz)
+            mix = propagate_mixture(mix, w, b, f, nz, shared_nodes=nodes if grid else SHARED_NODES,
+                                    points=points)
         except ValueError as err:  # e.g. an overflowing variance: name the layer
             raise ValueError(f"layer {k}: {err}") from None
         mean, cov = mixture_moments(mix)
