@@ -80,6 +80,12 @@ UNCORRELATED_NODES = 9
 POINT_COMPONENTS = 1 << 16
 #: Fewest nodes per shared draw for the tensor grid (below: the merged mixture).
 GRID_MIN_NODES = 3
+#: Leading directions of each component's pre-activation covariance that are
+#: integrated by quadrature before a nonlinear activation (fewer where the
+#: children's covariances would exceed about 8 M values per input).
+SPLIT_DIRECTIONS = 2
+#: Gauss-Hermite nodes per split direction.
+SPLIT_NODES = 3
 
 
 class Mixture(NamedTuple):
@@ -343,6 +349,73 @@ def _gaussian_components(mix: Mixture, components: int) -> Mixture:
     return _merge(mix.weight, mix.mean, weighted_cov, components)
 
 
+def split_directions(components: int, shared: int, width: int) -> int:
+    """Directions to split (at most SPLIT_DIRECTIONS): the most for which
+    components x shared nodes x SPLIT_NODES^r children of ``width`` neurons
+    keep their covariances within about 8 M values."""
+    r = SPLIT_DIRECTIONS
+    while r > 0 and components * shared * SPLIT_NODES**r * width * width > _CHUNK_VALUES:
+        r -= 1
+    return r
+
+
+def _leading_subspace(cov: np.ndarray, directions: int, iterations: int = 12):
+    """Ritz values (..., r) and orthonormal Ritz vectors (..., N, r) of the
+    ``directions`` leading eigenpairs of symmetric matrices cov (..., N, N):
+    subspace iteration on r + 2 vectors started from the columns of the
+    largest diagonal entries, then Rayleigh-Ritz (V^T cov V is diagonal
+    with these values, whether or not the iteration has converged)."""
+    n = cov.shape[-1]
+    m = min(n, directions + 2)
+    start = np.argsort(-np.diagonal(cov, axis1=-2, axis2=-1), axis=-1, kind="stable")[..., :m]
+    vec = np.take_along_axis(cov, start[..., None, :], axis=-1)
+    for _ in range(iterations):
+        vec = cov @ np.linalg.qr(vec)[0]
+    vec = np.linalg.qr(vec)[0]
+    lam, rot = np.linalg.eigh(np.swapaxes(vec, -1, -2) @ cov @ vec)
+    keep = min(directions, m)
+    return lam[..., ::-1][..., :keep], vec @ rot[..., ::-1][..., :keep]
+
+
+def _principal_split(zbar: np.ndarray, cov_z: np.ndarray, weight: np.ndarray, directions: int,
+                     nodes: int = SPLIT_NODES):
+    """Every Gaussian component z ~ N(zbar, S) split along the ``directions``
+    leading eigenvectors V (Ritz values L, :func:`_leading_subspace`) of S
+    into a tensor grid of Gauss-Hermite nodes t: children
+    N(zbar + G t, S - G G^T) with G = S V L^(-1/2), weighted by the nodes'
+    weights.  Exact (the children's law is the component's, conditioned on
+    V^T z); it lets the
+    activation act on the largest spreads by quadrature instead of through
+    the Gaussian closure, so that the non-Gaussian law of the next layer's
+    pre-activations is carried by the components.  Directions with no
+    variance are not split.
+
+    zbar (B, K, N), cov_z (B, K, N, N), weight (B, K) ->
+    zbar (B, K P, N), cov_z (B, K P, N, N), weight (B, K P), P = nodes^r;
+    None where no component has any variance.
+    """
+    b, k, n = zbar.shape
+    if not np.all(np.isfinite(cov_z)):      # an overflowing variance: nothing to resolve
+        return None
+    lam, vec = _leading_subspace(cov_z, directions)
+    directions = lam.shape[-1]
+    scale = np.where(lam > 1e-12 * np.maximum(lam[..., :1], 0.0), lam, np.inf)
+    if not np.any(np.isfinite(scale)):
+        return None
+    load = (cov_z @ vec) / np.sqrt(scale)[..., None, :]                          # G (B, K, N, r)
+    t, wt = _hermite(nodes)
+    grid = np.stack(np.meshgrid(*([t] * directions), indexing="ij"), axis=-1).reshape(-1, directions)
+    gw = np.prod(np.stack(np.meshgrid(*([wt] * directions), indexing="ij"), axis=-1).reshape(-1, directions),
+                 axis=1)
+    p = gw.size
+    means = (zbar[:, :, None, :] + np.einsum("bknr,pr->bkpn", load, grid)).reshape(b, k * p, n)
+    reduced = cov_z - load @ np.swapaxes(load, -1, -2)
+    diagonal = np.arange(n)
+    reduced[..., diagonal, diagonal] = np.maximum(reduced[..., diagonal, diagonal], 0.0)
+    covs = np.repeat(reduced, p, axis=1)
+    return means, covs, (weight[:, :, None] * gw).reshape(b, k * p)
+
+
 def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
                       components: int = MIXTURE_COMPONENTS, shared_nodes: int = SHARED_NODES,
                       uncorrelated_nodes: int = UNCORRELATED_NODES, points: int = 0) -> Mixture:
@@ -366,6 +439,12 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
         cov_z = np.zeros(zbar.shape + zbar.shape[-1:])
     else:
         cov_z = clamp_rounding(_congruence(weight, mix.cov), weight, _largest_variance(mix))
+        directions = split_directions(mix.weight.shape[1], wq.size, weight.shape[0])
+        split = (_principal_split(zbar, cov_z, mix.weight, directions)
+                 if directions and activation.name != "linear" else None)
+        if split is not None:
+            zbar, cov_z, split_weight = split
+            mix = Mixture(split_weight, None, None)
     b, k, n = zbar.shape
     q = wq.size
     child_weight, parent = _children(mix, wq)
