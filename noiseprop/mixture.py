@@ -23,12 +23,20 @@ of total variance the mixture's mean and covariance are
 One layer, for every component:
 
 1. z = W y + b has mean W m_c + b and covariance W S_c W^T.
-2. The layer's shared draws are integrated by Gauss-Hermite quadrature:
+2. Before a nonlinear activation every component is split along the two
+   leading directions of its covariance W S_c W^T (3 Gauss-Hermite nodes
+   each: 9 children, :func:`_principal_split`).  This is exact (a
+   conditioning); it lets the activation act on the largest spreads by
+   quadrature, so that the non-Gaussian law that the activation gives the
+   next layer's pre-activations (a few upstream directions carrying most of
+   the noise through a curved f) is carried by the components instead of
+   being folded into one Gaussian.
+3. The layer's shared draws are integrated by Gauss-Hermite quadrature:
    every component splits into one child per node (s, c) of (xi_MC, xi_AC)
-   (7 nodes; a 5 x 5 tensor grid when both are present).  With the noise after the
-   activation ("post") the child is f(z) (1 + s) + c, before it ("pre")
-   the activation sees z (1 + s) + c.
-3. The activation's moments come from the Gaussian rules of
+   (7 nodes; a 5 x 5 tensor grid when both are present).  With the noise
+   after the activation ("post") the child is f(z) (1 + s) + c, before it
+   ("pre") the activation sees z (1 + s) + c.
+4. The activation's moments come from the Gaussian rules of
    :mod:`noiseprop.moments` (per-neuron mean and variance exact for a
    Gaussian z; covariances between neurons by Mehler's expansion to second
    order, as in "moments").  Uncorrelated multiplicative noise before the
@@ -38,18 +46,25 @@ One layer, for every component:
    Mehler coefficients are those of g(z) = E_u f(z (1 + s + u) + ...):
    E[g'] = E_u[(1 + s + u) f'], E[g''] = E_u[(1 + s + u)^2 f''].
    Uncorrelated noise after the activation adds its exact covariance.
-4. The K x Q children are merged back to K components by divisive
+5. The children are merged back to K components by divisive
    clustering: the group whose children's means spread most is cut in two
    along its own leading principal direction at its weighted median, until
    there are K groups; every group is replaced by the one component with
    its weight, mean and covariance (moment matching: the total mean and
    covariance are unchanged by the merge).
 
-With no shared noise the mixture has one component and the closure is
-exactly "moments" (apart from the quadrature over u for uncorrelated
-multiplicative noise before the activation).  For affine activations every
-step is exact, like linear response.  Derivation, accuracy on the closure
-matrix (``benchmarks/closure_matrix.py``) and cost: docs/closure.md.
+Shared noise alone: until the first layer with uncorrelated noise, every
+realisation's output is a deterministic function of the shared draws, so
+the components are points (no covariance) and are not merged: the draws of
+all those layers are integrated on a tensor Gauss-Hermite grid (7 nodes per
+draw where the grid stays within POINT_COMPONENTS points, fewer, at least
+3, for deeper networks: :func:`grid_nodes`), which is exact up to the
+quadrature rule.  A later layer with uncorrelated noise merges the points
+into K Gaussian components first.
+
+For affine activations every step is exact, like linear response (no split
+is made there).  Derivation, accuracy on the closure matrix
+(``benchmarks/closure_matrix.py``) and cost: docs/closure.md.
 """
 from __future__ import annotations
 
@@ -86,6 +101,10 @@ GRID_MIN_NODES = 3
 SPLIT_DIRECTIONS = 2
 #: Gauss-Hermite nodes per split direction.
 SPLIT_NODES = 3
+#: No split where the second order of the activation along the split
+#: directions carries less than this share of the layer's variance
+#: (:func:`_curved_share`).
+SPLIT_SHARE = 1e-3
 
 
 class Mixture(NamedTuple):
@@ -134,7 +153,7 @@ def mixture_moments(mix: Mixture) -> tuple[np.ndarray, np.ndarray]:
     mean = np.einsum("bk,bkn->bn", mix.weight, mix.mean)
     dev = mix.mean - mean[:, None, :]
     weighted = dev * np.sqrt(mix.weight)[:, :, None]
-    between = np.swapaxes(weighted, 1, 2) @ weighted
+    between = np.stack([rows.T @ rows for rows in weighted])      # one BLAS product per input
     if mix.cov is None:
         return mean, between
     return mean, np.einsum("bk,bkij->bij", mix.weight, mix.cov) + between
@@ -377,8 +396,23 @@ def _leading_subspace(cov: np.ndarray, directions: int, iterations: int = 12):
     return lam[..., ::-1][..., :keep], vec @ rot[..., ::-1][..., :keep]
 
 
+def _curved_share(zbar, cov_z, load, activation) -> np.ndarray:
+    """(B, K): the share of the variance of f(z) that the second order of f
+    along the split directions carries, sum_i (E[f''_i] |G_i|^2)^2 / 2 over
+    sum_i Var f(z_i) (the power of the (t^2 - 1) terms of f expanded about
+    the component in the coordinates t of the split): where it is tiny, the
+    activation is nearly affine over those spreads and the split would not
+    change the result."""
+    diagonal = np.arange(zbar.shape[-1])
+    moments = gaussian_moments(activation, zbar, cov_z[..., diagonal, diagonal])
+    bent = moments.curvature * np.sum(load * load, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = 0.5 * np.sum(bent * bent, axis=-1) / np.sum(moments.var, axis=-1)
+    return np.nan_to_num(share, nan=0.0, posinf=1.0)
+
+
 def _principal_split(zbar: np.ndarray, cov_z: np.ndarray, weight: np.ndarray, directions: int,
-                     nodes: int = SPLIT_NODES):
+                     nodes: int = SPLIT_NODES, activation=None):
     """Every Gaussian component z ~ N(zbar, S) split along the ``directions``
     leading eigenvectors V (Ritz values L, :func:`_leading_subspace`) of S
     into a tensor grid of Gauss-Hermite nodes t: children
@@ -403,6 +437,8 @@ def _principal_split(zbar: np.ndarray, cov_z: np.ndarray, weight: np.ndarray, di
     if not np.any(np.isfinite(scale)):
         return None
     load = (cov_z @ vec) / np.sqrt(scale)[..., None, :]                          # G (B, K, N, r)
+    if activation is not None and np.max(_curved_share(zbar, cov_z, load, activation)) < SPLIT_SHARE:
+        return None
     t, wt = _hermite(nodes)
     grid = np.stack(np.meshgrid(*([t] * directions), indexing="ij"), axis=-1).reshape(-1, directions)
     gw = np.prod(np.stack(np.meshgrid(*([wt] * directions), indexing="ij"), axis=-1).reshape(-1, directions),
@@ -440,7 +476,7 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
     else:
         cov_z = clamp_rounding(_congruence(weight, mix.cov), weight, _largest_variance(mix))
         directions = split_directions(mix.weight.shape[1], wq.size, weight.shape[0])
-        split = (_principal_split(zbar, cov_z, mix.weight, directions)
+        split = (_principal_split(zbar, cov_z, mix.weight, directions, activation=activation)
                  if directions and activation.name != "linear" else None)
         if split is not None:
             zbar, cov_z, split_weight = split

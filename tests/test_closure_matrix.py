@@ -110,7 +110,7 @@ def test_shared_noise_alone_is_integrated_on_a_grid(placement):
     """Correlated noise alone: every output is a deterministic function of
     the shared draws, which the mixture integrates on a tensor grid.  Layer
     2 of a tanh network with AC noise is a function of (c1, c2): its layer
-    mean and variance as two-dimensional integrals (adaptive quadrature);
+    mean and variance as two-dimensional integrals;
     with 7 Gauss-Hermite nodes per draw they agree to about 1e-9 and 1e-6
     at D = 0.02 (the rule's error grows with the spread of the draws)."""
     d = 0.02
@@ -118,18 +118,17 @@ def test_shared_noise_alone_is_integrated_on_a_grid(placement):
     (w1, w2), (b1, b2) = net.weights, net.biases
     sd = np.sqrt(d)
 
-    def layer2(c1, c2):
-        if placement == "post":
-            return np.tanh(w2 @ (np.tanh(w1 @ x + b1) + c1) + b2) + c2
-        return np.tanh(w2 @ np.tanh(w1 @ x + b1 + c1) + b2 + c2)
-
-    def moment(g):
-        return integrate.dblquad(lambda c2, c1: g(layer2(c1, c2)) * stats.norm.pdf(c1, 0, sd)
-                                 * stats.norm.pdf(c2, 0, sd), -10 * sd, 10 * sd, -10 * sd, 10 * sd,
-                                 epsabs=1e-12, epsrel=1e-10)[0]
-
-    mean = np.array([moment(lambda y, i=i: y[i]) for i in range(3)])
-    var = np.array([moment(lambda y, i=i: y[i] ** 2) for i in range(3)]) - mean**2
+    # the trapezoid rule on a fine grid (spectrally accurate for smooth
+    # integrands with Gaussian tails), independent of Gauss-Hermite
+    c = np.linspace(-10 * sd, 10 * sd, 401)
+    c1, c2 = (a.ravel()[:, None] for a in np.meshgrid(c, c, indexing="ij"))
+    density = (stats.norm.pdf(c1, 0, sd) * stats.norm.pdf(c2, 0, sd)).ravel() * (c[1] - c[0]) ** 2
+    if placement == "post":
+        y2 = np.tanh((np.tanh(w1 @ x + b1) + c1) @ w2.T + b2) + c2
+    else:
+        y2 = np.tanh(np.tanh(w1 @ x + b1 + c1) @ w2.T + b2 + c2)
+    mean = density @ y2
+    var = density @ (y2 - mean) ** 2
     result = predict(net, Noise(AC=d, placement=placement), x, method="mixture")
     np.testing.assert_allclose(result.mean[2], mean, rtol=1e-8)
     np.testing.assert_allclose(result.var[2], var, rtol=1e-5)
@@ -226,7 +225,7 @@ def test_shipped_network_at_au_0_1_is_resolved_and_its_estimate_covers():
         estimate = predict(net, noise, x).error_estimate[1:]
     assert abs(errors["moments"][-1]) > ERROR_WARNING                  # the case is real for "moments"
     assert np.all(np.abs(errors["mixture"]) <= 0.05 + Z * se)
-    assert np.all(np.abs(errors["mixture"]) <= estimate + 2 * se)
+    assert np.all(np.abs(errors["mixture"]) <= estimate + 2 * se + 1e-12)
 
 
 # ------------------------------------------------------------ reduced closure matrix
