@@ -514,10 +514,13 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
 def step_bytes(mix: Mixture, width: int, noise: Noise) -> int:
     """Bytes of the largest work arrays of :func:`propagate_mixture` for the
     whole batch of ``mix`` at once into a layer of ``width`` neurons (about
-    three arrays of K Q width^2 values per input)."""
+    three arrays of K Q P width^2 values per input, P = SPLIT_NODES^r the
+    children of the principal split, :func:`split_directions`)."""
     nodes = _shared_nodes(noise, SHARED_NODES)[2].size
     batch, components = mix.weight.shape
-    return 8 * 3 * batch * max(components, 1) * nodes * width * width
+    components = max(components, 1)
+    split = SPLIT_NODES ** split_directions(components, nodes, width)
+    return 8 * 3 * batch * components * nodes * split * width * width
 
 
 #: Work-array budget (float64 values) of one chunk of inputs.
@@ -525,11 +528,16 @@ _CHUNK_VALUES = 1 << 23
 
 
 def chunk_size(sizes, layer_noise) -> int:
-    """Inputs per chunk so that the children's covariances (K Q N^2 values
-    per input, N the widest layer after the input) stay within about 64 MB
-    (one input per chunk where a single input needs more)."""
+    """Inputs per chunk so that the children's covariances (K Q P N^2 values
+    per input, N the widest layer after the input, P the children of the
+    principal split where it fits) and the points of the tensor grid (at
+    most POINT_COMPONENTS N values per input) stay within about 64 MB (one
+    input per chunk where a single input needs more)."""
     nodes = max(_shared_nodes(nz, SHARED_NODES)[2].size for nz in layer_noise)
-    per_input = max(MIXTURE_COMPONENTS, 1) * nodes * max(sizes[1:]) ** 2
+    widest = max(sizes[1:])
+    components = max(MIXTURE_COMPONENTS, 1)
+    children = components * nodes * SPLIT_NODES ** split_directions(components, nodes, widest)
+    per_input = max(children * widest**2, grid_nodes(layer_noise, widest)[1] * widest)
     return max(1, _CHUNK_VALUES // per_input)
 
 
