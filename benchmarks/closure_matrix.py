@@ -39,6 +39,7 @@ Usage::
     python benchmarks/closure_matrix.py [--fast] [--samples R] [--out DIR] [--force]
     python benchmarks/closure_matrix.py --from-json DIR/closure_matrix.json --force
     python benchmarks/closure_matrix.py --networks relu8,shipped --out DIR2   # part of it
+    python benchmarks/closure_matrix.py --mc-cache DIR3 --force   # store / reuse the Monte Carlo runs
 
 writes DIR/closure_matrix.json (every number) and .md (tables); default DIR
 benchmarks/results, R = 400 000 (--fast: 20 000 and one depth-4 network per
