@@ -39,6 +39,7 @@ Usage::
     python benchmarks/closure_matrix.py [--fast] [--samples R] [--out DIR] [--force]
     python benchmarks/closure_matrix.py --from-json DIR/closure_matrix.json --force
     python benchmarks/closure_matrix.py --networks relu8,shipped --out DIR2   # part of it
+    python benchmarks/closure_matrix.py --mc-cache DIR3 --force   # store / reuse the Monte Carlo runs
 
 writes DIR/closure_matrix.json (every number) and .md (tables); default DIR
 benchmarks/results, R = 400 000 (--fast: 20 000 and one depth-4 network per
@@ -111,8 +112,44 @@ def mean_error_sd(result, sim) -> list[float]:
     return out
 
 
-def measure_case(net, x, noise: Noise, samples: int, seed: int) -> dict:
+class _StoredSimulation:
+    """The Monte Carlo statistics this benchmark uses, as stored by :func:`simulation`."""
+
+    FIELDS = ("mean", "var", "mean_stderr")
+
+    def __init__(self, arrays):
+        depth = int(arrays["depth"])
+        for field in self.FIELDS:
+            setattr(self, field, [arrays[f"{field}_{k}"] for k in range(depth + 1)])
+        self.noise_var, self.noise_var_stderr = arrays["noise_var"], arrays["noise_var_stderr"]
+        self.samples = int(arrays["samples"])
+
+
+def simulation(net, x, noise: Noise, samples: int, seed: int, cache: "Path | None", key: str):
+    """The control-variate Monte Carlo run of one case; with ``cache`` (a
+    folder) its statistics are stored there under ``key`` (with samples and
+    seed) and read back by a later run, so that a change of the analytic
+    methods can be measured again without repeating the simulations (the
+    simulation does not depend on them: its control variate is linear response)."""
+    path = None if cache is None else cache / f"{key}_R{samples}_s{seed}.npz"
+    if path is not None and path.exists():
+        with np.load(path) as arrays:
+            return _StoredSimulation(arrays)
     sim = simulate(net, noise, x, samples, seed, control_variate=True)
+    if path is not None:
+        arrays = {f"{field}_{k}": getattr(sim, field)[k] for field in _StoredSimulation.FIELDS
+                  for k in range(len(sim.mean))}
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, depth=len(sim.mean) - 1, noise_var=sim.noise_var, noise_var_stderr=sim.noise_var_stderr,
+                 samples=sim.samples, **arrays)
+        tmp.replace(path)
+    return sim
+
+
+def measure_case(net, x, noise: Noise, samples: int, seed: int, cache: "Path | None" = None,
+                 key: str = "") -> dict:
+    sim = simulation(net, x, noise, samples, seed, cache, key)
     row = {"mc": sim.noise_var[1:].tolist(), "mc_se": sim.noise_var_stderr[1:].tolist(),
            "samples": sim.samples}
     timing = {}
@@ -147,7 +184,7 @@ def add_stein(rows: list[dict]) -> None:
 
 
 def measure(samples: int, seed: int, fast: bool, checkpoint: "Path | None" = None,
-            only: "set | None" = None) -> list[dict]:
+            only: "set | None" = None, cache: "Path | None" = None) -> list[dict]:
     """Every case (of the networks in ``only``, if given; case i of the full
     matrix always gets seed + i); with ``checkpoint`` each finished row is
     appended to that file (JSON lines) as well, so that a long run can be
@@ -164,7 +201,8 @@ def measure(samples: int, seed: int, fast: bool, checkpoint: "Path | None" = Non
                     started = time.perf_counter()
                     noise = Noise(**{kind: d}, placement=placement)
                     row = {"network": name, "noise": kind, "placement": placement, "D": d}
-                    row.update(measure_case(net, x, noise, samples, seed + index))
+                    row.update(measure_case(net, x, noise, samples, seed + index, cache,
+                                            f"{name}_{kind}_{placement}_{d:g}"))
                     rows.append(row)
                     if checkpoint is not None:
                         with open(checkpoint, "a") as handle:
@@ -412,6 +450,8 @@ def main(argv=None) -> int:
     parser.add_argument("--from-json", type=Path, default=None,
                         help="re-analyse stored rows (a results .json or a part-way .partial.jsonl)")
     parser.add_argument("--force", action="store_true", help="overwrite existing results")
+    parser.add_argument("--mc-cache", type=Path, default=None,
+                        help="folder of stored Monte Carlo runs: read where present, written otherwise")
     parser.add_argument("--networks", default=None,
                         help="comma-separated subset, e.g. relu8,shipped (to split a long run)")
     args = parser.parse_args(argv)
@@ -434,7 +474,7 @@ def main(argv=None) -> int:
         checkpoint = args.out / "closure_matrix.partial.jsonl"
         checkpoint.unlink(missing_ok=True)
         only = None if args.networks is None else set(args.networks.split(","))
-        rows = measure(samples, seed, args.fast, checkpoint, only)
+        rows = measure(samples, seed, args.fast, checkpoint, only, args.mc_cache)
         checkpoint.unlink()
     payload = analyse(rows, samples, seed)
     args.out.mkdir(parents=True, exist_ok=True)

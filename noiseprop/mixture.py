@@ -23,12 +23,20 @@ of total variance the mixture's mean and covariance are
 One layer, for every component:
 
 1. z = W y + b has mean W m_c + b and covariance W S_c W^T.
-2. The layer's shared draws are integrated by Gauss-Hermite quadrature:
+2. Before a nonlinear activation every component is split along the two
+   leading directions of its covariance W S_c W^T (3 Gauss-Hermite nodes
+   each: 9 children, :func:`_principal_split`).  This is exact (a
+   conditioning); it lets the activation act on the largest spreads by
+   quadrature, so that the non-Gaussian law that the activation gives the
+   next layer's pre-activations (a few upstream directions carrying most of
+   the noise through a curved f) is carried by the components instead of
+   being folded into one Gaussian.
+3. The layer's shared draws are integrated by Gauss-Hermite quadrature:
    every component splits into one child per node (s, c) of (xi_MC, xi_AC)
-   (7 nodes; a 5 x 5 tensor grid when both are present).  With the noise after the
-   activation ("post") the child is f(z) (1 + s) + c, before it ("pre")
-   the activation sees z (1 + s) + c.
-3. The activation's moments come from the Gaussian rules of
+   (7 nodes; a 5 x 5 tensor grid when both are present).  With the noise
+   after the activation ("post") the child is f(z) (1 + s) + c, before it
+   ("pre") the activation sees z (1 + s) + c.
+4. The activation's moments come from the Gaussian rules of
    :mod:`noiseprop.moments` (per-neuron mean and variance exact for a
    Gaussian z; covariances between neurons by Mehler's expansion to second
    order, as in "moments").  Uncorrelated multiplicative noise before the
@@ -38,18 +46,25 @@ One layer, for every component:
    Mehler coefficients are those of g(z) = E_u f(z (1 + s + u) + ...):
    E[g'] = E_u[(1 + s + u) f'], E[g''] = E_u[(1 + s + u)^2 f''].
    Uncorrelated noise after the activation adds its exact covariance.
-4. The K x Q children are merged back to K components by divisive
+5. The children are merged back to K components by divisive
    clustering: the group whose children's means spread most is cut in two
    along its own leading principal direction at its weighted median, until
    there are K groups; every group is replaced by the one component with
    its weight, mean and covariance (moment matching: the total mean and
    covariance are unchanged by the merge).
 
-With no shared noise the mixture has one component and the closure is
-exactly "moments" (apart from the quadrature over u for uncorrelated
-multiplicative noise before the activation).  For affine activations every
-step is exact, like linear response.  Derivation, accuracy on the closure
-matrix (``benchmarks/closure_matrix.py``) and cost: docs/closure.md.
+Shared noise alone: until the first layer with uncorrelated noise, every
+realisation's output is a deterministic function of the shared draws, so
+the components are points (no covariance) and are not merged: the draws of
+all those layers are integrated on a tensor Gauss-Hermite grid (7 nodes per
+draw where the grid stays within POINT_COMPONENTS points, fewer, at least
+3, for deeper networks: :func:`grid_nodes`), which is exact up to the
+quadrature rule.  A later layer with uncorrelated noise merges the points
+into K Gaussian components first.
+
+For affine activations every step is exact, like linear response (no split
+is made there).  Derivation, accuracy on the closure matrix
+(``benchmarks/closure_matrix.py``) and cost: docs/closure.md.
 """
 from __future__ import annotations
 
@@ -74,6 +89,22 @@ SHARED_NODES = 7
 GRID_NODES = 5
 #: Gauss-Hermite nodes for uncorrelated multiplicative noise before the activation.
 UNCORRELATED_NODES = 9
+#: Largest number of point components (no covariance) kept without merging:
+#: while no uncorrelated noise has acted, the law is a deterministic function
+#: of the shared draws and is integrated on a tensor grid (:func:`grid_nodes`).
+POINT_COMPONENTS = 1 << 16
+#: Fewest nodes per shared draw for the tensor grid (below: the merged mixture).
+GRID_MIN_NODES = 3
+#: Leading directions of each component's pre-activation covariance that are
+#: integrated by quadrature before a nonlinear activation (fewer where the
+#: children's covariances would exceed about 8 M values per input).
+SPLIT_DIRECTIONS = 2
+#: Gauss-Hermite nodes per split direction.
+SPLIT_NODES = 3
+#: No split where the second order of the activation along the split
+#: directions carries less than this share of the layer's variance
+#: (:func:`_curved_share`).
+SPLIT_SHARE = 1e-3
 
 
 class Mixture(NamedTuple):
@@ -121,9 +152,11 @@ def mixture_moments(mix: Mixture) -> tuple[np.ndarray, np.ndarray]:
     """Total mean (B, N) and covariance (B, N, N) of a mixture (law of total variance)."""
     mean = np.einsum("bk,bkn->bn", mix.weight, mix.mean)
     dev = mix.mean - mean[:, None, :]
-    cov = np.einsum("bk,bkij->bij", mix.weight, mix.cov)
-    cov += np.einsum("bk,bki,bkj->bij", mix.weight, dev, dev)
-    return mean, cov
+    weighted = dev * np.sqrt(mix.weight)[:, :, None]
+    between = np.stack([rows.T @ rows for rows in weighted])      # one BLAS product per input
+    if mix.cov is None:
+        return mean, between
+    return mean, np.einsum("bk,bkij->bij", mix.weight, mix.cov) + between
 
 
 def _children(mix: Mixture, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -267,10 +300,174 @@ def _congruence(weight: np.ndarray, cov: np.ndarray) -> np.ndarray:
     return out.reshape(*lead, n_out, n_out)
 
 
+def _uncorrelated(noise: Noise) -> bool:
+    """Whether a layer has noise that is independent from neuron to neuron."""
+    return bool(noise.AU or noise.MU)
+
+
+def _shared_dimensions(noise: Noise) -> int:
+    """Number of a layer's shared draws (0, 1 or 2)."""
+    return int(noise.AC > 0) + int(noise.MC > 0)
+
+
+def grid_nodes(layer_noise, width: int) -> tuple[int, int]:
+    """(nodes per shared draw, largest number of point components) of the
+    tensor grid for layers 1.. that no uncorrelated noise has reached yet
+    ((SHARED_NODES, 0): no grid, the merged mixture from the start).
+
+    Until the first layer with uncorrelated noise every realisation's
+    output is a deterministic function of the shared draws, so the law is a
+    set of points; they are integrated on a tensor Gauss-Hermite grid of
+    Q nodes per draw, the largest Q (at most SHARED_NODES) for which the
+    grid over all those draws has at most POINT_COMPONENTS points (fewer for
+    very wide layers: about 8 M values per input), and only where Q >=
+    GRID_MIN_NODES.
+    """
+    dims = 0
+    for noise in layer_noise:
+        if _uncorrelated(noise):
+            break
+        dims += _shared_dimensions(noise)
+    budget = min(POINT_COMPONENTS, max(_CHUNK_VALUES // max(width, 1), 1))
+    if dims == 0:
+        return SHARED_NODES, 0
+    nodes = min(SHARED_NODES, int(math.floor(budget ** (1.0 / dims) + 1e-9)))
+    while nodes > 1 and nodes**dims > budget:      # guard the floating-point root
+        nodes -= 1
+    if nodes < GRID_MIN_NODES:
+        return SHARED_NODES, 0
+    return nodes, nodes**dims
+
+
+def _propagate_points(mix: Mixture, weight, bias, activation, noise: Noise, nodes: int) -> Mixture:
+    """One layer for point components (no covariance) and a layer without
+    uncorrelated noise: every point splits into one point per node of the
+    layer's shared draws, f(z) (1 + s) + c ("post") or f(z (1 + s) + c) ("pre")."""
+    s, c, wq = _shared_nodes(noise, nodes)
+    zbar = mix.mean @ weight.T + bias
+    k = zbar.shape[1]
+    child_weight, parent = _children(mix, wq)
+    a, shift = np.tile(1.0 + s, k)[:, None], np.tile(c, k)[:, None]
+    if noise.placement == "pre":
+        mean = activation(zbar[:, parent] * a + shift)
+    else:
+        mean = activation(zbar)[:, parent] * a + shift
+    return Mixture(child_weight, mean, None)
+
+
+def _gaussian_components(mix: Mixture, components: int) -> Mixture:
+    """Point components merged into at most ``components`` Gaussian ones
+    (moment matching, :func:`_merge`); a Gaussian mixture unchanged."""
+    if mix.cov is not None or mix.weight.shape[1] <= 1:
+        return mix
+    b, m, n = mix.mean.shape
+
+    def weighted_cov(onehot):
+        return np.zeros((b, onehot.shape[2], n, n))
+
+    return _merge(mix.weight, mix.mean, weighted_cov, components)
+
+
+def split_directions(components: int, shared: int, width: int) -> int:
+    """Directions to split (at most SPLIT_DIRECTIONS): the most for which
+    components x shared nodes x SPLIT_NODES^r children of ``width`` neurons
+    keep their covariances within about 8 M values."""
+    r = SPLIT_DIRECTIONS
+    while r > 0 and components * shared * SPLIT_NODES**r * width * width > _CHUNK_VALUES:
+        r -= 1
+    return r
+
+
+def _leading_subspace(cov: np.ndarray, directions: int, iterations: int = 12):
+    """Ritz values (..., r) and orthonormal Ritz vectors (..., N, r) of the
+    ``directions`` leading eigenpairs of symmetric matrices cov (..., N, N):
+    subspace iteration on r + 2 vectors started from the columns of the
+    largest diagonal entries, then Rayleigh-Ritz (V^T cov V is diagonal
+    with these values, whether or not the iteration has converged)."""
+    n = cov.shape[-1]
+    m = min(n, directions + 2)
+    start = np.argsort(-np.diagonal(cov, axis1=-2, axis2=-1), axis=-1, kind="stable")[..., :m]
+    vec = np.take_along_axis(cov, start[..., None, :], axis=-1)
+    for _ in range(iterations):
+        vec = cov @ np.linalg.qr(vec)[0]
+    vec = np.linalg.qr(vec)[0]
+    lam, rot = np.linalg.eigh(np.swapaxes(vec, -1, -2) @ cov @ vec)
+    keep = min(directions, m)
+    return lam[..., ::-1][..., :keep], vec @ rot[..., ::-1][..., :keep]
+
+
+def _curved_share(zbar, cov_z, load, activation) -> np.ndarray:
+    """(B, K): the share of the variance of f(z) that the second order of f
+    along the split directions carries, sum_i (E[f''_i] |G_i|^2)^2 / 2 over
+    sum_i Var f(z_i) (the power of the (t^2 - 1) terms of f expanded about
+    the component in the coordinates t of the split): where it is tiny, the
+    activation is nearly affine over those spreads and the split would not
+    change the result."""
+    diagonal = np.arange(zbar.shape[-1])
+    moments = gaussian_moments(activation, zbar, cov_z[..., diagonal, diagonal])
+    bent = moments.curvature * np.sum(load * load, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = 0.5 * np.sum(bent * bent, axis=-1) / np.sum(moments.var, axis=-1)
+    return np.nan_to_num(share, nan=0.0, posinf=1.0)
+
+
+def _principal_split(zbar: np.ndarray, cov_z: np.ndarray, weight: np.ndarray, directions: int,
+                     nodes: int = SPLIT_NODES, activation=None):
+    """Every Gaussian component z ~ N(zbar, S) split along the ``directions``
+    leading eigenvectors V (Ritz values L, :func:`_leading_subspace`) of S
+    into a tensor grid of Gauss-Hermite nodes t: children
+    N(zbar + G t, S - G G^T) with G = S V L^(-1/2), weighted by the nodes'
+    weights.  Exact (the children's law is the component's, conditioned on
+    V^T z); it lets the
+    activation act on the largest spreads by quadrature instead of through
+    the Gaussian closure, so that the non-Gaussian law of the next layer's
+    pre-activations is carried by the components.  Directions with no
+    variance are not split.
+
+    zbar (B, K, N), cov_z (B, K, N, N), weight (B, K) ->
+    zbar (B, K P, N), cov_z (B, K P, N, N), weight (B, K P), P = nodes^r;
+    None where no component has any variance.
+    """
+    b, k, n = zbar.shape
+    if not np.all(np.isfinite(cov_z)):      # an overflowing variance: nothing to resolve
+        return None
+    lam, vec = _leading_subspace(cov_z, directions)
+    directions = lam.shape[-1]
+    scale = np.where(lam > 1e-12 * np.maximum(lam[..., :1], 0.0), lam, np.inf)
+    if not np.any(np.isfinite(scale)):
+        return None
+    load = (cov_z @ vec) / np.sqrt(scale)[..., None, :]                          # G (B, K, N, r)
+    if activation is not None and np.max(_curved_share(zbar, cov_z, load, activation)) < SPLIT_SHARE:
+        return None
+    t, wt = _hermite(nodes)
+    grid = np.stack(np.meshgrid(*([t] * directions), indexing="ij"), axis=-1).reshape(-1, directions)
+    gw = np.prod(np.stack(np.meshgrid(*([wt] * directions), indexing="ij"), axis=-1).reshape(-1, directions),
+                 axis=1)
+    p = gw.size
+    means = (zbar[:, :, None, :] + np.einsum("bknr,pr->bkpn", load, grid)).reshape(b, k * p, n)
+    reduced = cov_z - load @ np.swapaxes(load, -1, -2)
+    diagonal = np.arange(n)
+    reduced[..., diagonal, diagonal] = np.maximum(reduced[..., diagonal, diagonal], 0.0)
+    covs = np.repeat(reduced, p, axis=1)
+    return means, covs, (weight[:, :, None] * gw).reshape(b, k * p)
+
+
 def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
                       components: int = MIXTURE_COMPONENTS, shared_nodes: int = SHARED_NODES,
-                      uncorrelated_nodes: int = UNCORRELATED_NODES) -> Mixture:
-    """One layer of the mixture closure (module docstring)."""
+                      uncorrelated_nodes: int = UNCORRELATED_NODES, points: int = 0) -> Mixture:
+    """One layer of the mixture closure (module docstring).
+
+    With ``points`` > 0, point components (``mix.cov`` None) entering a
+    layer without uncorrelated noise stay points (the tensor grid of
+    :func:`grid_nodes`, ``shared_nodes`` per draw) as long as there are at
+    most ``points`` of them; otherwise they are first merged into
+    ``components`` Gaussian components.
+    """
+    if mix.cov is None and points and not _uncorrelated(noise):
+        out = _propagate_points(mix, weight, bias, activation, noise, shared_nodes)
+        if out.weight.shape[1] <= points:
+            return out
+    mix = _gaussian_components(mix, components)
     pre = noise.placement == "pre"
     s, c, wq = _shared_nodes(noise, shared_nodes)
     zbar = mix.mean @ weight.T + bias
@@ -278,6 +475,12 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
         cov_z = np.zeros(zbar.shape + zbar.shape[-1:])
     else:
         cov_z = clamp_rounding(_congruence(weight, mix.cov), weight, _largest_variance(mix))
+        directions = split_directions(mix.weight.shape[1], wq.size, weight.shape[0])
+        split = (_principal_split(zbar, cov_z, mix.weight, directions, activation=activation)
+                 if directions and activation.name != "linear" else None)
+        if split is not None:
+            zbar, cov_z, split_weight = split
+            mix = Mixture(split_weight, None, None)
     b, k, n = zbar.shape
     q = wq.size
     child_weight, parent = _children(mix, wq)
@@ -311,10 +514,13 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
 def step_bytes(mix: Mixture, width: int, noise: Noise) -> int:
     """Bytes of the largest work arrays of :func:`propagate_mixture` for the
     whole batch of ``mix`` at once into a layer of ``width`` neurons (about
-    three arrays of K Q width^2 values per input)."""
+    three arrays of K Q P width^2 values per input, P = SPLIT_NODES^r the
+    children of the principal split, :func:`split_directions`)."""
     nodes = _shared_nodes(noise, SHARED_NODES)[2].size
     batch, components = mix.weight.shape
-    return 8 * 3 * batch * max(components, 1) * nodes * width * width
+    components = max(components, 1)
+    split = SPLIT_NODES ** split_directions(components, nodes, width)
+    return 8 * 3 * batch * components * nodes * split * width * width
 
 
 #: Work-array budget (float64 values) of one chunk of inputs.
@@ -322,11 +528,16 @@ _CHUNK_VALUES = 1 << 23
 
 
 def chunk_size(sizes, layer_noise) -> int:
-    """Inputs per chunk so that the children's covariances (K Q N^2 values
-    per input, N the widest layer after the input) stay within about 64 MB
-    (one input per chunk where a single input needs more)."""
+    """Inputs per chunk so that the children's covariances (K Q P N^2 values
+    per input, N the widest layer after the input, P the children of the
+    principal split where it fits) and the points of the tensor grid (at
+    most POINT_COMPONENTS N values per input) stay within about 64 MB (one
+    input per chunk where a single input needs more)."""
     nodes = max(_shared_nodes(nz, SHARED_NODES)[2].size for nz in layer_noise)
-    per_input = max(MIXTURE_COMPONENTS, 1) * nodes * max(sizes[1:]) ** 2
+    widest = max(sizes[1:])
+    components = max(MIXTURE_COMPONENTS, 1)
+    children = components * nodes * SPLIT_NODES ** split_directions(components, nodes, widest)
+    per_input = max(children * widest**2, grid_nodes(layer_noise, widest)[1] * widest)
     return max(1, _CHUNK_VALUES // per_input)
 
 
@@ -335,10 +546,13 @@ def mixture_layers(net, layer_noise, x: np.ndarray, check=None) -> list:
     (B, N_0); ``check(mean, k)`` is called after every layer (e.g. to stop
     on an overflowing signal)."""
     mix = initial_mixture(x)
+    nodes, points = grid_nodes(layer_noise, max(net.sizes[1:]))
     out = []
     for k, (w, b, f, nz) in enumerate(zip(net.weights, net.biases, net.activations, layer_noise), start=1):
+        grid = mix.cov is None and points > 0
         try:
-            mix = propagate_mixture(mix, w, b, f, nz)
+            mix = propagate_mixture(mix, w, b, f, nz, shared_nodes=nodes if grid else SHARED_NODES,
+                                    points=points)
         except ValueError as err:  # e.g. an overflowing variance: name the layer
             raise ValueError(f"layer {k}: {err}") from None
         mean, cov = mixture_moments(mix)

@@ -81,16 +81,57 @@ def test_mixture_is_exact_on_affine_networks(placement):
     np.testing.assert_allclose(mix.error_estimate, 0.0, atol=1e-9)
 
 
-def test_mixture_equals_moments_without_shared_noise():
-    """No correlated noise and no multiplicative noise before the activation:
-    one component, the Gaussian closure itself."""
-    net, x = matrix_network("tanh", 3, width=6)
-    for noise in (Noise(AU=0.1), Noise(MU=0.1), Noise(AU=0.05, placement="pre")):
-        mix = predict(net, noise, x, full_covariance=True, method="mixture")
-        mom = predict(net, noise, x, full_covariance=True, method="moments")
-        for k in range(net.depth + 1):
-            np.testing.assert_allclose(mix.cov[k], mom.cov[k], rtol=1e-12, atol=1e-15)
-            np.testing.assert_allclose(mix.mean[k], mom.mean[k], rtol=1e-12, atol=1e-15)
+def test_principal_split_keeps_each_component_law_moments():
+    """Splitting a Gaussian component along leading directions of its
+    covariance is a conditioning: the children's weights, means and
+    covariances (plus the spread of their means) give back the component's
+    mean and covariance exactly (3 Gauss-Hermite nodes integrate t and t^2)."""
+    rng = np.random.default_rng(4)
+    b, k, n = 2, 3, 6
+    root = rng.standard_normal((b, k, n, n))
+    cov = root @ np.swapaxes(root, -1, -2)
+    zbar = rng.standard_normal((b, k, n))
+    weight = rng.random((b, k))
+    weight /= weight.sum(axis=1, keepdims=True)
+    means, covs, w = mixture._principal_split(zbar, cov, weight, 2)
+    assert means.shape == (b, k * 9, n) and np.allclose(w.sum(axis=1), 1.0)
+    before = mixture.mixture_moments(mixture.Mixture(weight, zbar, cov))
+    after = mixture.mixture_moments(mixture.Mixture(w, means, covs))
+    for x_before, x_after in zip(before, after):
+        np.testing.assert_allclose(x_after, x_before, rtol=1e-10, atol=1e-12)
+    # the children's covariances have no variance left along the split directions
+    lam, vec = mixture._leading_subspace(cov, 2)
+    left = np.einsum("bknr,bknm,bkmr->bkr", vec, covs[:, ::9], vec)
+    np.testing.assert_allclose(left, 0.0, atol=1e-10 * np.abs(lam).max())
+
+
+@pytest.mark.parametrize("placement", ["post", "pre"])
+def test_shared_noise_alone_is_integrated_on_a_grid(placement):
+    """Correlated noise alone: every output is a deterministic function of
+    the shared draws, which the mixture integrates on a tensor grid.  Layer
+    2 of a tanh network with AC noise is a function of (c1, c2): its layer
+    mean and variance as two-dimensional integrals;
+    with 7 Gauss-Hermite nodes per draw they agree to about 1e-9 and 1e-6
+    at D = 0.02 (the rule's error grows with the spread of the draws)."""
+    d = 0.02
+    net, x = matrix_network("tanh", 2, width=3, seed=5)
+    (w1, w2), (b1, b2) = net.weights, net.biases
+    sd = np.sqrt(d)
+
+    # the trapezoid rule on a fine grid (spectrally accurate for smooth
+    # integrands with Gaussian tails), independent of Gauss-Hermite
+    c = np.linspace(-10 * sd, 10 * sd, 401)
+    c1, c2 = (a.ravel()[:, None] for a in np.meshgrid(c, c, indexing="ij"))
+    density = (stats.norm.pdf(c1, 0, sd) * stats.norm.pdf(c2, 0, sd)).ravel() * (c[1] - c[0]) ** 2
+    if placement == "post":
+        y2 = np.tanh((np.tanh(w1 @ x + b1) + c1) @ w2.T + b2) + c2
+    else:
+        y2 = np.tanh(np.tanh(w1 @ x + b1 + c1) @ w2.T + b2 + c2)
+    mean = density @ y2
+    var = density @ (y2 - mean) ** 2
+    result = predict(net, Noise(AC=d, placement=placement), x, method="mixture")
+    np.testing.assert_allclose(result.mean[2], mean, rtol=1e-8)
+    np.testing.assert_allclose(result.var[2], var, rtol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["MC", "AC", "MU"])
@@ -167,22 +208,24 @@ def test_error_estimate_is_reported_and_warns():
     assert predict(net, Noise(MC=1e-3), x, method="linear", error_estimate=True).error_estimate.shape == (5,)
 
 
-def test_error_estimate_covers_and_warns_on_the_shipped_network_at_au_0_1():
-    """The shipped network with AU = 0.1: no shared noise, so "mixture" equals
-    "moments", and its output-layer variance is about 7 % low (4e5-sample
-    benchmark: -7.4 %), mostly from the covariances between the last hidden
-    neurons that the output layer's large weights add up.  The estimate's
-    Mehler term (the size of the last kept order) must cover it and warn;
-    its distances to "moments" (0) and "linear" (0.1 x 35 %) alone did not.
-    20 000 control-variate samples: output s.e. about 0.7 %."""
+def test_shipped_network_at_au_0_1_is_resolved_and_its_estimate_covers():
+    """The shipped network with AU = 0.1 after the activation: the hidden
+    pre-activations are far from Gaussian (a few directions of the
+    upstream noise carry most of its variance, sd 1-1.5 through sigmoids),
+    so "moments" is about 7 % low at the output (4e5-sample benchmark:
+    -7.4 %).  The mixture's split along the leading directions resolves
+    them: within the 5 % goal (benchmark: about -2 %); the estimate covers
+    its error and, since it is conservative there (the distance to
+    "moments" is large), warns.  20 000 control-variate samples: output
+    s.e. about 0.7 %."""
     net, x = default_network(return_input=True)
     noise = Noise(AU=0.1)
-    errors, se, _ = relative_errors(net, x, noise, 20_000, seed=7)
+    errors, se, _ = relative_errors(net, x, noise, 20_000, seed=7, methods=("mixture", "moments"))
     with pytest.warns(UserWarning, match="layer 4's noise variance"):
         estimate = predict(net, noise, x).error_estimate[1:]
-    assert abs(errors["mixture"][-1]) > ERROR_WARNING          # the case is real: over 5 % off
-    assert abs(errors["mixture"][-1]) <= estimate[-1] + 2 * se[-1]
-    assert estimate[-1] < 3 * abs(errors["mixture"][-1])        # and not uselessly large
+    assert abs(errors["moments"][-1]) > ERROR_WARNING                  # the case is real for "moments"
+    assert np.all(np.abs(errors["mixture"]) <= 0.05 + Z * se)
+    assert np.all(np.abs(errors["mixture"]) <= estimate + 2 * se + 1e-12)
 
 
 # ------------------------------------------------------------ reduced closure matrix
