@@ -465,7 +465,10 @@ def test_missing_dependency_resource_limit_interrupt_and_bug_codes(capsys, monke
 def test_ctrl_c_is_exit_130_in_one_line_without_traceback():
     process = subprocess.Popen(
         [sys.executable, "-m", "noiseprop", "verify", "--samples", "300000000", "--max-time", "30d"],
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell without job control starts background jobs with SIGINT ignored, and Python
+        # then installs no KeyboardInterrupt handler: give the child the default disposition.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(6)  # imports and compilation done: inside the simulation
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
