@@ -569,3 +569,33 @@ def test_blas_thread_limit_survives_overlapping_simulations():
     assert max(blas()) == 1  # the second simulation still runs: still one thread
     second.__exit__(None, None, None)
     assert blas() == before  # the last to finish restores what was there before
+
+
+def test_layer_by_layer_propagation_is_guarded_like_predict():
+    """The mitigation planner steps through a network with propagate_state: a 20000-wide layer
+    must be refused before its covariance is allocated (it ran to 9 GB RSS), by the planner
+    and by ``noiseprop mitigate``, with the layer named."""
+    from noiseprop.mitigation import plan
+    from noiseprop.propagation import initial_state, propagate_state
+
+    wide = Network.from_arrays([np.zeros((20000, 1))])
+    x = np.ones((1, 1))
+    for method in ("linear", "moments"):
+        with memory_limit("1G"), pytest.raises(ResourceLimit, match="layer of 20000 neurons"):
+            propagate_state(initial_state(x, method), wide.weights[0], wide.biases[0], wide.activations[0],
+                            Noise(AU=1e-3), method)
+    with memory_limit("1G"), pytest.raises(ResourceLimit, match="20000 neurons"):
+        plan(wide, Noise(AU=1e-3), np.ones(1), 10)
+    small = Network.symmetric(2, 3, 0.3)
+    with memory_limit("1G"):  # under the limit: computed
+        state = propagate_state(initial_state(np.ones((1, 3)), "linear"), small.weights[0], small.biases[0],
+                                small.activations[0], Noise(AU=1e-3), "linear")
+    assert state[1].shape == (1, 3, 3)
+
+
+def test_mitigate_refuses_a_wide_file_fast(tmp_path, capsys):
+    np.savez_compressed(tmp_path / "wide.npz", W1=np.zeros((20000, 1)))
+    start = time.perf_counter()
+    code, out, err = run(capsys, "mitigate", str(tmp_path / "wide.npz"), "--max-memory", "1G")
+    assert_one_line_error(code, err, "20000 neurons", "GiB", "--max-memory")
+    assert time.perf_counter() - start < 10
