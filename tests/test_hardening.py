@@ -599,3 +599,18 @@ def test_mitigate_refuses_a_wide_file_fast(tmp_path, capsys):
     code, out, err = run(capsys, "mitigate", str(tmp_path / "wide.npz"), "--max-memory", "1G")
     assert_one_line_error(code, err, "20000 neurons", "GiB", "--max-memory")
     assert time.perf_counter() - start < 10
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["recurrent", "predict", "--esn", "100000,0.9"], ["--esn", "100000 neurons", "GiB"]),
+    (["recurrent", "predict", "--esn", "50,0.9", "--steps", "99999999999"], ["--steps", "99999999999"]),
+    (["recurrent", "predict", "--esn", "50,0.9", "--steps", "99999999999999999999999"], ["--steps"]),
+    (["recurrent", "verify", "--esn", "50,0.9", "--samples", "99999999999999"], ["samples", "--max-time"]),
+    (["recurrent", "predict", "--esn", "3000,0.9", "--max-memory", "10M"], ["--esn", "limit 10 MiB"]),
+])
+def test_recurrent_sizes_are_bounded(capsys, argv, names):
+    """The recurrent commands allocated (or ran) whatever was asked: a 100000-neuron reservoir
+    ended in numpy's MemoryError, 1e23 steps in 'Maximum allowed dimension exceeded' (no option
+    named), and 1e14 samples ran for ever."""
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, *names)
