@@ -67,7 +67,8 @@ _EXPORTS = {
 #: Modules and subpackages reachable as attributes (``noiseprop.analysis`` ...).
 _SUBMODULES = (
     "activations", "model", "noise", "statistics", "moments", "methods", "propagation",
-    "analysis", "simulation", "studies", "io", "utils", "plotting", "figures", "cli", "mitigation",
+    "mixture", "output_statistics", "analysis", "simulation", "studies", "io", "utils", "plotting", "figures",
+    "cli", "mitigation", "recurrent",
 )
 
 

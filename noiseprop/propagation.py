@@ -34,7 +34,7 @@ from .model import Network
 from .moments import clamp_rounding, gaussian_moments, largest_variance, mehler_covariance
 from .noise import Noise, NoiseSpec, per_layer_noise
 from .statistics import LayerStatistics, mean_off_diagonal
-from .utils.resources import check_memory, check_predict
+from .utils.resources import check_memory, check_predict, predict_bytes
 from .utils.validation import as_input, require_network
 
 __all__ = ["predict", "Prediction", "propagate_layer", "add_noise_covariance", "METHODS",
@@ -164,8 +164,9 @@ def propagate_state(state, weight, bias, activation, noise: Noise, method: str):
     """One layer of any method on its state (:func:`initial_state`), for
     callers that step through a network layer by layer (e.g. the mitigation
     planner, which reuses the states of unchanged layers).  The mixture's
-    step takes the whole batch at once (no chunks, unlike :func:`predict`):
-    a ResourceLimit (ValueError) before it when that exceeds the memory limit."""
+    step takes the whole batch at once (no chunks, unlike :func:`predict`).
+    Every method's step raises a ResourceLimit (ValueError) before allocating
+    when its covariances would exceed the memory limit."""
     if method == "mixture":
         from .mixture import propagate_mixture, step_bytes
 
@@ -173,6 +174,10 @@ def propagate_state(state, weight, bias, activation, noise: Noise, method: str):
                      f"one mixture step into a layer of {weight.shape[0]} neurons for "
                      f"{state.weight.shape[0]} input(s) at once", "use fewer inputs or method 'moments'")
         return propagate_mixture(state, weight, bias, activation, noise)
+    mean = state[0]
+    check_memory(predict_bytes(weight.shape[::-1], mean.shape[0], method=method)[0],
+                 f"one {method} step into a layer of {weight.shape[0]} neurons (covariance matrices, N^2 per "
+                 f"input) for {mean.shape[0]} input(s) at once", "use a narrower network or fewer inputs")
     return propagate_layer(*state, weight, bias, activation, noise, method)
 
 

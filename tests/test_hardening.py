@@ -465,7 +465,10 @@ def test_missing_dependency_resource_limit_interrupt_and_bug_codes(capsys, monke
 def test_ctrl_c_is_exit_130_in_one_line_without_traceback():
     process = subprocess.Popen(
         [sys.executable, "-m", "noiseprop", "verify", "--samples", "300000000", "--max-time", "30d"],
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell without job control starts background jobs with SIGINT ignored, and Python
+        # then installs no KeyboardInterrupt handler: give the child the default disposition.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(6)  # imports and compilation done: inside the simulation
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
@@ -566,3 +569,48 @@ def test_blas_thread_limit_survives_overlapping_simulations():
     assert max(blas()) == 1  # the second simulation still runs: still one thread
     second.__exit__(None, None, None)
     assert blas() == before  # the last to finish restores what was there before
+
+
+def test_layer_by_layer_propagation_is_guarded_like_predict():
+    """The mitigation planner steps through a network with propagate_state: a 20000-wide layer
+    must be refused before its covariance is allocated (it ran to 9 GB RSS), by the planner
+    and by ``noiseprop mitigate``, with the layer named."""
+    from noiseprop.mitigation import plan
+    from noiseprop.propagation import initial_state, propagate_state
+
+    wide = Network.from_arrays([np.zeros((20000, 1))])
+    x = np.ones((1, 1))
+    for method in ("linear", "moments"):
+        with memory_limit("1G"), pytest.raises(ResourceLimit, match="layer of 20000 neurons"):
+            propagate_state(initial_state(x, method), wide.weights[0], wide.biases[0], wide.activations[0],
+                            Noise(AU=1e-3), method)
+    with memory_limit("1G"), pytest.raises(ResourceLimit, match="20000 neurons"):
+        plan(wide, Noise(AU=1e-3), np.ones(1), 10)
+    small = Network.symmetric(2, 3, 0.3)
+    with memory_limit("1G"):  # under the limit: computed
+        state = propagate_state(initial_state(np.ones((1, 3)), "linear"), small.weights[0], small.biases[0],
+                                small.activations[0], Noise(AU=1e-3), "linear")
+    assert state[1].shape == (1, 3, 3)
+
+
+def test_mitigate_refuses_a_wide_file_fast(tmp_path, capsys):
+    np.savez_compressed(tmp_path / "wide.npz", W1=np.zeros((20000, 1)))
+    start = time.perf_counter()
+    code, out, err = run(capsys, "mitigate", str(tmp_path / "wide.npz"), "--max-memory", "1G")
+    assert_one_line_error(code, err, "20000 neurons", "GiB", "--max-memory")
+    assert time.perf_counter() - start < 10
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["recurrent", "predict", "--esn", "100000,0.9"], ["--esn", "100000 neurons", "GiB"]),
+    (["recurrent", "predict", "--esn", "50,0.9", "--steps", "99999999999"], ["--steps", "99999999999"]),
+    (["recurrent", "predict", "--esn", "50,0.9", "--steps", "99999999999999999999999"], ["--steps"]),
+    (["recurrent", "verify", "--esn", "50,0.9", "--samples", "99999999999999"], ["samples", "--max-time"]),
+    (["recurrent", "predict", "--esn", "3000,0.9", "--max-memory", "10M"], ["--esn", "limit 10 MiB"]),
+])
+def test_recurrent_sizes_are_bounded(capsys, argv, names):
+    """The recurrent commands allocated (or ran) whatever was asked: a 100000-neuron reservoir
+    ended in numpy's MemoryError, 1e23 steps in 'Maximum allowed dimension exceeded' (no option
+    named), and 1e14 samples ran for ever."""
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, *names)

@@ -245,6 +245,10 @@ def test_cli_neuron_allocation_and_decision_objective(capsys):
                  "--objective", "decision"]
     assert main(symmetric) == 2                              # all outputs equal: no decision signal
     assert "no signal to protect" in capsys.readouterr().err
+    zero = ["mitigate", "--symmetric", "3,10,0,0,linear", "--samples", "0"]
+    assert main(zero) == 2                                   # every output 0: no signal at all
+    err = capsys.readouterr().err
+    assert "every output is 0" in err and "use objective='snr'" not in err  # no advice to use what failed
 
 
 def test_pooled_ghost_pays_where_a_single_ghost_hurts():

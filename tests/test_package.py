@@ -39,6 +39,14 @@ def test_subpackages_are_attributes(name):
     assert getattr(noiseprop, name) is importlib.import_module(f"noiseprop.{name}")
 
 
+def test_every_public_module_of_the_package_is_listed():
+    """``noiseprop.recurrent`` (and the core modules mixture, output_statistics) were not attributes."""
+    import pkgutil
+
+    public = {m.name for m in pkgutil.iter_modules(noiseprop.__path__) if not m.name.startswith("_")}
+    assert public - {"data"} == set(noiseprop._SUBMODULES)
+
+
 def test_no_module_shadows_a_function():
     assert callable(noiseprop.sweep)
     assert callable(importlib.import_module("noiseprop.studies.sweeps").grid_points)

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from ..noise import NOISE_TYPES, Noise
+from ..utils.resources import FLOAT, check_memory
 from ..utils.tables import format_table
 from .check import EXIT_RULE_FAILED
-from .common import CLIError, add_noise_options, noise_from_args, noise_text, print_json
+from .common import CLIError, add_noise_options, add_resource_options, noise_from_args, noise_text, print_json
 
 __all__ = ["register"]
 
@@ -41,6 +42,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     ):
         action = sub.add_parser(name, help=helptext, description=helptext)
         _add_model_options(action)
+        add_resource_options(action)
         action.add_argument("--json", action="store_true", help="machine-readable output")
         action.set_defaults(run=run)
         if name in ("predict", "verify"):
@@ -82,6 +84,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         out.add_argument(f"--output-{name}", type=float, metavar="D", default=0.0)
 
 
+#: Reservoir-sized (N x N) arrays a recurrent run holds at once (weights, covariances, work).
+_RESERVOIR_ARRAYS = 6
+#: Values kept per time step and neuron (input, mean, variances, SNR).
+_VALUES_PER_STEP = 4
+
+
 def _model(args):
     from ..recurrent import echo_state_network, load_recurrent
 
@@ -95,6 +103,9 @@ def _model(args):
             density = float(parts[2]) if len(parts) > 2 else None
         except (ValueError, IndexError):
             raise CLIError(f"--esn needs N,RADIUS[,DENSITY], got {args.esn!r}") from None
+        check_memory(_RESERVOIR_ARRAYS * FLOAT * max(n, 0) ** 2,
+                     f"--esn {args.esn}: a reservoir of {n} neurons (weights and covariance matrices, N^2 each)",
+                     "use a smaller N")
         net = echo_state_network(n, 1, 1, radius, density=density, seed=0)
     elif args.network.suffix.lower() in _PICKLES:
         from ..recurrent.interop import load_reservoirpy
@@ -110,6 +121,9 @@ def _model(args):
     elif args.input_value is not None or stored is None:
         if args.steps < 1:
             raise CLIError(f"--steps must be >= 1, got {args.steps}")
+        check_memory(_VALUES_PER_STEP * FLOAT * args.steps * (net.n_in + net.n + net.n_out),
+                     f"--steps {args.steps}: the input and the per-step statistics of {args.steps} steps",
+                     "use fewer steps")
         value = 0.5 if args.input_value is None else args.input_value
         u = np.full((args.steps, net.n_in), value)
     else:

@@ -229,6 +229,9 @@ def plan(
         raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
     signal, base = output_stats(net, layer_noise, x, method, objective)
     if not signal > 0:
+        if objective == "snr":
+            raise ValueError("objective 'snr' needs a noise-free output signal E[y]^2 > 0 (here every output "
+                             "is 0, so there is no signal to protect)")
         raise ValueError(f"objective {objective!r} needs noise-free outputs that differ from one another "
                          "(here they are all equal, so there is no signal to protect); use objective='snr'")
     before_db = _db(signal, base)

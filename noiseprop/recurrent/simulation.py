@@ -41,6 +41,7 @@ from ..simulation.montecarlo import (
     simulation_from_estimates,
 )
 from ..simulation.verification import VerificationReport
+from ..utils.resources import check_run_time
 from ..utils.seeds import seed_key
 from ..utils.validation import positive_int as _positive_int
 from . import _kernels
@@ -186,6 +187,9 @@ def simulate(
     key = seed_key(seed)
     code, p0, p1 = _kernel_activation(net.activation, 1)
     total = u.shape[0] + generate
+    check_run_time(samples * total * (net.n * (net.n + net.n_in + 4) + net.n_out * (net.n + 4)),
+                   f"{samples} Monte Carlo realisations (samples) of {total} steps of a reservoir of {net.n} "
+                   "neurons", "use fewer samples or steps")
     recorded = _record_steps(steps, total)
     record = np.full(total + 1, -1, dtype=np.int64)
     record[recorded] = np.arange(recorded.size)
