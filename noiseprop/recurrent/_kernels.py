@@ -46,12 +46,9 @@ import math
 
 import numpy as np
 from numba import njit, prange
+from numba.extending import overload
 
 from ..simulation._kernels import (
-    _LN2_HI,
-    _LN2_HI32,
-    _LN2_LO,
-    _LN2_LO32,
     _LOG2E,
     LINEAR,
     SIGMOID,
@@ -59,6 +56,7 @@ from ..simulation._kernels import (
     _accumulate_unscaled,
     _activate,
     _fill_normals,
+    _ln2_split,
     _normal_pair,
     _real,
     _times_pow2,
@@ -74,37 +72,47 @@ TANH_CODE = TANH
 
 # expm1 needs one Taylor term more than exp's table (it keeps r^13 where exp stops at r^12).
 _C = tuple(1.0 / math.factorial(k) for k in range(14))
+_C32 = tuple(np.float32(1.0 / math.factorial(k)) for k in range(8))  # float32 expm1: to r^7
 _TANH_ONE = 20.0  # tanh(20) = 1 - 8e-18 rounds to 1
+
+
+def _expm1_series(r):
+    """expm1(r) for |r| <= ln(2)/2 by its Taylor series, to the precision of r's type."""
+    return math.expm1(r)
+
+
+@overload(_expm1_series, jit_options={"forceinline": True})
+def _expm1_series_overload(r):
+    # float64 to r^13 (truncation < 1e-17), float32 to r^7 (below 1e-8 relative)
+    c = _C32 if r.bitwidth == 32 else _C
+    last = len(c) - 1
+
+    def impl(r):
+        p = c[last]
+        for j in range(last - 1, 1, -1):  # constant trip count: unrolled, as written out by hand
+            p = p * r + c[j]
+        return p * r * r + r
+
+    return impl
 
 
 @njit(inline="always")
 def _tanh(x):
-    """tanh(x) from expm1(-2|x|) = 2^k (1 + p(r)) - 1, r = -2|x| - k ln 2,
-    |r| <= ln(2)/2, p(r) = expm1(r) by its Taylor series to r^13 (truncation
-    < 1e-17): tanh|x| = -e / (e + 2) with e = expm1(-2|x|) in (-1, 0]; no
-    cancellation near 0 (e = 2^0 p = p there).  Branch-free (vectorises)."""
-    a = min(abs(x), _TANH_ONE)
-    y = -2.0 * a
-    k = np.floor(y * _LOG2E + 0.5)  # in [-58, 0]
-    r = (y - k * _LN2_HI) - k * _LN2_LO
-    c = _C
-    p = c[13]
-    p = p * r + c[12]
-    p = p * r + c[11]
-    p = p * r + c[10]
-    p = p * r + c[9]
-    p = p * r + c[8]
-    p = p * r + c[7]
-    p = p * r + c[6]
-    p = p * r + c[5]
-    p = p * r + c[4]
-    p = p * r + c[3]
-    p = p * r + c[2]
-    p = p * r * r + r
-    scale = _times_pow2(1.0, np.int32(k))  # 2^k (int32: the conversion vectorises, int64 does not on AVX2)
-    e = scale * p + (scale - 1.0)
-    t = -e / (e + 2.0)
-    return t if x >= 0.0 else -t
+    """tanh(x) in x's type (float64 within 4 ulp of libm; float32 a few ulp) from
+    expm1(-2|x|) = 2^k (1 + p(r)) - 1, r = -2|x| - k ln 2, |r| <= ln(2)/2, p(r) =
+    expm1(r) by its Taylor series: tanh|x| = -e / (e + 2) with e = expm1(-2|x|) in
+    (-1, 0]; no cancellation near 0 (e = 2^0 p = p there).  Branch-free (vectorises)."""
+    a = min(abs(x), _real(_TANH_ONE, x))
+    y = _real(-2.0, x) * a
+    k = np.floor(y * _real(_LOG2E, x) + _real(0.5, x))  # in [-58, 0]
+    hi, lo = _ln2_split(x)
+    r = (y - k * hi) - k * lo
+    p = _expm1_series(r)
+    one = _real(1.0, x)
+    scale = _times_pow2(one, np.int32(k))  # 2^k (int32: the conversion vectorises, int64 does not on AVX2)
+    e = scale * p + (scale - one)
+    t = -e / (e + _real(2.0, x))
+    return t if x >= _real(0.0, x) else -t
 
 
 @njit(cache=True, error_model="numpy")
@@ -126,33 +134,9 @@ def _activation(code, p0, p1, z, out):
         _activate(code, p0, p1, z, 0, out, 0, z.shape[1])
 
 
-# tanh of a small float32 argument (the deviation formula below): Cody-Waite reduction
-# with the float32 split of ln 2 of the feed-forward kernel, expm1(r) to r^7 (|r| <= ln(2)/2:
-# truncation below 1e-8 relative).
+# The deviation formula below takes the float32 _tanh of a small argument.
 _SMALL = 1.0  # largest |c b| for the deviation formula (cancellation in its denominator <= 4x)
 _F32 = np.float32
-_C32 = tuple(_F32(1.0 / math.factorial(k)) for k in range(8))
-
-
-@njit(inline="always")
-def _tanh_small32(x):
-    """tanh(x) in float32 for |x| <= _SMALL (a few ulp), from e = expm1(-2|x|):
-    tanh|x| = -e / (e + 2), as :func:`_tanh`.  Branch-free (vectorises)."""
-    y = _F32(-2.0) * abs(x)
-    k = np.floor(y * _F32(_LOG2E) + _F32(0.5))  # in [-3, 0]
-    r = (y - k * _LN2_HI32) - k * _LN2_LO32
-    c = _C32
-    p = c[7]
-    p = p * r + c[6]
-    p = p * r + c[5]
-    p = p * r + c[4]
-    p = p * r + c[3]
-    p = p * r + c[2]
-    p = p * r * r + r
-    scale = _times_pow2(_F32(1.0), np.int32(k))
-    e = scale * p + (scale - _F32(1.0))
-    t = -e / (e + _F32(2.0))
-    return t if x >= _F32(0.0) else -t
 
 
 @njit(inline="always")
@@ -206,7 +190,7 @@ def _activation_deviation(code, p0, p1, single, zbar_t, fbar, ta, s2, b, delta, 
             large += abs(c * b[i]) > _F32(_SMALL)
         if large == 0:
             for i in range(n):
-                tb = _tanh_small32(_F32(c * b[i]))
+                tb = _tanh(_F32(c * b[i]))
                 delta[i] = scale * tb * s2[i] / (_F32(1.0) + ta[i] * tb)
             return
     for i in range(n):
