@@ -400,6 +400,13 @@ def by_d(values: dict, scale: float, digits: int) -> str:
     return " / ".join(f"{scale * values[f'{d:g}']:.{digits}f}" for d in INTENSITIES)
 
 
+def tie_note(summary: dict, default: str) -> str:
+    """How :func:`choose_default` broke a tie in the goals met, if there was one."""
+    tied = [m for m in METHODS if summary[m]["all_ok"] == summary[default]["all_ok"]]
+    return "" if len(tied) == 1 else " (tied with " + ", ".join(
+        f"`{m}`" for m in tied if m != default) + "; it has the smaller worst variance error)"
+
+
 def accuracy_block(payload: dict) -> str:
     """The README's accuracy section (also the head of closure_matrix.md):
     goals met per method, the worst case of each column, the calibration
@@ -413,8 +420,9 @@ def accuracy_block(payload: dict) -> str:
         f"mean noise variance is within 1 % (D <= 1e-2) or 5 % (D = 0.1), every neuron's mean within "
         f"{MEAN_GOAL:g} noise sd, and its error at most {100 * LINEAR_MARGIN:g} point worse than linear "
         f"response's; errors count beyond {RESOLVED_Z:g} Monte Carlo standard errors.  The default method, "
-        f"`{payload['default']}`, is the one that meets the most goals.  Second table: the worst (case, layer) "
-        "of each column (pre / post: noise before / after the activation).",
+        f"`{payload['default']}`, is the one that meets the most goals{tie_note(summary, payload['default'])}.  "
+        "Second table: the worst (case, layer) of each column (variance: the largest error relative to its "
+        "goal; pre / post: noise before / after the activation).",
         "",
         summary_table(summary, payload["default"]),
         "",
