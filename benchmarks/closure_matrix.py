@@ -45,10 +45,10 @@ Usage::
 writes DIR/closure_matrix.json (every number) and .md (tables); default DIR
 benchmarks/results, R = 400 000 (--fast: 20 000 and one depth-4 network per
 activation plus the shipped one).  ``--update-readme`` rewrites the accuracy
-section of README.md (between its ``closure-matrix`` markers) from the
-results; with ``--from-json`` of a results .json it writes only that, from
+section of README.md and of docs/closure.md (between their ``closure-matrix``
+markers) from the results; with ``--from-json`` of a results .json it writes only that, from
 the stored analysis (no Monte Carlo, no prediction);
-tests/test_closure_matrix_readme.py checks that README.md holds it.
+tests/test_closure_matrix_readme.py checks that both hold it.
 """
 from __future__ import annotations
 
@@ -80,7 +80,8 @@ LINEAR_MARGIN = 0.01     # may be worse than linear by this much
 RESOLVED_Z = 3.0         # errors count beyond this many Monte Carlo standard errors
 COVER_Z = 2.0            # coverage slack of the error estimate, in standard errors
 COVERAGE_TARGET = 0.95   # fitted in-sample; the requirement is 0.90
-README = Path(__file__).resolve().parents[1] / "README.md"
+#: The files whose accuracy section (between README_BEGIN and README_END) the results write.
+ACCURACY_PAGES = tuple(Path(__file__).resolve().parents[1] / name for name in ("README.md", "docs/closure.md"))
 RATIOS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 MEHLER_RATIOS = (0.0, 0.5, 1.0, 1.5, 2.0)
 
@@ -484,11 +485,13 @@ def markdown(payload: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(payload: dict, readme: Path = README) -> None:
-    """Rewrite the accuracy section of ``readme`` (between its markers) from ``payload``."""
-    text = replace_block(readme.read_text(), accuracy_block(payload))
-    atomic_write(readme, lambda handle: handle.write(text), overwrite=True, binary=False)
-    print(f"wrote the accuracy section of {readme}", file=sys.stderr)
+def update_readme(payload: dict, pages=ACCURACY_PAGES) -> None:
+    """Rewrite the accuracy section of every page (between its markers) from ``payload``."""
+    block = accuracy_block(payload)
+    for page in pages:
+        text = replace_block(page.read_text(), block)
+        atomic_write(page, lambda handle, text=text: handle.write(text), overwrite=True, binary=False)
+        print(f"wrote the accuracy section of {page}", file=sys.stderr)
 
 
 def analyse(rows: list[dict], samples: int, seed: int) -> dict:
@@ -513,7 +516,8 @@ def main(argv=None) -> int:
     parser.add_argument("--networks", default=None,
                         help="comma-separated subset, e.g. relu8,shipped (to split a long run)")
     parser.add_argument("--update-readme", action="store_true",
-                        help="rewrite README.md's accuracy section from the results; with --from-json "
+                        help="rewrite the accuracy section of README.md and docs/closure.md from the "
+                             "results; with --from-json "
                              "RESULTS.json only that (the stored analysis as it is, no other file written)")
     args = parser.parse_args(argv)
     if args.update_readme and args.from_json is not None and args.from_json.suffix == ".json":

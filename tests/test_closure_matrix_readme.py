@@ -1,10 +1,11 @@
-"""README.md's accuracy section is the closure matrix's stored results, rendered.
+"""The accuracy section of README.md and docs/closure.md is the closure
+matrix's stored results, rendered.
 
 The section between the ``closure-matrix`` markers is written by
 ``python benchmarks/closure_matrix.py --from-json
 benchmarks/results/closure_matrix.json --update-readme``; rendering it again
-from the JSON must give exactly the text in README.md, so that the README
-cannot drift from the data (rerun that command after a new matrix run).
+from the JSON must give exactly the text in both pages, so that they cannot
+drift from the data (rerun that command after a new matrix run).
 """
 from __future__ import annotations
 
@@ -31,13 +32,14 @@ def payload():
     return json.loads(RESULTS.read_text())
 
 
-def test_readme_holds_the_accuracy_section_rendered_from_the_stored_matrix(closure_matrix, payload):
+@pytest.mark.parametrize("page", ["README.md", "docs/closure.md"])
+def test_page_holds_the_accuracy_section_rendered_from_the_stored_matrix(closure_matrix, payload, page):
     block = closure_matrix.accuracy_block(payload)
-    readme = (ROOT / "README.md").read_text()
     expected = f"{closure_matrix.README_BEGIN}\n{block}\n{closure_matrix.README_END}"
-    assert expected in readme, ("README.md's accuracy section differs from benchmarks/results/closure_matrix.json; "
-                                "run: python benchmarks/closure_matrix.py --from-json "
-                                "benchmarks/results/closure_matrix.json --update-readme")
+    assert expected in (ROOT / page).read_text(), (
+        f"{page}'s accuracy section differs from benchmarks/results/closure_matrix.json; run: "
+        "python benchmarks/closure_matrix.py --from-json benchmarks/results/closure_matrix.json --update-readme")
+    assert ROOT / page in closure_matrix.ACCURACY_PAGES
 
 
 def test_the_section_names_the_default_and_its_worst_cases(closure_matrix, payload):
@@ -54,11 +56,11 @@ def test_update_readme_rewrites_only_the_section(closure_matrix, payload, tmp_pa
     readme = tmp_path / "README.md"
     begin, end = closure_matrix.README_BEGIN, closure_matrix.README_END
     readme.write_text(f"# title\n\n{begin}\nstale numbers\n{end}\n\nmore text\n")
-    closure_matrix.update_readme(payload, readme)
+    closure_matrix.update_readme(payload, [readme])
     text = readme.read_text()
     assert text == f"# title\n\n{begin}\n{closure_matrix.accuracy_block(payload)}\n{end}\n\nmore text\n"
-    closure_matrix.update_readme(payload, readme)
+    closure_matrix.update_readme(payload, [readme])
     assert readme.read_text() == text                      # idempotent
     readme.write_text("# no markers\n")
     with pytest.raises(ValueError, match="markers"):
-        closure_matrix.update_readme(payload, readme)
+        closure_matrix.update_readme(payload, [readme])
