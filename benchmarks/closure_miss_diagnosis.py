@@ -4,8 +4,8 @@ The closure matrix's one remaining miss (``closure_matrix.md``: layer 6,
 mixture -1.27 % against linear response's -0.03 %).  A plain NumPy Monte
 Carlo of that case (the matrix's network, ``--samples`` realisations, its
 own seed) keeps, per layer, the power sums of every pre-activation z and of
-every ReLU output f = relu(z), and the covariance of layer ``--layer - 1``'s
-outputs; from them it measures:
+every ReLU output f = relu(z), and the realisations of layer
+``--layer - 1``'s pre-activations; from them it measures:
 
 1. Mehler's truncation: the mixture with its second-order covariances
    between neurons replaced by the exact bivariate-Gaussian ReLU covariance
@@ -16,8 +16,10 @@ outputs; from them it measures:
    part carried by the diagonal of layer L-1's output covariance and the
    part carried by its off-diagonal (the covariances between neurons), and
    the off-diagonal part of a Gaussian with the Monte Carlo mean and
-   covariance of z_(L-1) (exact bivariate ReLU covariance): the joint law
-   against its covariance.
+   covariance of z_(L-1) (exact bivariate ReLU covariance), and that
+   Gaussian's with the Edgeworth terms of the joint third cumulants
+   k_iij = E[(z_i - zbar_i)^2 (z_j - zbar_j)] added: the joint law against
+   its covariance.
 3. The shape per neuron: Var relu(z_L) of a Gaussian with each neuron's
    Monte Carlo mean and variance, and with the Edgeworth corrections of its
    third and fourth cumulants, against the Monte Carlo Var relu(z_L).
@@ -27,7 +29,7 @@ Usage::
     python benchmarks/closure_miss_diagnosis.py [--samples R] [--layer 6] [--out DIR] [--force]
 
 writes DIR/closure_miss_diagnosis.md (default DIR benchmarks/results;
-R = 400 000: about a minute).
+R = 400 000: about a minute, 160 MB).
 """
 from __future__ import annotations
 
@@ -75,13 +77,13 @@ def exact_relu_covariance(zbar: np.ndarray, cov_z: np.ndarray) -> np.ndarray:
 
 
 def monte_carlo(net, x, samples: int, layer: int, seed: int) -> dict:
-    """Power sums of z and f per layer and the covariance of f and z at ``layer - 1``."""
+    """Mean powers 1..4 of z and 1..2 of f per layer, and the realisations of z at ``layer - 1``."""
     rng = np.random.default_rng(seed)
     width = net.sizes[1]
+    n = (samples // CHUNK) * CHUNK
     sums = {k: np.zeros((6, width)) for k in range(1, net.depth + 1)}     # z, z^2, z^3, z^4, f, f^2
-    prev = {"z": np.zeros(width), "zz": np.zeros((width, width)),
-            "f": np.zeros(width), "ff": np.zeros((width, width))}
-    for _ in range(samples // CHUNK):
+    kept = np.empty((n, width))
+    for start in range(0, n, CHUNK):
         y = np.broadcast_to(x, (CHUNK, x.size))
         for k, (w, b) in enumerate(zip(net.weights, net.biases), start=1):
             z = y @ w.T + b
@@ -89,16 +91,25 @@ def monte_carlo(net, x, samples: int, layer: int, seed: int) -> dict:
             y = f * (1.0 + np.sqrt(D) * rng.standard_normal(f.shape))
             sums[k] += np.stack([z, z**2, z**3, z**4, f, f**2]).sum(axis=1)
             if k == layer - 1:
-                prev["z"] += z.sum(0)
-                prev["zz"] += z.T @ z
-                prev["f"] += f.sum(0)
-                prev["ff"] += f.T @ f
-    n = (samples // CHUNK) * CHUNK
-    out = {"samples": n, "sums": {k: s / n for k, s in sums.items()}}
-    for name, square in (("z", "zz"), ("f", "ff")):
-        mean = prev[name] / n
-        out[f"{name}_mean"], out[f"{name}_cov"] = mean, prev[square] / n - np.outer(mean, mean)
-    return out
+                kept[start:start + CHUNK] = z
+    return {"samples": n, "sums": {k: s / n for k, s in sums.items()}, "z": kept}
+
+
+def joint_cumulant_terms(z: np.ndarray) -> tuple:
+    """Mean, covariance and the Edgeworth terms of Cov[relu(z_i), relu(z_j)]
+    (i != j) from the joint third cumulants k_iij, k_ijj of the realisations
+    z (n, N): k_iij E[f_i''] E[f_j'] / 2 + k_ijj E[f_i'] E[f_j''] / 2, the
+    expectations over a Gaussian with the same mean and variance (to leading
+    order in the correlation)."""
+    mean = z.mean(axis=0)
+    dev = z - mean
+    cov = dev.T @ dev / len(z)
+    third = (dev * dev).T @ dev / len(z)                                      # k_iij = E[d_i^2 d_j]
+    sd = np.sqrt(np.diag(cov))
+    a = mean / sd
+    slope, curvature = special.ndtr(a), np.exp(-0.5 * a * a) / (np.sqrt(2 * np.pi) * sd)
+    half = 0.5 * third * curvature[:, None] * slope[None, :]
+    return mean, cov, half + half.T
 
 
 def cumulants(power: np.ndarray) -> tuple:
@@ -162,10 +173,15 @@ def diagnose(samples: int, layer: int, seed: int) -> str:
         lines.append(f"| {k} | {100 * (base[k] / ref - 1):+.2f} % | {100 * (exact[k] / ref - 1):+.2f} % |")
 
     w = net.weights[layer - 1]
-    f_cov = mc["f_cov"]
+    z = mc.pop("z")
+    f = np.maximum(z, 0.0)
+    f_mean = f.mean(axis=0)
+    f_cov = (f - f_mean).T @ (f - f_mean) / len(f)
+    z_mean, z_cov, skew_terms = joint_cumulant_terms(z)
+    del z, f
     mix_cov = mixture.mixture_layers(net, per_layer_noise(noise, net.depth), x[None])[layer - 2][1][0]
-    gaussian = exact_relu_covariance(mc["z_mean"][None], mc["z_cov"][None])[0]
-    y_cov = f_cov * (1 + D * np.eye(f_cov.shape[0])) + D * np.diag(mc["f_mean"] ** 2)  # Cov(y) from Cov(f)
+    gaussian = exact_relu_covariance(z_mean[None], z_cov[None])[0]
+    y_cov = f_cov * (1 + D * np.eye(f_cov.shape[0])) + D * np.diag(f_mean**2)  # Cov(y) from Cov(f)
 
     def z_var(cov):
         return float(np.mean(np.einsum("ij,jk,ik->i", w, cov, w)))
@@ -181,7 +197,8 @@ def diagnose(samples: int, layer: int, seed: int) -> str:
               f"{100 * (z_var(off(mix_cov)) - z_var(off(y_cov))) / total:+.2f} points from its off-diagonal",
               f"- off-diagonal part (covariances between layer {layer - 1}'s neurons): Monte Carlo "
               f"{z_var(off(f_cov)):.4g}, mixture {z_var(off(mix_cov)):.4g}, a Gaussian z_{layer - 1} with the "
-              f"Monte Carlo mean and covariance {z_var(off(gaussian)):.4g}"]
+              f"Monte Carlo mean and covariance {z_var(off(gaussian)):.4g}, and with the Edgeworth terms of "
+              f"the joint third cumulants k_iij of z_{layer - 1} added {z_var(off(gaussian + skew_terms)):.4g}"]
 
     mean, var, k3, k4 = cumulants(mc["sums"][layer][:4])
     s = mc["sums"][layer]
