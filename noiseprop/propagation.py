@@ -220,7 +220,7 @@ def _check_finite_mean(mean: np.ndarray, k: int) -> None:
         )
 
 
-def check_signal(mean: np.ndarray, weight, bias, activation, k: int) -> None:
+def _check_signal(mean: np.ndarray, weight, bias, activation, k: int) -> None:
     """:func:`_check_finite_mean` on f(W m + b) for the mean m (B, N_{k-1})
     of the layer below, before layer k's work: a signal that overflows is
     reported by that ValueError rather than after numpy's overflow warnings
@@ -239,7 +239,7 @@ def _layers(net: Network, layer_noise, x: np.ndarray, method: str, mehler_order:
         return _mixture_layers(net, layer_noise, x)
     mean, cov, out = x, None, []
     for k, (w, b, f, nz) in enumerate(zip(net.weights, net.biases, net.activations, layer_noise), start=1):
-        check_signal(mean, w, b, f, k)
+        _check_signal(mean, w, b, f, k)
         try:
             mean, cov = propagate_layer(mean, cov, w, b, f, nz, method, mehler_order)
         except ValueError as err:
@@ -255,7 +255,7 @@ def _mixture_layers(net: Network, layer_noise, x: np.ndarray):
     from .mixture import chunk_size, mixture_layers
 
     step = chunk_size(net.sizes, layer_noise)
-    parts = [mixture_layers(net, layer_noise, x[i:i + step], _check_finite_mean, check_signal)
+    parts = [mixture_layers(net, layer_noise, x[i:i + step], _check_finite_mean, _check_signal)
              for i in range(0, x.shape[0], step)]
     return [tuple(np.concatenate(arrays) for arrays in zip(*layer)) for layer in zip(*parts)]
 
