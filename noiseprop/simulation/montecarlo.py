@@ -20,7 +20,7 @@ How it is fast and exact at once:
   chunk size.
 - ``dtype="float32"`` runs products, noise and activations in float32 (its
   own vectorised float32 generator: other draws than float64's, equally
-  distributed) with float64 sums; ``dtype="auto"`` takes it only where
+  distributed) with float64 sums (of float32 block sums); ``dtype="auto"`` takes it only where
   :mod:`noiseprop.simulation.precision` proves its rounding negligible.
 
 Memory does not grow with ``samples``: realisations are processed in chunks
@@ -480,7 +480,9 @@ def simulate(
         updates) on a terminal.
     dtype : {"float64", "float32", "auto"}, default "float64"
         Type of the products, noise draws and activations; the moments are
-        accumulated in float64 either way.  float32 is faster and has its
+        accumulated in float64 either way (float32 runs add float32 sums of
+        blocks of 32 realisations to them, a bounded error that the "auto"
+        rule includes).  float32 is faster and has its
         own generator (a 32-bit hash and a float32 inverse normal CDF), so a
         float32 run and the float64 run of the same seed are different,
         equally distributed realisations: they agree within their standard

@@ -1,7 +1,8 @@
 """When float32 Monte Carlo is as good as float64: the rule behind ``simulate(dtype="auto")``.
 
 The float32 engine computes every product, noise draw and activation in float32
-(unit roundoff u = 2^-24) and accumulates the moments in float64.  Its
+(unit roundoff u = 2^-24) and accumulates the moments in float64 (per-neuron
+sums first in float32 over blocks of realisations, bounded below).  Its
 uncorrelated noise comes from its own generator (a 32-bit hash and a float32
 inverse normal CDF, :func:`noiseprop.simulation._kernels.fill_normals32`): each
 draw is the inverse CDF of a 32-bit uniform to a relative error eta <=
@@ -58,7 +59,8 @@ would move them (mean by e_acc >= (B + 2) u rho, variance by 2 sigma e_acc), whi
 is added to e.  (B = 32: 3.1e-6 rho^2 / sigma, below the rule's limit for up to
 ~1e8 realisations of a neuron whose mean is within sigma of c.)  The sums of d^3
 and d^4 only enter the standard errors, to the same relative (B + 8) u.  The
-correlated parts come from per-realisation sums over the layer, kept in float64.
+correlated parts come from per-realisation sums s and q over the layer, float64 sums
+of the same float32 d: its rounding (RMS <= 2u rho <= e_acc) is covered by e.
 
 The RMS values and sigma come from the statistics themselves: before the run
 from the noise-free forward pass and a lower estimate of each neuron's noise
