@@ -22,8 +22,11 @@ from noiseprop import Network, Noise, simulate
 from noiseprop.simulation import _kernels
 from noiseprop.simulation.montecarlo import sample_outputs, seed_key
 from noiseprop.simulation.precision import (
+    BLOCK_ROWS,
     FLOAT32_SAFETY,
     NORMAL_RTOL,
+    UNIT_ROUNDOFF,
+    block_sum_error,
     float32_error_bound,
     float32_suffices,
     noise_floor,
@@ -187,6 +190,28 @@ def test_sample_outputs_in_float32_are_another_realisation_of_the_same_distribut
     assert not np.allclose(single, double, rtol=0, atol=1e-5)
     z = (single.mean(0) - double.mean(0)) / np.sqrt((single.var(0) + double.var(0)) / 4_000)
     assert np.all(np.abs(z) < 5.5)
+
+
+def test_float32_block_sums_are_within_their_error_bound():
+    """The output layer's mean and variance from the float32 block sums against the same
+    realisations (sample_outputs: the same kernel and streams) summed in float64: within
+    (B + 2) u rho and (3B + 8) u rho^2 (precision's bound, rho^2 = variance + (mean - noise-free
+    value)^2, plus float64 slack), and not equal to them (the block sums are in use)."""
+    net, x = network()
+    noise = Noise(**ALL_NOISE)
+    samples = 3_000
+    single = simulate(net, noise, x, samples=samples, seed=4, dtype="float32")
+    outputs = sample_outputs(net, noise, x, samples=samples, seed=4, dtype="float32")
+    mean, var = outputs.mean(0), outputs.var(0, ddof=1)
+    rho2 = var + (mean - net.forward(x)[-1]) ** 2
+    slack = 1e-12 * np.sqrt(rho2)  # float64 rounding of either computation
+    mean_error, var_error = np.abs(single.mean[-1] - mean), np.abs(single.var[-1] - var)
+    assert np.all(mean_error <= (BLOCK_ROWS + 2) * UNIT_ROUNDOFF * np.sqrt(rho2) + slack)
+    assert np.all(var_error <= (3 * BLOCK_ROWS + 8) * UNIT_ROUNDOFF * rho2 + slack * np.sqrt(rho2))
+    assert np.any(var_error > slack * np.sqrt(rho2))
+    # the rule's RMS-equivalent error moves the variance by 2 sigma e_acc: the same bound
+    assert np.allclose(2 * np.sqrt(var) * block_sum_error(var, mean - net.forward(x)[-1]),
+                       (3 * BLOCK_ROWS + 8) * UNIT_ROUNDOFF * rho2)
 
 
 def test_the_rule_is_a_tenth_of_a_standard_error():

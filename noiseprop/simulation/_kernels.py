@@ -114,8 +114,14 @@ ROW_FIELDS = {False: 6, True: 12}
 #:     1/scale of the running sums, laid out like ``shift`` (powers of two: the scaling
 #:     is exact).
 #: seed_key : uint64
+#: block_rows : int64
+#:     0: every realisation's per-neuron sums d, d^2, d^3, d^4 are added in float64.  B > 0
+#:     (float32 runs once the scales are calibrated, so that d = O(1); plain estimator only:
+#:     the control variate's sums cancel below float32 rounding): they are summed in
+#:     float32 over blocks of B realisations of an input, and each block sum is added to
+#:     the float64 sums (see :func:`_block_moments`).
 Plan = namedtuple("Plan", ["first", "weights_t", "weight_offsets", "biases", "offsets", "codes", "params",
-                           "sds", "pre", "shift", "inv_scale", "seed_key"])
+                           "sds", "pre", "shift", "inv_scale", "seed_key", "block_rows"])
 
 #: The linearised network of the control variate (propagated with the same draws),
 #: laid out like ``Plan.shift``: zbar, slope : float64 (B * offsets[L],), the working
@@ -766,6 +772,12 @@ def simulate_tiles(plan, lin, sample0, n_samples, sample_blocks, first_block, bl
     f = np.empty((1, width), first.dtype)
     g = np.empty(2 * width, first.dtype)
     tail_index = np.empty(width, np.int64)
+    # float32 block sums of d .. d^4 only for the plain estimator: the control variate's
+    # differences of d and e sums cancel to far below float32 rounding
+    blocked = accumulate and plan.block_rows > 0 and not cv
+    centre32 = np.empty((3, width if blocked else 0), first.dtype)  # shift hi, lo and 1/scale in float32
+    moments32 = np.zeros((4, width if blocked else 0), first.dtype)  # a block's sums of d .. d^4
+    deviations32 = np.empty(width if blocked else 0, first.dtype)  # the row's d, for its s and q
     for block in range(first_block, sample_blocks, block_step):
         start = block * n_samples // sample_blocks
         rows = ((block + 1) * n_samples // sample_blocks - start) * n_inputs
@@ -800,6 +812,9 @@ def simulate_tiles(plan, lin, sample0, n_samples, sample_blocks, first_block, bl
                 zbar_b, slope_b, shift_b, inv_b = zbar_k[b], slope_k[b], shift_k[b], inv_k[b]
                 acc_b = acc[block, b, column: column + fields * n].reshape((fields, n))
                 row_acc_b = row_acc[block, b, k]
+                if blocked:
+                    _split_centre(shift_b, inv_b, centre32, n)
+                in_block = 0
                 zr = b
                 for r in range(b, rows, n_inputs):
                     if k > 0:
@@ -807,8 +822,17 @@ def simulate_tiles(plan, lin, sample0, n_samples, sample_blocks, first_block, bl
                     key = stream_key(plan.seed_key, sample0 + start + r // n_inputs, b, k + 1)
                     _noisy_row(z, z_lin, zr, code, p0, p1, sd_k, pre_k, cv, key, zbar_b, slope_b, shift_b,
                                y, y_lin, r, f, g_mu, g_au, tail_index)
-                    if accumulate:
+                    if blocked:
+                        _block_moments(y, r, centre32, n, moments32, deviations32)
+                        _add_row_sums(*_deviation_sums(deviations32, n), pairs, row_acc_b)
+                        in_block += 1
+                        if in_block == plan.block_rows:
+                            _flush_moments(moments32, acc_b, n)
+                            in_block = 0
+                    elif accumulate:
                         _accumulate(y, y_lin, r, shift_b, inv_b, n, cv, pairs, acc_b, row_acc_b)
+                if in_block > 0:
+                    _flush_moments(moments32, acc_b, n)
             n_in = n
         if out.size > 0:
             last = buffers[(n_layers - 1) % 2, : rows * n_in].reshape((rows, n_in))
@@ -930,15 +954,9 @@ def _accumulate(y, y_lin, r, shift, inv, n, cv, pairs, acc, row_acc):
             acc[N_DQ, i] += d2 - e2
             acc[N_DQ2, i] += (d2 - e2) * (d2 - e2)
     s_a, q_a = _shifted_sums(y, r, shift, inv, n)
-    s_e, q_e = _shifted_sums(y_lin, r, shift, inv, n) if cv else (0.0, 0.0)
-    p_a = (s_a * s_a - q_a) / pairs if pairs > 0 else 0.0
-    row_acc[R_S] += s_a
-    row_acc[R_S2] += s_a * s_a
-    row_acc[R_P] += p_a
-    row_acc[R_P2] += p_a * p_a
-    row_acc[R_Q] += q_a
-    row_acc[R_Q2] += q_a * q_a
+    p_a = _add_row_sums(s_a, q_a, pairs, row_acc)
     if cv:
+        s_e, q_e = _shifted_sums(y_lin, r, shift, inv, n)
         p_e = (s_e * s_e - q_e) / pairs if pairs > 0 else 0.0
         row_acc[R_SE] += s_e
         row_acc[R_SE2] += s_e * s_e
@@ -946,6 +964,79 @@ def _accumulate(y, y_lin, r, shift, inv, n, cv, pairs, acc, row_acc):
         row_acc[R_DP2] += (p_a - p_e) * (p_a - p_e)
         row_acc[R_DQ] += q_a - q_e
         row_acc[R_DQ2] += (q_a - q_e) * (q_a - q_e)
+
+
+@njit(forceinline=True, error_model="numpy")
+def _add_row_sums(s, q, pairs, row_acc):
+    """Add a realisation's s, s^2, p, p^2, q, q^2 (ROW_FIELDS) to row_acc; returns p."""
+    p = (s * s - q) / pairs if pairs > 0 else 0.0
+    row_acc[R_S] += s
+    row_acc[R_S2] += s * s
+    row_acc[R_P] += p
+    row_acc[R_P2] += p * p
+    row_acc[R_Q] += q
+    row_acc[R_Q2] += q * q
+    return p
+
+
+@njit(forceinline=True, error_model="numpy")
+def _split_centre(shift, inv, centre, n):
+    """centre[0] + centre[1] = shift to float32's precision squared (hi and the rounded
+    rest lo), centre[2] = inv (a power of two: exact while in float32's range, which
+    block_rows > 0 presumes) in the type of ``centre``."""
+    for i in range(n):
+        hi = _real(shift[i], centre)
+        centre[0, i] = hi
+        centre[1, i] = _real(shift[i] - float(hi), centre)
+        centre[2, i] = _real(inv[i], centre)
+
+
+@njit(inline="always", error_model="numpy")
+def _block_moments(y, r, centre, n, moments, deviations):
+    """Add d, d^2, d^3, d^4 of realisation r to a block's sums ``moments`` (4, N) in the
+    type of y (float32: eight lanes per vector instead of float64's four), with
+    d = ((y[r] - hi) - lo) * inv from :func:`_split_centre`; d into ``deviations`` (N,).
+
+    Rounding: y - hi is exact where y is within a factor 2 of hi (Sterbenz), else
+    rounded relative to the deviation; so d is within about 2u |d| (+ u^2 |shift| inv)
+    of (y - shift) inv, d^k within (2k + 1)u relative, and a block sum of B terms
+    within (B - 1)u of the sum of their absolute values (u = 2^-24): relative to
+    sum |d|^k, at most (B + 2k) u (precision.block_sum_error states it for the rule).
+    """
+    for i in range(n):
+        d = ((y[r, i] - centre[0, i]) - centre[1, i]) * centre[2, i]
+        deviations[i] = d
+        d2 = d * d
+        moments[0, i] += d
+        moments[1, i] += d2
+        moments[2, i] += d2 * d
+        moments[3, i] += d2 * d2
+
+
+@njit(forceinline=True, error_model="numpy", fastmath={"reassoc"})
+def _deviation_sums(deviations, n):
+    """s = sum_i d_i and q = sum_i d_i^2 in float64 of a float32 row of d (d^2 exact in
+    float64).  ``reassoc`` lets LLVM split the sums into vector lanes in an order of its
+    choosing (fixed for the compiled code, so the same for any thread count): about 4x
+    faster than :func:`_shifted_sums`' four scalar partial sums, and within a few float64
+    roundings of them.  Kept apart from :func:`_block_moments`, whose d = (y - hi) - lo
+    must not be reassociated."""
+    s = q = 0.0
+    for i in range(n):
+        d = float(deviations[i])
+        s += d
+        q += d * d
+    return s, q
+
+
+@njit(forceinline=True, error_model="numpy")
+def _flush_moments(moments, acc, n):
+    """Add a block's sums (4, N) to the float64 sums acc[N_D1 .. N_D4] (exactly: float32
+    to float64 is exact) and zero them for the next block."""
+    for field in range(4):
+        for i in range(n):
+            acc[N_D1 + field, i] += float(moments[field, i])
+            moments[field, i] = 0
 
 
 @njit(forceinline=True, error_model="numpy")

@@ -20,7 +20,7 @@ How it is fast and exact at once:
   chunk size.
 - ``dtype="float32"`` runs products, noise and activations in float32 (its
   own vectorised float32 generator: other draws than float64's, equally
-  distributed) with float64 sums; ``dtype="auto"`` takes it only where
+  distributed) with float64 sums (of float32 block sums); ``dtype="auto"`` takes it only where
   :mod:`noiseprop.simulation.precision` proves its rounding negligible.
 
 Memory does not grow with ``samples``: realisations are processed in chunks
@@ -58,7 +58,7 @@ from ..utils.threads import single_threaded_blas as _single_threaded_blas
 from ..utils.validation import as_input, positive_int, require_network
 from . import _kernels
 from .compilation import announce_compilation
-from .precision import float32_error_bound, float32_suffices, noise_floor
+from .precision import BLOCK_ROWS, block_sum_error, float32_error_bound, float32_suffices, noise_floor
 
 __all__ = ["simulate", "sample_outputs", "Simulation", "seed_key", "Z_95", "DTYPES"]
 
@@ -74,6 +74,8 @@ _CHUNK_VALUES = 1 << 20
 _RTOL_MIN_SAMPLES = 1_000
 #: Realisations of the pilot run that sets the scale of the running sums.
 _PILOT_SAMPLES = 64
+#: Largest |log2 scale| for which float32 runs sum the moments in float32 blocks.
+_FLOAT32_SCALE_EXPONENT = 60
 #: Runs with more noisy neuron updates than this show a progress bar (on a TTY).
 _PROGRESS_UPDATES = 2e8
 
@@ -230,6 +232,7 @@ class _Engine:
             shift=_flat([layer.shift for layer in self.layers]),
             inv_scale=np.ones(sum(layer.shift.size for layer in self.layers)),  # 1/scale: see calibrate
             seed_key=key,
+            block_rows=0,  # every realisation's sums in float64 until calibrate has set the scales
         )
         # the control variate's linearised network; None compiles the plain kernel
         self.lin = _kernels.Linearisation(zbar=_flat([layer.zbar for layer in self.layers]),
@@ -271,7 +274,7 @@ class _Engine:
         with np.errstate(over="ignore", invalid="ignore"):
             self.run_chunk(samples)
         n = self.samples_done
-        parts = []
+        parts, largest_exponent = [], 0
         for index, layer in enumerate(self.layers):
             lo, hi = self.offsets[index], self.offsets[index + 1]
             neuron = self.neuron_sums[:, self.fields[0] * lo: self.fields[0] * hi]
@@ -280,8 +283,12 @@ class _Engine:
                 rms = np.sqrt(np.mean(second, axis=-1))
             exponent = np.where(np.isfinite(rms), np.round(np.log2(np.where(rms > 0, rms, 1.0))), 400.0)
             self.scales[index] = np.ldexp(1.0, np.clip(exponent, -400, 400).astype(int))
+            largest_exponent = max(largest_exponent, float(np.max(np.abs(exponent), initial=0.0)))
             parts.append(np.repeat(1.0 / self.scales[index], layer.size))
-        self.plan = self.plan._replace(inv_scale=np.concatenate(parts))
+        # with d = O(1), float32 runs sum d .. d^4 in float32 over blocks (precision.BLOCK_ROWS),
+        # where 1/scale and d^4 stay well inside float32's range (2^-126 .. 2^128)
+        float32 = self.plan.first.dtype == np.float32 and largest_exponent <= _FLOAT32_SCALE_EXPONENT
+        self.plan = self.plan._replace(inv_scale=np.concatenate(parts), block_rows=BLOCK_ROWS if float32 else 0)
         self.neuron_sums[:] = 0.0
         self.row_sums[:] = 0.0
         self.samples_done = 0
@@ -473,7 +480,9 @@ def simulate(
         updates) on a terminal.
     dtype : {"float64", "float32", "auto"}, default "float64"
         Type of the products, noise draws and activations; the moments are
-        accumulated in float64 either way.  float32 is faster and has its
+        accumulated in float64 either way (float32 runs add float32 sums of
+        blocks of 32 realisations to them, a bounded error that the "auto"
+        rule includes).  float32 is faster and has its
         own generator (a 32-bit hash and a float32 inverse normal CDF), so a
         float32 run and the float64 run of the same seed are different,
         equally distributed realisations: they agree within their standard
@@ -581,6 +590,8 @@ def _float32_suffices(net, layer_noise, xb, samples, estimates=None) -> bool:
         means, variances = [xb] + estimates["mean"], [np.zeros(xb.shape)] + estimates["var"]
     lipschitz = [f.lipschitz() for f in net.activations]
     bounds = float32_error_bound(net, layer_noise, xb, means, variances, lipschitz)
+    centres = net.forward(xb)  # the noise-free values the float32 block sums are centred on
+    bounds = [e + block_sum_error(v, m - c) for e, v, m, c in zip(bounds, variances[1:], means[1:], centres[1:])]
     return float32_suffices(bounds, variances[1:], samples)
 
 

@@ -1,7 +1,8 @@
 """When float32 Monte Carlo is as good as float64: the rule behind ``simulate(dtype="auto")``.
 
 The float32 engine computes every product, noise draw and activation in float32
-(unit roundoff u = 2^-24) and accumulates the moments in float64.  Its
+(unit roundoff u = 2^-24) and accumulates the moments in float64 (per-neuron
+sums first in float32 over blocks of realisations, bounded below).  Its
 uncorrelated noise comes from its own generator (a 32-bit hash and a float32
 inverse normal CDF, :func:`noiseprop.simulation._kernels.fill_normals32`): each
 draw is the inverse CDF of a 32-bit uniform to a relative error eta <=
@@ -42,6 +43,25 @@ correlated draws xi_MC, xi_AC are the float64 generator's, rounded once: eta = u
     z_i = sum_j W_ij y_j + b_i:                    e_z <- gamma_{n+1} (|W| r_y + |b|) + |W| e_y
     activation:                                    e_f <- L e_z + 8u r_f
 
+**The float32 block sums.**  A float32 run adds every neuron's d, d^2, d^3, d^4
+(d = (y - c) / scale, c the noise-free value, scale a power of two near the RMS
+deviation, so d = O(1)) in float32 over blocks of B = BLOCK_ROWS realisations and
+each block sum to the float64 sums.  d is within about 2u |d| of its exact value
+and a block sum of d^k within (B + 2k) u of the sum of |d|^k (recursive summation
+of B terms, each rounded relative error (2k + 1) u); adding the block sums in
+float64 costs nothing comparable.  With rho^2 = sigma^2 + m^2 (m the mean's distance
+from c), the mean moves by at most (B + 2) u rho and the variance E[d^2] - E[d]^2
+by at most (3B + 8) u rho^2, i.e. as much as an RMS error of
+
+    e_acc = (3B + 8) u rho^2 / (2 sigma)      (:func:`block_sum_error`)
+
+would move them (mean by e_acc >= (B + 2) u rho, variance by 2 sigma e_acc), which
+is added to e.  (B = 32: 3.1e-6 rho^2 / sigma, below the rule's limit for up to
+~1e8 realisations of a neuron whose mean is within sigma of c.)  The sums of d^3
+and d^4 only enter the standard errors, to the same relative (B + 8) u.  The
+correlated parts come from per-realisation sums s and q over the layer, float64 sums
+of the same float32 d: its rounding (RMS <= 2u rho <= e_acc) is covered by e.
+
 The RMS values and sigma come from the statistics themselves: before the run
 from the noise-free forward pass and a lower estimate of each neuron's noise
 variance (the noise its own layer injects, see :func:`noise_floor`); after a
@@ -52,8 +72,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FLOAT32_SAFETY", "UNIT_ROUNDOFF", "NORMAL_RTOL", "float32_error_bound", "noise_floor",
-           "float32_suffices"]
+__all__ = ["FLOAT32_SAFETY", "UNIT_ROUNDOFF", "NORMAL_RTOL", "BLOCK_ROWS", "float32_error_bound",
+           "block_sum_error", "noise_floor", "float32_suffices"]
 
 #: C of the rule: the float32 rounding bias is at most C standard errors.
 FLOAT32_SAFETY = 0.1
@@ -65,6 +85,35 @@ UNIT_ROUNDOFF = 2.0**-24
 #: over all 2^32 inputs: benchmarks/float32_generator_error.py; the tests check a grid of a
 #: million of them).
 NORMAL_RTOL = 5e-7
+#: Realisations per float32 block sum of the per-neuron moments (B of the block-sum bound):
+#: long enough that the float64 additions are few, short enough that the float32 rounding
+#: (B u relative) stays far below the statistical error.
+BLOCK_ROWS = 32
+
+
+def block_sum_error(variances, offsets, block_rows: int = BLOCK_ROWS):
+    """RMS-equivalent error e_acc = (3B + 8) u rho^2 / (2 sigma) of the float32 block sums.
+
+    Parameters
+    ----------
+    variances : ndarray
+        sigma^2 of each neuron.
+    offsets : ndarray
+        m, each neuron's mean minus the noise-free value the sums are centred on
+        (same shape, same units as sqrt(variances)).
+    block_rows : int
+        B, realisations per block sum.
+
+    Returns
+    -------
+    ndarray
+        e_acc (inf where sigma = 0: no statistical error to compare with).
+    """
+    variances = np.maximum(np.asarray(variances, float), 0.0)
+    rho2 = variances + np.asarray(offsets, float) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = (3 * block_rows + 8) * UNIT_ROUNDOFF * rho2 / (2.0 * np.sqrt(variances))
+    return np.where(variances > 0, bound, np.inf)
 
 
 def _noise_step(error, rms, intensities):
