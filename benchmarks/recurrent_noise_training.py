@@ -23,7 +23,7 @@ from noiseprop import Noise
 from noiseprop.recurrent import predict, simulate
 from noiseprop.recurrent.data import mackey_glass
 from noiseprop.recurrent.training import one_step_nrmse, train_elman
-from noiseprop.utils.files import atomic_write
+from noiseprop.utils.files import atomic_write, check_target
 
 D_TRAIN = D_INFER = 1e-2
 WARMUP = 50
@@ -53,6 +53,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
+    check_target(args.out / "recurrent_noise_training.json", args.force)  # fail now, not after the training
     series = mackey_glass(1300) - 0.9
     train, test = series[:1000], series[1000:]
     results = {}

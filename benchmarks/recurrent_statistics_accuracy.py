@@ -30,7 +30,7 @@ from noiseprop.recurrent import echo_state_network, predict
 from noiseprop.recurrent.data import mackey_glass
 from noiseprop.recurrent.symbolic import statistics_predict
 from noiseprop.recurrent.training import ridge_readout
-from noiseprop.utils.files import atomic_write
+from noiseprop.utils.files import atomic_write, check_target
 
 RESERVOIRS = {
     "dense N=100": dict(n=100),
@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
+    check_target(args.out / "recurrent_statistics_accuracy.json", args.force)  # fail now, not after the run
     series = mackey_glass(900) - 0.9
     rows = []
     for label, spec in RESERVOIRS.items():

@@ -50,7 +50,7 @@ import numpy as np
 from noiseprop import Network, Noise, predict, simulate, verify
 from noiseprop.studies.accuracy import accuracy, analytic_accuracy
 from noiseprop.utils.estimate import COST_MODEL, estimate_seconds, work_counts
-from noiseprop.utils.files import atomic_write
+from noiseprop.utils.files import atomic_write, check_target
 from noiseprop.utils.jsonutil import dumps
 from noiseprop.utils.tables import format_table
 
@@ -286,10 +286,13 @@ def main(argv=None) -> int:
     parser.add_argument("--force", action="store_true", help="overwrite existing result files")
     args = parser.parse_args(argv)
     stem = args.out / "scaling"
-    for suffix in (".md", ".json"):
-        if stem.with_suffix(suffix).exists() and not args.force:
-            print(f"{stem.with_suffix(suffix)} exists; use --force", file=sys.stderr)
-            return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    try:  # fail now, not after a run of minutes
+        for suffix in (".md", ".json"):
+            check_target(stem.with_suffix(suffix), args.force)
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1, user_api="blas"):

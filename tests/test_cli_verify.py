@@ -43,7 +43,7 @@ def test_bad_input_exit_2(capsys, tmp_path):
     code, _, err = run(capsys, "--symmetric", "2,3,0.3,0,linear", "--plot", str(tmp_path / "v.png"))
     assert code == 2 and "exists" in err and (tmp_path / "v.png").read_bytes() == b"keep"
     code, _, err = run(capsys, "--symmetric", "2,3,0.3,0,linear", "--false-failure", "2")
-    assert code == 2 and "false_failure" in err
+    assert code == 2 and "--false-failure must be" in err
 
 
 def test_main_job_default_network_linear_vs_moments(capsys):

@@ -89,6 +89,15 @@ def test_cli_accuracy_prints_estimate_before_a_long_run(capsys, monkeypatch, tmp
     assert "noiseprop robustness accuracy: this run will take about" in capsys.readouterr().err
 
 
+def test_cli_predict_prints_estimate_before_a_long_run(capsys, monkeypatch):
+    """A wide network's full prediction takes minutes (140 s at width 4096): say so first."""
+    assert main(["predict"]) == 0
+    assert "will take about" not in capsys.readouterr().err
+    monkeypatch.setitem(estimate.COST_MODEL, "predict", (20.0, 0.0, 0.0))
+    assert main(["predict"]) == 0
+    assert "noiseprop predict: this run will take about 1 min" in capsys.readouterr().err
+
+
 def test_constants_are_positive():
     for task, coefficients in estimate.COST_MODEL.items():
         assert all(c >= 0 for c in coefficients) and any(c > 0 for c in coefficients), task

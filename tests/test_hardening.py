@@ -614,3 +614,83 @@ def test_recurrent_sizes_are_bounded(capsys, argv, names):
     named), and 1e14 samples ran for ever."""
     code, _, err = run(capsys, *argv)
     assert_one_line_error(code, err, *names)
+
+
+@pytest.mark.parametrize("action", ["predict", "stationary", "check", "verify"])
+def test_recurrent_network_file_is_size_guarded(tmp_path, capsys, action):
+    """A reservoir read from a file went into the N x N recursion unguarded (only --esn and
+    --steps were checked): now it is refused under --max-memory, naming its size."""
+    from noiseprop.recurrent import echo_state_network, save_recurrent
+
+    path = save_recurrent(tmp_path / "esn.npz", echo_state_network(400, 1, 1, 0.9, seed=0))
+    code, _, err = run(capsys, "recurrent", action, str(path), "--steps", "5", "--samples", "100",
+                       "--max-memory", "5M") if action == "verify" else \
+        run(capsys, "recurrent", action, str(path), "--steps", "5", "--max-memory", "5M")
+    assert_one_line_error(code, err, "reservoir of 400 neurons", "limit 5 MiB", "--max-memory")
+    code, _, err = run(capsys, "recurrent", "predict", str(path), "--steps", "5", "--max-memory", "50M")
+    assert code == 0, err
+
+
+def test_recurrent_analytic_functions_are_size_guarded():
+    """predict, stationary and time_to_snr_below refuse a reservoir over the memory limit, and
+    predict a run over the time limit, before the first N x N array (API, as predict is)."""
+    from noiseprop.recurrent import echo_state_network, predict, stationary, time_to_snr_below
+    from noiseprop.utils.resources import time_limit
+
+    net = echo_state_network(300, 1, 1, 0.9, seed=0, feedback=True)
+    u, noise = np.full((3, 1), 0.5), Noise(AU=1e-3)
+    with memory_limit("2M"):
+        with pytest.raises(ResourceLimit, match="recurrent prediction of a reservoir of 300 neurons over 3 steps"):
+            predict(net, noise, u)
+        with pytest.raises(ResourceLimit, match="stationary state of a reservoir of 300 neurons"):
+            stationary(net, noise)
+        with pytest.raises(ResourceLimit, match="self-closed SNR time"):
+            time_to_snr_below(net, noise, u)
+    with time_limit("1s"), pytest.raises(ResourceLimit, match="over 100000 steps.*--max-time"):
+        predict(net, noise, np.full((100_000, 1), 0.5))
+    with memory_limit("50M"):
+        assert predict(net, noise, u).var.shape == (4, 300)
+    # the covariance history is counted: 2001 x 300 x 300 values are 1.3 GiB
+    with memory_limit("1G"), pytest.raises(ResourceLimit, match="over 2000 steps"):
+        predict(net, noise, np.full((2000, 1), 0.5), full_covariance=True)
+
+
+@pytest.mark.parametrize("argv, expected, parameter", [
+    (["robustness", "train-noisy", "--type", "AU", "--variance", "--train-levels", "0", "--eval-levels", "0"],
+     "--eval-levels must be positive", "eval_levels"),
+    (["robustness", "train-noisy", "--type", "AU", "--variance", "--train-levels", "0", "--eval-levels", "0.1",
+      "--hidden", "10,0"], "--hidden (value 2) must be a positive integer", "hidden[1]"),
+    (["robustness", "train-noisy", "--type", "AU", "--variance", "--train-levels", "0", "--eval-levels", "0.1",
+      "--lr", "-1"], "--lr must be", "lr"),
+    (["robustness", "walking", "--type", "AU", "--variance", "--levels", "0,1"], "--levels must be", "levels"),
+    (["robustness", "accuracy", "--samples", "10", "--confidence", "2"], "--confidence must", "confidence"),
+    (["robustness", "accuracy", "--factors", "-1"], "--factors", "noise intensity"),
+    (["verify", "--false-failure", "2"], "--false-failure must", "false_failure"),
+    (["recurrent", "verify", "--esn", "20,0.9", "--steps", "5", "--seed", "-1"], "argument --seed", "seed"),
+    (["recurrent", "verify", "--esn", "20,0.9", "--steps", "5", "--samples", "0"], "argument --samples", "samples"),
+    (["recurrent", "predict", "--esn", "20,0.9", "--steps", "5", "--generate", "3"], "--generate=3", "generate"),
+    (["recurrent", "predict", "--esn", "20,0.9", "--steps", "5", "--every", "0"], "argument --every", "every"),
+    (["recurrent", "predict", "--esn", "20,0.9", "--steps", "5", "--output-AU", "-1"], "--output-AU:", "noise intensity"),
+    (["recurrent", "check", "--esn", "20,0.9", "--target-snr", "nan"], "--target-snr must", "target_snr_db"),
+    (["recurrent", "predict", "--esn", "20,1e400"], "--esn RADIUS must be finite", "spectral_radius"),
+    (["mitigate", "--seed", "-1"], "argument --seed", "seed"),
+    (["mitigate", "--max-copies", "0"], "--max-copies must", "max_copies"),
+    (["mitigate", "--target-snr", "nan"], "--target-snr must", "target_snr_db"),
+])
+def test_errors_name_the_option_not_the_python_parameter(capsys, argv, expected, parameter):
+    """An error raised by the API for a command-line value names the option the user typed
+    (it said eval_levels, hidden[1], seed, ...); --every 0 was silently taken as the default."""
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, expected)
+    assert f"error: {parameter}" not in err
+
+
+def test_option_message_rewrites_only_a_leading_parameter():
+    from noiseprop.cli.common import option_message
+
+    options = {"hidden": "--hidden", "input": "--input"}
+    assert option_message("hidden[0] must be a positive integer", options) == \
+        "--hidden (value 1) must be a positive integer"
+    assert option_message("input has shape (3,)", options) == "input has shape (3,)"
+    assert option_message("the hidden widths must ...", options) == "the hidden widths must ..."
+    assert option_message("seed must be >= 0", options) == "seed must be >= 0"

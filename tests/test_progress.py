@@ -85,3 +85,18 @@ def test_figures_bar_counts_figures(monkeypatch, capsys, tmp_path):
     before = len(terminal.getvalue())
     assert main(["figures", str(tmp_path / "out"), "--fast", "--only", "F3", "--force", "--quiet"]) == 0
     assert terminal.getvalue()[before:] == ""
+
+
+def test_recurrent_simulation_shows_a_bar_on_a_terminal_only(monkeypatch):
+    """recurrent.simulate's bar (issue 16 item 5): counts the realisations, off when asked."""
+    from noiseprop import Noise
+    from noiseprop.recurrent import echo_state_network, simulate
+
+    net, u = echo_state_network(6, 1, 1, 0.9, seed=0), np.full((5, 1), 0.5)
+    terminal = use_terminal(monkeypatch)
+    simulate(net, Noise(AU=1e-3), u, 400, 0, progress=True)
+    assert "simulate" in terminal.getvalue() and "400/400" in terminal.getvalue()
+    terminal.truncate(0)
+    terminal.seek(0)
+    simulate(net, Noise(AU=1e-3), u, 400, 0, progress=False)
+    assert terminal.getvalue() == ""

@@ -87,7 +87,7 @@ def test_cli_recurrent(tmp_path, capsys):
     assert main(["recurrent", "check", str(path), "--AU", "1e-3", "--target-snr", "200"]) == 1
     capsys.readouterr()
     assert main(["recurrent", "predict", str(path), "--generate", "-1"]) == 2
-    assert "generate must be a non-negative integer" in capsys.readouterr().err
+    assert "--generate must be a non-negative integer" in capsys.readouterr().err
     assert main(["recurrent", "predict"]) == 2
     assert main(["recurrent", "predict", str(tmp_path / "missing.npz")]) == 2
 

@@ -406,8 +406,8 @@ def test_cli_walking_needs_the_level_scale(network_and_data, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--std", "--train-levels", "0.3,0", "--eval-levels", "0.1"], "train_levels must be non-negative"),
-        (["--variance", "--train-levels", "0", "--eval-levels", "0,0.1"], "eval_levels must be positive"),
+        (["--std", "--train-levels", "0.3,0", "--eval-levels", "0.1"], "--train-levels must be non-negative"),
+        (["--variance", "--train-levels", "0", "--eval-levels", "0,0.1"], "--eval-levels must be positive"),
         (["--std", "--train-levels", "0", "--eval-levels", "0.1", "--hidden", "16.5"],
          "--hidden: expected comma-separated integers"),
     ],

@@ -29,7 +29,7 @@ import zlib
 from typing import Sequence
 
 from . import check, derive, figures, mitigate, predict, recurrent, robustness, verify
-from .common import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED
+from .common import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, option_message
 
 __all__ = ["main", "build_parser", "EXIT_CODES"]
 
@@ -68,7 +68,26 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
         module.register(commands)
+    _name_options(parser)
     return parser
+
+
+def _name_options(parser: argparse.ArgumentParser) -> None:
+    """Give every command's parser its map from API parameter names to options
+    (``eval_levels`` -> ``--eval-levels``, the dest of each option, plus the
+    command's ``parameter_aliases``), so that an error of the API names the
+    option the user typed (:func:`.common.option_message`)."""
+    # argparse keeps a parser's arguments and sub-commands in ``_actions`` (no public accessor)
+    commands = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    for action in commands:
+        for child in action.choices.values():
+            _name_options(child)
+    if commands:
+        return
+    options = {action.dest: max(action.option_strings, key=len) for action in parser._actions
+               if action.option_strings and action.dest != argparse.SUPPRESS}
+    options.update(parser.get_default("parameter_aliases") or {})
+    parser.set_defaults(parameter_options=options)
 
 
 def protect_negative_numbers(argv: Sequence[str]) -> list[str]:
@@ -94,7 +113,7 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     from ..utils.files import Terminated, raise_terminated
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = "noiseprop"
+    command, args = "noiseprop", None
     with _sigterm_raises(raise_terminated):
         try:
             args = build_parser().parse_args(protect_negative_numbers(argv))
@@ -107,7 +126,10 @@ def main(argv: "Sequence[str] | None" = None) -> int:
             print(f"{command}: terminated (SIGTERM); temporary files removed", file=sys.stderr)
             return int(stop.code)
         except BAD_INPUT_ERRORS as err:
-            print(f"{command}: error: {_one_line(err)}", file=sys.stderr)
+            text = _one_line(err)
+            if isinstance(err, ValueError):
+                text = option_message(text, getattr(args, "parameter_options", {}))
+            print(f"{command}: error: {text}", file=sys.stderr)
             return EXIT_BAD_INPUT
         except Exception:  # a bug: show it, but never as exit 1 ("check failed")
             traceback.print_exc()

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
@@ -18,7 +19,7 @@ __all__ = [
     "add_resource_options", "seed_value", "count_value", "finite_value", "output_path", "input_path",
     "check_noise_scale", "add_noise_options", "network_from_args",
     "noise_from_args", "describe_noise", "noise_text", "print_network_and_noise", "print_json",
-    "refuse_existing", "add_quiet_option", "progress_from_args",
+    "refuse_existing", "add_quiet_option", "progress_from_args", "option_message",
 ]
 
 #: Exit status for bad input, an unreadable or unsafe file, a missing optional
@@ -32,6 +33,27 @@ EXIT_INTERRUPTED = 130
 
 class CLIError(ValueError):
     """Bad command-line input (exit code 2)."""
+
+
+#: An API error that begins with a parameter name: ``eval_levels must ...``,
+#: ``hidden[1] must ...``, ``generate=3 ...``.
+_PARAMETER_FIRST = re.compile(r"(?P<name>[A-Za-z_]\w*)(?:\[(?P<index>\d+)\])?(?= must\b|=)")
+
+
+def option_message(message: str, options: Mapping[str, str]) -> str:
+    """``message`` naming the command-line option instead of the API parameter it begins with.
+
+    ``options`` maps parameter names to options (the command's
+    ``parameter_options``, set up by :func:`noiseprop.cli.build_parser`):
+    "eval_levels must be positive ..." becomes "--eval-levels must be
+    positive ...", "hidden[1] must be ..." becomes "--hidden (value 2) must
+    be ...".  Other messages are returned unchanged.
+    """
+    match = _PARAMETER_FIRST.match(message)
+    if match is None or match["name"] not in options:
+        return message
+    entry = "" if match["index"] is None else f" (value {int(match['index']) + 1})"
+    return f"{options[match['name']]}{entry}{message[match.end():]}"
 
 
 # ------------------------------------------------------------ argument types

@@ -18,6 +18,7 @@ from .common import (
     print_json,
     print_network_and_noise,
     refuse_existing,
+    seed_value,
 )
 
 __all__ = ["register", "EXIT_TARGET_MISSED", "budget_neurons"]
@@ -51,14 +52,15 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="pool with one factor per layer (default) or spend copies neuron by neuron where "
                         "the output is most sensitive")
     parser.add_argument("--samples", type=int, default=20_000, help="Monte Carlo realisations of the check (default 20000; 0: none)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="random seed, an integer >= 0 (default 0)")
     parser.add_argument("--method", choices=METHODS, default="linear",
                         help="prediction method: linear response (default: the search predicts every option), "
                         "Gaussian moments, or the mixture closure (the library's default; slower)")
     parser.add_argument("--save", metavar="OUT.npz", help="write the transformed network (and its input) to this .npz file")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --save file")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.set_defaults(run=run)
+    # API parameters whose option has another name (errors name the option; see cli.build_parser)
+    parser.set_defaults(run=run, parameter_aliases={"target_snr_db": "--target-snr"})
 
 
 def budget_neurons(fraction: float, sizes) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..methods import DEFAULT_METHOD, METHODS
+from ..utils.estimate import announce_long_run
 from ..utils.tables import layer_table
 from .common import (
     add_network_options,
@@ -39,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     net, x = network_from_args(args)
     noise = noise_from_args(args, net.depth)
+    # three propagations: the noise-scale check's noise-free and noisy ones, then the prediction
+    announce_long_run("predict", "predict", net.sizes, repeats=3)
     check_noise_scale(args, net, x, noise, args.method)
     result = predict(net, noise, x, method=args.method)
     if args.json:

@@ -18,7 +18,16 @@ from ..noise import NOISE_TYPES, Noise
 from ..utils.resources import FLOAT, check_memory
 from ..utils.tables import format_table
 from .check import EXIT_RULE_FAILED
-from .common import CLIError, add_noise_options, add_resource_options, noise_from_args, noise_text, print_json
+from .common import (
+    CLIError,
+    add_noise_options,
+    add_resource_options,
+    count_value,
+    noise_from_args,
+    noise_text,
+    print_json,
+    seed_value,
+)
 
 __all__ = ["register"]
 
@@ -44,17 +53,20 @@ def register(commands: argparse._SubParsersAction) -> None:
         _add_model_options(action)
         add_resource_options(action)
         action.add_argument("--json", action="store_true", help="machine-readable output")
-        action.set_defaults(run=run)
+        # API parameters whose option has another name (errors name the option; see cli.build_parser)
+        action.set_defaults(run=run, parameter_aliases={"target_snr_db": "--target-snr", "n": "--esn N",
+                                                        "spectral_radius": "--esn RADIUS",
+                                                        "density": "--esn DENSITY"})
         if name in ("predict", "verify"):
             action.add_argument("--generate", type=int, default=0, metavar="G",
                                 help="self-closed steps after the input (feedback networks)")
             action.add_argument("--method", choices=("linear", "moments"), default="linear",
                                 help="linear response (exact for linear activations) or Gaussian moments")
         if name == "predict":
-            action.add_argument("--every", type=int, metavar="K", help="print every K-th step (default: ~20 rows)")
+            action.add_argument("--every", type=count_value, metavar="K", help="print every K-th step (default: ~20 rows)")
         if name == "verify":
-            action.add_argument("--samples", type=int, default=10_000, help="Monte Carlo realisations")
-            action.add_argument("--seed", type=int, default=0)
+            action.add_argument("--samples", type=count_value, default=10_000, help="Monte Carlo realisations")
+            action.add_argument("--seed", type=seed_value, default=0, help="random seed, an integer >= 0 (default 0)")
         if name == "check":
             action.add_argument("--target-snr", type=float, metavar="DB", help="target stationary output SNR (dB)")
         if name == "stationary":
@@ -84,14 +96,13 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         out.add_argument(f"--output-{name}", type=float, metavar="D", default=0.0)
 
 
-#: Reservoir-sized (N x N) arrays a recurrent run holds at once (weights, covariances, work).
-_RESERVOIR_ARRAYS = 6
 #: Values kept per time step and neuron (input, mean, variances, SNR).
 _VALUES_PER_STEP = 4
 
 
 def _model(args):
     from ..recurrent import echo_state_network, load_recurrent
+    from ..recurrent.propagation import STEP_ARRAYS
 
     if (args.network is None) == (args.esn is None):
         raise CLIError("give a recurrent network file or --esn N,RADIUS[,DENSITY] (one of them)")
@@ -103,7 +114,7 @@ def _model(args):
             density = float(parts[2]) if len(parts) > 2 else None
         except (ValueError, IndexError):
             raise CLIError(f"--esn needs N,RADIUS[,DENSITY], got {args.esn!r}") from None
-        check_memory(_RESERVOIR_ARRAYS * FLOAT * max(n, 0) ** 2,
+        check_memory(STEP_ARRAYS * FLOAT * max(n, 0) ** 2,
                      f"--esn {args.esn}: a reservoir of {n} neurons (weights and covariance matrices, N^2 each)",
                      "use a smaller N")
         net = echo_state_network(n, 1, 1, radius, density=density, seed=0)
@@ -129,8 +140,18 @@ def _model(args):
     else:
         u = stored
     noise = noise_from_args(args, 1)[0]
-    output = Noise(**{name: getattr(args, f"output_{name}") for name in NOISE_TYPES})
-    return net, u, noise, (None if output.is_zero else output)
+    return net, u, noise, _output_noise(args)
+
+
+def _output_noise(args) -> "Noise | None":
+    """The readout's noise from --output-AU ... (None when there is none); an error names the option."""
+    values = {name: getattr(args, f"output_{name}") for name in NOISE_TYPES}
+    try:
+        output = Noise(**values)
+    except ValueError as err:
+        given = ", ".join(f"--output-{name}" for name, value in values.items() if value != 0)
+        raise CLIError(f"{given}: {err}") from None
+    return None if output.is_zero else output
 
 
 def _header(net, noise, output_noise) -> None:

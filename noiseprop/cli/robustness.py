@@ -110,10 +110,13 @@ def _register_training(tasks) -> None:
 
 def _run_accuracy(args) -> int:
     from ..plotting import figure, plot_accuracy_curve, save_figure
-    from ..studies.accuracy import accuracy
+    from ..studies.accuracy import accuracy, check_confidence
 
     refuse_existing(args.plot, "--plot", args.force)
+    check_confidence(args.confidence)  # before the run-time estimate is announced
     factors = _parse_levels(args.factors, "--factors")
+    if np.any(factors < 0):
+        raise CLIError(f"--factors: the noise is scaled by each factor, which must be >= 0, got {args.factors!r}")
     net, X, y = _network_and_data(args)
     noise = noise_from_args(args, net.depth)
     check_noise_scale(args, net, X[0], [n.scaled(float(factors.max())) for n in noise], args.method)

@@ -38,6 +38,7 @@ __all__ = [
     "LEVEL_SCALES",
     "AccuracyResult",
     "accuracy",
+    "check_confidence",
     "analytic_accuracy",
     "clean_accuracy",
     "level_variances",
@@ -175,8 +176,7 @@ def accuracy(
     """
     X, y = _check_data(net, X, y)
     samples = positive_int("samples", samples)
-    if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
+    check_confidence(confidence)
     layer_noise = per_layer_noise(noise, net.depth)
     with progress_bar(len(y) * (2 if analytic else 1), desc="accuracy", unit="input", enabled=progress) as bar:
         correct = _monte_carlo_correct(net, layer_noise, X, y, samples, seed, bar)
@@ -280,6 +280,12 @@ def _output_moments(net: Network, layer_noise, X: np.ndarray, method: str) -> tu
         return layer_moments(net, layer_noise, X)
     result = predict(net, layer_noise, X, full_covariance=True, method=method)
     return result.mean[-1], result.cov[-1]
+
+
+def check_confidence(confidence) -> None:
+    """A ValueError unless ``confidence`` (of an interval) lies strictly between 0 and 1."""
+    if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
 
 
 def clean_accuracy(net: Network, X, y) -> float:

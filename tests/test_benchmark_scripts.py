@@ -1,0 +1,60 @@
+"""The benchmark scripts check where they will write before they run (minutes of work were
+lost to a missing --out folder or an existing result file without --force).  The runs
+themselves are replaced by a stub that fails if called: no benchmark is timed here."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+class Ran(Exception):
+    """The benchmark started its run."""
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _refuse_to_run(*args, **kwargs):
+    raise Ran
+
+
+# script, its first costly step (replaced by the stub), extra arguments, the result it writes
+SCRIPTS = [
+    ("scaling", "run_all", ["--fast"], "scaling.md"),
+    ("reference_benchmark", "speed", ["--quick", "--speed-only"], "reference_benchmark_quick_speed.md"),
+    ("recurrent_statistics_accuracy", "mackey_glass", [], "recurrent_statistics_accuracy.json"),
+    ("recurrent_noise_training", "mackey_glass", [], "recurrent_noise_training.json"),
+]
+
+
+@pytest.mark.parametrize("name, step, extra, result", SCRIPTS)
+def test_an_existing_result_is_refused_before_the_run(tmp_path, monkeypatch, name, step, extra, result):
+    module = _script(name)
+    monkeypatch.setattr(module, step, _refuse_to_run)
+    (tmp_path / result).write_text("kept")
+    try:
+        code = module.main(["--out", str(tmp_path), *extra])
+    except FileExistsError:
+        code = 2
+    assert code == 2
+    assert (tmp_path / result).read_text() == "kept"
+    with pytest.raises(Ran):  # with --force it runs
+        module.main(["--out", str(tmp_path), "--force", *extra])
+
+
+@pytest.mark.parametrize("name, step, extra", [(n, s, e) for n, s, e, _ in SCRIPTS[:2]])
+def test_a_missing_out_folder_is_made_before_the_run(tmp_path, monkeypatch, name, step, extra):
+    module = _script(name)
+    monkeypatch.setattr(module, step, _refuse_to_run)
+    out = tmp_path / "new" / "results"
+    with pytest.raises(Ran):
+        module.main(["--out", str(out), *extra])
+    assert out.is_dir()
