@@ -23,21 +23,24 @@ as a deviation so that single precision rounds relative to the *noise*
 (about 1e-7 of dx), never to the signal: the noisy post-activation minus
 F(z-bar) is delta (1 + e_MC) + F(z-bar) e_MC + e_AC + sqrt(F^2 D_MU + D_AU) g
 with delta = F(z-bar + dz) - F(z-bar); for tanh and sigmoid, delta comes from
-the addition formula tanh(a + d) - tanh(a) = tanh(d) sech^2(a) / (1 + tanh(a)
-tanh(d)) with a float32 tanh of the small deviation d (rows with a deviation
-beyond |d| = 1 take F(z-bar + dz) - F(z-bar) in double precision).  The
-noise-free trajectory, F(z-bar), sech^2 and all sums are double precision.
+the addition formula tanh(a + d) - tanh(a) = sech^2(a) E / (2 + (1 + tanh(a)) E)
+with E = expm1(2 d) in float32 for the small deviation d (rows with a deviation
+beyond |d| = 1 take F(z-bar + dz) - F(z-bar) in double precision), in one pass
+over the row with the noise and the leak.  The noise-free trajectory, F(z-bar),
+sech^2 and all sums are double precision.
 
 It reuses the feed-forward engine's pieces (:mod:`noiseprop.simulation._kernels`): the
 counter-based random streams (``stream_key``: here keyed by (seed,
 realisation, time step, 1 for the reservoir / 2 for the output)), the normal
 draws (word 0: xi_MC, xi_AC; words 1..: one combined Gaussian per neuron for
 f xi_MU + xi_AU, as the feed-forward kernel without control variate) and the
-unscaled running sums ``_accumulate_unscaled`` (here of the deviations, i.e. centred on the
-noise-free trajectory).  The double-precision tanh is evaluated by a
-vectorised expm1 (below, within 4 ulp of libm; 5x faster).  No generator state is carried between
-realisations, and sums are kept per tile (a fixed block of realisations,
-independent of the thread count) and added in a fixed order: the same seed
+fields of its unscaled running sums (``NEURON_FIELDS[False]``,
+``ROW_FIELDS[False]``; here of the deviations, i.e. centred on the noise-free
+trajectory), added per tile by :func:`_accumulate_tile`.  The double-precision
+tanh is evaluated by a vectorised expm1 (below, within 4 ulp of libm; 5x
+faster).  No generator state is carried between realisations, and sums are
+kept per tile (a fixed block of realisations, independent of the thread count)
+and added in a fixed order: the same seed
 gives the same numbers with any number of threads.
 """
 from __future__ import annotations
