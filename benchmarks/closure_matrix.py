@@ -40,10 +40,15 @@ Usage::
     python benchmarks/closure_matrix.py --from-json DIR/closure_matrix.json --force
     python benchmarks/closure_matrix.py --networks relu8,shipped --out DIR2   # part of it
     python benchmarks/closure_matrix.py --mc-cache DIR3 --force   # store / reuse the Monte Carlo runs
+    python benchmarks/closure_matrix.py --from-json benchmarks/results/closure_matrix.json --update-readme
 
 writes DIR/closure_matrix.json (every number) and .md (tables); default DIR
 benchmarks/results, R = 400 000 (--fast: 20 000 and one depth-4 network per
-activation plus the shipped one).
+activation plus the shipped one).  ``--update-readme`` rewrites the accuracy
+section of README.md and of docs/closure.md (between their ``closure-matrix``
+markers) from the results; with ``--from-json`` of a results .json it writes only that, from
+the stored analysis (no Monte Carlo, no prediction);
+tests/test_closure_matrix_readme.py checks that both hold it.
 """
 from __future__ import annotations
 
@@ -75,6 +80,8 @@ LINEAR_MARGIN = 0.01     # may be worse than linear by this much
 RESOLVED_Z = 3.0         # errors count beyond this many Monte Carlo standard errors
 COVER_Z = 2.0            # coverage slack of the error estimate, in standard errors
 COVERAGE_TARGET = 0.95   # fitted in-sample; the requirement is 0.90
+#: The files whose accuracy section (between README_BEGIN and README_END) the results write.
+ACCURACY_PAGES = tuple(Path(__file__).resolve().parents[1] / name for name in ("README.md", "docs/closure.md"))
 RATIOS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 MEHLER_RATIOS = (0.0, 0.5, 1.0, 1.5, 2.0)
 
@@ -353,31 +360,90 @@ def case_table(rows: list[dict]) -> str:
     return format_table(headers, lines)
 
 
-def summary_table(summary: dict) -> str:
+README_BEGIN = ("<!-- closure-matrix: begin; written by benchmarks/closure_matrix.py --update-readme "
+                "from benchmarks/results/closure_matrix.json, do not edit -->")
+README_END = "<!-- closure-matrix: end -->"
+
+
+def pipe_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table."""
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in [headers, ["---"] * len(headers), *rows])
+
+
+def summary_table(summary: dict, default: str) -> str:
+    """Goals met per method (pairs), and each method's largest |error| by D."""
     headers = ["method", "all goals", "variance", "means", "vs linear",
-               "max |err| D=1e-3", "D=1e-2", "D=0.1"]
+               "max abs. error at D = " + " / ".join(f"{d:g}" for d in INTENSITIES)]
     lines = []
     for m in METHODS:
         s = summary[m]
         n = s["pairs"]
-        lines.append([m, f"{s['all_ok']}/{n}", f"{s['variance_ok']}/{n}", f"{s['mean_ok']}/{n}",
-                      f"{s['vs_linear_ok']}/{n}"] + [f"{100 * s['max_abs_error_by_D'][f'{d:g}']:.2f}%"
-                                                     for d in INTENSITIES])
-    return format_table(headers, lines)
+        name = f"**{m}** (default)" if m == default else m
+        lines.append([name, f"{s['all_ok']}/{n}", f"{s['variance_ok']}/{n}", f"{s['mean_ok']}/{n}",
+                      f"{s['vs_linear_ok']}/{n}",
+                      " / ".join(f"{100 * s['max_abs_error_by_D'][f'{d:g}']:.2f}" for d in INTENSITIES) + " %"])
+    return pipe_table(headers, lines)
 
 
 def worst_table(summary: dict) -> str:
-    headers = ["method", "column", "worst case", "layer", "value"]
+    """The worst (case, layer) of each goal's column, per method."""
     lines = []
     for m in METHODS:
-        s = summary[m]
-        v, mm, g = s["worst_variance"], s["worst_mean"], s["worst_vs_linear"]
-        lines.append([m, "variance error", v["case"], str(v["layer"]),
-                      f"{pct(v['error'])} (s.e. {100 * v['se']:.2f}%)"])
-        lines.append([m, "mean error", mm["case"], str(mm["layer"]), f"{mm['sd']:.3f} sd"])
-        lines.append([m, "|err| - |linear err|", g["case"], str(g["layer"]),
-                      f"{pct(g['error'])} vs linear {pct(g['linear'])}"])
-    return format_table(headers, lines)
+        v, mm, g = (summary[m][key] for key in ("worst_variance", "worst_mean", "worst_vs_linear"))
+        gap = "-" if m == "linear" else f"{g['case']} L{g['layer']}: {pct(g['error'])} (linear {pct(g['linear'])})"
+        lines.append([m, f"{v['case']} L{v['layer']}: {pct(v['error'])}",
+                      f"{mm['case']} L{mm['layer']}: {mm['sd']:.3f} sd", gap])
+    return pipe_table(["method", "variance", "means", "vs linear"], lines)
+
+
+def by_d(values: dict, scale: float, digits: int) -> str:
+    """'a / b / c' of a {D: value} dict, in the order of INTENSITIES."""
+    return " / ".join(f"{scale * values[f'{d:g}']:.{digits}f}" for d in INTENSITIES)
+
+
+def tie_note(summary: dict, default: str) -> str:
+    """How :func:`choose_default` broke a tie in the goals met, if there was one."""
+    tied = [m for m in METHODS if summary[m]["all_ok"] == summary[default]["all_ok"]]
+    return "" if len(tied) == 1 else " (tied with " + ", ".join(
+        f"`{m}`" for m in tied if m != default) + "; it has the smaller worst variance error)"
+
+
+def accuracy_block(payload: dict) -> str:
+    """The README's accuracy section (also the head of closure_matrix.md):
+    goals met per method, the worst case of each column, the calibration
+    of the error estimate; every number from ``payload``."""
+    summary, shipped = payload["summary"], payload["calibration"]["shipped"]
+    pairs = summary[payload["default"]]["pairs"]
+    ds = " / ".join(f"{d:g}" for d in INTENSITIES)
+    return "\n".join([
+        f"Each method against control-variate Monte Carlo ({payload['samples']:,} samples) on "
+        f"{len(payload['rows'])} cases, {pairs} (case, layer) pairs.  A pair meets the goals when its layer's "
+        f"mean noise variance is within 1 % (D <= 1e-2) or 5 % (D = 0.1), every neuron's mean within "
+        f"{MEAN_GOAL:g} noise sd, and its error at most {100 * LINEAR_MARGIN:g} point worse than linear "
+        f"response's; errors count beyond {RESOLVED_Z:g} Monte Carlo standard errors.  The default method, "
+        f"`{payload['default']}`, is the one that meets the most goals{tie_note(summary, payload['default'])}.  "
+        "Second table: the worst (case, layer) of each column (variance: the largest error relative to its "
+        "goal; pre / post: noise before / after the activation).",
+        "",
+        summary_table(summary, payload["default"]),
+        "",
+        worst_table(summary),
+        "",
+        f"The error estimate of `{payload['default']}` (`Prediction.error_estimate`) covers the measured "
+        f"error (within {COVER_Z:g} Monte Carlo s.e.) on {100 * shipped['coverage']:.1f} % of the pairs "
+        f"({by_d(shipped['coverage_by_D'], 100, 1)} % at D = {ds}); its median is "
+        f"{by_d(shipped['median_estimate_by_D'], 100, 2)} %; it warns (> 5 %) on {shipped['warned_pairs']} "
+        f"pairs; {shipped['errors_over_warning']} pairs have an error over 5 % "
+        f"({shipped['errors_over_warning_not_warned']} of them not warned).",
+    ])
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with the lines between README_BEGIN and README_END replaced by ``block``."""
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"no '{README_BEGIN}' ... '{README_END}' markers")
+    return text[:begin + len(README_BEGIN)] + "\n" + block + "\n" + text[end:]
 
 
 def timing_line(rows: list[dict]) -> str:
@@ -392,45 +458,40 @@ def timing_line(rows: list[dict]) -> str:
 
 
 def markdown(payload: dict) -> str:
-    rows, summary, calib = payload["rows"], payload["summary"], payload["calibration"]
+    rows, calib = payload["rows"], payload["calibration"]
     shipped, fitted = calib["shipped"], calib["fitted"]
     lines = [
         "# Closure matrix: linear / moments / mixture vs Monte Carlo",
         "",
-        f"{len(rows)} cases, {payload['samples']} control-variate Monte Carlo samples each "
-        f"(seed {payload['seed']}); errors are relative errors of each layer's mean noise "
-        "variance; an error counts against a goal only beyond 3 Monte Carlo standard errors.",
-        f"Goals: variance within 1 % (D <= 1e-2) / 5 % (D = 0.1), means within {MEAN_GOAL} sd, "
-        f"at most {100 * LINEAR_MARGIN:g} point worse than linear; counted per (case, layer).",
+        f"Monte Carlo seed {payload['seed']}; errors are relative errors of each layer's mean noise variance.",
+        f"DEFAULT_METHOD in noiseprop/propagation.py: `{propagation.DEFAULT_METHOD}`.",
         "",
-        f"**Default method by this measurement: `{payload['default']}`** "
-        f"(DEFAULT_METHOD in noiseprop/propagation.py: `{propagation.DEFAULT_METHOD}`).",
-        "",
-        "## Goals met, per method", "", "```", summary_table(summary), "```", "",
-        "## Worst case of each column", "", "```", worst_table(summary), "```", "",
-        "## Error estimate calibration", "",
+        "## Goals met, worst cases, error estimate (the README's accuracy section)", "",
+        accuracy_block(payload), "",
+        "## Error estimate", "",
         f"Estimate = {shipped['w_moments']:g} |V_mix - V_moments| / V_mix + "
         f"{shipped['w_linear']:g} |V_mix - V_linear| / V_mix + {shipped['w_mehler']:g} "
         "|V_moments - V_moments,1| / V_mix (V_moments,1: Mehler's series cut after the first order; "
         "weights in noiseprop/propagation.py). "
         f"A layer is covered when |error| <= estimate + {COVER_Z:g} MC s.e.",
-        "",
-        f"- coverage over all (case, layer) pairs: {100 * shipped['coverage']:.1f} % "
-        + "(by D: " + ", ".join(f"{d}: {100 * c:.1f} %" for d, c in shipped["coverage_by_D"].items()) + ")",
-        "- median estimate by D: " + ", ".join(f"{d}: {100 * c:.2f} %"
-                                               for d, c in shipped["median_estimate_by_D"].items()),
-        f"- pairs warned (estimate > 5 %): {shipped['warned_pairs']}; pairs whose error exceeds 5 % "
-        f"(beyond 3 s.e.): {shipped['errors_over_warning']}, of which not warned: "
-        f"{shipped['errors_over_warning_not_warned']}",
     ]
     if fitted:
-        lines.append(f"- fitted on this run ({100 * COVERAGE_TARGET:g} % target): w_moments = "
-                     f"{fitted['w_moments']:.3g}, w_linear = {fitted['w_linear']:.3g}, "
-                     f"w_mehler = {fitted['w_mehler']:.3g}")
+        lines += ["", f"Fitted on this run ({100 * COVERAGE_TARGET:g} % target): w_moments = "
+                      f"{fitted['w_moments']:.3g}, w_linear = {fitted['w_linear']:.3g}, "
+                      f"w_mehler = {fitted['w_mehler']:.3g}"]
     lines += ["", timing_line(rows), "",
               "## Every case (worst layer of each method; mixture's largest mean error; "
               "the estimate on the mixture's worst layer)", "", "```", case_table(rows), "```", ""]
     return "\n".join(lines)
+
+
+def update_readme(payload: dict, pages=ACCURACY_PAGES) -> None:
+    """Rewrite the accuracy section of every page (between its markers) from ``payload``."""
+    block = accuracy_block(payload)
+    for page in pages:
+        text = replace_block(page.read_text(), block)
+        atomic_write(page, lambda handle, text=text: handle.write(text), overwrite=True, binary=False)
+        print(f"wrote the accuracy section of {page}", file=sys.stderr)
 
 
 def analyse(rows: list[dict], samples: int, seed: int) -> dict:
@@ -454,7 +515,14 @@ def main(argv=None) -> int:
                         help="folder of stored Monte Carlo runs: read where present, written otherwise")
     parser.add_argument("--networks", default=None,
                         help="comma-separated subset, e.g. relu8,shipped (to split a long run)")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="rewrite the accuracy section of README.md and docs/closure.md from the "
+                             "results; with --from-json "
+                             "RESULTS.json only that (the stored analysis as it is, no other file written)")
     args = parser.parse_args(argv)
+    if args.update_readme and args.from_json is not None and args.from_json.suffix == ".json":
+        update_readme(json.loads(args.from_json.read_text()))
+        return 0
     json_path, md_path = args.out / "closure_matrix.json", args.out / "closure_matrix.md"
     if not args.force and args.from_json is None:
         for path in (json_path, md_path):
@@ -480,6 +548,8 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for path, text in ((json_path, dumps(payload, indent=1)), (md_path, markdown(payload))):
         atomic_write(path, lambda handle, text=text: handle.write(text), overwrite=True, binary=False)
+    if args.update_readme:
+        update_readme(payload)
     print(markdown(payload))
     return 0
 

@@ -541,15 +541,18 @@ def chunk_size(sizes, layer_noise) -> int:
     return max(1, _CHUNK_VALUES // per_input)
 
 
-def mixture_layers(net, layer_noise, x: np.ndarray, check=None) -> list:
+def mixture_layers(net, layer_noise, x: np.ndarray, check=None, check_before=None) -> list:
     """Total (mean (B, N_k), cov (B, N_k, N_k)) of layers 1..L for inputs x
     (B, N_0); ``check(mean, k)`` is called after every layer (e.g. to stop
-    on an overflowing signal)."""
+    on an overflowing signal) and ``check_before(mean, weight, bias,
+    activation, k)`` before it, on the total mean of the layer below."""
     mix = initial_mixture(x)
     nodes, points = grid_nodes(layer_noise, max(net.sizes[1:]))
-    out = []
+    out, mean = [], x
     for k, (w, b, f, nz) in enumerate(zip(net.weights, net.biases, net.activations, layer_noise), start=1):
         grid = mix.cov is None and points > 0
+        if check_before is not None:
+            check_before(mean, w, b, f, k)
         try:
             mix = propagate_mixture(mix, w, b, f, nz, shared_nodes=nodes if grid else SHARED_NODES,
                                     points=points)

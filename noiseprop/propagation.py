@@ -220,6 +220,18 @@ def _check_finite_mean(mean: np.ndarray, k: int) -> None:
         )
 
 
+def _check_signal(mean: np.ndarray, weight, bias, activation, k: int) -> None:
+    """:func:`_check_finite_mean` on f(W m + b) for the mean m (B, N_{k-1})
+    of the layer below, before layer k's work: a signal that overflows is
+    reported by that ValueError rather than after numpy's overflow warnings
+    from the noise terms computed with it.  It overflows only where layer
+    k's mean E[f(z)] does too: equal for affine f, at least relu(E z) by
+    Jensen for relu, and the other activations are bounded."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        signal = activation(mean @ weight.T + bias)
+    _check_finite_mean(signal, k)
+
+
 def _layers(net: Network, layer_noise, x: np.ndarray, method: str, mehler_order: int = 2):
     """(mean, cov) of layers 1..L for inputs x (B, N_0), by one method
     (``mehler_order``: :func:`propagate_layer`)."""
@@ -227,6 +239,7 @@ def _layers(net: Network, layer_noise, x: np.ndarray, method: str, mehler_order:
         return _mixture_layers(net, layer_noise, x)
     mean, cov, out = x, None, []
     for k, (w, b, f, nz) in enumerate(zip(net.weights, net.biases, net.activations, layer_noise), start=1):
+        _check_signal(mean, w, b, f, k)
         try:
             mean, cov = propagate_layer(mean, cov, w, b, f, nz, method, mehler_order)
         except ValueError as err:
@@ -242,7 +255,7 @@ def _mixture_layers(net: Network, layer_noise, x: np.ndarray):
     from .mixture import chunk_size, mixture_layers
 
     step = chunk_size(net.sizes, layer_noise)
-    parts = [mixture_layers(net, layer_noise, x[i:i + step], _check_finite_mean)
+    parts = [mixture_layers(net, layer_noise, x[i:i + step], _check_finite_mean, _check_signal)
              for i in range(0, x.shape[0], step)]
     return [tuple(np.concatenate(arrays) for arrays in zip(*layer)) for layer in zip(*parts)]
 

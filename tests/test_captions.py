@@ -27,3 +27,32 @@ def test_f1_caption_states_the_uncorrelated_growth_that_predict_gives():
     correlated = predict(net, Noise(AC=d), x).noise_var[-1] / d
     assert (stated[1.2] - 1) * f1_symmetric.WIDTH == pytest.approx(correlated, rel=0.1)
     assert np.isfinite(correlated)
+
+
+def test_f5_text_states_the_linearisation_benchmark_numbers():
+    """docs/figures.md's F5 text quotes the output-layer errors of linear
+    response and "moments" for AU and AC at D = 1e-2 and 0.1 from the
+    10^6-sample benchmark (benchmarks/results/linearisation_error.json), to
+    two significant digits (it once swapped AU and AC: "-0.7 % / -1 %")."""
+    import json
+    import math
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    rows = json.loads((root / "benchmarks" / "results" / "linearisation_error.json").read_text())["rows"]
+
+    def error(method, kind, d):
+        row = next(r for r in rows if r["noise"] == kind and r["D"] == d)
+        return 100 * (row[method]["noise_var"][-1] / row["mc"]["noise_var"][-1] - 1)
+
+    text = (root / "docs" / "figures.md").read_text()
+    paragraph = text[text.index("**F5."):text.index("{noiseprop-figure} F5_")]
+    sentence = re.search(r"−7\.1 % \(AU\).*?−4\.1 %", paragraph, flags=re.S).group(0)
+    stated = [-float(v) for v in re.findall(r"−([\d.]+) %", sentence)]
+    expected = [error("linear", "AU", 1e-2), error("linear", "AC", 1e-2), error("linear", "AU", 0.1),
+                error("linear", "AC", 0.1), error("moments", "AU", 1e-2), error("moments", "AC", 1e-2),
+                error("moments", "AU", 0.1), error("moments", "AC", 0.1)]
+    assert len(stated) == len(expected)
+    for value, exact in zip(stated, expected):
+        unit = 10.0 ** (math.floor(math.log10(abs(exact))) - 1)       # second significant digit
+        assert value == pytest.approx(exact, abs=0.5 * unit + 1e-12), (value, exact)

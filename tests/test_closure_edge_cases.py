@@ -44,6 +44,32 @@ def test_affine_network_is_exact_and_finite_at_enormous_noise(method, intensity)
     assert np.all(np.isfinite(got.correlated)) and np.all(got.error_estimate == 0.0)
 
 
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("activation", ["linear", "relu"])
+def test_overflowing_signal_is_reported_before_the_noise_terms_overflow(method, activation):
+    """Weights 1e300: the signal itself overflows in layer 1.  Every method
+    says so with its ValueError before computing the noise terms, which
+    would overflow with it and print numpy warnings first; the noise
+    options do not change the verdict."""
+    net = Network.symmetric(2, 3, 1e300, 0.0, activation)
+    for noise in (Noise(AU=1e-3), Noise(AU=1e-3, AC=1e-3, MU=1e-3, MC=1e-3, placement="pre")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ValueError, match="layer 1: the mean signal or its power E\\[y\\]\\^2 overflows"):
+                predict(net, noise, np.ones(3), method=method)
+
+
+def test_a_large_finite_signal_still_passes_the_check():
+    """Weights 1e75 over two layers: signals 3e150 (power 9e300) are finite
+    and answered, for every method, without a warning."""
+    net = Network.symmetric(2, 3, 1e75, 0.0, "linear")
+    for method in METHODS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            result = predict(net, Noise(AU=1e-3), np.ones(3), method=method)
+        assert np.all(np.isfinite(result.mean[2])) and result.mean[2][0] == pytest.approx(9e150)
+
+
 def test_mehler_covariance_without_curvature_never_forms_the_square():
     cov_z = np.array([[[np.inf, 1e300], [1e300, 1e300]]])
     with warnings.catch_warnings():

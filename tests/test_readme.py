@@ -89,8 +89,8 @@ def test_command_runs(command, tmp_path):
     args = shlex.split(command)
     result = subprocess.run([sys.executable, "-m", "noiseprop", *args[1:]], capture_output=True, text=True,
                             cwd=tmp_path, timeout=600)
-    # 0: success; 1 only where the command is a check whose verdict may be "fails"
-    allowed = (0, 1) if args[1] in ("verify", "check") else (0,)
-    assert result.returncode in allowed, result.stderr
+    # 0 for every example, the checks included: the README's verify and check
+    # pass on the shipped network because its prediction is good (issue 13)
+    assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout.strip()

@@ -1,6 +1,7 @@
 """verify(): agreement on affine networks, detection of wrong predictions and
 of the linearisation error, and the report's forms."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -172,6 +173,21 @@ def test_affine_network_passes_at_enormous_noise(strict, method):
         assert np.isfinite(row["var_stderr"]) and np.isfinite(row["z_layer"])
         assert row["var_stderr"] == pytest.approx(row["predicted_var"] * np.sqrt(2 / 999) / np.sqrt(3), rel=0.5)
     assert json.loads(json.dumps(report.to_dict(), allow_nan=False))["passed"] is True
+
+
+@pytest.mark.parametrize("method", ["linear", "mixture"])
+def test_affine_network_at_au_1e300_raises_no_numpy_warning(method):
+    """AU = 1e300: the pilot run that chooses the scale of the running sums
+    sums powers of y up to y^4 with scale 1, which overflow (and give nan
+    where infinities of both signs meet); harmless, since only its mean d^2
+    is read and the sums are reset, so no RuntimeWarning may escape."""
+    net = Network.symmetric(2, 3, 0.3, 0.1, "linear")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = verify(net, Noise(AU=1e300), np.ones(3), samples=1000, method=method)
+    assert report.passed
+    for row in report.layers:
+        assert np.isfinite(row["var_stderr"]) and row["simulated_var"] == pytest.approx(row["predicted_var"], rel=0.3)
 
 
 def test_enormous_noise_gives_the_same_numbers_as_scaled_noise():

@@ -425,15 +425,17 @@ def _fill_normals64(key, first, out, tail_index):
 # golden-ratio increment: pure 32-bit integer arithmetic, which AVX2 vectorises (eight
 # lanes) where SplitMix64's 64-bit products are emulated.  The 32 bits are a uniform
 # u = (bits + 1/2) 2^-32 as in the float64 generator, split exactly into the distance
-# to the nearer end, p = min(u, 1 - u), and q = u - 1/2 (both from 31-bit integers), and
+# to the nearer end, p = min(u, 1 - u), and q = u - 1/2 (each from a 32-bit integer by one
+# conversion and one FMA, relative error <= 2^-24), and
 # turned into a standard normal by Giles' single-precision erfinv:
 #     x = sqrt(2) erfinv(2q) = 2 sqrt(2) q P(w),  w = -log(4 p (1 - p)),
 # P a degree-8 polynomial in w - 5/2 (relative error 1.25e-7) on w < 5, i.e. |x| < 2.93
 # (all but 0.34 % of the draws), with a float32 logarithm (Cody-Waite reduction and the
-# Cephes polynomial) that vectorises, unlike a libm call.  The 0.34 % beyond are redone
-# in a second pass by the float64 generator's tail formula at the same p (exact in
-# float64), then rounded.  Relative error <= precision.NORMAL_RTOL (5e-7; 4.27e-7 at most over
-# all 2^32 inputs, checked once; a grid in the tests) against the exact inverse CDF of the same uniform.  A float32 run therefore draws
+# Cephes polynomial, evaluated by Estrin's scheme) that vectorises, unlike a libm call.  The
+# 0.34 % beyond are redone in a second pass by the float64 generator's tail formula at the
+# same p (exact in float64), then rounded.  Relative error <= precision.NORMAL_RTOL (5e-7;
+# 4.28e-7 at most over all 2^32 inputs: benchmarks/float32_generator_error.py; a grid in
+# the tests) against the exact inverse CDF of the same uniform.  A float32 run therefore draws
 # other numbers than the float64 run of the same seed: an equally distributed realisation.
 # ---------------------------------------------------------------------------------------
 
@@ -522,7 +524,9 @@ def _bits32(typingctx, key, j):
 @intrinsic
 def _split_unit32(typingctx, bits):
     """The uniform u = (bits + 1/2) 2^-32 of 32 random bits as (p, q) in float32:
-    p = min(u, 1 - u) and q = u - 1/2, each from a 31-bit integer (relative error <= 2^-24)."""
+    p = min(u, 1 - u) and q = u - 1/2, each one rounding of an exact value (relative error
+    <= 2^-24): p = (n + 1/2) 2^-32 with n = bits or its complement in the low 31 bits, and
+    q = (s + 1/2) 2^-32 with s = bits - 2^31 as a signed integer (one FMA each)."""
     if bits != types.uint32:
         return None
     pair = types.UniTuple(types.float32, 2)
@@ -530,14 +534,12 @@ def _split_unit32(typingctx, bits):
     def codegen(context, builder, signature, args):
         (b,) = args
         i32, f32 = ir.IntType(32), ir.FloatType()
-        low31 = builder.and_(b, i32(0x7FFFFFFF))
-        upper = builder.icmp_unsigned(">=", b, i32(0x80000000))  # u > 1/2
-        near = builder.select(upper, builder.xor(low31, i32(0x7FFFFFFF)), low31)  # p = (near + 1/2) 2^-32
-        far = builder.xor(near, i32(0x7FFFFFFF))  # |q| = (far + 1/2) 2^-32
-        scale = f32(2.0**-32)
-        p = builder.fmul(builder.fadd(builder.sitofp(near, f32), f32(0.5)), scale)
-        magnitude = builder.fmul(builder.fadd(builder.sitofp(far, f32), f32(0.5)), scale)
-        q = builder.select(upper, magnitude, builder.fneg(magnitude))
+        upper = builder.ashr(b, i32(31))  # all ones where u > 1/2
+        near = builder.and_(builder.xor(b, upper), i32(0x7FFFFFFF))  # p = (near + 1/2) 2^-32
+        centred = builder.xor(b, i32(0x80000000))  # bits - 2^31, as a signed integer
+        scale, half = f32(2.0**-32), f32(2.0**-33)
+        p = builder.fma(builder.sitofp(near, f32), scale, half)
+        q = builder.fma(builder.sitofp(centred, f32), scale, half)
         return context.make_tuple(builder, pair, [p, q])
 
     return pair(bits), codegen
@@ -564,11 +566,26 @@ def _frexp32(typingctx, x):
 
 @njit(forceinline=True, error_model="numpy")
 def _horner8(c, first, x):
-    """c[first] x^8 + c[first + 1] x^7 + ... + c[first + 8] by Horner's rule with FMA."""
+    """c[first] x^8 + c[first + 1] x^7 + ... + c[first + 8] by Horner's rule with FMA (for the
+    erfinv polynomial, whose argument reaches |x| = 2.5: Estrin's scheme there loses up to
+    half an ulp more)."""
     y = _fma(c[first], x, c[first + 1])
     for k in range(first + 2, first + 9):
         y = _fma(y, x, c[k])
     return y
+
+
+@njit(forceinline=True, error_model="numpy")
+def _poly8(c, first, x):
+    """c[first] x^8 + c[first + 1] x^7 + ... + c[first + 8] by Estrin's scheme with FMA (for
+    the logarithm's polynomial, |x| < 0.42): four dependent steps instead of Horner's eight,
+    which shortens the generator's chain of dependent operations (measured: the vectorised
+    pass about 10 % faster)."""
+    x2 = x * x
+    x4 = x2 * x2
+    low = _fma(_fma(c[first + 5], x, c[first + 6]), x2, _fma(c[first + 7], x, c[first + 8]))
+    high = _fma(_fma(c[first + 1], x, c[first + 2]), x2, _fma(c[first + 3], x, c[first + 4]))
+    return _fma(_fma(c[first], x4, high), x4, low)
 
 
 @njit(forceinline=True, error_model="numpy")
@@ -577,7 +594,7 @@ def _log32(x, c):
     e, m = _frexp32(x)
     f = m - c[_C_ONE]
     z = f * f
-    y = _horner8(c, 0, f)
+    y = _poly8(c, 0, f)
     y = _fma(y * f, z, _fma(e, c[_C_LN2_LO], -c[_C_HALF] * z))
     return _fma(e, c[_C_LN2_HI], f + y)
 

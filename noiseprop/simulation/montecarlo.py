@@ -264,7 +264,12 @@ class _Engine:
         power of two is exact, so the estimates are the same to the last
         bit as without it wherever that did not overflow or underflow.
         """
-        self.run_chunk(samples)
+        # The pilot sums with scale 1 may overflow (inf, and nan where infs of
+        # both signs meet, in the sums of odd powers): harmless, only its mean
+        # d^2 is read (an inf there gives the largest scale) and every sum is
+        # then reset, so numpy's overflow warnings are silenced here alone.
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.run_chunk(samples)
         n = self.samples_done
         parts = []
         for index, layer in enumerate(self.layers):

@@ -1,0 +1,66 @@
+"""The accuracy section of README.md and docs/closure.md is the closure
+matrix's stored results, rendered.
+
+The section between the ``closure-matrix`` markers is written by
+``python benchmarks/closure_matrix.py --from-json
+benchmarks/results/closure_matrix.json --update-readme``; rendering it again
+from the JSON must give exactly the text in both pages, so that they cannot
+drift from the data (rerun that command after a new matrix run).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "closure_matrix.json"
+
+
+@pytest.fixture(scope="module")
+def closure_matrix():
+    spec = importlib.util.spec_from_file_location("closure_matrix", ROOT / "benchmarks" / "closure_matrix.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def payload():
+    return json.loads(RESULTS.read_text())
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/closure.md"])
+def test_page_holds_the_accuracy_section_rendered_from_the_stored_matrix(closure_matrix, payload, page):
+    block = closure_matrix.accuracy_block(payload)
+    expected = f"{closure_matrix.README_BEGIN}\n{block}\n{closure_matrix.README_END}"
+    assert expected in (ROOT / page).read_text(), (
+        f"{page}'s accuracy section differs from benchmarks/results/closure_matrix.json; run: "
+        "python benchmarks/closure_matrix.py --from-json benchmarks/results/closure_matrix.json --update-readme")
+    assert ROOT / page in closure_matrix.ACCURACY_PAGES
+
+
+def test_the_section_names_the_default_and_its_worst_cases(closure_matrix, payload):
+    block = closure_matrix.accuracy_block(payload)
+    default = payload["default"]
+    assert f"**{default}** (default)" in block
+    for column in ("worst_variance", "worst_mean", "worst_vs_linear"):
+        worst = payload["summary"][default][column]
+        assert f"{worst['case']} L{worst['layer']}:" in block
+    assert f"{100 * payload['calibration']['shipped']['coverage']:.1f} % of the pairs" in block
+
+
+def test_update_readme_rewrites_only_the_section(closure_matrix, payload, tmp_path):
+    readme = tmp_path / "README.md"
+    begin, end = closure_matrix.README_BEGIN, closure_matrix.README_END
+    readme.write_text(f"# title\n\n{begin}\nstale numbers\n{end}\n\nmore text\n")
+    closure_matrix.update_readme(payload, [readme])
+    text = readme.read_text()
+    assert text == f"# title\n\n{begin}\n{closure_matrix.accuracy_block(payload)}\n{end}\n\nmore text\n"
+    closure_matrix.update_readme(payload, [readme])
+    assert readme.read_text() == text                      # idempotent
+    readme.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="markers"):
+        closure_matrix.update_readme(payload, [readme])
