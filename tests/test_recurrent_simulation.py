@@ -123,6 +123,23 @@ def test_kernel_tanh_within_a_few_ulp_of_numpy():
     assert np.array_equal(np.sign(got), np.sign(expected))  # (the sign of a zero may differ)
 
 
+@pytest.mark.parametrize("n", [5, 1])
+def test_tile_sums_equal_numpy_sums(n):
+    """The kernel's tile sums (four realisations at a time plus the remainder; row sums
+    reassociated) against NumPy's float64 sums of the same float32 deviations."""
+    from noiseprop.recurrent._kernels import _accumulate_tile
+
+    d = np.random.default_rng(4).normal(0, 0.1, (7, n)).astype(np.float32)
+    acc, row_acc = np.zeros((4, n)), np.zeros(6)
+    _accumulate_tile(d, 7, acc, row_acc)
+    x = d.astype(np.float64)
+    np.testing.assert_allclose(acc, [np.sum(x**k, axis=0) for k in (1, 2, 3, 4)], rtol=1e-13)
+    s, q = x.sum(axis=1), (x * x).sum(axis=1)
+    p = (s * s - q) / (n * (n - 1)) if n > 1 else np.zeros(7)
+    expected = [s.sum(), (s * s).sum(), p.sum(), (p * p).sum(), q.sum(), (q * q).sum()]
+    np.testing.assert_allclose(row_acc, expected, rtol=1e-12, atol=1e-300)
+
+
 def test_mixed_precision_matches_double_up_to_rounding_and_sparse_path_agrees():
     """Same seed, same draws (the correlated noise AC, MC: one float64 pair per realisation
     and step in both precisions; the per-neuron AU, MU draws may come from a float32
