@@ -58,20 +58,16 @@ from ..simulation._kernels import (
     N_D2,
     N_D3,
     N_D4,
-    R_P,
-    R_P2,
-    R_Q,
-    R_Q2,
-    R_S,
-    R_S2,
     SIGMOID,
     TANH,
     _activate,
+    _add_row_sums,
     _fill_normals,
     _fma,
     _ln2_split,
     _normal_pair,
     _real,
+    _row_sums,
     _times_pow2,
     stream_key,
 )
@@ -323,20 +319,6 @@ def _sparse_product(x_t, indptr, indices, values, z_t):
                 z_t[i, r] += v * x_t[j, r]
 
 
-@njit(error_model="numpy", fastmath={"reassoc"})
-def _row_sums(d, r):
-    """(sum_i d[r, i], sum_i d[r, i]^2) in float64.  Reassociation lets the compiler split
-    each sum into vector lanes (the summation order, not the precision, changes); a
-    function of its own so that the flag stays on these two sums."""
-    s = 0.0
-    q = 0.0
-    for i in range(d.shape[1]):
-        v = np.float64(d[r, i])
-        s += v
-        q += v * v
-    return s, q
-
-
 @njit(inline="always")
 def _accumulate_tile(d, rows, acc, row_acc):
     """Add the running sums (float64; ``NEURON_FIELDS[False]``, ``ROW_FIELDS[False]`` of
@@ -364,14 +346,7 @@ def _accumulate_tile(d, rows, acc, row_acc):
             acc[N_D4, i] += q0 * q0
     pairs = n * (n - 1)
     for r in range(rows):
-        s, q = _row_sums(d, r)
-        p = (s * s - q) / pairs if pairs > 0 else 0.0
-        row_acc[R_S] += s
-        row_acc[R_S2] += s * s
-        row_acc[R_P] += p
-        row_acc[R_P2] += p * p
-        row_acc[R_Q] += q
-        row_acc[R_Q2] += q * q
+        _add_row_sums(*_row_sums(d, r, n), pairs, row_acc)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")

@@ -777,7 +777,7 @@ def simulate_tiles(plan, lin, sample0, n_samples, sample_blocks, first_block, bl
     blocked = accumulate and plan.block_rows > 0 and not cv
     centre32 = np.empty((3, width if blocked else 0), first.dtype)  # shift hi, lo and 1/scale in float32
     moments32 = np.zeros((4, width if blocked else 0), first.dtype)  # a block's sums of d .. d^4
-    deviations32 = np.empty(width if blocked else 0, first.dtype)  # the row's d, for its s and q
+    deviations32 = np.empty((1, width if blocked else 0), first.dtype)  # the row's d, for its s and q
     for block in range(first_block, sample_blocks, block_step):
         start = block * n_samples // sample_blocks
         rows = ((block + 1) * n_samples // sample_blocks - start) * n_inputs
@@ -824,7 +824,7 @@ def simulate_tiles(plan, lin, sample0, n_samples, sample_blocks, first_block, bl
                                y, y_lin, r, f, g_mu, g_au, tail_index)
                     if blocked:
                         _block_moments(y, r, centre32, n, moments32, deviations32)
-                        _add_row_sums(*_deviation_sums(deviations32, n), pairs, row_acc_b)
+                        _add_row_sums(*_row_sums(deviations32, 0, n), pairs, row_acc_b)
                         in_block += 1
                         if in_block == plan.block_rows:
                             _flush_moments(moments32, acc_b, n)
@@ -995,7 +995,7 @@ def _split_centre(shift, inv, centre, n):
 def _block_moments(y, r, centre, n, moments, deviations):
     """Add d, d^2, d^3, d^4 of realisation r to a block's sums ``moments`` (4, N) in the
     type of y (float32: eight lanes per vector instead of float64's four), with
-    d = ((y[r] - hi) - lo) * inv from :func:`_split_centre`; d into ``deviations`` (N,).
+    d = ((y[r] - hi) - lo) * inv from :func:`_split_centre`; d into row 0 of ``deviations`` (1, N).
 
     Rounding: y - hi is exact where y is within a factor 2 of hi (Sterbenz), else
     rounded relative to the deviation; so d is within about 2u |d| (+ u^2 |shift| inv)
@@ -1005,7 +1005,7 @@ def _block_moments(y, r, centre, n, moments, deviations):
     """
     for i in range(n):
         d = ((y[r, i] - centre[0, i]) - centre[1, i]) * centre[2, i]
-        deviations[i] = d
+        deviations[0, i] = d
         d2 = d * d
         moments[0, i] += d
         moments[1, i] += d2
@@ -1014,18 +1014,20 @@ def _block_moments(y, r, centre, n, moments, deviations):
 
 
 @njit(forceinline=True, error_model="numpy", fastmath={"reassoc"})
-def _deviation_sums(deviations, n):
-    """s = sum_i d_i and q = sum_i d_i^2 in float64 of a float32 row of d (d^2 exact in
-    float64).  ``reassoc`` lets LLVM split the sums into vector lanes in an order of its
-    choosing (fixed for the compiled code, so the same for any thread count): about 4x
-    faster than :func:`_shifted_sums`' four scalar partial sums, and within a few float64
-    roundings of them.  Kept apart from :func:`_block_moments`, whose d = (y - hi) - lo
-    must not be reassociated."""
+def _row_sums(d, r, n):
+    """s = sum_i d[r, i] and q = sum_i d[r, i]^2 in float64 over the first n entries of row r
+    (d float32 or float64; d^2 exact in float64 for float32 d).  ``reassoc`` lets LLVM
+    split the sums into vector lanes in an order of its choosing (fixed for the compiled
+    code, so the same for any thread count): about 4x faster than :func:`_shifted_sums`'
+    four scalar partial sums, and within a few float64 roundings of them.  A function of
+    its own so that the flag stays on these two sums (kept apart from
+    :func:`_block_moments`, whose d = (y - hi) - lo must not be reassociated); the row is
+    indexed, not sliced, as a view per realisation costs reference counting."""
     s = q = 0.0
     for i in range(n):
-        d = float(deviations[i])
-        s += d
-        q += d * d
+        v = np.float64(d[r, i])
+        s += v
+        q += v * v
     return s, q
 
 
