@@ -83,3 +83,26 @@ def test_bad_shapes_and_abseps():
         normal_cdf(np.zeros((2, 3)), np.zeros((2, 2, 2)))
     with pytest.raises(ValueError, match="abseps must be positive"):
         normal_cdf(np.zeros((1, 2)), np.eye(2)[None], abseps=0)
+
+
+def test_probability_largest_shortcuts_for_noise_free_differences():
+    from noiseprop.studies.accuracy import _probability_largest
+
+    rho = 0.3
+    joint = np.zeros((4, 3, 3))
+    joint[:, 0, 0] = joint[:, 2, 2] = 1.0
+    joint[:, 0, 2] = joint[:, 2, 0] = rho
+    difference = np.array([
+        [1.0, -0.1, 0.5],   # a noise-free competitor above the right class
+        [1.0, 2.0, 0.5],    # a noise-free competitor below: drops out
+        [1.0, 2.0, 0.5],    # ... and only one random difference left
+        [1.0, 2.0, 3.0],    # all noise-free and positive
+    ])
+    joint[2, 2, :] = joint[2, :, 2] = 0.0
+    joint[3] = 0.0
+    probability = _probability_largest(difference, joint, 1e-5, 0)
+    pair = stats.multivariate_normal.cdf([1.0, 0.5], cov=[[1, rho], [rho, 1]], abseps=1e-7, releps=0)
+    assert probability[0] == 0.0
+    assert abs(probability[1] - pair) <= 2e-5
+    assert probability[2] == stats.norm.cdf(1.0)
+    assert probability[3] == 1.0

@@ -14,7 +14,8 @@ The Monte Carlo estimate draws ``samples`` noise realisations per input; the
 analytic prediction takes the output mean m and covariance S of the
 propagation (:func:`noiseprop.predict`) and computes p_i as the probability
 that a Gaussian N(m, S) has its largest entry at y_i (a multivariate normal
-CDF of the C - 1 differences to the other classes).
+CDF of the C - 1 differences to the other classes,
+:func:`noiseprop.normal_cdf.normal_cdf`).
 """
 from __future__ import annotations
 
@@ -224,11 +225,12 @@ def analytic_accuracy(
     without hidden-layer MU noise, first order in the noise otherwise.
     ``"moments"`` runs the full propagation (Gaussian moments).
     With D the C - 1 differences y_right - y_other, p_i = P(D > 0), a
-    multivariate normal CDF (Genz's randomised quasi-Monte-Carlo algorithm
-    in :func:`scipy.stats.multivariate_normal.cdf`, run until 3 standard
-    errors are below ``abseps``; its estimates are unbiased and independent
-    between inputs, so the mean over B inputs has a standard error below
-    abseps / (3 sqrt(B))).  When the bounds 1 - sum_j Phi(-z_j) <= p_i <=
+    multivariate normal CDF (Genz's randomised quasi-Monte-Carlo algorithm,
+    vectorised over the inputs in :func:`noiseprop.normal_cdf.normal_cdf`,
+    run until 3 standard errors are below ``abseps``; its estimates are
+    unbiased and independent between inputs, so the mean over B inputs has a
+    standard error below abseps / (3 sqrt(B))).  Differences without
+    variance decide alone: p_i = 0 if one is <= 0, else they drop out.  When the bounds 1 - sum_j Phi(-z_j) <= p_i <=
     min_j Phi(z_j) (z_j: the z-score of difference j) are closer than 1e-7,
     their midpoint is used; C = 2 is exact.
 
