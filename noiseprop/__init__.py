@@ -67,7 +67,7 @@ _EXPORTS = {
 #: Modules and subpackages reachable as attributes (``noiseprop.analysis`` ...).
 _SUBMODULES = (
     "activations", "model", "noise", "statistics", "moments", "methods", "propagation",
-    "mixture", "output_statistics", "analysis", "simulation", "studies", "io", "utils", "plotting", "figures",
+    "mixture", "output_statistics", "normal_cdf", "analysis", "simulation", "studies", "io", "utils", "plotting", "figures",
     "cli", "mitigation", "recurrent",
 )
 

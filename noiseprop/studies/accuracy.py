@@ -14,7 +14,8 @@ The Monte Carlo estimate draws ``samples`` noise realisations per input; the
 analytic prediction takes the output mean m and covariance S of the
 propagation (:func:`noiseprop.predict`) and computes p_i as the probability
 that a Gaussian N(m, S) has its largest entry at y_i (a multivariate normal
-CDF of the C - 1 differences to the other classes).
+CDF of the C - 1 differences to the other classes,
+:func:`noiseprop.normal_cdf.normal_cdf`).
 """
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import special, stats
-from threadpoolctl import threadpool_limits
 
 from ..model import Network
 from ..noise import NoiseSpec, per_layer_noise
+from ..normal_cdf import normal_cdf
 from ..output_statistics import layer_moments
 from ..propagation import DEFAULT_METHOD, predict
 from ..simulation.montecarlo import sample_outputs
@@ -224,11 +225,12 @@ def analytic_accuracy(
     without hidden-layer MU noise, first order in the noise otherwise.
     ``"moments"`` runs the full propagation (Gaussian moments).
     With D the C - 1 differences y_right - y_other, p_i = P(D > 0), a
-    multivariate normal CDF (Genz's randomised quasi-Monte-Carlo algorithm
-    in :func:`scipy.stats.multivariate_normal.cdf`, run until 3 standard
-    errors are below ``abseps``; its estimates are unbiased and independent
-    between inputs, so the mean over B inputs has a standard error below
-    abseps / (3 sqrt(B))).  When the bounds 1 - sum_j Phi(-z_j) <= p_i <=
+    multivariate normal CDF (Genz's randomised quasi-Monte-Carlo algorithm,
+    vectorised over the inputs in :func:`noiseprop.normal_cdf.normal_cdf`,
+    run until 3 standard errors are below ``abseps``; its estimates are
+    unbiased and independent between inputs, so the mean over B inputs has a
+    standard error below abseps / (3 sqrt(B))).  Differences without
+    variance decide alone: p_i = 0 if one is <= 0, else they drop out.  When the bounds 1 - sum_j Phi(-z_j) <= p_i <=
     min_j Phi(z_j) (z_j: the z-score of difference j) are closer than 1e-7,
     their midpoint is used; C = 2 is exact.
 
@@ -260,17 +262,15 @@ def analytic_accuracy(
 
 def _analytic_probabilities(net, layer_noise, X, y, seed, abseps, method, bar) -> np.ndarray:
     """P(right class largest) per input (see :func:`analytic_accuracy`); ``bar`` counts inputs."""
-    rng = np.random.default_rng(seed)
-    probabilities = np.empty(len(y))
+    differences, joints = [], []
     for start in range(0, len(y), _ANALYTIC_CHUNK):
         part = slice(start, start + _ANALYTIC_CHUNK)
         means, covariances = _output_moments(net, layer_noise, X[part], method)
-        # the CDFs make many small matrix operations: BLAS threads only spin
-        with threadpool_limits(1, user_api="blas"):
-            for i, (mean, cov) in enumerate(zip(means, covariances)):
-                probabilities[start + i] = _probability_largest(mean, cov, y[start + i], abseps, rng)
-            bar.update(len(means))
-    return probabilities
+        difference, joint = _differences_to_others(means, covariances, y[part])
+        differences.append(difference)
+        joints.append(joint)
+        bar.update(len(means))
+    return _probability_largest(np.concatenate(differences), np.concatenate(joints), abseps, seed)
 
 
 def _output_moments(net: Network, layer_noise, X: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
@@ -294,31 +294,46 @@ def clean_accuracy(net: Network, X, y) -> float:
     return float(np.mean(np.argmax(net.forward(X)[-1], axis=1) == y))
 
 
-def _probability_largest(mean: np.ndarray, cov: np.ndarray, label: int, abseps: float, rng) -> float:
-    """P(entry ``label`` of N(mean, cov) is the largest)."""
-    others = np.arange(mean.size) != label
-    difference = mean[label] - mean[others]
-    spread = cov[label, label] + np.diag(cov)[others] - 2 * cov[label, others]
-    joint = cov[label, label] - cov[label, others][:, None] - cov[others, label][None, :] + cov[np.ix_(others, others)]
-    spread = np.maximum(spread, 0.0)
+def _differences_to_others(means: np.ndarray, covariances: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (B, C-1) and covariance (B, C-1, C-1) of the differences y_label - y_other."""
+    classes = means.shape[1]
+    others = np.array([np.delete(np.arange(classes), label) for label in range(classes)])[labels]
+    contrast = np.zeros((len(labels), classes - 1, classes))
+    contrast[np.arange(len(labels)), :, labels] = 1.0
+    np.put_along_axis(contrast, others[:, :, None], -1.0, axis=2)
+    difference = np.einsum("bkc,bc->bk", contrast, means)
+    joint = np.einsum("bkc,bcd,bld->bkl", contrast, covariances, contrast)
+    return difference, joint
+
+
+def _probability_largest(difference: np.ndarray, joint: np.ndarray, abseps: float, seed: int) -> np.ndarray:
+    """P(all differences > 0) per input, from their means (B, K) and covariances (B, K, K).
+
+    Differences without variance decide alone (0 if one is <= 0, else they
+    drop out); one random difference is exact; otherwise the Bonferroni
+    bounds when closer than ``_BOUNDS_TOLERANCE``, else the vectorised Genz
+    CDF (:func:`noiseprop.normal_cdf.normal_cdf`) of the z-scores, clipped
+    to the bounds.
+    """
+    spread = np.maximum(np.diagonal(joint, axis1=1, axis2=2), 0.0)
     exact = spread <= 1e-300
-    if np.any(difference[exact] <= 0):
-        return 0.0  # a noise-free competitor at least as large
-    difference, spread = difference[~exact], spread[~exact]
-    if difference.size == 0:
-        return 1.0
-    joint = joint[np.ix_(~exact, ~exact)]
-    sd = np.sqrt(spread)
-    z = difference / sd
-    upper = float(special.ndtr(z).min())
-    lower = max(0.0, 1.0 - float(special.ndtr(-z).sum()))
-    if upper - lower <= _BOUNDS_TOLERANCE or z.size == 1:
-        return upper if z.size == 1 else 0.5 * (upper + lower)
-    correlation = joint / np.outer(sd, sd)
-    value = stats.multivariate_normal.cdf(
-        z, mean=np.zeros(z.size), cov=correlation, allow_singular=True, abseps=abseps, releps=0, rng=rng
-    )
-    return float(np.clip(value, lower, upper))
+    lost = np.any(exact & (difference <= 0), axis=1)  # a noise-free competitor at least as large
+    sd = np.where(exact, 1.0, np.sqrt(spread))
+    z = np.where(exact, np.inf, difference / sd)
+    upper = special.ndtr(z).min(axis=1)
+    lower = np.maximum(0.0, 1.0 - special.ndtr(-z).sum(axis=1))
+    random = np.sum(~exact, axis=1)
+    probability = np.where(random <= 1, upper, 0.5 * (upper + lower))
+    hard = ~lost & (random > 1) & (upper - lower > _BOUNDS_TOLERANCE)
+    if np.any(hard):
+        correlation = joint[hard] / (sd[hard, :, None] * sd[hard, None, :])
+        dropped = exact[hard]
+        correlation[dropped[:, :, None] | dropped[:, None, :]] = 0.0
+        index = np.arange(correlation.shape[1])
+        correlation[:, index, index] = 1.0
+        estimate, _ = normal_cdf(z[hard], correlation, abseps=abseps, seed=seed)
+        probability[hard] = np.clip(estimate, lower[hard], upper[hard])
+    return np.where(lost, 0.0, probability)
 
 
 def _monte_carlo_correct(net, layer_noise, X, y, samples, seed, bar) -> np.ndarray:
