@@ -241,6 +241,37 @@ def test_stationary_closed_loop_and_tanh():
     np.testing.assert_allclose(long.final_cov, st.cov, rtol=0, atol=1e-9 * np.max(np.abs(st.cov)))
 
 
+@pytest.mark.parametrize("placement", ["post", "pre"])
+@pytest.mark.parametrize("closed", [False, True])
+@pytest.mark.parametrize("schur", [False, True])
+def test_stationary_with_multiplicative_noise_equals_a_dense_solve(placement, closed, schur, monkeypatch):
+    """vec(P) = (I - L)^-1 vec(Q) with L built column by column (N^2 = 64) and
+    solved densely, against GMRES preconditioned by the diagonalised Stein
+    solve or (schur) by scipy's Schur-based one; leak < 1, with the fed-back
+    output noise (multiplicative too) in self-closed mode."""
+    from noiseprop.recurrent import stationary_state
+    from noiseprop.recurrent.propagation import step_moments
+
+    if schur:
+        monkeypatch.setattr(stationary_state, "_MAX_EIGENBASIS_CONDITION", 0.0)
+    net = _linear_net(feedback=closed, leak=0.7, n=8)
+    noise = Noise(AU=0.02, AC=0.01, MU=0.2, MC=0.1, placement=placement)
+    out_noise, u = (Noise(AU=0.01, MU=0.05), None) if closed else (None, np.array([0.4, -0.7]))
+    s = stationary(net, noise, u, output_noise=out_noise)
+    n = net.n
+
+    def affine(P):
+        return step_moments(net, noise, out_noise, s.mean, P, u)[1]
+
+    Q = affine(np.zeros((n, n)))
+    L = np.column_stack([(affine(e.reshape(n, n)) - Q).ravel() for e in np.eye(n * n)])
+    dense = np.linalg.solve(np.eye(n * n) - L, Q.ravel()).reshape(n, n)
+    assert s.solver == "gmres" and s.bounded and s.growth_rate > s.state_radius**2
+    assert s.growth_rate == pytest.approx(np.max(np.abs(np.linalg.eigvals(L))), rel=1e-12)
+    np.testing.assert_allclose(s.cov, dense, rtol=0, atol=1e-12 * np.max(np.abs(dense)))
+    assert s.residual < 1e-14
+
+
 @pytest.mark.parametrize("multiplicative", [False, True])
 def test_growth_rate_crosses_one_where_the_stationary_state_ends(multiplicative):
     """Scale the reservoir (additive noise) or the multiplicative intensity
