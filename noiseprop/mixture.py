@@ -153,7 +153,7 @@ def mixture_moments(mix: Mixture) -> tuple[np.ndarray, np.ndarray]:
     mean = np.einsum("bk,bkn->bn", mix.weight, mix.mean)
     dev = mix.mean - mean[:, None, :]
     weighted = dev * np.sqrt(mix.weight)[:, :, None]
-    between = np.stack([rows.T @ rows for rows in weighted])      # one BLAS product per input
+    between = np.swapaxes(weighted, 1, 2) @ weighted      # one BLAS product per input
     if mix.cov is None:
         return mean, between
     return mean, np.einsum("bk,bkij->bij", mix.weight, mix.cov) + between
