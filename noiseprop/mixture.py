@@ -440,9 +440,8 @@ def _principal_split(zbar: np.ndarray, cov_z: np.ndarray, weight: np.ndarray, di
     if activation is not None and np.max(_curved_share(zbar, cov_z, load, activation)) < SPLIT_SHARE:
         return None
     t, wt = _hermite(nodes)
-    grid = np.stack(np.meshgrid(*([t] * directions), indexing="ij"), axis=-1).reshape(-1, directions)
-    gw = np.prod(np.stack(np.meshgrid(*([wt] * directions), indexing="ij"), axis=-1).reshape(-1, directions),
-                 axis=1)
+    index = np.indices((nodes,) * directions).reshape(directions, -1).T    # (P, r): the tensor grid's nodes
+    grid, gw = t[index], np.prod(wt[index], axis=1)
     p = gw.size
     means = (zbar[:, :, None, :] + np.einsum("bknr,pr->bkpn", load, grid)).reshape(b, k * p, n)
     reduced = cov_z - load @ np.swapaxes(load, -1, -2)
