@@ -517,9 +517,13 @@ def step_bytes(mix: Mixture, width: int, noise: Noise) -> int:
     children of the principal split, :func:`split_directions`)."""
     nodes = _shared_nodes(noise, SHARED_NODES)[2].size
     batch, components = mix.weight.shape
-    components = max(components, 1)
-    split = SPLIT_NODES ** split_directions(components, nodes, width)
-    return 8 * 3 * batch * components * nodes * split * width * width
+    return 8 * 3 * batch * _children_count(max(components, 1), nodes, width) * width * width
+
+
+def _children_count(components: int, nodes: int, width: int) -> int:
+    """Children per input of one step: components x shared nodes x the
+    principal split's SPLIT_NODES^r (:func:`split_directions`)."""
+    return components * nodes * SPLIT_NODES ** split_directions(components, nodes, width)
 
 
 #: Work-array budget (float64 values) of one chunk of inputs.
@@ -534,8 +538,7 @@ def chunk_size(sizes, layer_noise) -> int:
     input per chunk where a single input needs more)."""
     nodes = max(_shared_nodes(nz, SHARED_NODES)[2].size for nz in layer_noise)
     widest = max(sizes[1:])
-    components = max(MIXTURE_COMPONENTS, 1)
-    children = components * nodes * SPLIT_NODES ** split_directions(components, nodes, widest)
+    children = _children_count(max(MIXTURE_COMPONENTS, 1), nodes, widest)
     per_input = max(children * widest**2, grid_nodes(layer_noise, widest)[1] * widest)
     return max(1, _CHUNK_VALUES // per_input)
 
