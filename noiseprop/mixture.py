@@ -462,10 +462,9 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
     most ``points`` of them; otherwise they are first merged into
     ``components`` Gaussian components.
     """
-    if mix.cov is None and points and not _uncorrelated(noise):
-        out = _propagate_points(mix, weight, bias, activation, noise, shared_nodes)
-        if out.weight.shape[1] <= points:
-            return out
+    if (mix.cov is None and not _uncorrelated(noise)
+            and mix.weight.shape[1] * _shared_nodes(noise, shared_nodes)[2].size <= points):
+        return _propagate_points(mix, weight, bias, activation, noise, shared_nodes)
     mix = _gaussian_components(mix, components)
     pre = noise.placement == "pre"
     s, c, wq = _shared_nodes(noise, shared_nodes)
