@@ -153,7 +153,7 @@ def mixture_moments(mix: Mixture) -> tuple[np.ndarray, np.ndarray]:
     mean = np.einsum("bk,bkn->bn", mix.weight, mix.mean)
     dev = mix.mean - mean[:, None, :]
     weighted = dev * np.sqrt(mix.weight)[:, :, None]
-    between = np.stack([rows.T @ rows for rows in weighted])      # one BLAS product per input
+    between = np.swapaxes(weighted, 1, 2) @ weighted      # one BLAS product per input
     if mix.cov is None:
         return mean, between
     return mean, np.einsum("bk,bkij->bij", mix.weight, mix.cov) + between
@@ -440,9 +440,8 @@ def _principal_split(zbar: np.ndarray, cov_z: np.ndarray, weight: np.ndarray, di
     if activation is not None and np.max(_curved_share(zbar, cov_z, load, activation)) < SPLIT_SHARE:
         return None
     t, wt = _hermite(nodes)
-    grid = np.stack(np.meshgrid(*([t] * directions), indexing="ij"), axis=-1).reshape(-1, directions)
-    gw = np.prod(np.stack(np.meshgrid(*([wt] * directions), indexing="ij"), axis=-1).reshape(-1, directions),
-                 axis=1)
+    index = np.indices((nodes,) * directions).reshape(directions, -1).T    # (P, r): the tensor grid's nodes
+    grid, gw = t[index], np.prod(wt[index], axis=1)
     p = gw.size
     means = (zbar[:, :, None, :] + np.einsum("bknr,pr->bkpn", load, grid)).reshape(b, k * p, n)
     reduced = cov_z - load @ np.swapaxes(load, -1, -2)
@@ -463,10 +462,9 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
     most ``points`` of them; otherwise they are first merged into
     ``components`` Gaussian components.
     """
-    if mix.cov is None and points and not _uncorrelated(noise):
-        out = _propagate_points(mix, weight, bias, activation, noise, shared_nodes)
-        if out.weight.shape[1] <= points:
-            return out
+    if (mix.cov is None and not _uncorrelated(noise)
+            and mix.weight.shape[1] * _shared_nodes(noise, shared_nodes)[2].size <= points):
+        return _propagate_points(mix, weight, bias, activation, noise, shared_nodes)
     mix = _gaussian_components(mix, components)
     pre = noise.placement == "pre"
     s, c, wq = _shared_nodes(noise, shared_nodes)
@@ -518,9 +516,13 @@ def step_bytes(mix: Mixture, width: int, noise: Noise) -> int:
     children of the principal split, :func:`split_directions`)."""
     nodes = _shared_nodes(noise, SHARED_NODES)[2].size
     batch, components = mix.weight.shape
-    components = max(components, 1)
-    split = SPLIT_NODES ** split_directions(components, nodes, width)
-    return 8 * 3 * batch * components * nodes * split * width * width
+    return 8 * 3 * batch * _children_count(max(components, 1), nodes, width) * width * width
+
+
+def _children_count(components: int, nodes: int, width: int) -> int:
+    """Children per input of one step: components x shared nodes x the
+    principal split's SPLIT_NODES^r (:func:`split_directions`)."""
+    return components * nodes * SPLIT_NODES ** split_directions(components, nodes, width)
 
 
 #: Work-array budget (float64 values) of one chunk of inputs.
@@ -535,8 +537,7 @@ def chunk_size(sizes, layer_noise) -> int:
     input per chunk where a single input needs more)."""
     nodes = max(_shared_nodes(nz, SHARED_NODES)[2].size for nz in layer_noise)
     widest = max(sizes[1:])
-    components = max(MIXTURE_COMPONENTS, 1)
-    children = components * nodes * SPLIT_NODES ** split_directions(components, nodes, widest)
+    children = _children_count(max(MIXTURE_COMPONENTS, 1), nodes, widest)
     per_input = max(children * widest**2, grid_nodes(layer_noise, widest)[1] * widest)
     return max(1, _CHUNK_VALUES // per_input)
 
