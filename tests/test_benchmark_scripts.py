@@ -58,3 +58,17 @@ def test_a_missing_out_folder_is_made_before_the_run(tmp_path, monkeypatch, name
     with pytest.raises(Ran):
         module.main(["--out", str(out), *extra])
     assert out.is_dir()
+
+
+@pytest.mark.parametrize("name, step, extra, result", SCRIPTS[:2])
+def test_a_linked_result_is_refused_in_one_line_even_with_force(tmp_path, monkeypatch, capsys, name, step, extra,
+                                                                 result):
+    """A symbolic link in place of a result is refused (check_target's UnsafeTarget, a ValueError)
+    with exit 2 and a one-line error, not a traceback; the link and its target are left alone."""
+    module = _script(name)
+    monkeypatch.setattr(module, step, _refuse_to_run)
+    (tmp_path / "target").write_text("kept")
+    (tmp_path / result).symlink_to(tmp_path / "target")
+    assert module.main(["--out", str(tmp_path), "--force", *extra]) == 2
+    assert "symbolic link" in capsys.readouterr().err
+    assert (tmp_path / result).is_symlink() and (tmp_path / "target").read_text() == "kept"
