@@ -30,6 +30,7 @@ def _refuse_to_run(*args, **kwargs):
 SCRIPTS = [
     ("scaling", "run_all", ["--fast"], "scaling.md"),
     ("reference_benchmark", "speed", ["--quick", "--speed-only"], "reference_benchmark_quick_speed.md"),
+    ("closure_miss_diagnosis", "diagnose", [], "closure_miss_diagnosis.md"),
     ("recurrent_statistics_accuracy", "mackey_glass", [], "recurrent_statistics_accuracy.json"),
     ("recurrent_noise_training", "mackey_glass", [], "recurrent_noise_training.json"),
 ]
@@ -50,7 +51,7 @@ def test_an_existing_result_is_refused_before_the_run(tmp_path, monkeypatch, nam
         module.main(["--out", str(tmp_path), "--force", *extra])
 
 
-@pytest.mark.parametrize("name, step, extra", [(n, s, e) for n, s, e, _ in SCRIPTS[:2]])
+@pytest.mark.parametrize("name, step, extra", [(n, s, e) for n, s, e, _ in SCRIPTS[:3]])
 def test_a_missing_out_folder_is_made_before_the_run(tmp_path, monkeypatch, name, step, extra):
     module = _script(name)
     monkeypatch.setattr(module, step, _refuse_to_run)
@@ -60,7 +61,7 @@ def test_a_missing_out_folder_is_made_before_the_run(tmp_path, monkeypatch, name
     assert out.is_dir()
 
 
-@pytest.mark.parametrize("name, step, extra, result", SCRIPTS[:2])
+@pytest.mark.parametrize("name, step, extra, result", SCRIPTS[:3])
 def test_a_linked_result_is_refused_in_one_line_even_with_force(tmp_path, monkeypatch, capsys, name, step, extra,
                                                                  result):
     """A symbolic link in place of a result is refused (check_target's UnsafeTarget, a ValueError)
