@@ -51,16 +51,13 @@ def main() -> None:
     y = np.argmax(net.forward(X)[-1], axis=1)
     means, covariances = layer_moments(net, per_layer_noise(Noise(AU=args.variance), net.depth), X)
     difference, joint = _differences_to_others(means, covariances, y)
-    best = {"vectorised": np.inf, "scipy": np.inf}
+    best, values = {"vectorised": np.inf, "scipy": np.inf}, {}
     for _ in range(args.repeats):
         for name, run in (("vectorised", _probability_largest), ("scipy", scipy_probabilities)):
             start = time.perf_counter()
-            values = run(difference, joint, ANALYTIC_ABSEPS, 0)
+            values[name] = run(difference, joint, ANALYTIC_ABSEPS, 0)
             best[name] = min(best[name], time.perf_counter() - start)
-            if name == "vectorised":
-                new = values
-            else:
-                old = values
+    new, old = values["vectorised"], values["scipy"]
     print(f"{args.inputs} inputs, 9-dimensional CDFs, abseps {ANALYTIC_ABSEPS}")
     print(f"vectorised {best['vectorised']:.3f} s, scipy {best['scipy']:.3f} s, "
           f"ratio {best['scipy'] / best['vectorised']:.1f}x")

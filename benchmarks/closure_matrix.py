@@ -147,10 +147,9 @@ def simulation(net, x, noise: Noise, samples: int, seed: int, cache: "Path | Non
         arrays = {f"{field}_{k}": getattr(sim, field)[k] for field in _StoredSimulation.FIELDS
                   for k in range(len(sim.mean))}
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, depth=len(sim.mean) - 1, noise_var=sim.noise_var, noise_var_stderr=sim.noise_var_stderr,
-                 samples=sim.samples, **arrays)
-        tmp.replace(path)
+        atomic_write(path, lambda handle: np.savez(handle, depth=len(sim.mean) - 1, noise_var=sim.noise_var,
+                                                   noise_var_stderr=sim.noise_var_stderr, samples=sim.samples,
+                                                   **arrays), overwrite=True)
     return sim
 
 

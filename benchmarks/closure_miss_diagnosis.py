@@ -46,7 +46,7 @@ import closure_matrix  # noqa: E402  (the matrix's network recipe)
 from noiseprop import Noise, ReLU, mixture, predict  # noqa: E402
 from noiseprop.moments import gaussian_moments  # noqa: E402
 from noiseprop.noise import per_layer_noise  # noqa: E402
-from noiseprop.utils.files import atomic_write  # noqa: E402
+from noiseprop.utils.files import atomic_write, check_target  # noqa: E402
 
 NETWORK, D = "relu8", 0.1
 CHUNK = 20_000
@@ -230,15 +230,17 @@ def main(argv=None) -> int:
     parser.add_argument("--force", action="store_true", help="overwrite existing results")
     args = parser.parse_args(argv)
     path = args.out / "closure_miss_diagnosis.md"
-    if path.exists() and not args.force:
-        print(f"{path} exists; use --force to overwrite", file=sys.stderr)
-        return 2
     if not 3 <= args.layer <= closure_matrix.DEPTHS[-1]:
         print(f"--layer must be in 3..{closure_matrix.DEPTHS[-1]}", file=sys.stderr)
         return 2
-    text = diagnose(args.samples, args.layer, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda handle: handle.write(text), overwrite=True, binary=False)
+    try:  # fail now, not after the run
+        check_target(path, args.force)
+    except (OSError, ValueError) as err:  # ValueError: a link or device (UnsafeTarget)
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    text = diagnose(args.samples, args.layer, args.seed)
+    atomic_write(path, lambda handle: handle.write(text), overwrite=args.force, binary=False)
     print(text)
     return 0
 

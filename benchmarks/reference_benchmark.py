@@ -402,7 +402,7 @@ def main(argv=None) -> int:
     try:  # fail now, not after the run
         for suffix in (".md", ".json"):
             check_target(stem.with_suffix(suffix), args.force)
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: a link or device (UnsafeTarget)
         print(f"error: {err}", file=sys.stderr)
         return 2
     results = {

@@ -290,7 +290,7 @@ def main(argv=None) -> int:
     try:  # fail now, not after a run of minutes
         for suffix in (".md", ".json"):
             check_target(stem.with_suffix(suffix), args.force)
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: a link or device (UnsafeTarget)
         print(f"error: {err}", file=sys.stderr)
         return 2
     from threadpoolctl import threadpool_limits

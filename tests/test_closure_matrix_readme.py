@@ -64,3 +64,22 @@ def test_update_readme_rewrites_only_the_section(closure_matrix, payload, tmp_pa
     readme.write_text("# no markers\n")
     with pytest.raises(ValueError, match="markers"):
         closure_matrix.update_readme(payload, [readme])
+
+
+def test_stored_monte_carlo_run_reads_back_the_same_statistics(closure_matrix, tmp_path):
+    """--mc-cache: the first run stores its statistics (one .npz, no temporary left), a second
+    run with the same key, samples and seed reads them back unchanged instead of simulating."""
+    import numpy as np
+
+    from noiseprop import Network, Noise
+
+    net, x, noise = Network.symmetric(2, 3, 0.3, 0.1, "tanh"), np.ones(3), Noise(AU=1e-2)
+    first = closure_matrix.simulation(net, x, noise, 500, 3, tmp_path, "case")
+    assert [p.name for p in tmp_path.iterdir()] == ["case_R500_s3.npz"]
+    stored = closure_matrix.simulation(net, x, noise, 500, 3, tmp_path, "case")
+    assert isinstance(stored, closure_matrix._StoredSimulation) and stored.samples == first.samples
+    for field in ("mean", "var", "mean_stderr"):
+        for got, expected in zip(getattr(stored, field), getattr(first, field), strict=True):
+            np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(stored.noise_var, first.noise_var)
+    np.testing.assert_array_equal(stored.noise_var_stderr, first.noise_var_stderr)

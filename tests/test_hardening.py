@@ -623,9 +623,8 @@ def test_recurrent_network_file_is_size_guarded(tmp_path, capsys, action):
     from noiseprop.recurrent import echo_state_network, save_recurrent
 
     path = save_recurrent(tmp_path / "esn.npz", echo_state_network(400, 1, 1, 0.9, seed=0))
-    code, _, err = run(capsys, "recurrent", action, str(path), "--steps", "5", "--samples", "100",
-                       "--max-memory", "5M") if action == "verify" else \
-        run(capsys, "recurrent", action, str(path), "--steps", "5", "--max-memory", "5M")
+    samples = ["--samples", "100"] if action == "verify" else []
+    code, _, err = run(capsys, "recurrent", action, str(path), "--steps", "5", *samples, "--max-memory", "5M")
     assert_one_line_error(code, err, "reservoir of 400 neurons", "limit 5 MiB", "--max-memory")
     code, _, err = run(capsys, "recurrent", "predict", str(path), "--steps", "5", "--max-memory", "50M")
     assert code == 0, err
