@@ -328,7 +328,7 @@ def grid_nodes(layer_noise, width: int) -> tuple[int, int]:
         if _uncorrelated(noise):
             break
         dims += _shared_dimensions(noise)
-    budget = min(POINT_COMPONENTS, max(_CHUNK_VALUES // max(width, 1), 1))
+    budget = min(POINT_COMPONENTS, max(CHUNK_VALUES // max(width, 1), 1))
     if dims == 0:
         return SHARED_NODES, 0
     nodes = min(SHARED_NODES, int(math.floor(budget ** (1.0 / dims) + 1e-9)))
@@ -373,7 +373,7 @@ def split_directions(components: int, shared: int, width: int) -> int:
     components x shared nodes x SPLIT_NODES^r children of ``width`` neurons
     keep their covariances within about 8 M values."""
     r = SPLIT_DIRECTIONS
-    while r > 0 and components * shared * SPLIT_NODES**r * width * width > _CHUNK_VALUES:
+    while r > 0 and components * shared * SPLIT_NODES**r * width * width > CHUNK_VALUES:
         r -= 1
     return r
 
@@ -526,7 +526,14 @@ def _children_count(components: int, nodes: int, width: int) -> int:
 
 
 #: Work-array budget (float64 values) of one chunk of inputs.
-_CHUNK_VALUES = 1 << 23
+CHUNK_VALUES = 1 << 23
+
+
+def children_per_input(width: int) -> int:
+    """The most children per input of one step into a layer of ``width`` neurons,
+    whatever the noise: one correlated type (SHARED_NODES nodes) or both (a
+    GRID_NODES^2 grid), with the principal split where it fits."""
+    return max(_children_count(MIXTURE_COMPONENTS, nodes, width) for nodes in (SHARED_NODES, GRID_NODES**2))
 
 
 def chunk_size(sizes, layer_noise) -> int:
@@ -539,7 +546,7 @@ def chunk_size(sizes, layer_noise) -> int:
     widest = max(sizes[1:])
     children = _children_count(max(MIXTURE_COMPONENTS, 1), nodes, widest)
     per_input = max(children * widest**2, grid_nodes(layer_noise, widest)[1] * widest)
-    return max(1, _CHUNK_VALUES // per_input)
+    return max(1, CHUNK_VALUES // per_input)
 
 
 def mixture_layers(net, layer_noise, x: np.ndarray, check=None, check_before=None) -> list:

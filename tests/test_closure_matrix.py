@@ -177,7 +177,7 @@ def test_mixture_covariance_is_positive_semidefinite():
 
 
 def test_chunks_of_a_batch_give_the_numbers_of_single_inputs(monkeypatch):
-    monkeypatch.setattr(mixture, "_CHUNK_VALUES", 1)          # one input per chunk
+    monkeypatch.setattr(mixture, "CHUNK_VALUES", 1)          # one input per chunk
     net, _ = matrix_network("sigmoid", 3, width=5)
     xs = np.random.default_rng(4).standard_normal((3, 5))
     noise = Noise(AC=0.05, MC=0.05)

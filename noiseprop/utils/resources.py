@@ -28,6 +28,8 @@ import os
 import re
 from typing import Iterator
 
+from .. import mixture
+
 __all__ = [
     "ResourceLimit",
     "DEFAULT_FRACTION",
@@ -269,21 +271,15 @@ def network_bytes(sizes) -> int:
     return FLOAT * sum(n * (m + 1) for m, n in zip(sizes[:-1], sizes[1:]))
 
 
-#: Mixture method: components x shared-noise nodes per input, at most (see noiseprop.mixture).
-_MIXTURE_CHILDREN = 16 * 7
-#: Mixture method: values per chunk of inputs it aims at.
-_MIXTURE_CHUNK_VALUES = 1 << 23
-
-
 def predict_bytes(sizes, batch: int, full_covariance: bool = False, method: str = "linear",
                   layers: "list[int] | None" = None) -> tuple[int, int]:
     """Peak bytes of an analytic prediction and the layer that needs the most.
 
     Per layer k the recursion holds the previous covariance (B, N_{k-1}^2),
     the product W Sigma (B, N_k N_{k-1}) and about four (six with the moments
-    method) arrays of (B, N_k^2); the mixture method holds up to
-    16 x 7 children's covariances per input (in chunks of about 8M values,
-    at least one input), a few copies.  Every layer's covariance is kept
+    method) arrays of (B, N_k^2); the mixture method holds the covariances of
+    up to :func:`noiseprop.mixture.children_per_input` children per input (in
+    chunks of about 8M values, at least one input), a few copies.  Every layer's covariance is kept
     until the statistics are taken (all layers, or only ``layers`` when
     given), whether or not ``full_covariance`` returns them.
     """
@@ -294,8 +290,8 @@ def predict_bytes(sizes, batch: int, full_covariance: bool = False, method: str 
     def layer_bytes(m: int, n: int) -> int:
         values = batch * (work * n * n + n * m + m * m + 8 * n)
         if method == "mixture":
-            children = _MIXTURE_CHILDREN * n * n
-            values += 3 * max(children, min(batch * children, _MIXTURE_CHUNK_VALUES))
+            children = mixture.children_per_input(n) * n * n
+            values += 3 * max(children, min(batch * children, mixture.CHUNK_VALUES))
         return FLOAT * values
 
     per_layer = [layer_bytes(m, n) for m, n in zip(sizes[:-1], sizes[1:])]
