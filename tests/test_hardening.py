@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from noiseprop import Network, Noise
+from noiseprop import Network, Noise, predict
 from noiseprop.cli import main, protect_negative_numbers
 from noiseprop.io.arrays import read_npy, read_npz
 from noiseprop.utils.files import UnsafeTarget, atomic_write, recover_unit, write_together
@@ -693,3 +693,23 @@ def test_option_message_rewrites_only_a_leading_parameter():
     assert option_message("input has shape (3,)", options) == "input has shape (3,)"
     assert option_message("the hidden widths must ...", options) == "the hidden widths must ..."
     assert option_message("seed must be >= 0", options) == "seed must be >= 0"
+
+
+def test_mixture_memory_estimate_bounds_the_measured_peak():
+    """predict's guard must not under-estimate the mixture: its children per input
+    (components x a 5 x 5 grid of shared nodes x the principal split) are
+    measured here by tracemalloc on a 40-wide network with AU, AC and MU noise."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    sizes = [20, 40, 40, 40]
+    net = Network.from_arrays([rng.standard_normal((b, a)) / np.sqrt(a) for a, b in zip(sizes[:-1], sizes[1:])],
+                              None, ["tanh"] * 3)
+    x = rng.uniform(size=(2, 20))
+    tracemalloc.start()
+    try:
+        predict(net, Noise(AU=1e-2, AC=1e-2, MU=1e-2), x, method="mixture")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert predict_bytes(sizes, 2, method="mixture")[0] >= peak
