@@ -913,25 +913,17 @@ def _add_noise(source, sr, target, tr, sd, xi_mc, xi_ac, g_mu, g_au, cv, pre, z_
             y_lin[r, i] = (shift[i] + slope[i] * (z_lin[zr, i] - zbar[i])) * gain + add
 
 
+@njit(forceinline=True, error_model="numpy")
 def _deviation(y, r, i, shift, inv):
-    """d = (y[r, i] - shift[i]) * inv[i] in float64; without the factor when ``inv`` is None
-    (the unscaled sums)."""
-    return (float(y[r, i]) - shift[i]) * (1.0 if inv is None else inv[i])
-
-
-@overload(_deviation, jit_options={"forceinline": True, "error_model": "numpy"})
-def _deviation_overload(y, r, i, shift, inv):
-    if isinstance(inv, types.NoneType):
-        return lambda y, r, i, shift, inv: np.float64(y[r, i]) - shift[i]
-    return lambda y, r, i, shift, inv: (np.float64(y[r, i]) - shift[i]) * inv[i]
+    """d = (y[r, i] - shift[i]) * inv[i] in float64."""
+    return (np.float64(y[r, i]) - shift[i]) * inv[i]
 
 
 @njit(inline="always", error_model="numpy")
 def _accumulate(y, y_lin, r, shift, inv, n, cv, pairs, acc, row_acc):
     """Add realisation r's sums (float64; see NEURON_FIELDS, ROW_FIELDS) of
     d = (y[r] - shift) * inv (and e of y_lin[r]): per-neuron sums into acc
-    (fields, N), layer sums into row_acc (fields,).  ``inv`` (N,) is 1/scale, or
-    None for unscaled sums (see :func:`_accumulate_unscaled`).
+    (fields, N), layer sums into row_acc (fields,).  ``inv`` (N,) is 1/scale.
 
     The element-wise sums and the sums over neurons are separate loops so
     that the first vectorises (a float reduction does not, without fastmath).
@@ -1039,13 +1031,6 @@ def _flush_moments(moments, acc, n):
         for i in range(n):
             acc[N_D1 + field, i] += float(moments[field, i])
             moments[field, i] = 0
-
-
-@njit(forceinline=True, error_model="numpy")
-def _accumulate_unscaled(y, r, shift, n, acc, row_acc):
-    """The plain sums (no control variate) of d = y[r] - shift, unscaled: acc is a
-    (NEURON_FIELDS[False], N) block, row_acc (ROW_FIELDS[False],)."""
-    _accumulate(y, y, r, shift, None, n, False, n * (n - 1), acc, row_acc)
 
 
 @njit(inline="always", error_model="numpy")
