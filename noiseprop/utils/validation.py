@@ -13,6 +13,7 @@ __all__ = [
     "as_labelled_data",
     "as_list",
     "as_vector",
+    "check_confidence",
     "finite_number",
     "positive_int",
     "real_array",
@@ -146,6 +147,12 @@ def as_vector(name: str, values) -> np.ndarray:
     if array.ndim != 1 or array.size == 0 or not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be a non-empty 1-D list of finite numbers, got {values!r}")
     return array
+
+
+def check_confidence(confidence) -> None:
+    """A ValueError unless ``confidence`` (of an interval) lies strictly between 0 and 1."""
+    if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
 
 
 def finite_number(name: str, value) -> float:
