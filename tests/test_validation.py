@@ -142,3 +142,14 @@ def test_check_confidence_refuses_values_outside_the_open_unit_interval(confiden
     check_confidence(0.95)
     with pytest.raises(ValueError, match="confidence must lie strictly between 0 and 1"):
         check_confidence(confidence)
+
+
+@pytest.mark.parametrize("present", [set(c) for c in
+                                     ([], ["AU"], ["AC"], ["MU"], ["MC"], ["AU", "AC"], ["MU", "MC"], ["AC", "MU"],
+                                      ["AU", "AC", "MU", "MC"])], ids=lambda p: "+".join(sorted(p)) or "none")
+def test_noise_kind_properties(present):
+    """has_uncorrelated / has_correlated / has_multiplicative from the types present (a tiny intensity counts)."""
+    noise = Noise(**{name: 1e-300 for name in present})
+    assert noise.has_uncorrelated == bool(present & {"AU", "MU"})
+    assert noise.has_correlated == bool(present & {"AC", "MC"})
+    assert noise.has_multiplicative == bool(present & {"MU", "MC"})

@@ -91,10 +91,10 @@ class Strategy:
         for t in _layers(state, self.layers):
             k = state.origin[t - 1]
             nz = layer_noise[k - 1]
-            if self.kind == "pool" and nz.AU == 0 and nz.MU == 0:
+            if self.kind == "pool" and not nz.has_uncorrelated:
                 return (f"{self.label}: layer {t} has no uncorrelated noise (AU = MU = 0); "
                         "pooling only averages uncorrelated noise")
-            if self.kind == "ghost" and nz.AC == 0 and nz.MC == 0:
+            if self.kind == "ghost" and not nz.has_correlated:
                 return (f"{self.label}: layer {t} has no correlated noise (AC = MC = 0); "
                         "a ghost neuron only cancels correlated noise")
         return None

@@ -254,8 +254,8 @@ def stationary(
     require_recurrent(net)
     check_noise(noise, output_noise)
     mode, u_t = _mode(net, mode, u)
-    multiplicative = noise.MU > 0 or noise.MC > 0 or (
-        mode == "closed" and output_noise is not None and (output_noise.MU > 0 or output_noise.MC > 0))
+    multiplicative = noise.has_multiplicative or (
+        mode == "closed" and output_noise is not None and output_noise.has_multiplicative)
     check_recursion_size(net, 0, arrays=_SOLVER_ARRAYS[multiplicative], what="the stationary state")
     m = fixed_point(net, u_t)
     n = net.n
