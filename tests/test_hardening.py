@@ -257,7 +257,7 @@ def wide_npz(path, width=20000):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak memory from Linux's /proc")
-def test_small_wide_file_is_refused_fast_and_small(tmp_path):
+def test_small_wide_file_is_refused_before_its_memory_is_allocated(tmp_path):
     path = wide_npz(tmp_path / "wide.npz")
     assert path.stat().st_size < 1000
     env = {}
@@ -267,20 +267,19 @@ def test_small_wide_file_is_refused_fast_and_small(tmp_path):
     # getrusage's ru_maxrss survives exec on Linux, so a child started by a large pytest
     # process would report the parent's peak.
     code = """
-        import re, sys, time
+        import re, sys
         from noiseprop.cli import main
-        start = time.perf_counter()
         status = main(["predict", sys.argv[1]])
         with open("/proc/self/status") as status_file:
             peak_kib = re.search(r"VmHWM:\\s*(\\d+) kB", status_file.read()).group(1)
-        print(time.perf_counter() - start, peak_kib)
+        print(peak_kib)
         sys.exit(status)
     """
     result = run_python(code, path, env=env)
-    seconds, max_rss_kib = map(float, result.stdout.split())
+    max_rss_kib = float(result.stdout)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "layer 1 with 20000 neurons" in result.stderr and "GiB" in result.stderr
-    assert seconds < 2.0 and max_rss_kib < 500 * 1024
+    assert max_rss_kib < 500 * 1024  # the 20000 x 20000 covariance alone is 3.2 GB
 
 
 def test_predict_guard_names_the_layer_and_the_estimate():
@@ -593,12 +592,17 @@ def test_layer_by_layer_propagation_is_guarded_like_predict():
     assert state[1].shape == (1, 3, 3)
 
 
-def test_mitigate_refuses_a_wide_file_fast(tmp_path, capsys):
+def test_mitigate_refuses_a_wide_file_before_any_layer_is_propagated(tmp_path, capsys, monkeypatch):
+    """The refusal comes before the work: no layer step (whose N x N covariance ran to 9 GB) is started."""
+    from noiseprop import propagation
+
+    def no_layer_step(*args, **kwargs):
+        raise AssertionError("a layer was propagated before the size was checked")
+
+    monkeypatch.setattr(propagation, "propagate_layer", no_layer_step)
     np.savez_compressed(tmp_path / "wide.npz", W1=np.zeros((20000, 1)))
-    start = time.perf_counter()
     code, out, err = run(capsys, "mitigate", str(tmp_path / "wide.npz"), "--max-memory", "1G")
     assert_one_line_error(code, err, "20000 neurons", "GiB", "--max-memory")
-    assert time.perf_counter() - start < 10
 
 
 @pytest.mark.parametrize("argv, names", [
