@@ -679,6 +679,13 @@ def test_recurrent_analytic_functions_are_size_guarded():
     (["mitigate", "--seed", "-1"], "argument --seed", "seed"),
     (["mitigate", "--max-copies", "0"], "--max-copies must", "max_copies"),
     (["mitigate", "--target-snr", "nan"], "--target-snr must", "target_snr_db"),
+    (["mitigate", "--symmetric", "3,10,0,0,linear", "--samples", "0"], "--objective='snr' needs", "objective"),
+    (["mitigate", "--symmetric", "3,10,0.1,0,linear(slope=0.9)", "--samples", "0", "--objective", "decision"],
+     "--objective='decision' needs", "objective"),
+    (["mitigate", "--AU", "0", "--noise", "0", "--samples", "0"], "--AU, --noise: every noise intensity is 0",
+     "noise"),
+    (["recurrent", "predict", "--esn", "20,0.9,0.001"], "--esn DENSITY=0.001 leaves", "density"),
+    (["recurrent", "predict", "--esn", "20,0.9", "--input-value", "nan"], "argument --input-value", "input"),
 ])
 def test_errors_name_the_option_not_the_python_parameter(capsys, argv, expected, parameter):
     """An error raised by the API for a command-line value names the option the user typed
@@ -686,6 +693,16 @@ def test_errors_name_the_option_not_the_python_parameter(capsys, argv, expected,
     code, _, err = run(capsys, *argv)
     assert_one_line_error(code, err, expected)
     assert f"error: {parameter}" not in err
+
+
+def test_recurrent_input_file_errors_name_the_option(tmp_path, capsys):
+    """A non-finite entry or a wrong shape in --input FILE named neither the option nor the file."""
+    np.save(tmp_path / "u.npy", np.array([[0.5], [np.nan]]))
+    np.save(tmp_path / "wide.npy", np.ones((3, 2)))
+    code, _, err = run(capsys, "recurrent", "predict", "--esn", "20,0.9", "--input", str(tmp_path / "u.npy"))
+    assert_one_line_error(code, err, "--input", "u.npy", "non-finite entry (nan or inf) at step 2")
+    code, _, err = run(capsys, "recurrent", "predict", "--esn", "20,0.9", "--input", str(tmp_path / "wide.npy"))
+    assert_one_line_error(code, err, "--input", "wide.npy", "shape (3, 2)")
 
 
 def test_option_message_rewrites_only_a_leading_parameter():

@@ -23,6 +23,7 @@ from .common import (
     add_noise_options,
     add_resource_options,
     count_value,
+    finite_value,
     noise_from_args,
     noise_text,
     print_json,
@@ -87,7 +88,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--esn", metavar="N,RADIUS[,DENSITY]",
                        help="a random tanh echo state network instead (1 input, 1 output, seed 0)")
     group.add_argument("--input", type=Path, metavar="FILE", help="input sequence (T, N_in): .npy or text")
-    group.add_argument("--input-value", type=float, metavar="V",
+    group.add_argument("--input-value", type=finite_value, metavar="V",
                        help="constant input V (all inputs) for --steps steps (default: the file's sequence, else 0.5)")
     group.add_argument("--steps", type=int, default=100, metavar="T", help="steps of a constant input (default 100)")
     add_noise_options(parser)
@@ -102,6 +103,7 @@ _VALUES_PER_STEP = 4
 
 def _model(args):
     from ..recurrent import echo_state_network, load_recurrent
+    from ..recurrent.model import as_sequence
     from ..recurrent.propagation import STEP_ARRAYS
 
     if (args.network is None) == (args.esn is None):
@@ -127,8 +129,9 @@ def _model(args):
     if args.input is not None:
         try:
             u = np.load(args.input) if args.input.suffix == ".npy" else np.loadtxt(args.input, ndmin=2)
+            u = as_sequence(u, net.n_in)
         except (OSError, ValueError) as err:
-            raise CLIError(f"cannot read the input sequence from {args.input}: {err}") from None
+            raise CLIError(f"--input {args.input}: {err}") from None
     elif args.input_value is not None or stored is None:
         if args.steps < 1:
             raise CLIError(f"--steps must be >= 1, got {args.steps}")

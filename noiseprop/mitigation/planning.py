@@ -220,6 +220,8 @@ def plan(
         if not math.isfinite(target_snr_db):
             raise ValueError(f"target_snr_db must be a finite number of dB, got {target_snr_db}")
     layer_noise = list(per_layer_noise(noise, net.depth))
+    if all(layer.is_zero for layer in layer_noise):
+        raise ValueError("noise must be nonzero in some layer: a noise-free network has no noise to mitigate")
     as_input(x, net.sizes[0])
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -230,10 +232,11 @@ def plan(
     signal, base = output_stats(net, layer_noise, x, method, objective)
     if not signal > 0:
         if objective == "snr":
-            raise ValueError("objective 'snr' needs a noise-free output signal E[y]^2 > 0 (here every output "
+            raise ValueError("objective='snr' needs a noise-free output signal E[y]^2 > 0 (here every output "
                              "is 0, so there is no signal to protect)")
-        raise ValueError(f"objective {objective!r} needs noise-free outputs that differ from one another "
-                         "(here they are all equal, so there is no signal to protect); use objective='snr'")
+        raise ValueError(f"objective={objective!r} needs noise-free outputs that differ from one another "
+                         "(here they are all equal, so there is no signal to protect); the objective 'snr' "
+                         "protects their common signal")
     before_db = _db(signal, base)
     last = net.depth if include_output else net.depth - 1
     copies_cap = 1 if allocation == "neuron" else max_copies

@@ -317,8 +317,9 @@ def echo_state_network(
         W *= np.abs(rows - cols) <= bandwidth
     current = float(np.max(np.abs(np.linalg.eigvals(W))))
     if current < 1e-12:
-        raise ValueError(f"the random reservoir has spectral radius 0 (density={density}, "
-                         f"bandwidth={bandwidth}); make it denser")
+        sparsity = f"density={density}" if density is not None else f"bandwidth={bandwidth}"
+        raise ValueError(f"{sparsity} leaves the random reservoir with spectral radius 0 (nothing to rescale); "
+                         "make it denser")
     W *= radius / current
     scale = _finite_number("input_scale", input_scale)
     W_in = rng.uniform(-scale, scale, (n, n_in))
