@@ -620,6 +620,32 @@ def test_recurrent_sizes_are_bounded(capsys, argv, names):
     assert_one_line_error(code, err, *names)
 
 
+def test_echo_state_network_is_size_guarded_before_allocating():
+    """The --esn guard lived in the CLI only: echo_state_network itself refuses a reservoir whose
+    N x N weights (and temporaries) exceed the memory limit, or whose eigenvalues the time limit,
+    naming n; its estimate bounds the peak measured by tracemalloc (a band reservoir holds the most)."""
+    import tracemalloc
+
+    from noiseprop.recurrent import echo_state_network
+    from noiseprop.recurrent.model import ESN_ARRAYS
+    from noiseprop.utils.resources import time_limit
+
+    with memory_limit("10M"), pytest.raises(ResourceLimit, match=r"n=3000: a random reservoir of 3000 neurons"
+                                                                 r".* limit 10 MiB"):
+        echo_state_network(3000)
+    with time_limit("1s"), pytest.raises(ResourceLimit, match=r"n=2000: .*eigenvalues.*--max-time"):
+        echo_state_network(2000)  # 10 x 2000^3 operations: 40 s at the assumed rate
+    n = 400
+    echo_state_network(8, bandwidth=2)  # first-call imports and caches out of the measurement
+    tracemalloc.start()
+    try:
+        echo_state_network(n, density=0.5, bandwidth=5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= ESN_ARRAYS * 8 * n * n
+
+
 @pytest.mark.parametrize("action", ["predict", "stationary", "check", "verify"])
 def test_recurrent_network_file_is_size_guarded(tmp_path, capsys, action):
     """A reservoir read from a file went into the N x N recursion unguarded (only --esn and

@@ -104,7 +104,6 @@ _VALUES_PER_STEP = 4
 def _model(args):
     from ..recurrent import echo_state_network, load_recurrent
     from ..recurrent.model import as_sequence
-    from ..recurrent.propagation import STEP_ARRAYS
 
     if (args.network is None) == (args.esn is None):
         raise CLIError("give a recurrent network file or --esn N,RADIUS[,DENSITY] (one of them)")
@@ -116,9 +115,6 @@ def _model(args):
             density = float(parts[2]) if len(parts) > 2 else None
         except (ValueError, IndexError):
             raise CLIError(f"--esn needs N,RADIUS[,DENSITY], got {args.esn!r}") from None
-        check_memory(STEP_ARRAYS * FLOAT * max(n, 0) ** 2,
-                     f"--esn {args.esn}: a reservoir of {n} neurons (weights and covariance matrices, N^2 each)",
-                     "use a smaller N")
         net = echo_state_network(n, 1, 1, radius, density=density, seed=0)
     elif args.network.suffix.lower() in _PICKLES:
         from ..recurrent.interop import load_reservoirpy
