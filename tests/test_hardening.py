@@ -620,6 +620,23 @@ def test_recurrent_sizes_are_bounded(capsys, argv, names):
     assert_one_line_error(code, err, *names)
 
 
+def test_snr_time_is_size_guarded_over_its_whole_run():
+    """time_to_snr_below checked only its warm-up: 10 warm-up steps passed the time limit while
+    up to max_steps = 100000 self-closed steps followed.  Its memory does not grow with the steps
+    (only the current state is kept), so a tight memory limit does not refuse a long run."""
+    from noiseprop.recurrent import echo_state_network, time_to_snr_below
+    from noiseprop.utils.resources import time_limit
+
+    net = echo_state_network(50, 1, 1, 0.9, seed=0, feedback=True)
+    u, loud = np.full((10, 1), 0.5), Noise(AU=10.0)  # the SNR is below 1 at the first self-closed step
+    with time_limit("1s"), pytest.raises(ResourceLimit, match="self-closed SNR time .* over 100010 steps"):
+        time_to_snr_below(net, loud, u)  # 2 x 100010 x 50^3 operations: 12.5 s at the assumed rate
+    with time_limit("1s"):
+        assert time_to_snr_below(net, loud, u, max_steps=100) == 1
+    with memory_limit("5M"):  # the per-step statistics of 100010 steps would be 245 MB
+        assert time_to_snr_below(net, loud, u) == 1
+
+
 def test_echo_state_network_is_size_guarded_before_allocating():
     """The --esn guard lived in the CLI only: echo_state_network itself refuses a reservoir whose
     N x N weights (and temporaries) exceed the memory limit, or whose eigenvalues the time limit,

@@ -395,6 +395,9 @@ def time_to_snr_below(
     ------
     ValueError
         For a network without ``feedback`` or bad arguments.
+    ResourceLimit
+        (a ValueError) Before the run, when the warm-up and ``max_steps``
+        self-closed steps together would exceed the memory or time limit.
     """
     require_recurrent(net)
     check_noise(noise, output_noise)
@@ -403,7 +406,9 @@ def time_to_snr_below(
     if not (isinstance(threshold, (int, float)) and threshold > 0):
         raise ValueError(f"threshold must be a positive SNR (power ratio), got {threshold!r}")
     u, max_steps, m = net.check_run(u, max_steps, x0)
-    check_recursion_size(net, u.shape[0], what="the self-closed SNR time (warm-up)")
+    # the whole run: the warm-up and up to max_steps self-closed steps (only the current state is kept)
+    check_recursion_size(net, u.shape[0] + max_steps, what="the self-closed SNR time (warm-up and max_steps)",
+                         keeps_statistics=False)
     P = np.zeros((net.n, net.n))
     for u_t in u:
         m, P = step_moments(net, noise, output_noise, m, P, u_t, method)
