@@ -140,7 +140,7 @@ def test_check_confidence_refuses_values_outside_the_open_unit_interval(confiden
 
     assert old_home is check_confidence
     check_confidence(0.95)
-    with pytest.raises(ValueError, match="confidence must lie strictly between 0 and 1"):
+    with pytest.raises(ValueError, match=r"confidence must be a probability in \(0, 1\)"):
         check_confidence(confidence)
 
 

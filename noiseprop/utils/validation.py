@@ -15,6 +15,7 @@ __all__ = [
     "as_vector",
     "check_confidence",
     "finite_number",
+    "open_probability",
     "positive_int",
     "real_array",
     "require_classifier",
@@ -151,8 +152,15 @@ def as_vector(name: str, values) -> np.ndarray:
 
 def check_confidence(confidence) -> None:
     """A ValueError unless ``confidence`` (of an interval) lies strictly between 0 and 1."""
-    if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
+    open_probability("confidence", confidence)
+
+
+def open_probability(name: str, value) -> float:
+    """``value``, a probability strictly between 0 and 1 (a confidence level, a
+    false-failure rate), as a float, or a ValueError naming ``name``."""
+    if not (isinstance(value, (int, float)) and 0 < value < 1):
+        raise ValueError(f"{name} must be a probability in (0, 1), got {value!r}")
+    return float(value)
 
 
 def finite_number(name: str, value) -> float:
