@@ -637,6 +637,16 @@ def test_snr_time_is_size_guarded_over_its_whole_run():
         assert time_to_snr_below(net, loud, u) == 1
 
 
+@pytest.mark.parametrize("max_steps", [0, -1, 2.5])
+def test_snr_time_names_max_steps(max_steps):
+    """A bad max_steps was reported as 'generate must be ...' (or, for 0, answered None)."""
+    from noiseprop.recurrent import echo_state_network, time_to_snr_below
+
+    net = echo_state_network(10, 1, 1, 0.9, seed=0, feedback=True)
+    with pytest.raises(ValueError, match="max_steps must be a positive integer"):
+        time_to_snr_below(net, Noise(AU=1e-3), [[0.5]], max_steps=max_steps)
+
+
 def test_echo_state_network_is_size_guarded_before_allocating():
     """The --esn guard lived in the CLI only: echo_state_network itself refuses a reservoir whose
     N x N weights (and temporaries) exceed the memory limit, or whose eigenvalues the time limit,

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..noise import Noise
 from ..statistics import decibels
+from ..utils.validation import positive_int
 from .model import RecurrentNetwork, as_sequence, require_recurrent
 from .propagation import check_noise, check_recursion_size, output_moments, step_moments
 
@@ -405,7 +406,7 @@ def time_to_snr_below(
         raise ValueError("time_to_snr_below needs a self-closed network (feedback=True)")
     if not (isinstance(threshold, (int, float)) and threshold > 0):
         raise ValueError(f"threshold must be a positive SNR (power ratio), got {threshold!r}")
-    u, max_steps, m = net.check_run(u, max_steps, x0)
+    u, max_steps, m = net.check_run(u, positive_int("max_steps", max_steps), x0)
     # the whole run: the warm-up and up to max_steps self-closed steps (only the current state is kept)
     check_recursion_size(net, u.shape[0] + max_steps, what="the self-closed SNR time (warm-up and max_steps)",
                          keeps_statistics=False)
