@@ -748,6 +748,19 @@ def test_errors_name_the_option_not_the_python_parameter(capsys, argv, expected,
     assert f"error: {parameter}" not in err
 
 
+@pytest.mark.parametrize("argv, prefix", [
+    (["robustness", "accuracy", "--samples", "10", "--confidence", "2"], "noiseprop robustness accuracy: error: "),
+    (["recurrent", "predict", "--esn", "10"], "noiseprop recurrent predict: error: "),
+    (["mitigate", "--max-copies", "0"], "noiseprop mitigate: error: "),
+])
+def test_errors_begin_with_the_full_command(capsys, argv, prefix):
+    """Errors of a command's action named the command only ('noiseprop robustness: error: ...'),
+    unlike argparse's own errors ('noiseprop robustness accuracy: error: ...')."""
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err)
+    assert err.startswith(prefix), err
+
+
 def test_recurrent_input_file_errors_name_the_option(tmp_path, capsys):
     """A non-finite entry or a wrong shape in --input FILE named neither the option nor the file."""
     np.save(tmp_path / "u.npy", np.array([[0.5], [np.nan]]))
