@@ -42,11 +42,11 @@ from scipy import special
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import closure_matrix  # noqa: E402  (the matrix's network recipe)
+from _outputs import result_paths, write_results  # noqa: E402  (this folder)
 
 from noiseprop import Noise, ReLU, mixture, predict  # noqa: E402
 from noiseprop.moments import gaussian_moments  # noqa: E402
 from noiseprop.noise import per_layer_noise  # noqa: E402
-from noiseprop.utils.files import atomic_write, check_target  # noqa: E402
 
 NETWORK, D = "relu8", 0.1
 CHUNK = 20_000
@@ -229,18 +229,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--force", action="store_true", help="overwrite existing results")
     args = parser.parse_args(argv)
-    path = args.out / "closure_miss_diagnosis.md"
     if not 3 <= args.layer <= closure_matrix.DEPTHS[-1]:
         print(f"--layer must be in 3..{closure_matrix.DEPTHS[-1]}", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    try:  # fail now, not after the run
-        check_target(path, args.force)
-    except (OSError, ValueError) as err:  # ValueError: a link or device (UnsafeTarget)
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    [path] = result_paths(args.out, ["closure_miss_diagnosis.md"], args.force)  # now, not after the run
     text = diagnose(args.samples, args.layer, args.seed)
-    atomic_write(path, lambda handle: handle.write(text), overwrite=args.force, binary=False)
+    write_results({path: text}, args.force)
     print(text)
     return 0
 

@@ -33,11 +33,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _outputs import result_paths, write_results  # this folder: the script's own path comes first
 
 from noiseprop import Noise, default_network, predict, simulate
 from noiseprop.noise import NOISE_TYPES
-from noiseprop.plotting import NOISE_COLORS, figure, save_figure
-from noiseprop.utils.files import atomic_write
+from noiseprop.plotting import NOISE_COLORS, figure, render_figure
 from noiseprop.utils.tables import format_table
 
 INTENSITIES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -133,7 +133,8 @@ def cross_check_table(rows: list[dict]) -> str:
     return format_table(headers, lines)
 
 
-def plot(rows: list[dict], path: Path, overwrite: bool) -> None:
+def plot(rows: list[dict]):
+    """The figure of the output layer's errors against D, one panel per noise type."""
     fig, axes = figure(1, len(NOISE_TYPES), size=(12.0, 3.4), sharey=True)
     floor = 1e-8
     for ax, kind in zip(axes, NOISE_TYPES):
@@ -152,7 +153,7 @@ def plot(rows: list[dict], path: Path, overwrite: bool) -> None:
         ax.set_ylim(floor, 2.0)
     axes[0].set_ylabel("|relative error| of output noise variance")
     axes[2].legend(loc="upper left")  # the MU panel has room above its curves
-    save_figure(fig, path, overwrite=overwrite)
+    return fig
 
 
 def main(argv=None) -> int:
@@ -165,8 +166,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.samples < 4:
         parser.error(f"--samples must be >= 4, got {args.samples}")
-    if not args.out.is_dir():
-        parser.error(f"--out folder {args.out} does not exist")
+    paths = result_paths(args.out, [f"linearisation_error.{suffix}" for suffix in ("md", "json", "png")],
+                         args.force)  # now, not after the run
     if args.from_json:
         try:
             payload = json.loads(args.from_json.read_text())
@@ -183,12 +184,9 @@ def main(argv=None) -> int:
         "Layers 2..4 at D = 0.01\n\n" + layer_table(rows, 0.01),
         "Cross-check of the Monte Carlo estimators (mean noise variance)\n\n" + cross_check_table(rows),
     ])
-    base = args.out / "linearisation_error"
-    atomic_write(base.with_suffix(".md"), lambda h: h.write(text + "\n"), overwrite=args.force, binary=False)
     payload = {"samples": args.samples, "seed": args.seed, "rows": rows}
-    atomic_write(base.with_suffix(".json"), lambda h: json.dump(payload, h, indent=1),
-                 overwrite=args.force, binary=False)
-    plot(rows, base.with_suffix(".png"), overwrite=args.force)
+    contents = (text + "\n", json.dumps(payload, indent=1), render_figure(plot(rows), "png"))
+    write_results(dict(zip(paths, contents)), args.force)
     print(text)
     return 0
 

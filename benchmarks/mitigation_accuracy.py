@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _outputs import result_paths, write_results  # this folder: the script's own path comes first
 
 from noiseprop import Noise, default_network
 from noiseprop.io.datasets import load_digits, load_idx
@@ -48,7 +49,6 @@ from noiseprop.io.networks import load_network, save_network
 from noiseprop.mitigation import Strategy, compare, plan
 from noiseprop.mitigation.accuracy import hidden_neurons, level_for_drop, mitigated_accuracy
 from noiseprop.mitigation.planning import output_stats
-from noiseprop.utils.files import atomic_write
 from noiseprop.utils.jsonutil import dumps
 
 #: Prediction method of the plans and gains: linear response (the Gaussian-moment closure meets
@@ -178,10 +178,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", choices=("digits", "fashion"), help="one network only")
     parser.add_argument("--mixes", help="comma-separated subset of " + ",".join(MIXES))
     args = parser.parse_args(argv)
-    json_path, md_path = args.out / "mitigation_accuracy.json", args.out / "mitigation_accuracy.md"
-    for path in (json_path, md_path):
-        if path.exists() and not args.force:
-            parser.error(f"{path} exists; add --force")
+    json_path, md_path = result_paths(args.out, ["mitigation_accuracy.json", "mitigation_accuracy.md"], args.force)
     mixes = args.mixes.split(",") if args.mixes else None
     results = []
     if args.only != "fashion":
@@ -198,8 +195,7 @@ def main(argv=None) -> int:
         print(f"{FASHION_DIR} not found (apt-get install dataset-fashion-mnist): Fashion-MNIST skipped",
               file=sys.stderr)
     payload = {"samples": args.samples, "fast": args.fast, "results": results}
-    atomic_write(json_path, lambda f: f.write(dumps(payload)), overwrite=args.force, binary=False)
-    atomic_write(md_path, lambda f: f.write(markdown(results, args.samples)), overwrite=args.force, binary=False)
+    write_results({json_path: dumps(payload), md_path: markdown(results, args.samples)}, args.force)
     print(markdown(results, args.samples))
     return 0
 

@@ -20,11 +20,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from _outputs import result_paths, write_results  # this folder: the script's own path comes first
+
 from noiseprop import Noise, default_network
 from noiseprop.io.datasets import load_digits
 from noiseprop.mitigation import plan
 from noiseprop.mitigation.accuracy import hidden_neurons, mitigated_accuracy
-from noiseprop.utils.files import atomic_write
 from noiseprop.utils.jsonutil import dumps
 
 #: Intensities of a ~5-point drop on the digits network (benchmarks/results/mitigation_accuracy.json).
@@ -69,13 +70,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
-    json_path, md_path = args.out / "mitigation_budget_sweep.json", args.out / "mitigation_budget_sweep.md"
-    for path in (json_path, md_path):
-        if path.exists() and not args.force:
-            parser.error(f"{path} exists; add --force")
+    json_path, md_path = result_paths(args.out, ["mitigation_budget_sweep.json", "mitigation_budget_sweep.md"],
+                                      args.force)
     rows = sweep()
-    atomic_write(json_path, lambda f: f.write(dumps({"rows": rows})), overwrite=args.force, binary=False)
-    atomic_write(md_path, lambda f: f.write(markdown(rows)), overwrite=args.force, binary=False)
+    write_results({json_path: dumps({"rows": rows}), md_path: markdown(rows)}, args.force)
     print(markdown(rows))
     return 0
 

@@ -46,11 +46,13 @@ from pathlib import Path
 
 import numba
 import numpy as np
-from reference_benchmark import best_time  # this folder: the script's own path comes first
+
+# this folder (the script's own path comes first):
+from _outputs import result_paths, write_results
+from reference_benchmark import best_time
 
 from noiseprop import Noise
 from noiseprop.recurrent import echo_state_network, simulate
-from noiseprop.utils.files import atomic_write, check_target
 
 D = 1e-3
 
@@ -156,7 +158,7 @@ def main(argv=None) -> int:
     n, steps, samples = (100, 200, 2000) if args.fast else (200, 1000, 10_000)
     samples = args.samples or samples
     name = "recurrent_benchmark_fast.json" if args.fast else "recurrent_benchmark.json"
-    check_target(args.out / name, args.force)  # fail now, not after the run
+    [path] = result_paths(args.out, [name], args.force)  # now, not after the run
     rows, load_before = [], os.getloadavg()
     for density in (None, 0.05):
         row = run(n, steps, samples, args.repeat, density, args.torch, args.double)
@@ -172,8 +174,7 @@ def main(argv=None) -> int:
                "noise": f"AU=AC=MU=MC={D}", "repeat": args.repeat,
                "load_average_1min": {"start": load_before[0], "end": os.getloadavg()[0]}, "results": rows}
     payload["samples_note"] = "R lowered with --samples" if args.samples else "default R"
-    path = atomic_write(args.out / name, lambda h: h.write(json.dumps(payload, indent=2).encode()),
-                        overwrite=args.force)
+    write_results({path: json.dumps(payload, indent=2)}, args.force)
     print(f"wrote {path}")
     return 0
 

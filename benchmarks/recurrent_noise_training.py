@@ -18,12 +18,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+from _outputs import result_paths, write_results  # this folder: the script's own path comes first
 
 from noiseprop import Noise
 from noiseprop.recurrent import predict, simulate
 from noiseprop.recurrent.data import mackey_glass
 from noiseprop.recurrent.training import one_step_nrmse, train_elman
-from noiseprop.utils.files import atomic_write, check_target
 
 D_TRAIN = D_INFER = 1e-2
 WARMUP = 50
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
-    check_target(args.out / "recurrent_noise_training.json", args.force)  # fail now, not after the training
+    [path] = result_paths(args.out, ["recurrent_noise_training.json"], args.force)  # now, not after the training
     series = mackey_glass(1300) - 0.9
     train, test = series[:1000], series[1000:]
     results = {}
@@ -63,8 +63,7 @@ def main(argv=None) -> int:
         print(name, results[name])
     payload = {"d_train": D_TRAIN, "d_inference": D_INFER, "epochs": args.epochs, "hidden": 20,
                "samples": args.samples, "results": results}
-    path = atomic_write(args.out / "recurrent_noise_training.json",
-                        lambda h: h.write(json.dumps(payload, indent=2).encode()), overwrite=args.force)
+    write_results({path: json.dumps(payload, indent=2)}, args.force)
     print(f"wrote {path}")
     return 0
 

@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from _outputs import result_paths, write_results  # this folder: the script's own path comes first
 
 from noiseprop import Noise
 from noiseprop.noise import NOISE_TYPES
@@ -30,7 +31,6 @@ from noiseprop.recurrent import echo_state_network, predict
 from noiseprop.recurrent.data import mackey_glass
 from noiseprop.recurrent.symbolic import statistics_predict
 from noiseprop.recurrent.training import ridge_readout
-from noiseprop.utils.files import atomic_write, check_target
 
 RESERVOIRS = {
     "dense N=100": dict(n=100),
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
-    check_target(args.out / "recurrent_statistics_accuracy.json", args.force)  # fail now, not after the run
+    [path] = result_paths(args.out, ["recurrent_statistics_accuracy.json"], args.force)  # now, not after the run
     series = mackey_glass(900) - 0.9
     rows = []
     for label, spec in RESERVOIRS.items():
@@ -73,8 +73,7 @@ def main(argv=None) -> int:
                   f"driven median {row['output_driven']['median']:.3f} (max {row['output_driven']['max']:.3g}); "
                   f"self-closed median {row['output_closed']['median']:.3g}")
     payload = {"intensity": D, "driven_steps": DRIVEN, "closed_steps": CLOSED, "rows": rows}
-    path = atomic_write(args.out / "recurrent_statistics_accuracy.json",
-                        lambda h: h.write(json.dumps(payload, indent=2).encode()), overwrite=args.force)
+    write_results({path: json.dumps(payload, indent=2)}, args.force)
     print(f"wrote {path}")
     return 0
 

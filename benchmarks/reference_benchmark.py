@@ -48,10 +48,10 @@ from pathlib import Path
 
 import numba
 import numpy as np
+from _outputs import result_paths, write_results  # this folder: the script's own path comes first
 
 from noiseprop import Network, Noise, simulate
 from noiseprop.io.builtin import REFERENCE_SIZES, reference_network
-from noiseprop.utils.files import atomic_write, check_target
 from noiseprop.utils.tables import format_table
 
 NUMPY_CHUNK = 10_000
@@ -397,14 +397,8 @@ def main(argv=None) -> int:
                         help="another noiseprop checkout whose float64 simulate is timed too (before/after)")
     args = parser.parse_args(argv)
     quick = args.quick
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / ("reference_benchmark" + ("_quick" if quick else "") + ("_speed" if args.speed_only else ""))
-    try:  # fail now, not after the run
-        for suffix in (".md", ".json"):
-            check_target(stem.with_suffix(suffix), args.force)
-    except (OSError, ValueError) as err:  # ValueError: a link or device (UnsafeTarget)
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    stem = "reference_benchmark" + ("_quick" if quick else "") + ("_speed" if args.speed_only else "")
+    md_path, json_path = result_paths(args.out, [f"{stem}.md", f"{stem}.json"], args.force)  # now, not after the run
     results = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
                    f"torch {_torch_version()}, "
@@ -420,13 +414,7 @@ def main(argv=None) -> int:
     results["machine"] += f"; load average at end {', '.join(f'{v:.1f}' for v in os.getloadavg())}"
     text = report(results)
     print(text)
-    try:
-        atomic_write(stem.with_suffix(".md"), lambda h: h.write(text), overwrite=args.force, binary=False)
-        atomic_write(stem.with_suffix(".json"), lambda h: json.dump(results, h, indent=2), overwrite=args.force,
-                     binary=False)
-    except FileExistsError as err:
-        print(f"error: {err} (use --force)", file=sys.stderr)
-        return 2
+    write_results({md_path: text, json_path: json.dumps(results, indent=2)}, args.force)
     return 0
 
 

@@ -46,11 +46,11 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+from _outputs import result_paths, write_results  # this folder: the script's own path comes first
 
 from noiseprop import Network, Noise, predict, simulate, verify
 from noiseprop.studies.accuracy import accuracy, analytic_accuracy
 from noiseprop.utils.estimate import COST_MODEL, estimate_seconds, work_counts
-from noiseprop.utils.files import atomic_write, check_target
 from noiseprop.utils.jsonutil import dumps
 from noiseprop.utils.tables import format_table
 
@@ -285,22 +285,14 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--force", action="store_true", help="overwrite existing result files")
     args = parser.parse_args(argv)
-    stem = args.out / "scaling"
-    args.out.mkdir(parents=True, exist_ok=True)
-    try:  # fail now, not after a run of minutes
-        for suffix in (".md", ".json"):
-            check_target(stem.with_suffix(suffix), args.force)
-    except (OSError, ValueError) as err:  # ValueError: a link or device (UnsafeTarget)
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    md_path, json_path = result_paths(args.out, ["scaling.md", "scaling.json"], args.force)  # not after minutes
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1, user_api="blas"):
         results = run_all(args.fast)
     text = report(results)
     print(text)
-    atomic_write(stem.with_suffix(".md"), lambda h: h.write(text + "\n"), overwrite=args.force, binary=False)
-    atomic_write(stem.with_suffix(".json"), lambda h: h.write(dumps(results)), overwrite=args.force, binary=False)
+    write_results({md_path: text + "\n", json_path: dumps(results)}, args.force)
     return 0
 
 

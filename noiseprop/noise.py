@@ -79,6 +79,24 @@ class Noise:
         """True when every intensity is zero."""
         return not any(self.intensities.values())
 
+    @property
+    def has_uncorrelated(self) -> bool:
+        """True when some noise is drawn per neuron (AU > 0 or MU > 0): the part
+        that pooling K copies of a neuron averages down."""
+        return self.AU > 0 or self.MU > 0
+
+    @property
+    def has_correlated(self) -> bool:
+        """True when some noise is one draw shared by the layer (AC > 0 or MC > 0):
+        the part that a ghost neuron cancels."""
+        return self.AC > 0 or self.MC > 0
+
+    @property
+    def has_multiplicative(self) -> bool:
+        """True when some noise scales the neuron's output (MU > 0 or MC > 0), so
+        that its variance depends on the signal (and on the signal's own noise)."""
+        return self.MU > 0 or self.MC > 0
+
     def scaled(self, factor: float) -> "Noise":
         """The same noise with every intensity multiplied by ``factor``."""
         return replace(self, **{k: v * factor for k, v in self.intensities.items()})

@@ -130,3 +130,26 @@ def test_overflowing_signal_names_the_layer(weight, depth, layer):
     with np.errstate(over="ignore", invalid="ignore"), pytest.raises(ValueError, match=message):
         predict(net, Noise(AU=1e-3), np.ones(5))
 
+
+
+@pytest.mark.parametrize("confidence", [0, 1, 1.5, -0.1, "0.9", None])
+def test_check_confidence_refuses_values_outside_the_open_unit_interval(confidence):
+    """check_confidence lives with the other validators; the old import from studies.accuracy still works."""
+    from noiseprop.studies.accuracy import check_confidence as old_home
+    from noiseprop.utils.validation import check_confidence
+
+    assert old_home is check_confidence
+    check_confidence(0.95)
+    with pytest.raises(ValueError, match=r"confidence must be a probability in \(0, 1\)"):
+        check_confidence(confidence)
+
+
+@pytest.mark.parametrize("present", [set(c) for c in
+                                     ([], ["AU"], ["AC"], ["MU"], ["MC"], ["AU", "AC"], ["MU", "MC"], ["AC", "MU"],
+                                      ["AU", "AC", "MU", "MC"])], ids=lambda p: "+".join(sorted(p)) or "none")
+def test_noise_kind_properties(present):
+    """has_uncorrelated / has_correlated / has_multiplicative from the types present (a tiny intensity counts)."""
+    noise = Noise(**{name: 1e-300 for name in present})
+    assert noise.has_uncorrelated == bool(present & {"AU", "MU"})
+    assert noise.has_correlated == bool(present & {"AC", "MC"})
+    assert noise.has_multiplicative == bool(present & {"MU", "MC"})

@@ -76,7 +76,8 @@ def _name_options(parser: argparse.ArgumentParser) -> None:
     """Give every command's parser its map from API parameter names to options
     (``eval_levels`` -> ``--eval-levels``, the dest of each option, plus the
     command's ``parameter_aliases``), so that an error of the API names the
-    option the user typed (:func:`.common.option_message`)."""
+    option the user typed (:func:`.common.option_message`), and its full name
+    ("noiseprop robustness accuracy"), which begins its error lines."""
     # argparse keeps a parser's arguments and sub-commands in ``_actions`` (no public accessor)
     commands = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
     for action in commands:
@@ -87,7 +88,7 @@ def _name_options(parser: argparse.ArgumentParser) -> None:
     options = {action.dest: max(action.option_strings, key=len) for action in parser._actions
                if action.option_strings and action.dest != argparse.SUPPRESS}
     options.update(parser.get_default("parameter_aliases") or {})
-    parser.set_defaults(parameter_options=options)
+    parser.set_defaults(parameter_options=options, command_name=parser.prog)
 
 
 def protect_negative_numbers(argv: Sequence[str]) -> list[str]:
@@ -117,7 +118,7 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     with _sigterm_raises(raise_terminated):
         try:
             args = build_parser().parse_args(protect_negative_numbers(argv))
-            command = f"noiseprop {args.command}"
+            command = args.command_name
             return _run(args)
         except KeyboardInterrupt:
             print(f"\n{command}: interrupted (Ctrl-C); temporary files removed", file=sys.stderr)

@@ -15,6 +15,7 @@ from .common import (
     describe_noise,
     network_from_args,
     noise_from_args,
+    noise_options_given,
     print_json,
     print_network_and_noise,
     refuse_existing,
@@ -78,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     refuse_existing(args.save, "--save", args.force)
     net, x = network_from_args(args)
     noise = noise_from_args(args, net.depth)
+    if all(layer.is_zero for layer in noise):  # the API's error would name no option
+        raise CLIError(f"{noise_options_given(args)}: every noise intensity is 0, so there is no noise to mitigate")
     budget = budget_neurons(args.budget, net.sizes)
     result = plan(net, noise, x, budget, args.target_snr, max_copies=args.max_copies,
                   include_output=not args.hidden_only, samples=args.samples, seed=args.seed,

@@ -23,6 +23,7 @@ from .common import (
     add_noise_options,
     add_resource_options,
     count_value,
+    finite_value,
     noise_from_args,
     noise_text,
     print_json,
@@ -87,7 +88,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--esn", metavar="N,RADIUS[,DENSITY]",
                        help="a random tanh echo state network instead (1 input, 1 output, seed 0)")
     group.add_argument("--input", type=Path, metavar="FILE", help="input sequence (T, N_in): .npy or text")
-    group.add_argument("--input-value", type=float, metavar="V",
+    group.add_argument("--input-value", type=finite_value, metavar="V",
                        help="constant input V (all inputs) for --steps steps (default: the file's sequence, else 0.5)")
     group.add_argument("--steps", type=int, default=100, metavar="T", help="steps of a constant input (default 100)")
     add_noise_options(parser)
@@ -102,7 +103,7 @@ _VALUES_PER_STEP = 4
 
 def _model(args):
     from ..recurrent import echo_state_network, load_recurrent
-    from ..recurrent.propagation import STEP_ARRAYS
+    from ..recurrent.model import as_sequence
 
     if (args.network is None) == (args.esn is None):
         raise CLIError("give a recurrent network file or --esn N,RADIUS[,DENSITY] (one of them)")
@@ -114,9 +115,6 @@ def _model(args):
             density = float(parts[2]) if len(parts) > 2 else None
         except (ValueError, IndexError):
             raise CLIError(f"--esn needs N,RADIUS[,DENSITY], got {args.esn!r}") from None
-        check_memory(STEP_ARRAYS * FLOAT * max(n, 0) ** 2,
-                     f"--esn {args.esn}: a reservoir of {n} neurons (weights and covariance matrices, N^2 each)",
-                     "use a smaller N")
         net = echo_state_network(n, 1, 1, radius, density=density, seed=0)
     elif args.network.suffix.lower() in _PICKLES:
         from ..recurrent.interop import load_reservoirpy
@@ -127,8 +125,9 @@ def _model(args):
     if args.input is not None:
         try:
             u = np.load(args.input) if args.input.suffix == ".npy" else np.loadtxt(args.input, ndmin=2)
+            u = as_sequence(u, net.n_in)
         except (OSError, ValueError) as err:
-            raise CLIError(f"cannot read the input sequence from {args.input}: {err}") from None
+            raise CLIError(f"--input {args.input}: {err}") from None
     elif args.input_value is not None or stored is None:
         if args.steps < 1:
             raise CLIError(f"--steps must be >= 1, got {args.steps}")

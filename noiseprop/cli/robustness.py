@@ -110,7 +110,8 @@ def _register_training(tasks) -> None:
 
 def _run_accuracy(args) -> int:
     from ..plotting import figure, plot_accuracy_curve, save_figure
-    from ..studies.accuracy import accuracy, check_confidence
+    from ..studies.accuracy import accuracy
+    from ..utils.validation import check_confidence
 
     refuse_existing(args.plot, "--plot", args.force)
     check_confidence(args.confidence)  # before the run-time estimate is announced

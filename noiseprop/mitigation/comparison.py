@@ -24,7 +24,7 @@ from ..noise import Noise, NoiseSpec, per_layer_noise
 from ..propagation import predict
 from ..statistics import decibels
 from ..utils.jsonutil import finite_or_none
-from ..utils.validation import as_input, require_network
+from ..utils.validation import as_input, open_probability, require_network
 from .transforms import GHOST, MitigatedNetwork, _layers, _State, ghost_neurons, intra_layer, pool
 
 __all__ = ["Strategy", "StrategyResult", "Comparison", "compare", "apply_strategies", "function_error"]
@@ -91,10 +91,10 @@ class Strategy:
         for t in _layers(state, self.layers):
             k = state.origin[t - 1]
             nz = layer_noise[k - 1]
-            if self.kind == "pool" and nz.AU == 0 and nz.MU == 0:
+            if self.kind == "pool" and not nz.has_uncorrelated:
                 return (f"{self.label}: layer {t} has no uncorrelated noise (AU = MU = 0); "
                         "pooling only averages uncorrelated noise")
-            if self.kind == "ghost" and nz.AC == 0 and nz.MC == 0:
+            if self.kind == "ghost" and not nz.has_correlated:
                 return (f"{self.label}: layer {t} has no correlated noise (AC = MC = 0); "
                         "a ghost neuron only cancels correlated noise")
         return None
@@ -267,8 +267,7 @@ def compare(
         items = [(None, s) for s in strategies]
     if not items:
         raise ValueError("strategies is empty: give at least one Strategy")
-    if not (isinstance(false_failure, float) and 0 < false_failure < 1):
-        raise ValueError(f"false_failure must be a probability in (0, 1), got {false_failure!r}")
+    open_probability("false_failure", false_failure)
     if isinstance(samples, bool) or not isinstance(samples, int) or not (samples == 0 or samples >= 100):
         raise ValueError(f"samples must be 0 (no Monte Carlo) or an integer >= 100, got {samples!r}")
     for _, steps in items:

@@ -220,6 +220,8 @@ def plan(
         if not math.isfinite(target_snr_db):
             raise ValueError(f"target_snr_db must be a finite number of dB, got {target_snr_db}")
     layer_noise = list(per_layer_noise(noise, net.depth))
+    if all(layer.is_zero for layer in layer_noise):
+        raise ValueError("noise must be nonzero in some layer: a noise-free network has no noise to mitigate")
     as_input(x, net.sizes[0])
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -230,10 +232,11 @@ def plan(
     signal, base = output_stats(net, layer_noise, x, method, objective)
     if not signal > 0:
         if objective == "snr":
-            raise ValueError("objective 'snr' needs a noise-free output signal E[y]^2 > 0 (here every output "
+            raise ValueError("objective='snr' needs a noise-free output signal E[y]^2 > 0 (here every output "
                              "is 0, so there is no signal to protect)")
-        raise ValueError(f"objective {objective!r} needs noise-free outputs that differ from one another "
-                         "(here they are all equal, so there is no signal to protect); use objective='snr'")
+        raise ValueError(f"objective={objective!r} needs noise-free outputs that differ from one another "
+                         "(here they are all equal, so there is no signal to protect); the objective 'snr' "
+                         "protects their common signal")
     before_db = _db(signal, base)
     last = net.depth if include_output else net.depth - 1
     copies_cap = 1 if allocation == "neuron" else max_copies
@@ -334,13 +337,12 @@ def _options(net, layer_noise, x, base, budget, max_copies, last, method, object
     for k in range(1, last + 1):
         nz, n = layer_noise[k - 1], net.sizes[k]
         start = (k, states[k - 1])        # layers before k are unchanged by an option on layer k
-        has_u, has_c = bool(nz.AU or nz.MU), bool(nz.AC or nz.MC)
-        if not has_u:
+        if not nz.has_uncorrelated:
             skipped.append(f"pool on layer {k}: no uncorrelated noise (AU = MU = 0) to average")
-        if not has_c:
+        if not nz.has_correlated:
             skipped.append(f"ghost neurons on layer {k}: no correlated noise (AC = MC = 0) to cancel")
-        ghost_counts = [0] + ([g for g in GHOST_GROUPS if g <= n] if has_c else [])
-        copies = range(1, max_copies + 1) if has_u else range(1, 2)
+        ghost_counts = [0] + ([g for g in GHOST_GROUPS if g <= n] if nz.has_correlated else [])
+        copies = range(1, max_copies + 1) if nz.has_uncorrelated else range(1, 2)
         options = [_Option(k, 0, 1, 0, 0.0)]
         for g in ghost_counts:
             for K in copies:
@@ -425,7 +427,7 @@ def _neuron_plan(net, layer_noise, x, signal, candidates, budget, target, last, 
     # a ghost that hurts alone (its own uncorrelated noise) can pay once it is pooled: also try one
     # ghost in every hidden layer with correlated noise, completed by the copy allocation
     single = [_Option(k, 1, 1, 1, 0.0) for k in range(1, min(last, net.depth - 1) + 1)
-              if layer_noise[k - 1].AC or layer_noise[k - 1].MC]
+              if layer_noise[k - 1].has_correlated]
     ghost_sets = [[], [o for o in candidates[-1][1] if o.cost]]
     if single and len(single) <= budget:
         ghost_sets.append(single)

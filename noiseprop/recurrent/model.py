@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..activations import Activation, get_activation
+from ..utils.resources import FLOAT, check_memory, check_run_time
 from ..utils.seeds import seed_sequence
 from ..utils.validation import finite_number as _finite_number
 from ..utils.validation import positive_int as _positive_int
@@ -254,6 +255,13 @@ def as_sequence(u, n_in: int, allow_empty: bool = False) -> np.ndarray:
     return array
 
 
+#: N x N arrays :func:`echo_state_network` holds at once: W, and the band's index arrays and
+#: their temporaries (5 measured by tracemalloc at N = 400), plus the eigenvalue solver's copy of W.
+ESN_ARRAYS = 6
+#: Operations of the eigenvalues of W, per N^3 (Hessenberg reduction and QR iterations).
+EIGENVALUE_OPERATIONS = 10
+
+
 def echo_state_network(
     n: int,
     n_in: int = 1,
@@ -299,8 +307,15 @@ def echo_state_network(
     ValueError
         For bad sizes or parameters, or a reservoir whose spectral radius is 0
         (too sparse to rescale).
+    ResourceLimit
+        (a ValueError) Before any allocation, when the N x N reservoir and its
+        temporaries would exceed the memory limit, or its eigenvalues the
+        run-time limit (:mod:`noiseprop.utils.resources`).
     """
     n, n_in, n_out = (_positive_int(name, v) for name, v in (("n", n), ("n_in", n_in), ("n_out", n_out)))
+    what = f"n={n}: a random reservoir of {n} neurons"
+    check_memory(ESN_ARRAYS * FLOAT * n * n, f"{what} (N x N weights and their temporaries)", "use a smaller n")
+    check_run_time(EIGENVALUE_OPERATIONS * n**3, f"{what} (the eigenvalues of its N x N weights)", "use a smaller n")
     radius = _finite_number("spectral_radius", spectral_radius)
     if radius <= 0:
         raise ValueError(f"spectral_radius must be > 0, got {radius}")
@@ -317,8 +332,9 @@ def echo_state_network(
         W *= np.abs(rows - cols) <= bandwidth
     current = float(np.max(np.abs(np.linalg.eigvals(W))))
     if current < 1e-12:
-        raise ValueError(f"the random reservoir has spectral radius 0 (density={density}, "
-                         f"bandwidth={bandwidth}); make it denser")
+        sparsity = f"density={density}" if density is not None else f"bandwidth={bandwidth}"
+        raise ValueError(f"{sparsity} leaves the random reservoir with spectral radius 0 (nothing to rescale); "
+                         "make it denser")
     W *= radius / current
     scale = _finite_number("input_scale", input_scale)
     W_in = rng.uniform(-scale, scale, (n, n_in))

@@ -190,20 +190,23 @@ def step_moments(net, noise, output_noise, m, P, u_t, method="linear"):
 
 
 def check_recursion_size(net: RecurrentNetwork, steps: int, full_covariance: bool = False,
-                         arrays: int = STEP_ARRAYS, what: str = "the recurrent prediction") -> None:
+                         arrays: int = STEP_ARRAYS, what: str = "the recurrent prediction",
+                         keeps_statistics: bool = True) -> None:
     """Refuse a recursion over ``steps`` steps that would exceed the memory or time limit.
 
     Memory: ``arrays`` N x N matrices at once, the per-step statistics
-    (O(T N)) and, with ``full_covariance``, every step's N x N covariance;
-    time: two N x N x N products per step.  A
+    (O(T N), unless ``keeps_statistics`` is False: a run that keeps only its
+    current state) and, with ``full_covariance``, every step's N x N
+    covariance; time: two N x N x N products per step.  A
     :class:`~noiseprop.utils.resources.ResourceLimit` names the reservoir
     size and the number of steps (exit 2 in the CLI, limits ``--max-memory``
     and ``--max-time``).
     """
     n = net.n
-    kept = _VALUES_PER_STEP * (steps + 1) * (n + net.n_out) + ((steps + 1) * n * n if full_covariance else 0)
+    statistics = _VALUES_PER_STEP * (steps + 1) * (n + net.n_out) if keeps_statistics else 0
+    history = (steps + 1) * n * n if full_covariance else 0
     size = f"{what} of a reservoir of {n} neurons" + (f" over {steps} steps" if steps else "")
-    check_memory(FLOAT * (arrays * n * n + kept), f"{size} (N x N covariance matrices)",
+    check_memory(FLOAT * (arrays * n * n + statistics + history), f"{size} (N x N covariance matrices)",
                  "use a smaller reservoir or fewer steps")
     check_run_time(2 * steps * n**3, f"{size} (two N x N x N products per step)",
                    "use a smaller reservoir or fewer steps")

@@ -43,6 +43,7 @@ from ..simulation.montecarlo import (
 from ..simulation.verification import VerificationReport
 from ..utils.resources import check_run_time
 from ..utils.seeds import seed_key
+from ..utils.validation import open_probability
 from ..utils.validation import positive_int as _positive_int
 from . import _kernels
 from .model import RecurrentNetwork, require_recurrent
@@ -337,8 +338,7 @@ def verify(
     -------
     RecurrentVerification
     """
-    if not (isinstance(false_failure, (int, float)) and 0 < false_failure < 1):
-        raise ValueError(f"false_failure must be a probability in (0, 1), got {false_failure!r}")
+    open_probability("false_failure", false_failure)
     prediction = predict(net, noise, u, generate=generate, x0=x0, output_noise=output_noise, method=method)
     simulation = simulate(net, noise, u, samples, seed, generate=generate, x0=x0, output_noise=output_noise,
                           steps=steps, chunk_size=chunk_size, progress=progress)

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..noise import Noise
 from ..statistics import decibels
+from ..utils.validation import positive_int
 from .model import RecurrentNetwork, as_sequence, require_recurrent
 from .propagation import check_noise, check_recursion_size, output_moments, step_moments
 
@@ -254,8 +255,8 @@ def stationary(
     require_recurrent(net)
     check_noise(noise, output_noise)
     mode, u_t = _mode(net, mode, u)
-    multiplicative = noise.MU > 0 or noise.MC > 0 or (
-        mode == "closed" and output_noise is not None and (output_noise.MU > 0 or output_noise.MC > 0))
+    multiplicative = noise.has_multiplicative or (
+        mode == "closed" and output_noise is not None and output_noise.has_multiplicative)
     check_recursion_size(net, 0, arrays=_SOLVER_ARRAYS[multiplicative], what="the stationary state")
     m = fixed_point(net, u_t)
     n = net.n
@@ -395,6 +396,9 @@ def time_to_snr_below(
     ------
     ValueError
         For a network without ``feedback`` or bad arguments.
+    ResourceLimit
+        (a ValueError) Before the run, when the warm-up and ``max_steps``
+        self-closed steps together would exceed the memory or time limit.
     """
     require_recurrent(net)
     check_noise(noise, output_noise)
@@ -402,8 +406,10 @@ def time_to_snr_below(
         raise ValueError("time_to_snr_below needs a self-closed network (feedback=True)")
     if not (isinstance(threshold, (int, float)) and threshold > 0):
         raise ValueError(f"threshold must be a positive SNR (power ratio), got {threshold!r}")
-    u, max_steps, m = net.check_run(u, max_steps, x0)
-    check_recursion_size(net, u.shape[0], what="the self-closed SNR time (warm-up)")
+    u, max_steps, m = net.check_run(u, positive_int("max_steps", max_steps), x0)
+    # the whole run: the warm-up and up to max_steps self-closed steps (only the current state is kept)
+    check_recursion_size(net, u.shape[0] + max_steps, what="the self-closed SNR time (warm-up and max_steps)",
+                         keeps_statistics=False)
     P = np.zeros((net.n, net.n))
     for u_t in u:
         m, P = step_moments(net, noise, output_noise, m, P, u_t, method)

@@ -43,6 +43,7 @@ from ..plotting import figure, save_figure
 from ..propagation import DEFAULT_METHOD, Prediction, predict
 from ..utils.jsonutil import finite_or_none
 from ..utils.tables import format_table
+from ..utils.validation import open_probability
 from .montecarlo import Z_95, Simulation, _batch_mean_stderr, simulate
 from .tolerances import DEFAULT_MEAN_TOL, DEFAULT_RTOL, FLOAT_RTOL
 
@@ -362,8 +363,7 @@ def verify(
     >>> verify(net, Noise(AU=1e-2, MC=1e-2), [1.0, 0.5, 0.2], samples=20_000).passed
     True
     """
-    if not (isinstance(false_failure, (int, float)) and 0 < false_failure < 1):
-        raise ValueError(f"false_failure must be a probability in (0, 1), got {false_failure!r}")
+    open_probability("false_failure", false_failure)
     rtol, mean_tol = _tolerance("rtol", rtol), _tolerance("mean_tol", mean_tol)
     prediction = predict(net, noise, x, method=method)
     simulation = simulate(net, noise, x, samples, seed, control_variate=False,

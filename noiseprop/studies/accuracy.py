@@ -33,13 +33,12 @@ from ..propagation import DEFAULT_METHOD, predict
 from ..simulation.montecarlo import sample_outputs
 from ..utils.progress import progress_bar
 from ..utils.seeds import spawn_seeds
-from ..utils.validation import as_labelled_data, as_vector, positive_int, require_classifier
+from ..utils.validation import as_labelled_data, as_vector, check_confidence, positive_int, require_classifier
 
 __all__ = [
     "LEVEL_SCALES",
     "AccuracyResult",
     "accuracy",
-    "check_confidence",
     "analytic_accuracy",
     "clean_accuracy",
     "level_variances",
@@ -280,12 +279,6 @@ def _output_moments(net: Network, layer_noise, X: np.ndarray, method: str) -> tu
         return layer_moments(net, layer_noise, X)
     result = predict(net, layer_noise, X, full_covariance=True, method=method)
     return result.mean[-1], result.cov[-1]
-
-
-def check_confidence(confidence) -> None:
-    """A ValueError unless ``confidence`` (of an interval) lies strictly between 0 and 1."""
-    if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
 
 
 def clean_accuracy(net: Network, X, y) -> float:

@@ -231,7 +231,7 @@ def _apply_noise(torch, values, noise: Noise, generator):
     def draw(intensity, shape):
         return math.sqrt(intensity) * torch.randn(*shape, generator=generator, dtype=values.dtype)
 
-    if noise.MU or noise.MC:
+    if noise.has_multiplicative:
         gain = 1.0
         if noise.MU:
             gain = gain + draw(noise.MU, (batch, width))

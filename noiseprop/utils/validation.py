@@ -13,7 +13,9 @@ __all__ = [
     "as_labelled_data",
     "as_list",
     "as_vector",
+    "check_confidence",
     "finite_number",
+    "open_probability",
     "positive_int",
     "real_array",
     "require_classifier",
@@ -146,6 +148,19 @@ def as_vector(name: str, values) -> np.ndarray:
     if array.ndim != 1 or array.size == 0 or not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be a non-empty 1-D list of finite numbers, got {values!r}")
     return array
+
+
+def check_confidence(confidence) -> None:
+    """A ValueError unless ``confidence`` (of an interval) lies strictly between 0 and 1."""
+    open_probability("confidence", confidence)
+
+
+def open_probability(name: str, value) -> float:
+    """``value``, a probability strictly between 0 and 1 (a confidence level, a
+    false-failure rate), as a float, or a ValueError naming ``name``."""
+    if not (isinstance(value, (int, float)) and 0 < value < 1):
+        raise ValueError(f"{name} must be a probability in (0, 1), got {value!r}")
+    return float(value)
 
 
 def finite_number(name: str, value) -> float:
