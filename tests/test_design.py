@@ -16,6 +16,7 @@ from noiseprop.analysis.design import (
     symmetric_budgets,
 )
 from noiseprop.io.builtin import reference_network
+from noiseprop.output_statistics import selected_layers
 
 N = 10
 
@@ -246,6 +247,25 @@ def test_budgets_hold_the_target_exactly_in_the_model_for_a_batch():
         assert worst == pytest.approx(target, abs=1e-8)
         above = Noise(**{**noise.intensities, name: budget * 1.01})
         assert np.min(predict(net, above, batch, method="linear").layer_snr_db[-1]) < target
+
+
+@pytest.mark.parametrize("kind", ["AU", "MC"])
+def test_linear_budget_by_output_only_statistics_equals_the_full_prediction(monkeypatch, kind):
+    """Without hidden MU the linear budget search reads the output layer by the
+    adjoint path; the full prediction must give the same budget."""
+    import noiseprop.output_statistics as output_statistics
+
+    net, x, _ = reference_network(sizes=(12, 8, 8, 4))
+    noise, target = Noise(AU=1e-4, AC=1e-4, MC=1e-4), 25.0
+    calls = []
+    monkeypatch.setattr(output_statistics, "selected_layers",
+                        lambda *args, **kwargs: calls.append(1) or selected_layers(*args, **kwargs))
+    fast = noise_budget(net, noise, x, target, kind, method="linear")
+    assert calls  # the adjoint path was taken
+    monkeypatch.setattr(output_statistics, "output_only_is_exact", lambda *args: False)
+    full = noise_budget(net, noise, x, target, kind, method="linear")
+    assert 0 < fast < math.inf
+    assert fast == pytest.approx(full, rel=1e-10)
 
 
 def test_worst_case_and_mean_over_a_batch():

@@ -53,6 +53,7 @@ from scipy.optimize import brentq
 from ..activations import Linear
 from ..model import Network
 from ..noise import NOISE_TYPES, Noise, NoiseSpec, per_layer_noise
+from ..output_statistics import output_prediction
 from ..propagation import DEFAULT_METHOD, Prediction, add_noise_covariance, predict
 from ..statistics import decibels
 from ..utils.tables import format_table
@@ -419,7 +420,7 @@ def _worst_output_snr_db(net: Network, noise: Sequence[Noise], x, method: str) -
     """Lowest output layer SNR over the inputs, in dB (no error estimate: the
     budget search probes intensities far beyond the answer, where a method's
     estimated error is not about the design)."""
-    prediction = predict(net, noise, x, method=method, error_estimate=False)
+    prediction = output_prediction(net, noise, x, method, error_estimate=False)
     return float(decibels(np.min(_output_snr(prediction))))
 
 
