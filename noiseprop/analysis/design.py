@@ -27,10 +27,17 @@
   direction orthogonal to the all-ones vector can look bounded in it).
 - the **predicted output SNR** (layer SNR of layer L, linear response);
 - the **sensitivity** of the output noise to every layer's intensity of every
-  type, exact in the linear-response model (the output variance is affine in
-  each single intensity);
+  type, exact in the linear-response model: one backward (adjoint) pass of
+  the covariance recursion from the output to every layer, uncorrelated
+  multiplicative noise on hidden layers included (about the cost of one more
+  propagation, O(N^3) per layer and input, whatever the number of layers
+  and types);
 - **noise budgets** for a target output SNR: the largest intensity of each
-  type, the same on every layer, the other types as given;
+  type, the same on every layer, the other types as given (with "linear"
+  and no uncorrelated multiplicative noise on a hidden layer, each probe of
+  the search reads the output layer alone by the adjoint path of
+  :mod:`noiseprop.output_statistics`, the same numbers as the full
+  propagation);
 - **recommendations** in words and numbers.
 
 The overall verdict on accumulation judges layers 2..L-1: layer 1 reads the
@@ -176,7 +183,9 @@ class DesignReport:
     target_snr_db : float or None
     sensitivity : ndarray (L, 4)
         d V_L / d D_{t,k}: change of the output's mean noise variance (batch
-        mean) per unit intensity of type t (columns AU, AC, MU, MC) on layer k.
+        mean, linear response) per unit intensity of type t (columns AU, AC,
+        MU, MC) on layer k; exact (V_L is affine in each single intensity),
+        by one adjoint pass.
     contribution : ndarray (L, 4)
         D_{t,k} * sensitivity / V_L: the fraction of the output noise due to
         each layer's noise of each type; d SNR_dB / d ln D_{t,k} = -4.34 *
@@ -323,7 +332,9 @@ def check_design(
         Prediction method of the output SNR and the budgets (see
         :func:`~noiseprop.propagation.predict`).  Growth rates, deep limits
         and sensitivities are those of the linearised network (linear
-        response) whatever the method.
+        response) whatever the method; the sensitivities come from one
+        adjoint pass over the linear prediction's covariances (which are
+        kept for it: B sum_k N_k^2 values).
 
     Returns
     -------
