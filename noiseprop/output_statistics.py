@@ -60,7 +60,7 @@ from .statistics import mean_off_diagonal
 from .utils.threads import single_threaded_blas
 from .utils.validation import as_input, require_network
 
-__all__ = ["selected_layers", "layer_moments", "as_layers", "CHUNK_BYTES"]
+__all__ = ["selected_layers", "layer_moments", "as_layers", "output_only_is_exact", "output_prediction", "CHUNK_BYTES"]
 
 #: Bytes of one (inputs x N_t x N_k) Jacobian block; inputs are processed in
 #: chunks of this size (peak memory: a few such blocks plus the results).
@@ -153,6 +153,30 @@ def selected_layers(
                 covariances[k][part] = cov
     return _masked(net, means, variances, correlated, covariances if full_covariance else None,
                    chosen, batched, method)
+
+
+def output_only_is_exact(layer_noise: Sequence[Noise], method: str) -> bool:
+    """Whether the output layer's statistics by the adjoint path equal those of
+    the full :func:`noiseprop.predict` (to rounding): "linear" without
+    uncorrelated multiplicative noise on a hidden layer 1 < k < L (the one
+    term it drops, module docstring)."""
+    return method == "linear" and not any(nz.MU for nz in layer_noise[1:-1])
+
+
+def output_prediction(net: Network, noise: NoiseSpec, x, method: str, **options) -> Prediction:
+    """:func:`noiseprop.predict` for callers that read only the output layer L.
+
+    Where :func:`output_only_is_exact`, ``predict(..., layers=[L])`` (O(N_L N^2)
+    per layer and input, inputs in memory-bounded chunks); otherwise the full
+    ``predict(net, noise, x, method=method, **options)``.  Either way the
+    output layer's numbers are those of the full prediction (to rounding).
+    """
+    from .propagation import predict
+
+    require_network(net)
+    if output_only_is_exact(per_layer_noise(noise, net.depth), method):
+        return predict(net, noise, x, method=method, layers=[net.depth])
+    return predict(net, noise, x, method=method, **options)
 
 
 def _masked(net, means, variances, correlated, covariances, chosen, batched, method) -> Prediction:

@@ -16,6 +16,7 @@ from noiseprop.analysis.design import (
     symmetric_budgets,
 )
 from noiseprop.io.builtin import reference_network
+from noiseprop.output_statistics import selected_layers
 
 N = 10
 
@@ -165,6 +166,62 @@ def test_sensitivity_against_exact_moments_of_a_random_affine_network():
             assert report.sensitivity[k, t] == pytest.approx(output_var(stepped) - base, rel=1e-9, abs=1e-14)
 
 
+def _output_noise(net, noise, x):
+    """V_L: batch mean of the output layer's mean noise variance (linear response)."""
+    return float(np.mean(predict(net, noise, x, method="linear").noise_var[-1]))
+
+
+def _stepped(noise, k, name, step):
+    stepped = list(noise)
+    stepped[k] = Noise(**{**stepped[k].intensities, name: getattr(stepped[k], name) + step},
+                       placement=stepped[k].placement)
+    return stepped
+
+
+def _random_design(seed, placement):
+    """A non-square tanh / relu / sigmoid network, per-layer intensities of
+    every type (hidden MU and MC included) and a batch of 3 inputs."""
+    rng = np.random.default_rng(seed)
+    sizes = (5, 7, 6, 8, 4)
+    weights = [rng.standard_normal((n, m)) / np.sqrt(m) for m, n in zip(sizes[:-1], sizes[1:])]
+    biases = [rng.normal(0, 0.3, n) for n in sizes[1:]]
+    net = Network.from_arrays(weights, biases, ["tanh", "relu", "sigmoid", "tanh"])
+    intensities = rng.uniform(1e-3, 4e-3, (4, 4))
+    noise = [Noise(**dict(zip(("AU", "AC", "MU", "MC"), row)), placement=placement) for row in intensities]
+    return net, noise, rng.uniform(-1, 1, (3, 5))
+
+
+@pytest.mark.parametrize("placement", ["post", "pre"])
+@pytest.mark.parametrize("method", ["linear", "moments"])
+def test_adjoint_sensitivity_equals_unit_steps_of_predict(placement, method):
+    """The adjoint pass against the former computation, kept here independent
+    of the library: V_L is affine in each single intensity, so V_L(D + 1) - V_L(D)
+    from two full linear predictions is the exact derivative (4 L + 1 predictions)."""
+    net, noise, x = _random_design(11, placement)
+    for inputs in (x, x[1]):
+        report = check_design(net, noise, inputs, method=method)
+        base = _output_noise(net, noise, inputs)
+        expected = np.array([[_output_noise(net, _stepped(noise, k, name, 1.0), inputs) - base
+                              for name in ("AU", "AC", "MU", "MC")] for k in range(net.depth)])
+        np.testing.assert_allclose(report.sensitivity, expected, rtol=1e-9)
+        assert np.all(expected[1:, 2] > 0)  # hidden MU acts on propagated noise: it is in the test
+        intensities = np.array([[nz.AU, nz.AC, nz.MU, nz.MC] for nz in noise])
+        np.testing.assert_allclose(report.contribution, intensities * expected / base, rtol=1e-9)
+
+
+@pytest.mark.parametrize("placement", ["post", "pre"])
+def test_adjoint_sensitivity_equals_a_central_difference(placement):
+    """Brute force: (V_L(D + h) - V_L(D - h)) / 2h of predict with a small step h."""
+    net, noise, x = _random_design(12, placement)
+    report = check_design(net, noise, x, method="linear")
+    h = 1e-4
+    for k in range(net.depth):
+        for t, name in enumerate(("AU", "AC", "MU", "MC")):
+            difference = (_output_noise(net, _stepped(noise, k, name, h), x)
+                          - _output_noise(net, _stepped(noise, k, name, -h), x)) / (2 * h)
+            assert report.sensitivity[k, t] == pytest.approx(difference, rel=1e-7)
+
+
 @pytest.mark.parametrize("slope", [0.8, 1.0, 1.2])
 def test_budget_closed_form_for_correlated_additive_noise(slope):
     """Output SNR = s^(2L) / (D (1 - s^(2L)) / (1 - s^2)): the AC budget in closed form."""
@@ -190,6 +247,25 @@ def test_budgets_hold_the_target_exactly_in_the_model_for_a_batch():
         assert worst == pytest.approx(target, abs=1e-8)
         above = Noise(**{**noise.intensities, name: budget * 1.01})
         assert np.min(predict(net, above, batch, method="linear").layer_snr_db[-1]) < target
+
+
+@pytest.mark.parametrize("kind", ["AU", "MC"])
+def test_linear_budget_by_output_only_statistics_equals_the_full_prediction(monkeypatch, kind):
+    """Without hidden MU the linear budget search reads the output layer by the
+    adjoint path; the full prediction must give the same budget."""
+    import noiseprop.output_statistics as output_statistics
+
+    net, x, _ = reference_network(sizes=(12, 8, 8, 4))
+    noise, target = Noise(AU=1e-4, AC=1e-4, MC=1e-4), 25.0
+    calls = []
+    monkeypatch.setattr(output_statistics, "selected_layers",
+                        lambda *args, **kwargs: calls.append(1) or selected_layers(*args, **kwargs))
+    fast = noise_budget(net, noise, x, target, kind, method="linear")
+    assert calls  # the adjoint path was taken
+    monkeypatch.setattr(output_statistics, "output_only_is_exact", lambda *args: False)
+    full = noise_budget(net, noise, x, target, kind, method="linear")
+    assert 0 < fast < math.inf
+    assert fast == pytest.approx(full, rel=1e-10)
 
 
 def test_worst_case_and_mean_over_a_batch():

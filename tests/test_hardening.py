@@ -429,6 +429,34 @@ def test_bad_input_is_exit_2_with_one_line(capsys, broken, tmp_path, argv, names
     assert out == ""
 
 
+@pytest.mark.parametrize("method", ["linear", "mixture"])
+def test_noise_scale_check_runs_one_prediction_unless_it_fails(monkeypatch, method):
+    """The noise-free prediction (which tells whose fault a failure is) runs
+    only when the noisy one fails or overflows; neither computes an error estimate."""
+    import argparse
+
+    import noiseprop.propagation as propagation
+    from noiseprop.cli.common import CLIError, check_noise_scale
+
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("error_estimate"))
+        return predict(*args, **kwargs)
+
+    monkeypatch.setattr(propagation, "predict", counting)
+    args = argparse.Namespace(AU=None, AC=None, MU=None, MC=None, noise="1e-3")
+    net = Network.symmetric(3, 4, 0.25, 0.0, "linear")
+    check_noise_scale(args, net, np.ones(4), [Noise(AU=1e-3)] * 3, method)
+    assert calls == [False]
+    with pytest.raises(CLIError, match="--noise: .*layer"):
+        check_noise_scale(args, net, np.ones(4), [Noise(AU=1e300, MU=1e300)] * 3, method)
+    assert calls == [False, False, False]
+    broken = Network.symmetric(3, 4, 1e300, 0.0, "linear")  # the noise-free network overflows
+    check_noise_scale(args, broken, np.ones(4), [Noise(AU=1e300, MU=1e300)] * 3, method)
+    assert calls == [False] * 5
+
+
 def test_negative_numbers_in_exponent_form_parse(capsys):
     assert protect_negative_numbers(["--noise", "-1e-3", "--x", "-.5e2,1", "-1e-3"]) == [
         "--noise=-1e-3", "--x=-.5e2,1", "-1e-3"]

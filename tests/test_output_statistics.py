@@ -130,6 +130,25 @@ def test_mu_only_where_it_meets_no_propagated_noise_is_exact():
     assert _relative(selected.cov[4], full.cov[4]) < 1e-9
 
 
+@pytest.mark.parametrize("placement", ["post", "pre"])
+def test_output_prediction_takes_the_adjoint_path_only_where_it_is_exact(placement):
+    """Output-only callers (budget search, noise-training SNR): the adjoint path
+    for "linear" unless a hidden layer has MU; the output statistics equal the
+    full predict's either way; MU on layers 1 and L keeps the adjoint path."""
+    from noiseprop.output_statistics import output_prediction
+
+    net = _network(["tanh", "relu", "sigmoid", "tanh"])
+    x = _inputs(net.sizes[0])
+    edges = [Noise(AU=1e-3, AC=2e-3, MC=3e-3, MU=4e-3 if k in (0, 3) else 0.0, placement=placement)
+             for k in range(net.depth)]
+    hidden = [Noise(AU=1e-3, MU=2e-3, placement=placement)] * net.depth
+    for noise, method, adjoint in ((edges, "linear", True), (hidden, "linear", False), (edges, "moments", False)):
+        fast, full = output_prediction(net, noise, x, method), predict(net, noise, x, method=method)
+        assert fast.layers == ((net.depth,) if adjoint else tuple(range(net.depth + 1)))
+        assert _relative(fast.var[-1], full.var[-1]) < 1e-12
+        np.testing.assert_allclose(fast.layer_snr[-1], full.layer_snr[-1], rtol=1e-12)
+
+
 def test_noise_free_network_and_input_layer():
     net = _network("tanh")
     x = _inputs(net.sizes[0])

@@ -27,10 +27,17 @@
   direction orthogonal to the all-ones vector can look bounded in it).
 - the **predicted output SNR** (layer SNR of layer L, linear response);
 - the **sensitivity** of the output noise to every layer's intensity of every
-  type, exact in the linear-response model (the output variance is affine in
-  each single intensity);
+  type, exact in the linear-response model: one backward (adjoint) pass of
+  the covariance recursion from the output to every layer, uncorrelated
+  multiplicative noise on hidden layers included (about the cost of one more
+  propagation, O(N^3) per layer and input, whatever the number of layers
+  and types);
 - **noise budgets** for a target output SNR: the largest intensity of each
-  type, the same on every layer, the other types as given;
+  type, the same on every layer, the other types as given (with "linear"
+  and no uncorrelated multiplicative noise on a hidden layer, each probe of
+  the search reads the output layer alone by the adjoint path of
+  :mod:`noiseprop.output_statistics`, the same numbers as the full
+  propagation);
 - **recommendations** in words and numbers.
 
 The overall verdict on accumulation judges layers 2..L-1: layer 1 reads the
@@ -53,6 +60,7 @@ from scipy.optimize import brentq
 from ..activations import Linear
 from ..model import Network
 from ..noise import NOISE_TYPES, Noise, NoiseSpec, per_layer_noise
+from ..output_statistics import output_prediction
 from ..propagation import DEFAULT_METHOD, Prediction, add_noise_covariance, predict
 from ..statistics import decibels
 from ..utils.tables import format_table
@@ -175,7 +183,9 @@ class DesignReport:
     target_snr_db : float or None
     sensitivity : ndarray (L, 4)
         d V_L / d D_{t,k}: change of the output's mean noise variance (batch
-        mean) per unit intensity of type t (columns AU, AC, MU, MC) on layer k.
+        mean, linear response) per unit intensity of type t (columns AU, AC,
+        MU, MC) on layer k; exact (V_L is affine in each single intensity),
+        by one adjoint pass.
     contribution : ndarray (L, 4)
         D_{t,k} * sensitivity / V_L: the fraction of the output noise due to
         each layer's noise of each type; d SNR_dB / d ln D_{t,k} = -4.34 *
@@ -322,7 +332,9 @@ def check_design(
         Prediction method of the output SNR and the budgets (see
         :func:`~noiseprop.propagation.predict`).  Growth rates, deep limits
         and sensitivities are those of the linearised network (linear
-        response) whatever the method.
+        response) whatever the method; the sensitivities come from one
+        adjoint pass over the linear prediction's covariances (which are
+        kept for it: B sum_k N_k^2 values).
 
     Returns
     -------
@@ -343,10 +355,11 @@ def check_design(
     gains = layer_statistics(net, inputs)
     injections = _injections(net, layer_noise, inputs)
     rules = [_layer_rule(g, nz, q, w) for g, nz, q, w in zip(gains, layer_noise, injections, net.weights)]
-    prediction = predict(net, layer_noise, inputs, method=method)
+    prediction = predict(net, layer_noise, inputs, method=method, full_covariance=method == "linear")
     output_snr = _output_snr(prediction)
-    linear = prediction if method == "linear" else predict(net, layer_noise, inputs, method="linear")
-    sensitivity, contribution = _sensitivity(net, layer_noise, inputs, linear)
+    linear = prediction if method == "linear" else predict(net, layer_noise, inputs, full_covariance=True,
+                                                           method="linear")
+    sensitivity, contribution = _sensitivity(net, layer_noise, linear)
     max_noise = max_scale = None
     if target is not None:
         max_noise = {t: noise_budget(net, layer_noise, inputs, target, t, method=method) for t in NOISE_TYPES}
@@ -418,7 +431,7 @@ def _worst_output_snr_db(net: Network, noise: Sequence[Noise], x, method: str) -
     """Lowest output layer SNR over the inputs, in dB (no error estimate: the
     budget search probes intensities far beyond the answer, where a method's
     estimated error is not about the design)."""
-    prediction = predict(net, noise, x, method=method, error_estimate=False)
+    prediction = output_prediction(net, noise, x, method, error_estimate=False)
     return float(decibels(np.min(_output_snr(prediction))))
 
 
@@ -742,23 +755,53 @@ def _growth(rho: float) -> str:
     return "bounded" if rho < 1.0 else "exponential"
 
 
-def _sensitivity(net: Network, layer_noise: Sequence[Noise], inputs: np.ndarray, prediction: Prediction):
+def _sensitivity(net: Network, layer_noise: Sequence[Noise], linear: Prediction):
     """d V_L / d D_{t,k} and the contributions D d V_L / d D / V_L, each (L, 4).
 
-    V_L (the output's mean noise variance, batch-averaged) is affine in each
-    single intensity in the linear-response model, so a unit step gives the
-    exact derivative.  ``prediction`` is the linear-response :func:`predict` at ``layer_noise``.
-    """
-    def output_noise(result: Prediction) -> float:
-        return float(np.mean(result.noise_var[-1]))
+    ``linear``: the batched linear-response :func:`predict` at ``layer_noise``
+    with ``full_covariance=True``.  One backward (adjoint) pass of the
+    covariance recursion, exact (uncorrelated multiplicative noise on the
+    propagated noise of hidden layers included).  Per input, with
+    T_k = J_k W_k and c_k = 1 + D_MC,k, layer k maps
 
-    base = output_noise(prediction)
+        Sigma_k = c_k T_k Sigma_{k-1} T_k^T + D_MU,k Diag(diag(T_k Sigma_{k-1} T_k^T)) + Q_k
+
+    ("post"; "pre" puts J_k around the noise: Sigma_k = J_k (c_k S + D_MU,k
+    Diag(diag S) + Q_k) J_k with S = W_k Sigma_{k-1} W_k^T).  The output's
+    mean variance is V_L = tr(A_L Sigma_L) with A_L = I / N_L; the adjoint
+    A_{k-1} = W_k^T (c_k H_k + D_MU,k Diag(diag H_k)) W_k, H_k = J_k A_k J_k
+    (both placements), gives V_L = tr(A_k Sigma_k) + (what layers above k
+    add), and Sigma_k is affine in each intensity of layer k, so
+    d V_L / d D_{t,k} = tr(E_k dQ_k / dD_t) + (the propagated-noise part), with
+    E_k = A_k ("post") or H_k ("pre") and a_k = m_k or zbar_k:
+
+        AU: tr E_k        AC: 1^T E_k 1
+        MU: sum_i E_k,ii a_k,i^2 + tr(W_k^T Diag(diag H_k) W_k Sigma_{k-1})
+        MC: a_k^T E_k a_k + tr(W_k^T H_k W_k Sigma_{k-1})
+
+    O(N^3) per layer and input: about one more propagation, instead of 4 L.
+    V_L and the derivatives are batch means.
+    """
+    covariances = linear.cov
+    adjoint = np.broadcast_to(np.eye(net.sizes[-1]) / net.sizes[-1], covariances[-1].shape)
     sensitivity = np.zeros((net.depth, len(NOISE_TYPES)))
-    for k in range(net.depth):
-        for t, name in enumerate(NOISE_TYPES):
-            stepped = list(layer_noise)
-            stepped[k] = replace(stepped[k], **{name: getattr(stepped[k], name) + 1.0})
-            sensitivity[k, t] = output_noise(predict(net, stepped, inputs, method="linear")) - base
+    for k in range(net.depth, 0, -1):
+        weight, nz = net.weights[k - 1], layer_noise[k - 1]
+        zbar = linear.mean[k - 1] @ weight.T + net.biases[k - 1]
+        slope = net.activations[k - 1].derivative(zbar)
+        inner = slope[:, :, None] * adjoint * slope[:, None, :]  # H_k = J A_k J
+        at_noise, signal = (adjoint, linear.mean[k]) if nz.placement == "post" else (inner, zbar)
+        diagonal = np.diagonal(at_noise, axis1=1, axis2=2)
+        row = [np.trace(at_noise, axis1=1, axis2=2), at_noise.sum(axis=(1, 2)),
+               np.sum(diagonal * signal**2, axis=1), np.einsum("bi,bij,bj->b", signal, at_noise, signal)]
+        if k > 1:  # the noise reaching layer k (Sigma_0 = 0)
+            carried = weight.T @ inner @ weight
+            spread = weight.T @ (np.diagonal(inner, axis1=1, axis2=2)[:, :, None] * weight)
+            row[2] = row[2] + np.sum(spread * covariances[k - 1], axis=(1, 2))
+            row[3] = row[3] + np.sum(carried * covariances[k - 1], axis=(1, 2))
+            adjoint = (1.0 + nz.MC) * carried + nz.MU * spread
+        sensitivity[k - 1] = np.mean(row, axis=1)
+    base = float(np.mean(linear.noise_var[-1]))
     intensities = np.array([[getattr(nz, name) for name in NOISE_TYPES] for nz in layer_noise])
     contribution = intensities * sensitivity / base if base > 0 else np.zeros_like(sensitivity)
     return sensitivity, contribution

@@ -243,27 +243,38 @@ def check_noise_scale(args, net: Network, x, noise: Sequence[Noise], method: str
     and every statistic after it is meaningless (inf or nan).  Judged on the
     method the command uses (every method is finite wherever the exact
     statistics of an affine network are).  Problems of
-    the noise-free network are left to the command (they are not the noise's).
+    the noise-free network are left to the command (they are not the noise's):
+    only when the noisy prediction fails is the noise-free one run, to tell which.
     """
+    from ..propagation import predict
+
+    try:
+        with np.errstate(all="ignore"):
+            var = predict(net, noise, x, method=method, error_estimate=False).var
+    except ValueError as err:
+        problem = f"{err}; intensities are variances: use smaller values"
+    else:
+        overflowing = [k for k in range(1, net.depth + 1) if not np.all(np.isfinite(var[k]))]
+        if not overflowing:
+            return
+        problem = (f"the noise variance overflows (inf or nan) in layer {overflowing[0]}; "
+                   "intensities are variances: use values far smaller")
+    if _fails_without_noise(net, x, method):
+        return  # not the noise's fault: the command reports it in its own words
+    raise CLIError(f"{noise_options_given(args)}: {problem}")
+
+
+def _fails_without_noise(net: Network, x, method: str) -> bool:
+    """Whether the noise-free prediction raises a ValueError."""
     from ..noise import Noise
     from ..propagation import predict
 
     try:
         with np.errstate(all="ignore"):
-            predict(net, Noise(), x, method=method)
+            predict(net, Noise(), x, method=method, error_estimate=False)
     except ValueError:
-        return  # not the noise's fault: the command reports it in its own words
-    try:
-        with np.errstate(all="ignore"):
-            var = predict(net, noise, x, method=method, error_estimate=False).var
-    except ValueError as err:
-        raise CLIError(f"{noise_options_given(args)}: {err}; intensities are variances: use smaller values") from None
-    for k in range(1, net.depth + 1):
-        if not np.all(np.isfinite(var[k])):
-            raise CLIError(
-                f"{noise_options_given(args)}: the noise variance overflows (inf or nan) in layer {k}; "
-                "intensities are variances: use values far smaller"
-            )
+        return True
+    return False
 
 
 def _per_layer_values(option: str, text: str, depth: int) -> list[float]:

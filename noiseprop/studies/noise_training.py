@@ -14,7 +14,8 @@ from scipy import stats
 from ..analysis.gains import layer_statistics, statistics_gains
 from ..model import Network
 from ..noise import NOISE_TYPES, Noise
-from ..propagation import DEFAULT_METHOD, predict
+from ..output_statistics import output_prediction
+from ..propagation import DEFAULT_METHOD
 from ..utils.progress import progress_bar
 from ..utils.seeds import spawn_seeds
 from ..utils.validation import as_vector
@@ -219,7 +220,7 @@ def noise_aware_training(
                                   method=method, progress=False)
                 measured[i, j], (low[i, j], high[i, j]) = result.accuracy, result.ci
                 predicted[i, j] = result.predicted
-                snr_db[i, j] = float(np.mean(predict(net, noise, X_test, method=method).layer_snr_db[-1]))
+                snr_db[i, j] = float(np.mean(output_prediction(net, noise, X_test, method).layer_snr_db[-1]))
                 bar.update(1)
     return NoisyTrainingResult(
         noise_type, scale, train_levels, eval_levels, networks, clean, measured, low, high, predicted,
