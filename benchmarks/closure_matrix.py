@@ -482,14 +482,20 @@ def replace_block(text: str, block: str, begin_marker: str = README_BEGIN, end_m
 
 
 def timing_line(rows: list[dict]) -> str:
+    """Cost of predict: per case, as a case's three methods are timed in the
+    same run (the rows of a merged --from-json come from several runs)."""
+    def median_ratio(selected: list[dict]) -> float:
+        return float(np.median([r["seconds"]["mixture"] / max(r["seconds"]["moments"], 1e-12) for r in selected]))
+
     total = {m: sum(r["seconds"][m] for r in rows) for m in METHODS}
     correlated = [r for r in rows if r["noise"] in ("AC", "MC")]
-    ratio = (sum(r["seconds"]["mixture"] for r in correlated)
-             / max(sum(r["seconds"]["moments"] for r in correlated), 1e-12))
-    return (f"Time of predict over the matrix (same run): linear {total['linear']:.2f} s, "
-            f"moments {total['moments']:.2f} s, mixture {total['mixture']:.2f} s "
-            f"(mixture / moments = {total['mixture'] / max(total['moments'], 1e-12):.1f}; "
-            f"{ratio:.1f} on the cases with correlated noise).")
+    multiplicative = [r for r in rows if r["noise"] == "MU"]
+    parts = [f"{median_ratio(correlated):.1f} on the cases with correlated noise"] if correlated else []
+    parts += [f"{median_ratio(multiplicative):.1f} with MU"] if multiplicative else []
+    return (f"Time of predict, per case (a case's methods timed in the same run): median mixture / moments "
+            f"= {median_ratio(rows):.1f}" + (f" ({'; '.join(parts)})" if parts else "")
+            + f"; summed over the matrix: linear {total['linear']:.2f} s, moments {total['moments']:.2f} s, "
+            f"mixture {total['mixture']:.2f} s.")
 
 
 def markdown(payload: dict) -> str:
