@@ -25,7 +25,7 @@ stays on covariances; it converges at the ratio of the second to the first
 eigenvalue of (lambda - C . C^T)^-1 R, which is small when R mixes the
 modes (e.g. D_MU diag(...)), unlike Arnoldi on L itself, whose eigenvalues
 l_a l_b crowd the circle of radius rho(C)^2 for a random C.  The result is
-accepted only when the residual |L(X) - lambda X| of the exact map is at
+accepted only when the residual L(X) - lambda X of the exact map is at
 rounding level; otherwise (an ill-conditioned eigenbasis, no root) ARPACK on
 L gives it.
 """
@@ -44,7 +44,7 @@ DENSE_WIDTH = 24
 MAX_EIGENBASIS_CONDITION = 1e6
 #: Relative accuracy asked of the spectral radius.
 RADIUS_RTOL = 1e-12
-#: Largest relative residual |L(X) - lambda X|_F / (lambda |X|_F) of an accepted eigenpair.
+#: Largest relative residual norm(L(X) - lambda X) / (lambda norm(X)) (Frobenius) of an accepted eigenpair.
 _EIGENPAIR_RESIDUAL = 1e-11
 #: Steps of the Perron iteration before ARPACK takes over.
 _PERRON_STEPS = 200
@@ -79,12 +79,15 @@ class CongruenceSolver:
         self.radius = float(np.max(np.abs(self.values))) ** 2
 
     def to_eigenbasis(self, Y: np.ndarray) -> np.ndarray:
-        """V^-1 Y V^-T (complex)."""
-        return self.inverse @ Y @ self.inverse.T
+        """V^-1 Y V^-T (complex) of a real Y."""
+        # real and imaginary parts apart: a complex-by-real product would cast Y to complex
+        half = self.inverse.real @ Y + 1j * (self.inverse.imag @ Y)
+        return half @ self.inverse.T
 
     def from_eigenbasis(self, Z: np.ndarray) -> np.ndarray:
-        """V Z V^T (real part, symmetrised)."""
-        return _symmetric((self.vectors @ Z @ self.vectors.T).real)
+        """Re(V Z V^T), symmetrised."""
+        half = self.vectors @ Z
+        return _symmetric(half.real @ self.vectors.real.T - half.imag @ self.vectors.imag.T)
 
     def solve(self, Y: np.ndarray, shift: float = 1.0) -> np.ndarray:
         if not self.diagonal:
@@ -94,7 +97,7 @@ class CongruenceSolver:
         return self.from_eigenbasis(self.to_eigenbasis(Y) / (shift - self.poles))
 
     def perron_start(self) -> np.ndarray:
-        """Re(v v^H) / |v|^2 + I / N, v the dominant eigenvector."""
+        """Re(v v^H) / (v^H v) + I / N, v the dominant eigenvector."""
         v = self.vectors[:, np.argmax(np.abs(self.values))]
         start = np.real(np.outer(v, v.conj()))
         return start / np.trace(start) + np.eye(v.shape[0]) / v.shape[0]
@@ -121,8 +124,10 @@ def spectral_radius(congruence: np.ndarray, remainder: Remainder, start: "np.nda
         positive semi-definite ones.
     start : ndarray (N, N), optional
         A positive definite guess of the eigen-covariance (default:
-        Re(v v^H) / |v|^2 + I / N with v C's dominant eigenvector: the
+        Re(v v^H) / (v^H v) + I / N with v C's dominant eigenvector: the
         eigen-covariance without R, made positive definite).
+    operator : callable, optional
+        X -> L(X), where cheaper than C X C^T + R(X).
 
     Returns
     -------
