@@ -16,8 +16,9 @@
   fixed point Sigma* = A(Sigma*) + q_k, reported as its mean diagonal), grows
   linearly when rho_k = 1 and exponentially when rho_k > 1.  Without
   uncorrelated multiplicative noise rho_k = (1 + D_MC) rho(B)^2 exactly; with
-  it, rho_k is computed from the Kronecker form of A (N <= 24) or by Arnoldi
-  iteration on N x N matrices (O(N^3) per step).  Layers that are not square
+  it, rho_k is computed by :func:`noiseprop.positive_maps.spectral_radius`
+  (the N^2 x N^2 matrix of A for N <= 24, else a Perron iteration on N x N
+  matrices in B's eigenbasis, O(N^3) per step).  Layers that are not square
   (N_k != N_{k-1}) cannot be stacked: for them, and as a *design summary*
   for every layer, the (uncorrelated, correlated) split (u, c) of the
   covariance is carried through the 2 x 2 transfer of

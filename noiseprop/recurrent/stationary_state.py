@@ -30,7 +30,10 @@ map: the noise variance approaches its stationary level (or grows) like
 rho(L)^t.  Without multiplicative noise rho(L) = rho(A)^2.  The stationary
 solution exists (bounded noise) iff rho(L) < 1; the time constant is
 1 / |ln rho(L)| steps.  L is a positive map (it maps positive semi-definite
-matrices to positive semi-definite ones), so rho(L) >= rho(A)^2.
+matrices to positive semi-definite ones), so rho(L) >= rho(A)^2.  Both the
+growth rate and the GMRES solve are those of :mod:`noiseprop.positive_maps`
+(L = A . A^T + R), shared with the deep limits of
+:func:`noiseprop.analysis.design.check_design`.
 """
 from __future__ import annotations
 
