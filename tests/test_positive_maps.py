@@ -91,3 +91,16 @@ def test_fixed_point_against_a_dense_solve(schur, monkeypatch):
     expected = np.linalg.solve(np.eye(N * N) - matrix, q.ravel()).reshape(N, N)
     fixed = affine_fixed_point(c, remainder, q)
     np.testing.assert_allclose(fixed, expected, rtol=0, atol=1e-12 * np.max(np.abs(expected)))
+
+
+@pytest.mark.slow
+def test_radius_where_arnoldi_on_the_map_missed_it():
+    """N = 60, D_MU = 1e-3: ARPACK on L (the route before the Perron
+    iteration, tol 1e-10) returned 2.83125, 2e-4 below rho(L) = 2.831898...:
+    the eigenvalues (1 + D_MC) l_a l_b crowd the circle.  Against the
+    3600 x 3600 matrix (about a minute)."""
+    rng = np.random.default_rng(85)
+    w = rng.normal(0.0, 2.5, (60, 60)) / np.sqrt(60)
+    b = (1.0 - np.tanh(rng.standard_normal(60)) ** 2)[:, None] * w
+    remainder = diagonal_noise(b, 1e-3)
+    assert spectral_radius(b, remainder) == pytest.approx(dense_radius(b, remainder), rel=1e-11)
