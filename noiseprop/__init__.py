@@ -66,7 +66,7 @@ _EXPORTS = {
 
 #: Modules and subpackages reachable as attributes (``noiseprop.analysis`` ...).
 _SUBMODULES = (
-    "activations", "model", "noise", "statistics", "moments", "methods", "propagation",
+    "activations", "model", "noise", "statistics", "moments", "methods", "propagation", "positive_maps",
     "mixture", "output_statistics", "normal_cdf", "analysis", "simulation", "studies", "io", "utils", "plotting", "figures",
     "cli", "mitigation", "recurrent",
 )

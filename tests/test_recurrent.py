@@ -249,11 +249,11 @@ def test_stationary_with_multiplicative_noise_equals_a_dense_solve(placement, cl
     solved densely, against GMRES preconditioned by the diagonalised Stein
     solve or (schur) by scipy's Schur-based one; leak < 1, with the fed-back
     output noise (multiplicative too) in self-closed mode."""
-    from noiseprop.recurrent import stationary_state
+    from noiseprop import positive_maps
     from noiseprop.recurrent.propagation import step_moments
 
     if schur:
-        monkeypatch.setattr(stationary_state, "_MAX_EIGENBASIS_CONDITION", 0.0)
+        monkeypatch.setattr(positive_maps, "MAX_EIGENBASIS_CONDITION", 0.0)
     net = _linear_net(feedback=closed, leak=0.7, n=8)
     noise = Noise(AU=0.02, AC=0.01, MU=0.2, MC=0.1, placement=placement)
     out_noise, u = (Noise(AU=0.01, MU=0.05), None) if closed else (None, np.array([0.4, -0.7]))

@@ -16,8 +16,9 @@
   fixed point Sigma* = A(Sigma*) + q_k, reported as its mean diagonal), grows
   linearly when rho_k = 1 and exponentially when rho_k > 1.  Without
   uncorrelated multiplicative noise rho_k = (1 + D_MC) rho(B)^2 exactly; with
-  it, rho_k is computed from the Kronecker form of A (N <= 24) or by Arnoldi
-  iteration on N x N matrices (O(N^3) per step).  Layers that are not square
+  it, rho_k is computed by :func:`noiseprop.positive_maps.spectral_radius`
+  (the N^2 x N^2 matrix of A for N <= 24, else a Perron iteration on N x N
+  matrices in B's eigenbasis, O(N^3) per step).  Layers that are not square
   (N_k != N_{k-1}) cannot be stacked: for them, and as a *design summary*
   for every layer, the (uncorrelated, correlated) split (u, c) of the
   covariance is carried through the 2 x 2 transfer of
@@ -61,7 +62,8 @@ from ..activations import Linear
 from ..model import Network
 from ..noise import NOISE_TYPES, Noise, NoiseSpec, per_layer_noise
 from ..output_statistics import output_prediction
-from ..propagation import DEFAULT_METHOD, Prediction, add_noise_covariance, predict
+from ..positive_maps import affine_fixed_point, spectral_radius
+from ..propagation import DEFAULT_METHOD, Prediction, predict
 from ..statistics import decibels
 from ..utils.tables import format_table
 from ..utils.validation import as_input, finite_number, positive_int, require_network
@@ -91,10 +93,6 @@ NOISE_NAMES = {
 }
 #: |rho - 1| below this counts as marginal (linear growth): rounding in the gains.
 MARGINAL_TOLERANCE = 1e-9
-#: Largest layer width whose covariance map (N^2 x N^2) is diagonalised densely.
-_DENSE_MAP_LIMIT = 24
-#: Relative accuracy of the Arnoldi spectral radius and of the deep-limit fixed point.
-_MAP_RTOL = 1e-10
 #: Narrower covariance maps are iterated with single-threaded BLAS.
 _THREADED_MAP_WIDTH = 400
 #: Budgets are searched for in [_BUDGET_FLOOR, _BUDGET_CEILING] (variances).
@@ -573,56 +571,27 @@ def covariance_map_growth(carrier: np.ndarray, noise: Noise) -> float:
     Returns
     -------
     float
-        rho(A): exactly (1 + D_MC) rho(B)^2 without D_MU; with it, from the
-        N^2 x N^2 Kronecker form (N <= 24) or by Arnoldi iteration on N x N
-        matrices (relative accuracy ~1e-10).
+        rho(A): exactly (1 + D_MC) rho(B)^2 without D_MU; with it, by
+        :func:`noiseprop.positive_maps.spectral_radius` (the N^2 x N^2
+        matrix for N <= 24, else an iteration on N x N matrices in B's
+        eigenbasis; relative accuracy ~1e-12).
     """
     carrier = np.asarray(carrier, dtype=float)
     n = carrier.shape[0]
     if carrier.shape != (n, n):
         raise ValueError(f"the covariance map of a layer of shape {carrier.shape} is not square: "
                          "it cannot be stacked")
-    eigenvalues = np.linalg.eigvals(carrier)
-    top = int(np.argmax(np.abs(eigenvalues)))
-    linear_rate = (1.0 + noise.MC) * float(np.abs(eigenvalues[top])) ** 2
     if noise.MU == 0:
-        return linear_rate
-    if n <= _DENSE_MAP_LIMIT:
-        matrix = (1.0 + noise.MC) * np.kron(carrier, carrier)
-        for i in range(n):
-            matrix[i * (n + 1)] += noise.MU * np.kron(carrier[i], carrier[i])
-        return float(np.max(np.abs(np.linalg.eigvals(matrix))))
-    return _arnoldi_radius(carrier, noise, _perron_start(carrier, top))
-
-
-def _apply_map(carrier: np.ndarray, noise: Noise, cov: np.ndarray) -> np.ndarray:
-    """A(Sigma) for one N x N covariance: the multiplicative part of
-    :func:`~noiseprop.propagation.add_noise_covariance` acting on B Sigma B^T."""
-    propagated = carrier @ cov @ carrier.T
-    multiplicative = Noise(MU=noise.MU, MC=noise.MC)
-    return add_noise_covariance(np.zeros((1, carrier.shape[0])), propagated[None], multiplicative)[0]
-
-
-def _perron_start(carrier: np.ndarray, top: int) -> np.ndarray:
-    """Start of the iteration: v v^H (real part) + I/N, with v B's dominant
-    eigenvector: the eigen-covariance of the map without D_MU, made positive definite."""
-    _, vectors = np.linalg.eig(carrier)
-    v = vectors[:, top]
-    start = np.real(np.outer(v, v.conj()))
-    return start / np.trace(start) + np.eye(carrier.shape[0]) / carrier.shape[0]
-
-
-def _arnoldi_radius(carrier: np.ndarray, noise: Noise, start: np.ndarray) -> float:
-    """rho(A) by ARPACK on vec(Sigma): each step applies A once (O(N^3))."""
-    from scipy.sparse.linalg import LinearOperator, eigs
-
-    n = carrier.shape[0]
-    operator = LinearOperator((n * n, n * n), dtype=float,
-                              matvec=lambda v: _apply_map(carrier, noise, v.reshape(n, n)).ravel())
+        return (1.0 + noise.MC) * float(np.max(np.abs(np.linalg.eigvals(carrier)))) ** 2
     with _blas_threads(1 if n < _THREADED_MAP_WIDTH else None):
-        values = eigs(operator, k=1, which="LM", v0=start.ravel(), tol=_MAP_RTOL, ncv=min(n * n - 1, 30),
-                      return_eigenvectors=False)
-    return float(np.max(np.abs(values)))
+        return spectral_radius(math.sqrt(1.0 + noise.MC) * carrier, _diagonal_noise(carrier, noise))
+
+
+def _diagonal_noise(carrier: np.ndarray, noise: Noise):
+    """Sigma -> D_MU Diag(diag(B Sigma B^T)): the D_MU part of the map (the
+    multiplicative part of :func:`~noiseprop.propagation.add_noise_covariance`
+    for a noise-free mean)."""
+    return lambda cov: noise.MU * np.diag(np.einsum("ij,ij->i", carrier @ cov, carrier))
 
 
 @contextmanager
@@ -641,16 +610,14 @@ def _blas_threads(limit: "int | None"):
         yield
 
 
-def covariance_map_limit(carrier: np.ndarray, noise: Noise, injection: np.ndarray,
-                         max_iterations: int = 10_000) -> np.ndarray:
+def covariance_map_limit(carrier: np.ndarray, noise: Noise, injection: np.ndarray) -> np.ndarray:
     """Fixed point Sigma* = A(Sigma*) + q of a layer's affine covariance map.
 
     The deep-stack limit of the covariance of a stack of identical layers
-    (see :func:`covariance_map_growth`; requires its radius < 1).  The
-    congruence part Sigma -> (1 + D_MC) B Sigma B^T is solved exactly (a
-    Stein equation, by Smith's doubling); the D_MU term is carried by a
-    fixed-point iteration around it, which converges because A is a
-    positive map of spectral radius < 1.
+    (see :func:`covariance_map_growth`; requires its radius < 1), by
+    :func:`noiseprop.positive_maps.affine_fixed_point`: GMRES preconditioned by
+    the exact solve of the congruence part Sigma -> (1 + D_MC) B Sigma B^T
+    (a Stein equation), refined on the true residual down to rounding.
 
     Parameters
     ----------
@@ -664,30 +631,9 @@ def covariance_map_limit(carrier: np.ndarray, noise: Noise, injection: np.ndarra
     -------
     ndarray (N, N)
     """
-    scaled = math.sqrt(1.0 + noise.MC) * np.asarray(carrier, dtype=float)
-    fixed = _stein(scaled, injection)
-    if noise.MU == 0:
-        return fixed
-    for _ in range(max_iterations):
-        diagonal = np.einsum("ij,jk,ik->i", carrier, fixed, carrier)
-        updated = _stein(scaled, injection + noise.MU * np.diag(diagonal))
-        if np.max(np.abs(updated - fixed)) <= _MAP_RTOL * np.max(np.abs(updated)):
-            return updated
-        fixed = updated
-    raise ArithmeticError("the deep-limit iteration did not converge (spectral radius too close to 1)")
-
-
-def _stein(a: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """X = a X a^T + q (rho(a) < 1) by Smith's doubling: X = sum_k a^k q a^kT,
-    squaring a at every step (converges in ~log2 of the number of terms)."""
-    x, power = q.copy(), a.copy()
-    for _ in range(200):
-        step = power @ x @ power.T
-        x = x + step
-        if np.max(np.abs(step)) <= 1e-17 * np.max(np.abs(x)):
-            break
-        power = power @ power
-    return x
+    carrier = np.asarray(carrier, dtype=float)
+    with _blas_threads(1 if carrier.shape[0] < _THREADED_MAP_WIDTH else None):
+        return affine_fixed_point(math.sqrt(1.0 + noise.MC) * carrier, _diagonal_noise(carrier, noise), injection)
 
 
 def _layer_rule(g: LayerGains, nz: Noise, injection: tuple, weights: np.ndarray) -> LayerRule:

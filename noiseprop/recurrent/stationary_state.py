@@ -30,7 +30,10 @@ map: the noise variance approaches its stationary level (or grows) like
 rho(L)^t.  Without multiplicative noise rho(L) = rho(A)^2.  The stationary
 solution exists (bounded noise) iff rho(L) < 1; the time constant is
 1 / |ln rho(L)| steps.  L is a positive map (it maps positive semi-definite
-matrices to positive semi-definite ones), so rho(L) >= rho(A)^2.
+matrices to positive semi-definite ones), so rho(L) >= rho(A)^2.  Both the
+growth rate and the GMRES solve are those of :mod:`noiseprop.positive_maps`
+(L = A . A^T + R), shared with the deep limits of
+:func:`noiseprop.analysis.design.check_design`.
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..noise import Noise
+from ..positive_maps import affine_fixed_point, spectral_radius
 from ..statistics import decibels
 from ..utils.validation import positive_int
 from .model import RecurrentNetwork, as_sequence, require_recurrent
@@ -53,15 +57,10 @@ class NoFixedPointError(ValueError):
 
 #: Operating modes: input given ("driven") or output fed back ("closed").
 MODES = ("driven", "closed")
-#: Largest N^2 for which L is built as a dense matrix to get rho(L).
-_DENSE_OPERATOR = 400
 #: N x N arrays the stationary solution holds at once, without and with multiplicative noise
 #: (the Lyapunov solver's work; GMRES's 60 Krylov vectors and ARPACK's basis of N^2 each;
 #: measured up to 92 and 165 at N = 60).
 _SOLVER_ARRAYS = {False: 100, True: 200}
-#: Largest condition number of A's eigenvector basis for the diagonalised Stein solver
-#: (beyond it each preconditioner solve is Schur-based).
-_MAX_EIGENBASIS_CONDITION = 1e6
 
 
 @dataclass
@@ -275,7 +274,8 @@ def stationary(
     zbar = M @ m + (net.W_in @ (u_t if u_t is not None else net.output_bias) + net.bias)
     A = (1 - net.leak) * np.eye(n) + net.leak * f.derivative(zbar)[:, None] * M
     state_radius = float(np.max(np.abs(np.linalg.eigvals(A))))
-    growth = _spectral_radius(operator, n) if multiplicative else state_radius**2
+    growth = (spectral_radius(A, _remainder(A, operator), operator=operator) if multiplicative
+              else state_radius**2)
     bounded = growth < 1.0
     if bounded:
         P, solver = _solve(A, Q, operator, multiplicative)
@@ -296,33 +296,12 @@ def stationary(
 def _solve(A, Q, operator, multiplicative):
     if not multiplicative:
         return _symmetric(_lyapunov(A, Q)), "lyapunov"
-    from scipy.sparse.linalg import LinearOperator, gmres
+    return affine_fixed_point(A, _remainder(A, operator), Q, operator=operator), "gmres"
 
-    n = A.shape[0]
-    stein = _stein_solver(A)
 
-    def defect(P):  # (I - L)(P), applied exactly
-        return P - operator(P)
-
-    def preconditioned(v):  # S^-1 (I - L), S = I - A . A^T: the identity without multiplicative noise
-        return stein(defect(v.reshape(n, n))).ravel()
-
-    op = LinearOperator((n * n, n * n), matvec=preconditioned, dtype=float)
-    P = _symmetric(stein(Q))
-    best, best_residual = P, math.inf
-    for _ in range(6):  # GMRES for the correction, then refinement on the true residual
-        residual = Q - defect(P)
-        size = np.max(np.abs(residual))
-        if size >= 0.5 * best_residual:
-            break  # rounding level reached
-        best, best_residual = P, size
-        if size <= 1e-15 * np.max(np.abs(P)):
-            break
-        # the correction is solved to 1e-10 of itself or to the rounding level of P
-        correction, _ = gmres(op, stein(residual).ravel(), rtol=1e-10, atol=1e-15 * np.linalg.norm(P),
-                              restart=min(n * n, 60), maxiter=50)
-        P = _symmetric(P + correction.reshape(n, n))
-    return best, "gmres"
+def _remainder(A, operator):
+    """R(P) = L(P) - A P A^T: the multiplicative noise acting on the fluctuations."""
+    return lambda P: operator(P) - A @ P @ A.T
 
 
 def _symmetric(P):
@@ -333,45 +312,6 @@ def _lyapunov(A, Y):
     from scipy.linalg import solve_discrete_lyapunov
 
     return solve_discrete_lyapunov(A, Y)
-
-
-def _stein_solver(A):
-    """Y -> X with X = A X A^T + Y, for repeated use with one A.
-
-    A = V diag(l) V^-1 is diagonalised once: X = V Z V^T with Z_ij = (V^-1 Y
-    V^-T)_ij / (1 - l_i l_j), four N x N products per solve.  When the
-    eigenbasis is ill-conditioned (cond(V) > _MAX_EIGENBASIS_CONDITION, e.g.
-    a nearly defective A) every solve is the Schur-based
-    :func:`scipy.linalg.solve_discrete_lyapunov` instead (a Schur
-    decomposition per solve).  The diagonalised solve loses up to cond(V)^2 of
-    accuracy; :func:`_solve` uses it only as a preconditioner and refines on
-    the true residual, so the solution's accuracy does not depend on it.
-    """
-    values, V = np.linalg.eig(A)
-    if not np.isfinite(cond := np.linalg.cond(V)) or cond > _MAX_EIGENBASIS_CONDITION:
-        return lambda Y: _lyapunov(A, Y)
-    V_inv = np.linalg.inv(V)
-    gain = 1.0 / (1.0 - values[:, None] * values[None, :])
-
-    def solve(Y):
-        Z = (V_inv @ Y @ V_inv.T) * gain
-        return (V @ Z @ V.T).real
-
-    return solve
-
-
-def _spectral_radius(operator, n: int) -> float:
-    """rho of the linear map ``operator`` on n x n matrices."""
-    if n * n <= _DENSE_OPERATOR:
-        basis = np.eye(n * n)
-        matrix = np.column_stack([operator(e.reshape(n, n)).ravel() for e in basis])
-        return float(np.max(np.abs(np.linalg.eigvals(matrix))))
-    from scipy.sparse.linalg import LinearOperator, eigs
-
-    op = LinearOperator((n * n, n * n), matvec=lambda v: operator(v.reshape(n, n)).ravel(), dtype=float)
-    start = np.eye(n).ravel()  # positive map: the Perron eigenvector is positive semi-definite
-    values = eigs(op, k=1, which="LM", v0=start, tol=1e-12, return_eigenvectors=False)
-    return float(np.max(np.abs(values)))
 
 
 def time_to_snr_below(
