@@ -31,8 +31,8 @@ tile loop is written into :func:`simulate_tiles` rather than called (LLVM
 optimises a called kernel on its own and again where it is inlined); and
 numba inlines (``inline="always"``, which copies and re-types the code at every
 call site) only the per-row steps whose loops must vectorise with their caller,
-each at one call site (one activation, one noise step, one normal fill per
-row).  The small helpers are inlined by LLVM (``forceinline``).  Measured on
+each at one call site (one activation per tile, one noise step and one normal
+fill per row).  The small helpers are inlined by LLVM (``forceinline``).  Measured on
 2 cores: 7-10 s of CPU time to compile the plain float64 kernel, against 17-22 s
 with one kernel for both estimators, at the same or better speed.
 """
@@ -371,14 +371,14 @@ def _fill_unit(key, first, half, i):
 
 
 @njit(forceinline=True, error_model="numpy")
-def _list_marked(out, tail_index, mark, exact):
-    """List the i with out[i] == mark (``exact``) or |out[i]| >= mark first in
-    ``tail_index``, without a branch the processor would mispredict; returns how many.
-    (A function of its own: a counter inside numba-inlined code trips numba's checks.)"""
+def _list_marked(out, tail_index, mark):
+    """List the i with |out[i]| >= mark first in ``tail_index``, without a branch the
+    processor would mispredict; returns how many.  (A function of its own: a counter
+    inside numba-inlined code trips numba's checks.)"""
     count = 0
     for i in range(out.shape[0]):
         tail_index[count] = i
-        count += (out[i] == mark) if exact else (abs(out[i]) >= mark)
+        count += abs(out[i]) >= mark
     return count
 
 
@@ -417,7 +417,7 @@ def _fill_normals64(key, first, out, tail_index):
         out[half + i] = _central(_to_unit(_high(word)) - 0.5)
     if n % 2:
         out[half - 1] = _central(_to_unit(_low(_word(key, first + half - 1))) - 0.5)
-    for j in range(_list_marked(out, tail_index, _X_CENTRAL, False)):
+    for j in range(_list_marked(out, tail_index, _X_CENTRAL)):
         i = tail_index[j]
         u = _fill_unit(key, first, half, i)
         if abs(u - 0.5) > _Q_CENTRAL:
@@ -626,12 +626,12 @@ def _tail32(bits):
 
 
 @njit(forceinline=True, error_model="numpy")
-def _central_pass32(key, start, out):
+def _central_pass32(key, start, out, count):
     """out[i] = the central-formula draw start + i of the stream of ``key`` (or the tail
-    mark); whether any draw was marked."""
+    mark) for i < count; whether any draw was marked."""
     c = _opaque(_GEN32)
     marked = False
-    for i in range(out.shape[0]):
+    for i in range(count):
         x = _central32(_bits32(key, start + i), c)
         out[i] = x
         marked |= x == c[_C_MARK]  # a boolean or: vectorises (an integer sum does not, here)
@@ -642,20 +642,112 @@ def _central_pass32(key, start, out):
 def fill_normals32(key, first, out, tail_index):
     """out (float32) as standard normals: out[i] is draw 2 first + i of the float32 stream
     of ``key`` (draws 2w, 2w + 1 take the place of the float64 generator's word w, so the
-    callers' word offsets keep streams apart).  ``tail_index``: int64 scratch of len(out).
+    callers' word offsets keep streams apart).  ``tail_index``: the float64 generator's
+    scratch (unused here: the signature is shared, see :func:`_fill_normals`).
 
-    The first pass (hash, uniform, Giles' central formula) vectorises and counts the draws
-    it marks (w >= 5, about 0.34 %); only if there are any, they are listed without a
-    branch and redone by :func:`_tail32`.
+    The first pass (hash, uniform, Giles' central formula) vectorises and says whether it
+    marked any draw (w >= 5, about 0.34 %); only then :func:`_redo_tails32` finds and
+    redoes the marked ones.
     For the recurrent kernel and any other float32 user: the same (key, first, len(out))
     always gives the same numbers.
     """
     start = 2 * first
-    if not _central_pass32(key, start, out):  # a row of 100 has a tail draw 29 % of the time
-        return
-    for j in range(_list_marked(out, tail_index, _TAIL_MARK32, True)):
-        i = tail_index[j]
-        out[i] = _tail32(_bits32(key, start + i))
+    if _central_pass32(key, start, out, out.shape[0]):  # a row of 100 has a tail draw 29 % of the time
+        _redo_tails32(key, start, out)
+
+
+@njit(forceinline=True, error_model="numpy")
+def _redo_tails32(key, start, out):
+    """Redo the draws of ``out`` (draw start + i of the stream of ``key`` in out[i]) that the
+    central pass marked, by :func:`_tail32`.  Scanned eight at a time (a fixed-length
+    inner loop, compared as one vector), then one by one where a group holds a mark."""
+    n = out.shape[0]
+    for i0 in range(0, n, 8):
+        if i0 + 8 <= n:
+            hit = False
+            for i in range(i0, i0 + 8):
+                hit |= out[i] == _TAIL_MARK32
+            if not hit:
+                continue
+        for i in range(i0, min(i0 + 8, n)):
+            if out[i] == _TAIL_MARK32:
+                out[i] = _tail32(_bits32(key, start + i))
+
+
+#: Draws per iteration of the float32 generator's vectorised loop (as LLVM compiles it for
+#: AVX2: 8 lanes, 4 iterations interleaved).  A row's draws beyond its last multiple of
+#: this would run 4 at a time or one by one, each group a full chain of dependent
+#: operations per row (measured: a quarter of the generator's time on rows of 100 and 10),
+#: so the kernel draws them for a whole tile at once (:func:`_tile_draws`).
+_LOOP_DRAWS32 = 32
+
+
+def _loop_draws(like):
+    """Draws per vectorised loop iteration of the generator of ``like``'s type: _LOOP_DRAWS32
+    for float32; 0 for float64, whose rows draw everything themselves."""
+    return 0
+
+
+@overload(_loop_draws, jit_options={"forceinline": True})
+def _loop_draws_overload(like):
+    draws = _LOOP_DRAWS32 if like.dtype == types.float32 else 0
+    return lambda like: draws
+
+
+def _tile_draws(keys, rows, first, n, parts, rest):
+    """float32: rest[p _LOOP_DRAWS32 + j, r] = draw j of row r's part p beyond its split
+    n - n % _LOOP_DRAWS32 (see :func:`_fill_row`), for rows 0..rows-1 of a tile (stream
+    keys ``keys``), the inner loop running over the rows: vectorised, with one loop
+    remainder per tile and draw instead of one per row.  float64: nothing (``rest`` is
+    empty)."""
+
+
+@overload(_tile_draws, inline="always", jit_options={"error_model": "numpy"})
+def _tile_draws_overload(keys, rows, first, n, parts, rest):
+    if rest.dtype != types.float32:
+        return lambda keys, rows, first, n, parts, rest: None
+
+    def single(keys, rows, first, n, parts, rest):
+        split = n - n % _LOOP_DRAWS32
+        c = _opaque(_GEN32)
+        for part in range(parts):
+            start = 2 * (first + part * ((n + 1) // 2)) + split
+            for j in range(n - split):
+                slot = part * _LOOP_DRAWS32 + j
+                for r in range(rows):
+                    rest[slot, r] = _central32(_bits32(keys[r], start + j), c)
+
+    return single
+
+
+def _fill_row(key, first, out, tail_index, rest, slot, r):
+    """out as standard normals from the words first, first + 1, ... of a stream, as
+    :func:`_fill_normals` draws them (the same numbers), for row r of a tile: float32 draws
+    the first n - n % _LOOP_DRAWS32 itself and takes the rest from rest[slot:, r]
+    (:func:`_tile_draws`)."""
+
+
+@overload(_fill_row, inline="always", jit_options={"error_model": "numpy"})
+def _fill_row_overload(key, first, out, tail_index, rest, slot, r):
+    if out.dtype != types.float32:
+        def double(key, first, out, tail_index, rest, slot, r):
+            _fill_normals64(key, first, out, tail_index)
+
+        return double
+
+    def single(key, first, out, tail_index, rest, slot, r):
+        n = out.shape[0]
+        split = n - n % _LOOP_DRAWS32
+        start = 2 * first
+        marked = _central_pass32(key, start, out, split)
+        for j in range(n - split):
+            x = rest[slot + j, r]
+            out[split + j] = x
+            marked |= x == _TAIL_MARK32
+        if marked:
+            _redo_tails32(key, start, out)
+
+    return single
 
 
 @njit(cache=True, error_model="numpy")
@@ -765,13 +857,15 @@ def simulate_tiles(plan, lin, sample0, n_samples, sample_blocks, first_block, bl
     width = 0
     for k in range(n_layers):
         width = max(width, offsets[k + 1] - offsets[k])
-    most = (n_samples + sample_blocks - 1) // sample_blocks * n_inputs * width  # a tile's largest layer
+    tile_rows = (n_samples + sample_blocks - 1) // sample_blocks * n_inputs
+    most = tile_rows * width  # a tile's largest layer
     buffers = np.empty((4 if cv else 2, most), first.dtype)
     z_buf = np.empty(most, first.dtype)
     z_lin_buf = np.empty(most if cv else 0, first.dtype)
-    f = np.empty((1, width), first.dtype)
     g = np.empty(2 * width, first.dtype)
     tail_index = np.empty(width, np.int64)
+    keys = np.empty(tile_rows, np.uint64)  # the stream key of every row of a tile (one layer)
+    rest = np.empty((2 * _loop_draws(first), tile_rows), first.dtype)  # see _tile_draws
     # float32 block sums of d .. d^4 only for the plain estimator: the control variate's
     # differences of d and e sums cancel to far below float32 rounding
     blocked = accumulate and plan.block_rows > 0 and not cv
@@ -804,35 +898,53 @@ def simulate_tiles(plan, lin, sample0, n_samples, sample_blocks, first_block, bl
             zbar_k = lin.zbar[lo:hi].reshape((n_inputs, n)) if cv else shift_k
             slope_k = lin.slope[lo:hi].reshape((n_inputs, n)) if cv else shift_k
             sd_k = plan.sds[k]
+            noisy = cv or sd_k[2] * sd_k[2] > 0 or sd_k[0] * sd_k[0] > 0  # uncorrelated draws needed
             code, p0, p1, pre_k = plan.codes[k], plan.params[k, 0], plan.params[k, 1], plan.pre[k]
             g_mu, g_au = g[:n], g[n: 2 * n]
-            for b in range(n_inputs):
-                # views made once per input, not per realisation: a view costs reference
-                # counting, and the accumulation only vectorises on plain 2-D rows
-                zbar_b, slope_b, shift_b, inv_b = zbar_k[b], slope_k[b], shift_k[b], inv_k[b]
-                acc_b = acc[block, b, column: column + fields * n].reshape((fields, n))
-                row_acc_b = row_acc[block, b, k]
-                if blocked:
-                    _split_centre(shift_b, inv_b, centre32, n)
-                in_block = 0
-                zr = b
-                for r in range(b, rows, n_inputs):
-                    if k > 0:
-                        zr = r
-                    key = stream_key(plan.seed_key, sample0 + start + r // n_inputs, b, k + 1)
-                    _noisy_row(z, z_lin, zr, code, p0, p1, sd_k, pre_k, cv, key, zbar_b, slope_b, shift_b,
-                               y, y_lin, r, f, g_mu, g_au, tail_index)
-                    if blocked:
-                        _block_moments(y, r, centre32, n, moments32, deviations32)
-                        _add_row_sums(*_row_sums(deviations32, 0, n), pairs, row_acc_b)
-                        in_block += 1
-                        if in_block == plan.block_rows:
+            # phases: 0 f(z) of the whole tile in place (post placement; layer 1's z = first
+            # is already f(z), its code the identity), 1 the noise row by row, 2 f of the
+            # noisy tile in place (pre), 3 the sums row by row.  f on the whole tile at once
+            # leaves one loop remainder per tile instead of one per row (it is elementwise:
+            # the same numbers); one call site each, as numba inlines them (see the module)
+            for phase in range(4):
+                if phase == (2 if pre_k else 0) and (pre_k or k > 0):
+                    tile = (buffers[k % 2] if pre_k else z_buf)[: rows * n].reshape((1, rows * n))
+                    _activate(code, p0, p1, tile, 0, tile, 0, rows * n)
+                elif phase == 1:
+                    for r in range(rows):
+                        keys[r] = stream_key(plan.seed_key, sample0 + start + r // n_inputs, r % n_inputs, k + 1)
+                    if noisy:
+                        _tile_draws(keys, rows, 1, n, 2 if cv else 1, rest)
+                    for b in range(n_inputs):
+                        zbar_b, slope_b, shift_b = zbar_k[b], slope_k[b], shift_k[b]
+                        zr = b
+                        for r in range(b, rows, n_inputs):
+                            if k > 0:
+                                zr = r
+                            _noisy_row(z, z_lin, zr, sd_k, pre_k, cv, noisy, keys[r], zbar_b, slope_b, shift_b,
+                                       y, y_lin, r, g_mu, g_au, tail_index, rest)
+                elif phase == 3 and accumulate:
+                    for b in range(n_inputs):
+                        # views made once per input, not per realisation: a view costs reference
+                        # counting, and the accumulation only vectorises on plain 2-D rows
+                        shift_b, inv_b = shift_k[b], inv_k[b]
+                        acc_b = acc[block, b, column: column + fields * n].reshape((fields, n))
+                        row_acc_b = row_acc[block, b, k]
+                        if blocked:
+                            _split_centre(shift_b, inv_b, centre32, n)
+                        in_block = 0
+                        for r in range(b, rows, n_inputs):
+                            if blocked:
+                                _block_moments(y, r, centre32, n, moments32, deviations32)
+                                _add_row_sums(*_row_sums(deviations32, 0, n), pairs, row_acc_b)
+                                in_block += 1
+                                if in_block == plan.block_rows:
+                                    _flush_moments(moments32, acc_b, n)
+                                    in_block = 0
+                            else:
+                                _accumulate(y, y_lin, r, shift_b, inv_b, n, cv, pairs, acc_b, row_acc_b)
+                        if in_block > 0:
                             _flush_moments(moments32, acc_b, n)
-                            in_block = 0
-                    elif accumulate:
-                        _accumulate(y, y_lin, r, shift_b, inv_b, n, cv, pairs, acc_b, row_acc_b)
-                if in_block > 0:
-                    _flush_moments(moments32, acc_b, n)
             n_in = n
         if out.size > 0:
             last = buffers[(n_layers - 1) % 2, : rows * n_in].reshape((rows, n_in))
@@ -852,37 +964,32 @@ def _affine(y, weight_t, bias, z):
 
 
 @njit(inline="always", error_model="numpy")
-def _noisy_row(z, z_lin, zr, code, p0, p1, sd, pre, cv, key, zbar, slope, shift, y, y_lin, r, f, g_mu, g_au,
-               tail_index):
-    """One realisation of one layer: y[r] from the pre-activation z[zr] (and,
-    with ``cv``, y_lin[r] of the linearised network from z_lin[zr], with the
-    same draws); zbar, slope and shift are the working point of this input.
+def _noisy_row(z, z_lin, zr, sd, pre, cv, noisy, key, zbar, slope, shift, y, y_lin, r, g_mu, g_au, tail_index,
+               rest):
+    """The noise of one realisation of one layer: y[r] from z[zr] (the pre-activation with
+    ``pre``, else f(z)) and, with ``cv``, y_lin[r] of the linearised network from
+    z_lin[zr], with the same draws; zbar, slope and shift are the working point of this
+    input; ``noisy``: whether any uncorrelated draws are needed.  (The activation is
+    applied to the whole tile, before or after.)
 
     Word 0 of the stream gives xi_MC and xi_AC, words 1.. the uncorrelated
     draws (see _fill_normals): with ``cv`` xi_MU (words 1..h, into g_mu) and
     xi_AU (the next h words, into g_au, h = ceil(N / 2)) apart; without, the
     combined f xi_MU + xi_AU (or z xi_MU + xi_AU before the activation), one
-    Gaussian per neuron (into g_mu).  ``f`` is a (1, N) scratch row between the
-    two steps, noise then activation (pre placement) or activation then noise
-    (post); each step is written once, for a source and a destination row.
-    Arithmetic in the type of the rows (float32 or float64); the linearised
-    network in float64.
+    Gaussian per neuron (into g_mu); float32 takes some of them from the tile's
+    ``rest`` (:func:`_tile_draws`, parts at rows 0 and _LOOP_DRAWS32).  Arithmetic in
+    the type of the rows (float32 or float64); the linearised network in float64.
     """
     n = g_mu.shape[0]
-    zero = _real(0.0, sd)
+    zero = _real(0.0, sd[0])
     xi_mc, xi_ac = _normal_pair(key) if sd[3] > zero or sd[1] > zero else (0.0, 0.0)
-    if cv or sd[2] * sd[2] > zero or sd[0] * sd[0] > zero:
+    if noisy:
         for part in range(2 if cv else 1):
-            _fill_normals(key, 1 + part * ((n + 1) // 2), g_au if part else g_mu, tail_index)
+            _fill_row(key, 1 + part * ((n + 1) // 2), g_au if part else g_mu, tail_index, rest,
+                      part * _LOOP_DRAWS32, r)
     else:
         g_mu[:] = zero
-    for step in range(2):
-        source, source_row, target, target_row = (z, zr, f, 0) if step == 0 else (f, 0, y, r)
-        if pre == (step == 0):
-            _add_noise(source, source_row, target, target_row, sd, xi_mc, xi_ac, g_mu, g_au, cv, pre,
-                       z_lin, zr, zbar, slope, shift, y_lin, r)
-        else:
-            _activate(code, p0, p1, source, source_row, target, target_row, n)
+    _add_noise(z, zr, y, r, sd, xi_mc, xi_ac, g_mu, g_au, cv, pre, z_lin, zr, zbar, slope, shift, y_lin, r)
 
 
 @njit(inline="always", error_model="numpy")
@@ -892,8 +999,8 @@ def _add_noise(source, sr, target, tr, sd, xi_mc, xi_ac, g_mu, g_au, cv, pre, z_
     with ``cv`` also y_lin[r] of the linearised network, from z_lin[zr] (its
     noise before the activation with ``pre``, after it without)."""
     n = g_mu.shape[0]
-    one = _real(1.0, sd)
-    e_mc, e_ac = sd[3] * _real(xi_mc, sd), sd[1] * _real(xi_ac, sd)
+    one = _real(1.0, sd[0])
+    e_mc, e_ac = sd[3] * _real(xi_mc, one), sd[1] * _real(xi_ac, one)
     if not cv:
         d_au, d_mu = sd[0] * sd[0], sd[2] * sd[2]
         for i in range(n):
