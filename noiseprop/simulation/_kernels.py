@@ -925,13 +925,8 @@ def simulate_tiles(plan, lin, sample0, n_samples, sample_blocks, first_block, bl
                     if noisy:
                         _tile_draws(keys, rows, 1, n, 2 if cv else 1, rest)
                     for b in range(n_inputs):
-                        zbar_b, slope_b, shift_b = zbar_k[b], slope_k[b], shift_k[b]
-                        zr = b
-                        for r in range(b, rows, n_inputs):
-                            if k > 0:
-                                zr = r
-                            _noisy_row(z, z_lin, zr, sd_k, pre_k, cv, noisy, keys[r], zbar_b, slope_b, shift_b,
-                                       y, y_lin, r, g_mu, g_au, tail_index, rest)
+                        _noisy_rows(z, z_lin, b, n_inputs, k == 0, sd_k, pre_k, cv, noisy, keys, zbar_k[b],
+                                    slope_k[b], shift_k[b], y, y_lin, rows, g_mu, g_au, tail_index, rest)
                 elif phase == 3 and accumulate:
                     for b in range(n_inputs):
                         # views made once per input, not per realisation: a view costs reference
@@ -973,13 +968,17 @@ def _affine(y, weight_t, bias, z):
 
 
 @njit(inline="always", error_model="numpy")
-def _noisy_row(z, z_lin, zr, sd, pre, cv, noisy, key, zbar, slope, shift, y, y_lin, r, g_mu, g_au, tail_index,
-               rest):
-    """The noise of one realisation of one layer: y[r] from z[zr] (the pre-activation with
-    ``pre``, else f(z)) and, with ``cv``, y_lin[r] of the linearised network from
-    z_lin[zr], with the same draws; zbar, slope and shift are the working point of this
-    input; ``noisy``: whether any uncorrelated draws are needed.  (The activation is
-    applied to the whole tile, before or after.)
+def _noisy_rows(z, z_lin, b, step, first_layer, sd, pre, cv, noisy, keys, zbar, slope, shift, y, y_lin, rows,
+                g_mu, g_au, tail_index, rest):
+    """The noise of the realisations of one input in one layer of a tile, rows r = b,
+    b + step, ... < rows (stream keys ``keys``): y[r] from z[zr] (the pre-activation with
+    ``pre``, else f(z); zr = b in the first layer, whose z has a row per input, else r)
+    and, with ``cv``, y_lin[r] of the linearised network from z_lin[zr], with the same
+    draws; zbar, slope and shift are the working point of this input; ``noisy``: whether
+    any uncorrelated draws are needed.  (The activation is applied to the whole tile,
+    before or after.)  The loop over the rows is in here, not around the call: numba
+    inlines a call by assigning its arguments, which costs reference counting per array
+    and call.
 
     Word 0 of the stream gives xi_MC and xi_AC, words 1.. the uncorrelated
     draws (see _fill_normals): with ``cv`` xi_MU (words 1..h, into g_mu) and
@@ -991,20 +990,23 @@ def _noisy_row(z, z_lin, zr, sd, pre, cv, noisy, key, zbar, slope, shift, y, y_l
     """
     n = g_mu.shape[0]
     zero = _real(0.0, sd[0])
-    xi_mc, xi_ac = _normal_pair(key) if sd[3] > zero or sd[1] > zero else (0.0, 0.0)
-    if noisy:
-        for part in range(2 if cv else 1):
-            _fill_row(key, 1 + part * ((n + 1) // 2), g_au if part else g_mu, tail_index, rest,
-                      part * _LOOP_DRAWS32, r)
-    else:
-        g_mu[:] = zero
-    _add_noise(z, zr, y, r, sd, xi_mc, xi_ac, g_mu, g_au, cv, pre, z_lin, zr, zbar, slope, shift, y_lin, r)
+    for r in range(b, rows, step):
+        zr = b if first_layer else r
+        key = keys[r]
+        xi_mc, xi_ac = _normal_pair(key) if sd[3] > zero or sd[1] > zero else (0.0, 0.0)
+        if noisy:
+            for part in range(2 if cv else 1):
+                _fill_row(key, 1 + part * ((n + 1) // 2), g_au if part else g_mu, tail_index, rest,
+                          part * _LOOP_DRAWS32, r)
+        else:
+            g_mu[:] = zero
+        _add_noise(z, zr, y, r, sd, xi_mc, xi_ac, g_mu, g_au, cv, pre, z_lin, zr, zbar, slope, shift, y_lin, r)
 
 
 @njit(inline="always", error_model="numpy")
 def _add_noise(source, sr, target, tr, sd, xi_mc, xi_ac, g_mu, g_au, cv, pre, z_lin, zr, zbar, slope, shift,
                y_lin, r):
-    """target[tr] = source[sr] with the noise of the draws (see :func:`_noisy_row`);
+    """target[tr] = source[sr] with the noise of the draws (see :func:`_noisy_rows`);
     with ``cv`` also y_lin[r] of the linearised network, from z_lin[zr] (its
     noise before the activation with ``pre``, after it without)."""
     n = g_mu.shape[0]
