@@ -372,6 +372,24 @@ def _normal_pair(key):
 
 
 @njit(forceinline=True, error_model="numpy")
+def _tile_pairs(keys, rows, out):
+    """out[0, r], out[1, r] = _normal_pair(keys[r]) for rows r < rows of a tile (the same
+    numbers): the central formula for all of them in a loop over the rows, which
+    vectorises, then the tails redone (see :func:`_fill_normals64`)."""
+    for r in range(rows):
+        word = _word(keys[r], 0)
+        out[0, r] = _central(_to_unit(_low(word)) - 0.5)
+        out[1, r] = _central(_to_unit(_high(word)) - 0.5)
+    for r in range(rows):
+        for part in range(2):
+            if abs(out[part, r]) >= _X_CENTRAL:
+                word = _word(keys[r], 0)
+                u = _to_unit(_high(word) if part else _low(word))
+                if abs(u - 0.5) > _Q_CENTRAL:
+                    out[part, r] = _tail(u)
+
+
+@njit(forceinline=True, error_model="numpy")
 def _fill_unit(key, first, half, i):
     """The uniform behind out[i] of ``_fill_normals(key, first, out)``."""
     word = _word(key, first + (i if i < half else i - half))
@@ -874,6 +892,7 @@ def simulate_tiles(plan, lin, sample0, n_samples, sample_blocks, first_block, bl
     g = np.empty(2 * width, first.dtype)
     tail_index = np.empty(width, np.int64)
     keys = np.empty(tile_rows, np.uint64)  # the stream key of every row of a tile (one layer)
+    xi = np.empty((2, tile_rows))  # every row's xi_MC, xi_AC (float64; see _tile_pairs)
     rest = np.empty((2 * _loop_draws(first), tile_rows), first.dtype)  # see _tile_draws
     # float32 block sums of d .. d^4 only for the plain estimator: the control variate's
     # differences of d and e sums cancel to far below float32 rounding
@@ -908,6 +927,7 @@ def simulate_tiles(plan, lin, sample0, n_samples, sample_blocks, first_block, bl
             slope_k = lin.slope[lo:hi].reshape((n_inputs, n)) if cv else shift_k
             sd_k = plan.sds[k]
             noisy = cv or sd_k[2] * sd_k[2] > 0 or sd_k[0] * sd_k[0] > 0  # uncorrelated draws needed
+            correlated = sd_k[3] > 0 or sd_k[1] > 0  # xi_MC, xi_AC needed
             code, p0, p1, pre_k = plan.codes[k], plan.params[k, 0], plan.params[k, 1], plan.pre[k]
             g_mu, g_au = g[:n], g[n: 2 * n]
             # phases: 0 f(z) of the whole tile in place (post placement; layer 1's z = first
@@ -922,11 +942,13 @@ def simulate_tiles(plan, lin, sample0, n_samples, sample_blocks, first_block, bl
                 elif phase == 1:
                     for r in range(rows):
                         keys[r] = stream_key(plan.seed_key, sample0 + start + r // n_inputs, r % n_inputs, k + 1)
+                    if correlated:
+                        _tile_pairs(keys, rows, xi)
                     if noisy:
                         _tile_draws(keys, rows, 1, n, 2 if cv else 1, rest)
                     for b in range(n_inputs):
-                        _noisy_rows(z, z_lin, b, n_inputs, k == 0, sd_k, pre_k, cv, noisy, keys, zbar_k[b],
-                                    slope_k[b], shift_k[b], y, y_lin, rows, g_mu, g_au, tail_index, rest)
+                        _noisy_rows(z, z_lin, b, n_inputs, k == 0, sd_k, pre_k, cv, noisy, correlated, keys, xi,
+                                    zbar_k[b], slope_k[b], shift_k[b], y, y_lin, rows, g_mu, g_au, tail_index, rest)
                 elif phase == 3 and accumulate:
                     for b in range(n_inputs):
                         # views made once per input, not per realisation: a view costs reference
@@ -968,10 +990,11 @@ def _affine(y, weight_t, bias, z):
 
 
 @njit(inline="always", error_model="numpy")
-def _noisy_rows(z, z_lin, b, step, first_layer, sd, pre, cv, noisy, keys, zbar, slope, shift, y, y_lin, rows,
-                g_mu, g_au, tail_index, rest):
+def _noisy_rows(z, z_lin, b, step, first_layer, sd, pre, cv, noisy, correlated, keys, xi, zbar, slope, shift, y,
+                y_lin, rows, g_mu, g_au, tail_index, rest):
     """The noise of the realisations of one input in one layer of a tile, rows r = b,
-    b + step, ... < rows (stream keys ``keys``): y[r] from z[zr] (the pre-activation with
+    b + step, ... < rows (stream keys ``keys``; xi_MC, xi_AC in xi[:, r] where
+    ``correlated``, from :func:`_tile_pairs`): y[r] from z[zr] (the pre-activation with
     ``pre``, else f(z); zr = b in the first layer, whose z has a row per input, else r)
     and, with ``cv``, y_lin[r] of the linearised network from z_lin[zr], with the same
     draws; zbar, slope and shift are the working point of this input; ``noisy``: whether
@@ -993,7 +1016,7 @@ def _noisy_rows(z, z_lin, b, step, first_layer, sd, pre, cv, noisy, keys, zbar, 
     for r in range(b, rows, step):
         zr = b if first_layer else r
         key = keys[r]
-        xi_mc, xi_ac = _normal_pair(key) if sd[3] > zero or sd[1] > zero else (0.0, 0.0)
+        xi_mc, xi_ac = (xi[0, r], xi[1, r]) if correlated else (0.0, 0.0)
         if noisy:
             for part in range(2 if cv else 1):
                 _fill_row(key, 1 + part * ((n + 1) // 2), g_au if part else g_mu, tail_index, rest,
