@@ -31,8 +31,8 @@ tile loop is written into :func:`simulate_tiles` rather than called (LLVM
 optimises a called kernel on its own and again where it is inlined); and
 numba inlines (``inline="always"``, which copies and re-types the code at every
 call site) only the per-row steps whose loops must vectorise with their caller,
-each at one call site (one activation, one noise step, one normal fill per
-row).  The small helpers are inlined by LLVM (``forceinline``).  Measured on
+each at one call site (one activation per tile, one noise step and one normal
+fill per row).  The small helpers are inlined by LLVM (``forceinline``).  Measured on
 2 cores: 7-10 s of CPU time to compile the plain float64 kernel, against 17-22 s
 with one kernel for both estimators, at the same or better speed.
 """
@@ -154,6 +154,9 @@ _LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
 _EXP_TAYLOR = tuple(1.0 / math.factorial(n) for n in range(13))
 # the split of ln 2 for float32 (Cephes): k _LN2_HI32 is exact for |k| < 2^15
 _LN2_HI32, _LN2_LO32 = np.float32(0.693359375), np.float32(-2.12194440e-4)
+# the constants of _exp in order (see _exp_constants)
+_EXP64 = (-708.0, 709.0, _LOG2E, 0.5, _LN2_HI, _LN2_LO) + _EXP_TAYLOR
+_EXP32 = tuple(np.float32(v) for v in (-87.0, 88.0, _LOG2E, 0.5, _LN2_HI32, _LN2_LO32) + _EXP_TAYLOR[:8])
 
 
 def check_codes(codes) -> None:
@@ -181,17 +184,6 @@ def _real_overload(x, like):
         return target(x)
 
     return impl
-
-
-def _exp_range(like):
-    """The (lowest, highest) argument for which _exp(x) of the type of ``like`` is finite and normal."""
-    return -708.0, 709.0
-
-
-@overload(_exp_range, jit_options={"forceinline": True})
-def _exp_range_overload(like):
-    low, high = (-87.0, 88.0) if like.bitwidth == 32 else (-708.0, 709.0)
-    return lambda like: (low, high)
 
 
 def _ln2_split(like):
@@ -237,55 +229,71 @@ def _times_pow2(typingctx, value, k):
     return value(value, k), codegen
 
 
-def _exp_series(r):
-    """e^r for |r| <= ln(2)/2 by its Taylor series, to the precision of r's type."""
+def _exp_constants(like):
+    """The constants of :func:`_exp` in the type of ``like`` (a float or a float array):
+    the lowest and highest argument for which the result is finite and normal, log2(e),
+    1/2, ln 2 = hi + lo (hi with enough trailing zero bits that k hi is exact for every k
+    of the range: Cody-Waite), and the Taylor coefficients 1/n! of e^r, n = 0, 1, ...
+    (to r^7 for float32: truncation 0.347^8 / 8! = 5.6e-9, below float32's 6e-8; to
+    r^12 for float64: truncation < 2e-16)."""
+    return _EXP64
+
+
+@overload(_exp_constants, jit_options={"forceinline": True})
+def _exp_constants_overload(like):
+    target = like.dtype if isinstance(like, types.Array) else like
+    values = _EXP32 if target.bitwidth == 32 else _EXP64
+    return lambda like: values
+
+
+def _exp_series(r, c):
+    """e^r for |r| <= ln(2)/2 by its Taylor series, to the precision of r's type
+    (coefficients c[6:] of :func:`_exp_constants`)."""
     return math.exp(r)
 
 
 @overload(_exp_series, jit_options={"forceinline": True, "error_model": "numpy"})
-def _exp_series_overload(r):
-    c = _EXP_TAYLOR
-    if r.bitwidth == 32:  # to r^7: truncation 0.347^8 / 8! = 5.6e-9, below float32's 6e-8
-        c32 = tuple(np.float32(v) for v in c[:8])
-
-        def single(r):
-            p = _fma(c32[7], r, c32[6])
-            p = _fma(p, r, c32[5])
-            p = _fma(p, r, c32[4])
-            p = _fma(p, r, c32[3])
-            p = _fma(p, r, c32[2])
-            p = _fma(p, r, c32[1])
-            return _fma(p, r, c32[0])
+def _exp_series_overload(r, c):
+    if r.bitwidth == 32:
+        def single(r, c):
+            p = _fma(c[13], r, c[12])
+            p = _fma(p, r, c[11])
+            p = _fma(p, r, c[10])
+            p = _fma(p, r, c[9])
+            p = _fma(p, r, c[8])
+            p = _fma(p, r, c[7])
+            return _fma(p, r, c[6])
 
         return single
 
-    def double(r):  # to r^12 (truncation < 2e-16); the products and sums rounded apart, as always
-        p = c[12]
+    def double(r, c):  # the products and sums rounded apart, as always
+        p = c[18]
+        p = p * r + c[17]
+        p = p * r + c[16]
+        p = p * r + c[15]
+        p = p * r + c[14]
+        p = p * r + c[13]
+        p = p * r + c[12]
         p = p * r + c[11]
         p = p * r + c[10]
         p = p * r + c[9]
         p = p * r + c[8]
         p = p * r + c[7]
-        p = p * r + c[6]
-        p = p * r + c[5]
-        p = p * r + c[4]
-        p = p * r + c[3]
-        p = p * r + c[2]
-        p = p * r + c[1]
-        return p * r + c[0]
+        return p * r + c[6]
 
     return double
 
 
 @njit(forceinline=True, error_model="numpy")
-def _exp(x):
-    """exp(x) to about 1 ulp of the type of x (clamped to its finite range)."""
-    low, high = _exp_range(x)
-    x = min(max(x, _real(low, x)), _real(high, x))
-    k = np.floor(x * _real(_LOG2E, x) + _real(0.5, x))  # in x's type: no conversion to int64
-    hi, lo = _ln2_split(x)
-    r = (x - k * hi) - k * lo
-    p = _exp_series(r)
+def _exp(x, c):
+    """exp(x) to about 1 ulp of the type of x (clamped to its finite range); c: the
+    constants of :func:`_exp_constants` for that type (taken once before a loop through
+    :func:`_opaque`, so that they stay in registers instead of being loaded from memory
+    in every iteration: measured, the float32 sigmoid a quarter faster)."""
+    x = min(max(x, c[0]), c[1])
+    k = np.floor(x * c[2] + c[3])  # in x's type: no conversion to int64
+    r = (x - k * c[4]) - k * c[5]
+    p = _exp_series(r, c)
     return _times_pow2(p, k)
 
 
@@ -364,6 +372,24 @@ def _normal_pair(key):
 
 
 @njit(forceinline=True, error_model="numpy")
+def _tile_pairs(keys, rows, out):
+    """out[0, r], out[1, r] = _normal_pair(keys[r]) for rows r < rows of a tile (the same
+    numbers): the central formula for all of them in a loop over the rows, which
+    vectorises, then the tails redone (see :func:`_fill_normals64`)."""
+    for r in range(rows):
+        word = _word(keys[r], 0)
+        out[0, r] = _central(_to_unit(_low(word)) - 0.5)
+        out[1, r] = _central(_to_unit(_high(word)) - 0.5)
+    for r in range(rows):
+        for part in range(2):
+            if abs(out[part, r]) >= _X_CENTRAL:
+                word = _word(keys[r], 0)
+                u = _to_unit(_high(word) if part else _low(word))
+                if abs(u - 0.5) > _Q_CENTRAL:
+                    out[part, r] = _tail(u)
+
+
+@njit(forceinline=True, error_model="numpy")
 def _fill_unit(key, first, half, i):
     """The uniform behind out[i] of ``_fill_normals(key, first, out)``."""
     word = _word(key, first + (i if i < half else i - half))
@@ -371,14 +397,14 @@ def _fill_unit(key, first, half, i):
 
 
 @njit(forceinline=True, error_model="numpy")
-def _list_marked(out, tail_index, mark, exact):
-    """List the i with out[i] == mark (``exact``) or |out[i]| >= mark first in
-    ``tail_index``, without a branch the processor would mispredict; returns how many.
-    (A function of its own: a counter inside numba-inlined code trips numba's checks.)"""
+def _list_marked(out, tail_index, mark):
+    """List the i with |out[i]| >= mark first in ``tail_index``, without a branch the
+    processor would mispredict; returns how many.  (A function of its own: a counter
+    inside numba-inlined code trips numba's checks.)"""
     count = 0
     for i in range(out.shape[0]):
         tail_index[count] = i
-        count += (out[i] == mark) if exact else (abs(out[i]) >= mark)
+        count += abs(out[i]) >= mark
     return count
 
 
@@ -417,7 +443,7 @@ def _fill_normals64(key, first, out, tail_index):
         out[half + i] = _central(_to_unit(_high(word)) - 0.5)
     if n % 2:
         out[half - 1] = _central(_to_unit(_low(_word(key, first + half - 1))) - 0.5)
-    for j in range(_list_marked(out, tail_index, _X_CENTRAL, False)):
+    for j in range(_list_marked(out, tail_index, _X_CENTRAL)):
         i = tail_index[j]
         u = _fill_unit(key, first, half, i)
         if abs(u - 0.5) > _Q_CENTRAL:
@@ -626,12 +652,12 @@ def _tail32(bits):
 
 
 @njit(forceinline=True, error_model="numpy")
-def _central_pass32(key, start, out):
+def _central_pass32(key, start, out, count):
     """out[i] = the central-formula draw start + i of the stream of ``key`` (or the tail
-    mark); whether any draw was marked."""
+    mark) for i < count; whether any draw was marked."""
     c = _opaque(_GEN32)
     marked = False
-    for i in range(out.shape[0]):
+    for i in range(count):
         x = _central32(_bits32(key, start + i), c)
         out[i] = x
         marked |= x == c[_C_MARK]  # a boolean or: vectorises (an integer sum does not, here)
@@ -642,20 +668,112 @@ def _central_pass32(key, start, out):
 def fill_normals32(key, first, out, tail_index):
     """out (float32) as standard normals: out[i] is draw 2 first + i of the float32 stream
     of ``key`` (draws 2w, 2w + 1 take the place of the float64 generator's word w, so the
-    callers' word offsets keep streams apart).  ``tail_index``: int64 scratch of len(out).
+    callers' word offsets keep streams apart).  ``tail_index``: the float64 generator's
+    scratch (unused here: the signature is shared, see :func:`_fill_normals`).
 
-    The first pass (hash, uniform, Giles' central formula) vectorises and counts the draws
-    it marks (w >= 5, about 0.34 %); only if there are any, they are listed without a
-    branch and redone by :func:`_tail32`.
+    The first pass (hash, uniform, Giles' central formula) vectorises and says whether it
+    marked any draw (w >= 5, about 0.34 %); only then :func:`_redo_tails32` finds and
+    redoes the marked ones.
     For the recurrent kernel and any other float32 user: the same (key, first, len(out))
     always gives the same numbers.
     """
     start = 2 * first
-    if not _central_pass32(key, start, out):  # a row of 100 has a tail draw 29 % of the time
-        return
-    for j in range(_list_marked(out, tail_index, _TAIL_MARK32, True)):
-        i = tail_index[j]
-        out[i] = _tail32(_bits32(key, start + i))
+    if _central_pass32(key, start, out, out.shape[0]):  # a row of 100 has a tail draw 29 % of the time
+        _redo_tails32(key, start, out)
+
+
+@njit(forceinline=True, error_model="numpy")
+def _redo_tails32(key, start, out):
+    """Redo the draws of ``out`` (draw start + i of the stream of ``key`` in out[i]) that the
+    central pass marked, by :func:`_tail32`.  Scanned eight at a time (a fixed-length
+    inner loop, compared as one vector), then one by one where a group holds a mark."""
+    n = out.shape[0]
+    for i0 in range(0, n, 8):
+        if i0 + 8 <= n:
+            hit = False
+            for i in range(i0, i0 + 8):
+                hit |= out[i] == _TAIL_MARK32
+            if not hit:
+                continue
+        for i in range(i0, min(i0 + 8, n)):
+            if out[i] == _TAIL_MARK32:
+                out[i] = _tail32(_bits32(key, start + i))
+
+
+#: Draws per iteration of the float32 generator's vectorised loop (as LLVM compiles it for
+#: AVX2: 8 lanes, 4 iterations interleaved).  A row's draws beyond its last multiple of
+#: this would run 4 at a time or one by one, each group a full chain of dependent
+#: operations per row (measured: a quarter of the generator's time on rows of 100 and 10),
+#: so the kernel draws them for a whole tile at once (:func:`_tile_draws`).
+_LOOP_DRAWS32 = 32
+
+
+def _loop_draws(like):
+    """Draws per vectorised loop iteration of the generator of ``like``'s type: _LOOP_DRAWS32
+    for float32; 0 for float64, whose rows draw everything themselves."""
+    return 0
+
+
+@overload(_loop_draws, jit_options={"forceinline": True})
+def _loop_draws_overload(like):
+    draws = _LOOP_DRAWS32 if like.dtype == types.float32 else 0
+    return lambda like: draws
+
+
+def _tile_draws(keys, rows, first, n, parts, rest):
+    """float32: rest[p _LOOP_DRAWS32 + j, r] = draw j of row r's part p beyond its split
+    n - n % _LOOP_DRAWS32 (see :func:`_fill_row`), for rows 0..rows-1 of a tile (stream
+    keys ``keys``), the inner loop running over the rows: vectorised, with one loop
+    remainder per tile and draw instead of one per row.  float64: nothing (``rest`` is
+    empty)."""
+
+
+@overload(_tile_draws, inline="always", jit_options={"error_model": "numpy"})
+def _tile_draws_overload(keys, rows, first, n, parts, rest):
+    if rest.dtype != types.float32:
+        return lambda keys, rows, first, n, parts, rest: None
+
+    def single(keys, rows, first, n, parts, rest):
+        split = n - n % _LOOP_DRAWS32
+        c = _opaque(_GEN32)
+        for part in range(parts):
+            start = 2 * (first + part * ((n + 1) // 2)) + split
+            for j in range(n - split):
+                slot = part * _LOOP_DRAWS32 + j
+                for r in range(rows):
+                    rest[slot, r] = _central32(_bits32(keys[r], start + j), c)
+
+    return single
+
+
+def _fill_row(key, first, out, tail_index, rest, slot, r):
+    """out as standard normals from the words first, first + 1, ... of a stream, as
+    :func:`_fill_normals` draws them (the same numbers), for row r of a tile: float32 draws
+    the first n - n % _LOOP_DRAWS32 itself and takes the rest from rest[slot:, r]
+    (:func:`_tile_draws`)."""
+
+
+@overload(_fill_row, inline="always", jit_options={"error_model": "numpy"})
+def _fill_row_overload(key, first, out, tail_index, rest, slot, r):
+    if out.dtype != types.float32:
+        def double(key, first, out, tail_index, rest, slot, r):
+            _fill_normals64(key, first, out, tail_index)
+
+        return double
+
+    def single(key, first, out, tail_index, rest, slot, r):
+        n = out.shape[0]
+        split = n - n % _LOOP_DRAWS32
+        start = 2 * first
+        marked = _central_pass32(key, start, out, split)
+        for j in range(n - split):
+            x = rest[slot + j, r]
+            out[split + j] = x
+            marked |= x == _TAIL_MARK32
+        if marked:
+            _redo_tails32(key, start, out)
+
+    return single
 
 
 @njit(cache=True, error_model="numpy")
@@ -686,8 +804,9 @@ def _activate(code, p0, p1, z, zr, out, r, n):
         for i in range(n):
             out[r, i] = p0 * z[zr, i] + p1
     elif code == SIGMOID:
+        c = _opaque(_exp_constants(p0))
         for i in range(n):
-            out[r, i] = one / (one + _exp(-p0 * z[zr, i]))
+            out[r, i] = one / (one + _exp(-p0 * z[zr, i], c))
     elif code == TANH:
         for i in range(n):
             out[r, i] = math.tanh(p0 * z[zr, i])
@@ -765,13 +884,16 @@ def simulate_tiles(plan, lin, sample0, n_samples, sample_blocks, first_block, bl
     width = 0
     for k in range(n_layers):
         width = max(width, offsets[k + 1] - offsets[k])
-    most = (n_samples + sample_blocks - 1) // sample_blocks * n_inputs * width  # a tile's largest layer
+    tile_rows = (n_samples + sample_blocks - 1) // sample_blocks * n_inputs
+    most = tile_rows * width  # a tile's largest layer
     buffers = np.empty((4 if cv else 2, most), first.dtype)
     z_buf = np.empty(most, first.dtype)
     z_lin_buf = np.empty(most if cv else 0, first.dtype)
-    f = np.empty((1, width), first.dtype)
     g = np.empty(2 * width, first.dtype)
     tail_index = np.empty(width, np.int64)
+    keys = np.empty(tile_rows, np.uint64)  # the stream key of every row of a tile (one layer)
+    xi = np.empty((2, tile_rows))  # every row's xi_MC, xi_AC (float64; see _tile_pairs)
+    rest = np.empty((2 * _loop_draws(first), tile_rows), first.dtype)  # see _tile_draws
     # float32 block sums of d .. d^4 only for the plain estimator: the control variate's
     # differences of d and e sums cancel to far below float32 rounding
     blocked = accumulate and plan.block_rows > 0 and not cv
@@ -804,35 +926,51 @@ def simulate_tiles(plan, lin, sample0, n_samples, sample_blocks, first_block, bl
             zbar_k = lin.zbar[lo:hi].reshape((n_inputs, n)) if cv else shift_k
             slope_k = lin.slope[lo:hi].reshape((n_inputs, n)) if cv else shift_k
             sd_k = plan.sds[k]
+            noisy = cv or sd_k[2] * sd_k[2] > 0 or sd_k[0] * sd_k[0] > 0  # uncorrelated draws needed
+            correlated = sd_k[3] > 0 or sd_k[1] > 0  # xi_MC, xi_AC needed
             code, p0, p1, pre_k = plan.codes[k], plan.params[k, 0], plan.params[k, 1], plan.pre[k]
             g_mu, g_au = g[:n], g[n: 2 * n]
-            for b in range(n_inputs):
-                # views made once per input, not per realisation: a view costs reference
-                # counting, and the accumulation only vectorises on plain 2-D rows
-                zbar_b, slope_b, shift_b, inv_b = zbar_k[b], slope_k[b], shift_k[b], inv_k[b]
-                acc_b = acc[block, b, column: column + fields * n].reshape((fields, n))
-                row_acc_b = row_acc[block, b, k]
-                if blocked:
-                    _split_centre(shift_b, inv_b, centre32, n)
-                in_block = 0
-                zr = b
-                for r in range(b, rows, n_inputs):
-                    if k > 0:
-                        zr = r
-                    key = stream_key(plan.seed_key, sample0 + start + r // n_inputs, b, k + 1)
-                    _noisy_row(z, z_lin, zr, code, p0, p1, sd_k, pre_k, cv, key, zbar_b, slope_b, shift_b,
-                               y, y_lin, r, f, g_mu, g_au, tail_index)
-                    if blocked:
-                        _block_moments(y, r, centre32, n, moments32, deviations32)
-                        _add_row_sums(*_row_sums(deviations32, 0, n), pairs, row_acc_b)
-                        in_block += 1
-                        if in_block == plan.block_rows:
+            # phases: 0 f(z) of the whole tile in place (post placement; layer 1's z = first
+            # is already f(z), its code the identity), 1 the noise row by row, 2 f of the
+            # noisy tile in place (pre), 3 the sums row by row.  f on the whole tile at once
+            # leaves one loop remainder per tile instead of one per row (it is elementwise:
+            # the same numbers); one call site each, as numba inlines them (see the module)
+            for phase in range(4):
+                if phase == (2 if pre_k else 0) and (pre_k or k > 0):
+                    tile = (buffers[k % 2] if pre_k else z_buf)[: rows * n].reshape((1, rows * n))
+                    _activate(code, p0, p1, tile, 0, tile, 0, rows * n)
+                elif phase == 1:
+                    for r in range(rows):
+                        keys[r] = stream_key(plan.seed_key, sample0 + start + r // n_inputs, r % n_inputs, k + 1)
+                    if correlated:
+                        _tile_pairs(keys, rows, xi)
+                    if noisy:
+                        _tile_draws(keys, rows, 1, n, 2 if cv else 1, rest)
+                    for b in range(n_inputs):
+                        _noisy_rows(z, z_lin, b, n_inputs, k == 0, sd_k, pre_k, cv, noisy, correlated, keys, xi,
+                                    zbar_k[b], slope_k[b], shift_k[b], y, y_lin, rows, g_mu, g_au, tail_index, rest)
+                elif phase == 3 and accumulate:
+                    for b in range(n_inputs):
+                        # views made once per input, not per realisation: a view costs reference
+                        # counting, and the accumulation only vectorises on plain 2-D rows
+                        shift_b, inv_b = shift_k[b], inv_k[b]
+                        acc_b = acc[block, b, column: column + fields * n].reshape((fields, n))
+                        row_acc_b = row_acc[block, b, k]
+                        if blocked:
+                            _split_centre(shift_b, inv_b, centre32, n)
+                        in_block = 0
+                        for r in range(b, rows, n_inputs):
+                            if blocked:
+                                _block_moments(y, r, centre32, n, moments32, deviations32)
+                                _add_row_sums(*_row_sums(deviations32, 0, n), pairs, row_acc_b)
+                                in_block += 1
+                                if in_block == plan.block_rows:
+                                    _flush_moments(moments32, acc_b, n)
+                                    in_block = 0
+                            else:
+                                _accumulate(y, y_lin, r, shift_b, inv_b, n, cv, pairs, acc_b, row_acc_b)
+                        if in_block > 0:
                             _flush_moments(moments32, acc_b, n)
-                            in_block = 0
-                    elif accumulate:
-                        _accumulate(y, y_lin, r, shift_b, inv_b, n, cv, pairs, acc_b, row_acc_b)
-                if in_block > 0:
-                    _flush_moments(moments32, acc_b, n)
             n_in = n
         if out.size > 0:
             last = buffers[(n_layers - 1) % 2, : rows * n_in].reshape((rows, n_in))
@@ -852,48 +990,51 @@ def _affine(y, weight_t, bias, z):
 
 
 @njit(inline="always", error_model="numpy")
-def _noisy_row(z, z_lin, zr, code, p0, p1, sd, pre, cv, key, zbar, slope, shift, y, y_lin, r, f, g_mu, g_au,
-               tail_index):
-    """One realisation of one layer: y[r] from the pre-activation z[zr] (and,
-    with ``cv``, y_lin[r] of the linearised network from z_lin[zr], with the
-    same draws); zbar, slope and shift are the working point of this input.
+def _noisy_rows(z, z_lin, b, step, first_layer, sd, pre, cv, noisy, correlated, keys, xi, zbar, slope, shift, y,
+                y_lin, rows, g_mu, g_au, tail_index, rest):
+    """The noise of the realisations of one input in one layer of a tile, rows r = b,
+    b + step, ... < rows (stream keys ``keys``; xi_MC, xi_AC in xi[:, r] where
+    ``correlated``, from :func:`_tile_pairs`): y[r] from z[zr] (the pre-activation with
+    ``pre``, else f(z); zr = b in the first layer, whose z has a row per input, else r)
+    and, with ``cv``, y_lin[r] of the linearised network from z_lin[zr], with the same
+    draws; zbar, slope and shift are the working point of this input; ``noisy``: whether
+    any uncorrelated draws are needed.  (The activation is applied to the whole tile,
+    before or after.)  The loop over the rows is in here, not around the call: numba
+    inlines a call by assigning its arguments, which costs reference counting per array
+    and call.
 
     Word 0 of the stream gives xi_MC and xi_AC, words 1.. the uncorrelated
     draws (see _fill_normals): with ``cv`` xi_MU (words 1..h, into g_mu) and
     xi_AU (the next h words, into g_au, h = ceil(N / 2)) apart; without, the
     combined f xi_MU + xi_AU (or z xi_MU + xi_AU before the activation), one
-    Gaussian per neuron (into g_mu).  ``f`` is a (1, N) scratch row between the
-    two steps, noise then activation (pre placement) or activation then noise
-    (post); each step is written once, for a source and a destination row.
-    Arithmetic in the type of the rows (float32 or float64); the linearised
-    network in float64.
+    Gaussian per neuron (into g_mu); float32 takes some of them from the tile's
+    ``rest`` (:func:`_tile_draws`, parts at rows 0 and _LOOP_DRAWS32).  Arithmetic in
+    the type of the rows (float32 or float64); the linearised network in float64.
     """
     n = g_mu.shape[0]
-    zero = _real(0.0, sd)
-    xi_mc, xi_ac = _normal_pair(key) if sd[3] > zero or sd[1] > zero else (0.0, 0.0)
-    if cv or sd[2] * sd[2] > zero or sd[0] * sd[0] > zero:
-        for part in range(2 if cv else 1):
-            _fill_normals(key, 1 + part * ((n + 1) // 2), g_au if part else g_mu, tail_index)
-    else:
-        g_mu[:] = zero
-    for step in range(2):
-        source, source_row, target, target_row = (z, zr, f, 0) if step == 0 else (f, 0, y, r)
-        if pre == (step == 0):
-            _add_noise(source, source_row, target, target_row, sd, xi_mc, xi_ac, g_mu, g_au, cv, pre,
-                       z_lin, zr, zbar, slope, shift, y_lin, r)
+    zero = _real(0.0, sd[0])
+    for r in range(b, rows, step):
+        zr = b if first_layer else r
+        key = keys[r]
+        xi_mc, xi_ac = (xi[0, r], xi[1, r]) if correlated else (0.0, 0.0)
+        if noisy:
+            for part in range(2 if cv else 1):
+                _fill_row(key, 1 + part * ((n + 1) // 2), g_au if part else g_mu, tail_index, rest,
+                          part * _LOOP_DRAWS32, r)
         else:
-            _activate(code, p0, p1, source, source_row, target, target_row, n)
+            g_mu[:] = zero
+        _add_noise(z, zr, y, r, sd, xi_mc, xi_ac, g_mu, g_au, cv, pre, z_lin, zr, zbar, slope, shift, y_lin, r)
 
 
 @njit(inline="always", error_model="numpy")
 def _add_noise(source, sr, target, tr, sd, xi_mc, xi_ac, g_mu, g_au, cv, pre, z_lin, zr, zbar, slope, shift,
                y_lin, r):
-    """target[tr] = source[sr] with the noise of the draws (see :func:`_noisy_row`);
+    """target[tr] = source[sr] with the noise of the draws (see :func:`_noisy_rows`);
     with ``cv`` also y_lin[r] of the linearised network, from z_lin[zr] (its
     noise before the activation with ``pre``, after it without)."""
     n = g_mu.shape[0]
-    one = _real(1.0, sd)
-    e_mc, e_ac = sd[3] * _real(xi_mc, sd), sd[1] * _real(xi_ac, sd)
+    one = _real(1.0, sd[0])
+    e_mc, e_ac = sd[3] * _real(xi_mc, one), sd[1] * _real(xi_ac, one)
     if not cv:
         d_au, d_mu = sd[0] * sd[0], sd[2] * sd[2]
         for i in range(n):
