@@ -339,7 +339,7 @@ def verify(
     false_failure : float, default 1e-6
         Probability that a prediction within the tolerances fails any
         comparison (Bonferroni over all neurons, layers and inputs).
-    method : {"linear", "moments"}, default :data:`~noiseprop.propagation.DEFAULT_METHOD`
+    method : {"mixture", "linear", "moments"}, default :data:`~noiseprop.propagation.DEFAULT_METHOD`
         The prediction method held against the simulation (see
         :func:`~noiseprop.propagation.predict`).
     chunk_size, progress :
