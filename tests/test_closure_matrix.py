@@ -106,6 +106,21 @@ def test_mixture_is_exact_on_affine_networks(placement):
     np.testing.assert_allclose(mix.error_estimate, 0.0, atol=1e-9)
 
 
+@pytest.mark.parametrize("d", [1e150, 1e300])
+def test_mixture_takes_any_finite_noise_on_affine_networks(d):
+    """Additive noise of both kinds at 1e150 and 1e300: the split along the
+    leading direction of the components' spread (power iteration) works on
+    scaled rows, so nothing overflows (it once warned 'overflow encountered
+    in matmul' 30 times) and the numbers are linear response's."""
+    net = Network.symmetric(3, 3, 0.3, 0.1, "linear")
+    noise = Noise(AU=d, AC=d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mix = predict(net, noise, np.ones(3), method="mixture")
+    linear = predict(net, noise, np.ones(3), method="linear")
+    np.testing.assert_allclose(mix.noise_var, linear.noise_var, rtol=1e-10)
+
+
 def test_principal_split_keeps_each_component_law_moments():
     """Splitting a Gaussian component along leading directions of its
     covariance is a conditioning: the children's weights, means and
