@@ -323,7 +323,14 @@ def _output_coskew(w1, w2, g1, g2, cov_z, skew_z):
 def _leading_direction(rows: np.ndarray, iterations: int = 30) -> np.ndarray:
     """Approximate leading right singular vector of ``rows`` (M, N) by power
     iteration on rows^T rows, started from the longest row (only the order
-    of the projections onto it is used, so a rough direction suffices)."""
+    of the projections onto it is used, so a rough direction suffices).
+    The rows are scaled to a largest entry of 1 first (the direction is the
+    same): the squared norm of rows^T rows v grows as the sixth power of the
+    entries and would overflow for spreads beyond ~1e51 (an affine network
+    takes any finite noise)."""
+    largest = float(np.max(np.abs(rows), initial=0.0))
+    if largest > 0.0:
+        rows = rows / largest
     lengths = np.einsum("mn,mn->m", rows, rows)
     v = rows[int(np.argmax(lengths))].copy()
     for _ in range(iterations):

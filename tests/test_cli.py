@@ -92,3 +92,15 @@ def test_input_file(tmp_path, capsys):
     assert code == 0
     # y1 = 0.5 * 3 * 0.5 = 0.75, y2 = 0.5 * 3 * 0.75 = 1.125
     assert json.loads(out)["layers"][2]["signal_power"] == pytest.approx(1.125**2, rel=1e-12)
+
+
+def test_warnings_are_one_line_naming_the_command(capsys):
+    """The mixture's error estimate over 5 % (shipped network, AU = 0.1:
+    15 % at the output) reaches a CLI user as one line naming the command,
+    not as Python's 'file.py:NN: UserWarning' with the source line."""
+    code, out, err = run(capsys, "predict", "--AU", "0.1")
+    assert code == 0 and "est. error" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "noiseprop predict: warning: predict(method='mixture'): the estimated error of layer 4's")
+    assert "UserWarning" not in err and ".py:" not in err

@@ -81,4 +81,14 @@ def test_affine_network_at_enormous_noise_exit_0(capsys, method):
     code, out, err = run(capsys, "--symmetric", "2,3,0.3,0.1,linear", "--AU", "1e160", "--samples", "1000",
                          "--strict", "--method", method)
     assert code == 0 and "nan" not in out and "inf" not in out
-    assert "Warning" not in err
+    assert "warning" not in err.lower()
+
+
+@pytest.mark.parametrize("given, named", [(["--rtol", "0.3"], "--rtol"), (["--mean-tol", "0"], "--mean-tol"),
+                                          (["--rtol", "1", "--mean-tol", "1"], "--rtol and --mean-tol")])
+def test_strict_with_a_tolerance_is_refused(capsys, given, named):
+    """--strict sets both tolerances to 0: a tolerance given with it was
+    silently ignored; now exit 2 naming it, before any work."""
+    code, out, err = run(capsys, "--symmetric", "2,3,0.3,0.1,tanh", "--samples", "100", "--strict", *given)
+    assert code == 2 and out == ""
+    assert err.strip() == f"noiseprop verify: error: --strict sets every tolerance to 0: give it without {named}"

@@ -408,3 +408,27 @@ def test_mixture_budget_bracketed_by_moments_equals_the_full_scan(monkeypatch, k
     assert fast == pytest.approx(scan, rel=1e-6 if kind == "AU" else 1e-3)
     at = Noise(**{**noise.intensities, kind: fast})
     assert predict(net, at, x, error_estimate=False).layer_snr_db[-1] == pytest.approx(target, abs=0.02)
+
+
+def test_check_reports_the_error_estimate_of_its_output_prediction():
+    """The output SNR of check_design comes from the default (mixture)
+    prediction: its estimated error is in the report, the summary and the
+    JSON (shipped network, AU = 0.1 after the activation: 15 %, over the 5 %
+    warning); linear response has no estimate (None)."""
+    import warnings
+
+    from noiseprop import default_network
+    from noiseprop.propagation import ERROR_WARNING
+
+    net, x = default_network(return_input=True)
+    noise = Noise(AU=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = check_design(net, noise, x)
+        expected = float(predict(net, noise, x).error_estimate[-1])
+    assert report.output_error_estimate == pytest.approx(expected, rel=1e-12) and expected > ERROR_WARNING
+    assert f"estimated error of the output noise variance {100 * expected:.3g} %" in report.summary()
+    assert report.to_dict()["output_error_estimate"] == pytest.approx(expected, rel=1e-12)
+    linear = check_design(net, noise, x, method="linear")
+    assert linear.output_error_estimate is None and linear.to_dict()["output_error_estimate"] is None
+    assert "estimated error" not in linear.summary()

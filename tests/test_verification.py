@@ -220,3 +220,21 @@ def test_a_prediction_that_is_not_a_number_fails(monkeypatch):
 def test_tolerances_must_be_non_negative_numbers(name, value):
     with pytest.raises(ValueError, match=f"{name} must be a finite number >= 0"):
         verify(random_network("linear"), Noise(AU=1e-3), np.ones(4), samples=100, **{name: value})
+
+
+def test_rows_and_table_carry_the_prediction_error_estimate():
+    """The mixture's estimate of its own error (Prediction.error_estimate)
+    beside the measured one: in every JSON row and as a table column; linear
+    response has none (None, no column)."""
+    net = Network.symmetric(3, 6, 0.4, 0.1, "tanh")
+    noise = Noise(AU=0.05, MC=0.05)
+    report = verify(net, noise, np.full(6, 0.5), samples=2000)
+    expected = predict(net, noise, np.full(6, 0.5)).error_estimate
+    assert report.prediction.method == "mixture"
+    assert [row["error_estimate"] for row in report.layers] == pytest.approx(expected[1:].tolist(), rel=1e-12)
+    assert max(expected) > 0
+    assert "est. error" in report.table().splitlines()[0]
+    assert json.loads(json.dumps(report.to_dict()))["layers"][2]["error_estimate"] == pytest.approx(expected[3])
+    linear = verify(net, noise, np.full(6, 0.5), samples=2000, method="linear")
+    assert all(row["error_estimate"] is None for row in linear.layers)
+    assert "est. error" not in linear.table()

@@ -198,6 +198,10 @@ class DesignReport:
     recommendations : list of str
     noise : tuple of Noise
         The noise analysed, one per layer.
+    output_error_estimate : float or None
+        The prediction's estimated relative error of the output layer's mean
+        noise variance (``Prediction.error_estimate``, largest over the
+        batch); None for ``method="linear"``, which has no estimate.
     """
 
     layers: list
@@ -210,6 +214,7 @@ class DesignReport:
     max_scale: Optional[float]
     noise: tuple
     recommendations: list = field(default_factory=list)
+    output_error_estimate: Optional[float] = None
 
     @property
     def judged_layers(self) -> list:
@@ -260,7 +265,9 @@ class DesignReport:
         """Verdicts, output SNR, budgets and recommendations as text lines."""
         lines = [
             f"accumulation: {'bounded' if self.bounded else 'NOT bounded'} (layers 2..L-1)",
-            f"output SNR: {self.output_snr_db:.2f} dB (worst input), {self.output_snr_db_mean:.2f} dB (mean)",
+            f"output SNR: {self.output_snr_db:.2f} dB (worst input), {self.output_snr_db_mean:.2f} dB (mean)"
+            + ("" if self.output_error_estimate is None
+               else f"; estimated error of the output noise variance {100 * self.output_error_estimate:.3g} %"),
         ]
         if self.target_snr_db is not None:
             verdict = "met" if self.meets_target else "MISSED"
@@ -296,6 +303,7 @@ class DesignReport:
             "judged_layers": [rule.layer for rule in self.judged_layers],
             "output_snr_db": number(self.output_snr_db),
             "output_snr_db_mean": number(self.output_snr_db_mean),
+            "output_error_estimate": None if self.output_error_estimate is None else number(self.output_error_estimate),
             "target_snr_db": self.target_snr_db,
             "meets_target": self.meets_target,
             "max_noise": None if self.max_noise is None else {t: number(d) for t, d in self.max_noise.items()},
@@ -372,6 +380,8 @@ def check_design(
         max_noise=max_noise,
         max_scale=max_scale,
         noise=layer_noise,
+        output_error_estimate=None if prediction.error_estimate is None
+        else float(np.max(prediction.error_estimate[-1])),
     )
     report.recommendations.extend(_recommendations(report))
     return report

@@ -24,6 +24,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 import zipfile
 import zlib
 from typing import Sequence
@@ -115,7 +116,8 @@ def main(argv: "Sequence[str] | None" = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     command, args = "noiseprop", None
-    with _sigterm_raises(raise_terminated):
+    with _sigterm_raises(raise_terminated), warnings.catch_warnings():
+        warnings.showwarning = _warning_line(lambda: command, warnings.showwarning)
         try:
             args = build_parser().parse_args(protect_negative_numbers(argv))
             command = args.command_name
@@ -137,6 +139,19 @@ def main(argv: "Sequence[str] | None" = None) -> int:
             print(f"{command}: internal error (a bug in noiseprop; please report it with the traceback above)",
                   file=sys.stderr)
             return EXIT_INTERNAL
+
+
+def _warning_line(command, show_default):
+    """A ``warnings.showwarning`` that prints noiseprop's own warnings to the
+    user (UserWarning, e.g. a prediction's error estimate over 5 %) as one
+    line, ``noiseprop predict: warning: ...``, not with the source file and
+    line of the call; other categories keep Python's format."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category is UserWarning:
+            print(f"{command()}: warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            show_default(message, category, filename, lineno, file, line)
+    return show
 
 
 def _run(args) -> int:

@@ -46,14 +46,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=seed_value, default=0, help="random seed, an integer >= 0 (default 0)")
     parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
                         help=f"prediction method to verify (default {DEFAULT_METHOD}; see noiseprop predict --help)")
-    parser.add_argument("--rtol", type=finite_value, default=DEFAULT_RTOL, metavar="R",
+    parser.add_argument("--rtol", type=finite_value, metavar="R",
                         help="tolerance of every variance and layer Var, relative to the prediction "
                         f"(default {DEFAULT_RTOL:g})")
-    parser.add_argument("--mean-tol", type=finite_value, default=DEFAULT_MEAN_TOL, metavar="T",
+    parser.add_argument("--mean-tol", type=finite_value, metavar="T",
                         help="tolerance of every neuron mean, in units of its noise standard deviation "
                         f"(default {DEFAULT_MEAN_TOL:g})")
     parser.add_argument("--strict", action="store_true",
-                        help="no tolerance: fail on any deviation the samples resolve")
+                        help="no tolerance: fail on any deviation the samples resolve (not with "
+                        "--rtol or --mean-tol)")
     parser.add_argument("--false-failure", type=finite_value, default=1e-6, metavar="P",
                         help="probability that a correct prediction fails any comparison (default 1e-6)")
     parser.add_argument("--dtype", choices=("float64", "float32", "auto"), default="float64",
@@ -74,13 +75,14 @@ def run(args: argparse.Namespace) -> int:
     from ..simulation.verification import verify
     from ..utils.estimate import announce_long_run
 
+    rtol, mean_tol = tolerances_from_args(args)
     net, x = network_from_args(args)
     noise = noise_from_args(args, net.depth)
     refuse_existing(args.plot, "--plot", args.force)
     check_noise_scale(args, net, x, noise, args.method)
     announce_long_run("verify", "verify", net.sizes, inputs=x.shape[0] if x.ndim == 2 else 1, samples=args.samples)
     report = verify(net, noise, x, samples=args.samples, seed=args.seed, false_failure=args.false_failure,
-                    method=args.method, rtol=args.rtol, mean_tol=args.mean_tol, strict=args.strict,
+                    method=args.method, rtol=rtol, mean_tol=mean_tol, strict=args.strict,
                     progress=progress_from_args(args), dtype=args.dtype)
     if args.plot:
         report.plot(args.plot, overwrite=args.force)
@@ -90,3 +92,13 @@ def run(args: argparse.Namespace) -> int:
         print_network_and_noise(net, noise)
         print(report.table())
     return 0 if report.passed else EXIT_DISAGREE
+
+
+def tolerances_from_args(args: argparse.Namespace) -> tuple[float, float]:
+    """(rtol, mean_tol): the options or their defaults; --strict sets both to
+    0, so a tolerance given with it would be ignored: refused instead."""
+    given = [option for option, value in (("--rtol", args.rtol), ("--mean-tol", args.mean_tol)) if value is not None]
+    if args.strict and given:
+        raise ValueError(f"--strict sets every tolerance to 0: give it without {' and '.join(given)}")
+    return (DEFAULT_RTOL if args.rtol is None else args.rtol,
+            DEFAULT_MEAN_TOL if args.mean_tol is None else args.mean_tol)

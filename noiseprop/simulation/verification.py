@@ -83,7 +83,10 @@ class VerificationReport:
         One row per layer k = 1..L (batch-averaged where B > 1): ``layer``,
         ``size``, ``predicted_var`` and ``simulated_var`` (the per-neuron
         average variance), ``var_stderr``, ``relative_error``
-        (simulated/predicted - 1), ``z_layer`` (its z-score, no tolerance),
+        (simulated/predicted - 1), ``error_estimate`` (the prediction's
+        estimate of its relative error, ``Prediction.error_estimate``, largest
+        over the batch; None without one, e.g. for "linear"),
+        ``z_layer`` (its z-score, no tolerance),
         ``worst_z_mean``, ``worst_z_var`` (the largest |deviation| /
         standard error over the layer's neurons), ``worst_mean_deviation``
         (largest |deviation| of a neuron mean in units of its predicted noise
@@ -128,6 +131,7 @@ class VerificationReport:
         stderr = np.atleast_1d(sim.noise_var_stderr[k])
         layer = _Comparison(simulated, predicted, stderr, self.rtol * predicted, FLOAT_RTOL * predicted, self.z)
         predicted_mean, simulated_mean = float(predicted.mean()), float(simulated.mean())
+        estimate = None if pred.error_estimate is None else float(np.max(pred.error_estimate[k]))
         return {
             "layer": k,
             "size": sim.sizes[k],
@@ -135,6 +139,7 @@ class VerificationReport:
             "simulated_var": simulated_mean,
             "var_stderr": _batch_mean_stderr(stderr),
             "relative_error": simulated_mean / predicted_mean - 1.0 if predicted_mean > 0 else 0.0,
+            "error_estimate": estimate,
             "z_layer": layer.signed_worst_z,
             "worst_z_mean": means.worst_z,
             "worst_z_var": variances.worst_z,
@@ -153,11 +158,14 @@ class VerificationReport:
     def table(self) -> str:
         """Plain-text table, one line per layer, with one verdict column per
         quantity (layer Var, neuron means, neuron variances), and the verdict."""
-        headers = ["layer", "size", "predicted Var", "simulated Var", "+-95%", "rel. error", "layer Var",
+        estimated = self.prediction.error_estimate is not None
+        headers = ["layer", "size", "predicted Var", "simulated Var", "+-95%", "rel. error",
+                   *(["est. error"] if estimated else []), "layer Var",
                    "worst mean dev. [sd]", "means", "worst var dev.", "variances"]
         rows = [
             [str(r["layer"]), str(r["size"]), f"{r['predicted_var']:.5g}", f"{r['simulated_var']:.5g}",
-             f"{Z_95 * r['var_stderr']:.2g}", f"{r['relative_error']:+.2%}", _SHORT[r["layer_var"]],
+             f"{Z_95 * r['var_stderr']:.2g}", f"{r['relative_error']:+.2%}",
+             *([f"{r['error_estimate']:.2%}"] if estimated else []), _SHORT[r["layer_var"]],
              f"{r['worst_mean_deviation']:.3f}", _SHORT[r["means"]], f"{r['worst_var_deviation']:.2%}",
              _SHORT[r["variances"]]]
             for r in self.layers
@@ -166,7 +174,8 @@ class VerificationReport:
         notes = [
             f"Var: per-neuron average variance; {self.simulation.samples} plain Monte Carlo samples, "
             f"seed {self.simulation.seed}; worst dev.: largest |simulated - predicted| of a neuron's mean "
-            f"(in noise sd) and variance (relative).",
+            f"(in noise sd) and variance (relative)"
+            + ("; est. error: the prediction's own estimate of its layer Var error." if estimated else "."),
             self._rule(),
         ]
         if any(WITHIN_TOLERANCE in (r["means"], r["variances"], r["layer_var"]) for r in self.layers):
@@ -339,7 +348,7 @@ def verify(
     false_failure : float, default 1e-6
         Probability that a prediction within the tolerances fails any
         comparison (Bonferroni over all neurons, layers and inputs).
-    method : {"linear", "moments"}, default :data:`~noiseprop.propagation.DEFAULT_METHOD`
+    method : {"mixture", "linear", "moments"}, default :data:`~noiseprop.propagation.DEFAULT_METHOD`
         The prediction method held against the simulation (see
         :func:`~noiseprop.propagation.predict`).
     chunk_size, progress :
