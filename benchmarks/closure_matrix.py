@@ -59,6 +59,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _outputs import result_paths, write_results  # this folder: the script's own path comes first
 
 from noiseprop import Network, Noise, default_network, predict, propagation, simulate
 from noiseprop.noise import NOISE_TYPES, PLACEMENTS, per_layer_noise
@@ -528,12 +529,7 @@ def main(argv=None) -> int:
     if args.update_readme and args.from_json is not None and args.from_json.suffix == ".json":
         update_readme(json.loads(args.from_json.read_text()))
         return 0
-    json_path, md_path = args.out / "closure_matrix.json", args.out / "closure_matrix.md"
-    if not args.force and args.from_json is None:
-        for path in (json_path, md_path):
-            if path.exists():
-                print(f"{path} exists; use --force to overwrite", file=sys.stderr)
-                return 2
+    json_path, md_path = result_paths(args.out, ["closure_matrix.json", "closure_matrix.md"], args.force)
     if args.from_json is not None and args.from_json.suffix == ".jsonl":
         rows = [json.loads(line) for line in args.from_json.read_text().splitlines() if line.strip()]
         samples, seed = rows[0]["samples"], args.seed
@@ -543,16 +539,13 @@ def main(argv=None) -> int:
     else:
         samples = args.samples or (20_000 if args.fast else 400_000)
         seed = args.seed
-        args.out.mkdir(parents=True, exist_ok=True)
         checkpoint = args.out / "closure_matrix.partial.jsonl"
         checkpoint.unlink(missing_ok=True)
         only = None if args.networks is None else set(args.networks.split(","))
         rows = measure(samples, seed, args.fast, checkpoint, only, args.mc_cache)
         checkpoint.unlink()
     payload = analyse(rows, samples, seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for path, text in ((json_path, dumps(payload, indent=1)), (md_path, markdown(payload))):
-        atomic_write(path, lambda handle, text=text: handle.write(text), overwrite=True, binary=False)
+    write_results({json_path: dumps(payload, indent=1), md_path: markdown(payload)}, args.force)
     if args.update_readme:
         update_readme(payload)
     print(markdown(payload))

@@ -48,6 +48,7 @@ SCRIPTS = [
     ("mitigation_accuracy", "load_digits", [], "mitigation_accuracy.md"),
     ("mitigation_budget_sweep", "sweep", [], "mitigation_budget_sweep.json"),
     ("linearisation_error", "measure", [], "linearisation_error.png"),
+    ("closure_matrix", "measure", ["--fast"], "closure_matrix.md"),
 ]
 
 
@@ -128,3 +129,14 @@ def test_exact_relu_covariance_of_the_miss_diagnosis(monkeypatch):
     products = (f[:, 0] - f[:, 0].mean()) * (f[:, 1] - f[:, 1].mean())
     got = exact_relu_covariance(mean[None], cov[None])[0, 0, 1]
     assert abs(got - products.mean()) <= 5 * products.std() / np.sqrt(len(products))
+
+
+def test_closure_matrix_reanalysis_keeps_an_existing_result(tmp_path, monkeypatch):
+    """--from-json re-analyses stored rows: without --force it too must not
+    overwrite the results in --out (it did, silently)."""
+    module = _script("closure_matrix", monkeypatch)
+    stored = BENCHMARKS / "results" / "closure_matrix.json"
+    (tmp_path / "closure_matrix.json").write_text("kept")
+    assert _exit_status(module, ["--from-json", str(stored), "--out", str(tmp_path)]) == 2
+    assert (tmp_path / "closure_matrix.json").read_text() == "kept"
+    assert not (tmp_path / "closure_matrix.md").exists()
