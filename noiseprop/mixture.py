@@ -307,11 +307,6 @@ def _congruence(weight: np.ndarray, cov: np.ndarray) -> np.ndarray:
     return out.reshape(*lead, n_out, n_out)
 
 
-def _uncorrelated(noise: Noise) -> bool:
-    """Whether a layer has noise that is independent from neuron to neuron."""
-    return bool(noise.AU or noise.MU)
-
-
 def _shared_dimensions(noise: Noise) -> int:
     """Number of a layer's shared draws (0, 1 or 2)."""
     return int(noise.AC > 0) + int(noise.MC > 0)
@@ -332,7 +327,7 @@ def grid_nodes(layer_noise, width: int) -> tuple[int, int]:
     """
     dims = 0
     for noise in layer_noise:
-        if _uncorrelated(noise):
+        if noise.has_uncorrelated:
             break
         dims += _shared_dimensions(noise)
     budget = min(POINT_COMPONENTS, max(CHUNK_VALUES // max(width, 1), 1))
@@ -469,7 +464,7 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
     most ``points`` of them; otherwise they are first merged into
     ``components`` Gaussian components.
     """
-    if (mix.cov is None and not _uncorrelated(noise)
+    if (mix.cov is None and not noise.has_uncorrelated
             and mix.weight.shape[1] * _shared_nodes(noise, shared_nodes)[2].size <= points):
         return _propagate_points(mix, weight, bias, activation, noise, shared_nodes)
     mix = _gaussian_components(mix, components)

@@ -289,7 +289,7 @@ def _add_source(cov: np.ndarray, jacobian: np.ndarray, signal: np.ndarray, noise
     ``jacobian`` G: (B, N_t, N_k); ``signal`` a: (B, N_k).
     """
     diagonal = noise.MU * signal**2 + noise.AU
-    if noise.MU or noise.AU:
+    if noise.has_uncorrelated:
         with single_threaded_blas():  # one small product per input
             cov += scale * ((jacobian * diagonal[:, None, :]) @ jacobian.transpose(0, 2, 1))
     if noise.MC:

@@ -206,7 +206,7 @@ def _arnoldi_radius(operator, start: np.ndarray) -> float:
 
 
 def affine_fixed_point(congruence: np.ndarray, remainder: Remainder, injection: np.ndarray,
-                operator: "Remainder | None" = None) -> np.ndarray:
+                       operator: "Remainder | None" = None) -> np.ndarray:
     """X = L(X) + Q, L(X) = C X C^T + R(X) of spectral radius < 1.
 
     GMRES on (I - L)(X) = Q, preconditioned by the Stein solve S^-1 (S = I -
