@@ -166,16 +166,16 @@ def output_only_is_exact(layer_noise: Sequence[Noise], method: str) -> bool:
 def output_prediction(net: Network, noise: NoiseSpec, x, method: str, **options) -> Prediction:
     """:func:`noiseprop.predict` for callers that read only the output layer L.
 
-    Where :func:`output_only_is_exact`, ``predict(..., layers=[L])`` (O(N_L N^2)
-    per layer and input, inputs in memory-bounded chunks); otherwise the full
-    ``predict(net, noise, x, method=method, **options)``.  Either way the
+    ``predict(net, noise, x, method=method, **options)``, with ``layers=[L]``
+    where :func:`output_only_is_exact` (O(N_L N^2) per layer and input, inputs
+    in memory-bounded chunks), the full propagation otherwise.  Either way the
     output layer's numbers are those of the full prediction (to rounding).
     """
     from .propagation import predict
 
     require_network(net)
     if output_only_is_exact(per_layer_noise(noise, net.depth), method):
-        return predict(net, noise, x, method=method, layers=[net.depth])
+        options = {**options, "layers": [net.depth]}
     return predict(net, noise, x, method=method, **options)
 
 
