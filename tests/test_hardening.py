@@ -419,6 +419,12 @@ def broken(tmp_path):
     (["predict", "--noise", "1e300"], ["--noise", "layer"]),
     (["predict", "--method", "moments", "--noise", "1e300"], ["--noise", "layer"]),
     (["predict", "--noise", "-1e-3"], ["--noise", "AU must be a finite variance >= 0"]),
+    (["mitigate", "--MU", "1e160"], ["--MU", "overflows", "layer 2"]),
+    (["mitigate", "--input-value", "1e308"], ["layer 1", "mean signal", "overflows"]),
+    (["recurrent", "predict", "--esn", "20,0.9", "--MU", "1e160"], ["--MU", "overflows", "at step 2"]),
+    (["recurrent", "verify", "--esn", "20,0.9", "--samples", "100", "--MU", "1e160"], ["--MU", "at step 2"]),
+    (["recurrent", "predict", "--esn", "20,0.9", "--output-AU", "1e308", "--AU", "1e308"],
+     ["--AU, --output-AU", "at step 1"]),
     (["predict", "missing.pt"], ["missing.pt", "does not exist"]),
 ])
 def test_bad_input_is_exit_2_with_one_line(capsys, broken, tmp_path, argv, names):

@@ -1,6 +1,7 @@
 """The mitigation recommender (plan) and the ``noiseprop mitigate`` command."""
 import functools
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -103,6 +104,19 @@ def test_plan_bad_inputs():
     from noiseprop.mitigation import pool
     with pytest.raises(ValueError, match="original network"):
         plan(pool(net, 2), Noise(AU=0.01), X, 10)
+
+
+@pytest.mark.parametrize("noise, scale, message", [
+    (Noise(MU=1e160), 1.0, "layer 2: the predicted noise variance overflows"),
+    (Noise(AU=0.01), 1e308, "layer 1: the mean signal or its power"),
+])
+def test_plan_names_the_layer_that_overflows(noise, scale, message):
+    """Not the misleading 'every output is 0' of a nan signal, and no numpy warning."""
+    net = Network.symmetric(depth=3, width=4, weight=2.0, activation="linear")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=message):
+            plan(net, noise, np.full(4, scale), 10)
 
 
 # ----------------------------------------------------------------- CLI

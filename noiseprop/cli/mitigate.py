@@ -12,6 +12,7 @@ from ..methods import METHODS
 from .common import (
     CLIError,
     add_network_options,
+    check_noise_scale,
     describe_noise,
     network_from_args,
     noise_from_args,
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     noise = noise_from_args(args, net.depth)
     if all(layer.is_zero for layer in noise):  # the API's error would name no option
         raise CLIError(f"{noise_options_given(args)}: every noise intensity is 0, so there is no noise to mitigate")
+    check_noise_scale(args, net, x, noise, args.method)
     budget = budget_neurons(args.budget, net.sizes)
     result = plan(net, noise, x, budget, args.target_snr, max_copies=args.max_copies,
                   include_output=not args.hidden_only, samples=args.samples, seed=args.seed,

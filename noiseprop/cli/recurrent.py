@@ -25,7 +25,9 @@ from .common import (
     count_value,
     finite_value,
     noise_from_args,
+    noise_options_given,
     noise_text,
+    overflow_problem,
     print_json,
     seed_value,
 )
@@ -160,11 +162,26 @@ def _header(net, noise, output_noise) -> None:
         print("output noise:", noise_text([output_noise]))
 
 
-def _predict(args) -> int:
+def _prediction(args, net, u, noise, output_noise):
+    """The recurrent prediction; a CLIError naming the noise options where its variance overflows
+    (intensities are variances: an enormous one gives inf and nan from that step on)."""
     from ..recurrent import predict
 
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = predict(net, noise, u, generate=args.generate, output_noise=output_noise, method=args.method)
+    overflowing = [t for t in res.steps
+                   if not (np.all(np.isfinite(res.reservoir.var[t])) and np.all(np.isfinite(res.output.var[t])))]
+    if overflowing:
+        given = [noise_options_given(args)] + [f"--output-{name}" for name in NOISE_TYPES
+                                               if getattr(args, f"output_{name}")]
+        raise CLIError(f"{', '.join(given)}: {overflow_problem(f'at step {overflowing[0]}')} "
+                       "(noiseprop recurrent check gives the growth rate)")
+    return res
+
+
+def _predict(args) -> int:
     net, u, noise, output_noise = _model(args)
-    res = predict(net, noise, u, generate=args.generate, output_noise=output_noise, method=args.method)
+    res = _prediction(args, net, u, noise, output_noise)
     if args.json:
         print_json({"network": repr(net), "noise": noise_text([noise]), **res.to_dict()})
         return 0
@@ -213,6 +230,7 @@ def _verify(args) -> int:
     from ..recurrent import verify
 
     net, u, noise, output_noise = _model(args)
+    _prediction(args, net, u, noise, output_noise)  # an overflowing noise: refused before sampling
     report = verify(net, noise, u, args.samples, args.seed, generate=args.generate,
                     output_noise=output_noise, method=args.method)
     return _report(args, report, net, noise, output_noise)

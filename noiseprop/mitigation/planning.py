@@ -30,7 +30,7 @@ import numpy as np
 
 from ..model import Network
 from ..noise import NoiseSpec, per_layer_noise
-from ..propagation import METHODS, initial_state, propagate_state, state_moments
+from ..propagation import METHODS, initial_state, predict, propagate_state, state_moments
 from ..utils.jsonutil import finite_or_none
 from ..utils.validation import as_input, positive_int, require_network
 from .allocation import allocate_copies, output_projector
@@ -229,7 +229,10 @@ def plan(
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if allocation not in ALLOCATIONS:
         raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
-    signal, base = output_stats(net, layer_noise, x, method, objective)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, by layer
+        signal, base = output_stats(net, layer_noise, x, method, objective)
+    if not (math.isfinite(signal) and math.isfinite(base)):
+        raise ValueError(_overflow_reason(net, layer_noise, x, method))
     if not signal > 0:
         if objective == "snr":
             raise ValueError("objective='snr' needs a noise-free output signal E[y]^2 > 0 (here every output "
@@ -266,6 +269,20 @@ def plan(
     met = None if target_snr_db is None else bool(after_db >= target_snr_db)
     return Plan(steps, choices, network, before_db, after_db, extra, budget, target_snr_db, met,
                 comparison, skipped, objective)
+
+
+def _overflow_reason(net, layer_noise, x, method: str) -> str:
+    """Why the output statistics are not finite: predict's own error where
+    the noise-free signal overflows, else the first layer whose predicted
+    noise variance does."""
+    try:
+        with np.errstate(all="ignore"):
+            var = predict(net, layer_noise, x, method=method, error_estimate=False).var
+    except ValueError as err:
+        return str(err)
+    layer = next((k for k in range(1, net.depth + 1) if not np.all(np.isfinite(var[k]))), net.depth)
+    return (f"layer {layer}: the predicted noise variance overflows (inf or nan); intensities are "
+            "variances: use far smaller values")
 
 
 def _budget(value) -> int:
