@@ -42,6 +42,8 @@ __all__ = ["CongruenceSolver", "spectral_radius", "affine_fixed_point"]
 DENSE_WIDTH = 24
 #: Largest condition number of C's eigenvector basis for solving in it (beyond it: Schur-based solves).
 MAX_EIGENBASIS_CONDITION = 1e6
+#: Largest entry of L(I) up to which rho(L) is computed on L itself (beyond: on L scaled down).
+LARGE_ENTRIES = 1e100
 #: Relative accuracy asked of the spectral radius.
 RADIUS_RTOL = 1e-12
 #: Largest relative residual norm(L(X) - lambda X) / (lambda norm(X)) (Frobenius) of an accepted eigenpair.
@@ -136,6 +138,11 @@ def spectral_radius(congruence: np.ndarray, remainder: Remainder, start: "np.nda
         for N <= DENSE_WIDTH, else by the Perron iteration of the module
         docstring, or ARPACK on L where that does not converge.
     """
+    scale = _large_scale(congruence, remainder, operator)
+    if scale != 1.0:  # ARPACK's norms would overflow: the same map, divided exactly by a power of 4
+        root = math.sqrt(scale)
+        scaled_operator = None if operator is None else (lambda X: operator(X) / scale)
+        return scale * spectral_radius(congruence / root, lambda X: remainder(X) / scale, start, scaled_operator)
     solver = CongruenceSolver(congruence)
     n = solver.matrix.shape[0]
     operator = _full_map(solver, remainder, operator)
@@ -147,6 +154,19 @@ def spectral_radius(congruence: np.ndarray, remainder: Remainder, start: "np.nda
         if radius is not None:
             return radius
     return _arnoldi_radius(operator, start)
+
+
+def _large_scale(congruence: np.ndarray, remainder: Remainder, operator: "Remainder | None") -> float:
+    """1, or 4^k of the order of L(I)'s largest entry where that exceeds LARGE_ENTRIES; a
+    ValueError where L(I) overflows."""
+    eye = np.eye(congruence.shape[0])
+    with np.errstate(over="ignore", invalid="ignore"):
+        image = operator(eye) if operator is not None else congruence @ congruence.T + remainder(eye)
+        size = float(np.max(np.abs(image)))
+    if not math.isfinite(size):
+        raise ValueError("the linearised covariance map overflows (inf or nan): noise intensities are "
+                         "variances; use far smaller values")
+    return 4.0 ** math.floor(math.log(size, 4)) if size > LARGE_ENTRIES else 1.0
 
 
 def _dense_radius(operator, n: int) -> float:

@@ -289,10 +289,11 @@ def _error_estimate(net, layer_noise, x, method, layers) -> np.ndarray:
     its distance to "mixture" plus the mixture's own estimate.
     """
     computed = {method: _layer_noise_var(layers)}
-    for other in METHODS:
-        if other not in computed:
-            computed[other] = _layer_noise_var(_layers(net, layer_noise, x, other))
-    stein = _layer_noise_var(_layers(net, layer_noise, x, "moments", mehler_order=1))
+    with np.errstate(over="ignore", invalid="ignore"):  # a method that overflows: an unbounded estimate
+        for other in METHODS:
+            if other not in computed:
+                computed[other] = _layer_noise_var(_layers(net, layer_noise, x, other))
+        stein = _layer_noise_var(_layers(net, layer_noise, x, "moments", mehler_order=1))
     mix = computed["mixture"]
     floor = _ROUNDING_RELATIVE * np.maximum.accumulate(np.abs(mix), axis=0)
     estimate = (ERROR_WEIGHT_MOMENTS * _relative(mix, computed["moments"], floor)
@@ -300,6 +301,7 @@ def _error_estimate(net, layer_noise, x, method, layers) -> np.ndarray:
                 + ERROR_WEIGHT_MEHLER * _distance(computed["moments"], stein, mix, floor))
     if method != "mixture":
         estimate = estimate + _relative(computed[method], mix, floor)
+    estimate = np.where(np.isnan(estimate), np.inf, estimate)  # inf - inf: no bound either
     return np.concatenate([np.zeros((1, x.shape[0])), estimate])
 
 

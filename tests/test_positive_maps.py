@@ -104,3 +104,20 @@ def test_radius_where_arnoldi_on_the_map_missed_it():
     b = (1.0 - np.tanh(rng.standard_normal(60)) ** 2)[:, None] * w
     remainder = diagonal_noise(b, 1e-3)
     assert spectral_radius(b, remainder) == pytest.approx(dense_radius(b, remainder), rel=1e-11)
+
+
+@pytest.mark.parametrize("factor", [1e120, 1e250])
+def test_radius_of_an_enormous_map_scales_exactly(factor):
+    """rho(s L) = s rho(L) beyond ARPACK's range (its norms overflowed near
+    entries of 1e150: 'Could not build an Arnoldi factorization')."""
+    b = carrier(N, 1.5, seed=7)
+    c, remainder = b, diagonal_noise(b, 0.05)
+    expected = spectral_radius(c, remainder)
+    got = spectral_radius(np.sqrt(factor) * c, lambda X: factor * remainder(X))
+    assert got == pytest.approx(factor * expected, rel=1e-10)
+
+
+def test_a_map_that_overflows_is_a_clear_error():
+    b = carrier(N, 1.0, seed=8)
+    with pytest.raises(ValueError, match="covariance map overflows.*variances"):
+        spectral_radius(b, lambda X: 1e308 * np.diag(np.diag(b @ X @ b.T)) * 10)

@@ -340,3 +340,20 @@ def test_output_variance_from_statistics_exact_for_split_covariance():
     cov = u * np.eye(7) + c * np.ones((7, 7))
     np.testing.assert_allclose(output_variance_from_statistics(W_out, cov),
                                np.diag(W_out @ cov @ W_out.T), rtol=1e-13)
+
+
+def test_stationary_state_at_enormous_noise_scales_or_is_refused():
+    """Additive noise: the stationary covariance is linear in it, up to the
+    floating-point range (scipy's Lyapunov solver returned 1e-309 for
+    1e307); correlated multiplicative noise: the growth rate is linear in it
+    beyond ARPACK's range (1e200 was an internal error); a noise whose
+    per-step covariance overflows is a ValueError that says why."""
+    net = echo_state_network(30, spectral_radius=0.9, seed=3)
+    u = np.ones(1)
+    small = stationary(net, Noise(AU=1e-3), u)
+    huge = stationary(net, Noise(AU=1e306), u)
+    np.testing.assert_allclose(huge.cov / 1e306, small.cov / 1e-3, rtol=1e-10, atol=1e-12 * np.max(small.cov / 1e-3))
+    rates = [stationary(net, Noise(MC=d), u).growth_rate / d for d in (1e10, 1e200)]
+    assert rates[1] == pytest.approx(rates[0], rel=1e-8)
+    with pytest.raises(ValueError, match="overflows.*variances"):
+        stationary(net, Noise(AU=1e308), u)

@@ -238,3 +238,22 @@ def test_rows_and_table_carry_the_prediction_error_estimate():
     linear = verify(net, noise, np.full(6, 0.5), samples=2000, method="linear")
     assert all(row["error_estimate"] is None for row in linear.layers)
     assert "est. error" not in linear.table()
+
+
+def test_an_unbounded_error_estimate_is_short_in_the_tables_and_raises_no_numpy_warning():
+    """Multiplicative noise of variance 1e160 before a sigmoid: the mixture stays
+    finite while linear response (part of the estimate) overflows.  The estimate
+    is inf there (not nan, not a numpy warning) and every table prints it in a
+    few characters (it once printed 160 digits)."""
+    net = Network.symmetric(3, 6, 0.4, 0.1, "sigmoid")
+    noise = Noise(MU=1e160, placement="pre")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("ignore", UserWarning)  # predict's own warning about its estimate
+        estimate = predict(net, noise, np.full(6, 0.5)).error_estimate
+        report = verify(net, noise, np.full(6, 0.5), samples=200)
+    assert not np.any(np.isnan(estimate)) and np.isinf(estimate[-1])
+    for line in report.table().splitlines()[2:2 + net.depth]:
+        assert len(line.split()[6]) <= 10, line  # the est. error column
+    from noiseprop.utils.tables import layer_table
+    assert "inf%" in layer_table(predict(net, noise, np.full(6, 0.5)))

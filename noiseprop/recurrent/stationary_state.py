@@ -264,7 +264,9 @@ def stationary(
     def affine(P):
         return step_moments(net, noise, output_noise, m, P, u_t)[1]
 
-    Q = affine(zero)
+    with np.errstate(over="ignore", invalid="ignore"):
+        Q = affine(zero)
+    _require_finite(Q, "the noise covariance added per step")
 
     def operator(P):
         return affine(P) - Q
@@ -278,7 +280,9 @@ def stationary(
               else state_radius**2)
     bounded = growth < 1.0
     if bounded:
-        P, solver = _solve(A, Q, operator, multiplicative)
+        with np.errstate(over="ignore", invalid="ignore"):
+            P, solver = _solve(A, Q, operator, multiplicative)
+        _require_finite(P, "the stationary noise covariance")
         residual = float(np.max(np.abs(P - affine(P))) / max(np.max(np.abs(P)), 1e-300))
     else:
         P, solver, residual = np.full((n, n), np.inf), "none", math.nan
@@ -291,6 +295,12 @@ def stationary(
         time_constant = 1.0 / abs(math.log(growth)) if growth > 0 else 0.0
     return StationaryState(mode, m, P, o, S_y, float(growth), state_radius, bool(bounded),
                            time_constant, solver, residual)
+
+
+def _require_finite(cov: np.ndarray, what: str) -> None:
+    """A ValueError when ``cov`` overflows (the noise, not the dynamics, is too large)."""
+    if not np.all(np.isfinite(cov)):
+        raise ValueError(f"{what} overflows (inf or nan): noise intensities are variances; use far smaller values")
 
 
 def _solve(A, Q, operator, multiplicative):
@@ -309,9 +319,13 @@ def _symmetric(P):
 
 
 def _lyapunov(A, Y):
+    """P = A P A^T + Y, solved for Y scaled to entries of order 1 (exactly, by a power of 2:
+    scipy's solver returns garbage, not inf, for entries near the floating-point range)."""
     from scipy.linalg import solve_discrete_lyapunov
 
-    return solve_discrete_lyapunov(A, Y)
+    size = float(np.max(np.abs(Y)))
+    scale = 2.0 ** math.frexp(size)[1] if size > 0 else 1.0
+    return solve_discrete_lyapunov(A, Y / scale) * scale
 
 
 def time_to_snr_below(

@@ -42,7 +42,7 @@ from ..noise import NoiseSpec
 from ..plotting import figure, save_figure
 from ..propagation import DEFAULT_METHOD, Prediction, predict
 from ..utils.jsonutil import finite_or_none
-from ..utils.tables import format_table
+from ..utils.tables import format_estimate, format_table
 from ..utils.validation import open_probability
 from .montecarlo import Z_95, Simulation, _batch_mean_stderr, simulate
 from .tolerances import DEFAULT_MEAN_TOL, DEFAULT_RTOL, FLOAT_RTOL
@@ -165,7 +165,7 @@ class VerificationReport:
         rows = [
             [str(r["layer"]), str(r["size"]), f"{r['predicted_var']:.5g}", f"{r['simulated_var']:.5g}",
              f"{Z_95 * r['var_stderr']:.2g}", f"{r['relative_error']:+.2%}",
-             *([f"{r['error_estimate']:.2%}"] if estimated else []), _SHORT[r["layer_var"]],
+             *([format_estimate(r["error_estimate"])] if estimated else []), _SHORT[r["layer_var"]],
              f"{r['worst_mean_deviation']:.3f}", _SHORT[r["means"]], f"{r['worst_var_deviation']:.2%}",
              _SHORT[r["variances"]]]
             for r in self.layers

@@ -16,6 +16,12 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(headers), line("-" * w for w in widths), *map(line, rows)])
 
 
+def format_estimate(fraction: float) -> str:
+    """An error estimate (a fraction) as a percentage with three significant digits,
+    e.g. "0.491%", "1.9e+160%" for an enormous one, "inf%" where it is unbounded."""
+    return f"{100 * fraction:.3g}%"
+
+
 def layer_table(stats: LayerStatistics) -> str:
     """Per-layer table: size, signal power, noise variance (total,
     uncorrelated, correlated) and layer SNR in dB; batch-averaged.  A
@@ -39,6 +45,6 @@ def layer_table(stats: LayerStatistics) -> str:
         ]
         if with_estimate:
             estimate = row.get("error_estimate")
-            cells.append("-" if estimate is None else f"{100 * estimate:.2g}%")
+            cells.append("-" if estimate is None else format_estimate(estimate))
         rows.append(cells)
     return format_table(headers, rows)
