@@ -50,7 +50,8 @@ class WorkingPoint:
 class Network:
     """A fully connected feed-forward network of dense layers.
 
-    Build it with :meth:`from_arrays` or :meth:`symmetric`.
+    Build it with ``Network(weights, biases, activations)`` (the same as
+    :meth:`from_arrays`, which documents and validates the arguments) or :meth:`symmetric`.
 
     Attributes
     ----------
@@ -69,9 +70,12 @@ class Network:
     def __init__(
         self,
         weights: Sequence[np.ndarray],
-        biases: Sequence[np.ndarray],
-        activations: Sequence[Activation],
+        biases: "Sequence[np.ndarray] | None" = None,
+        activations: "ActivationSpec | Sequence[ActivationSpec]" = "linear",
     ):
+        """Validated copies of the arrays, as :meth:`from_arrays` describes (the caller's arrays are
+        neither kept nor made read-only)."""
+        weights, biases, activations = _validated_layers(weights, biases, activations)
         self.weights = tuple(weights)
         self.biases = tuple(biases)
         self.activations = tuple(activations)
@@ -106,32 +110,6 @@ class Network:
             Naming the layer and the shapes when they do not chain, and any
             non-finite entry.
         """
-        if isinstance(weights, np.ndarray) and weights.ndim == 2:
-            weights = [weights]
-        weights = as_list("weights", weights, "the weight matrices W_1..W_L")
-        weights = [_as_matrix(w, k) for k, w in enumerate(weights, start=1)]
-        if not weights:
-            raise ValueError("a network needs at least one layer (got no weight matrices)")
-        depth = len(weights)
-        for k in range(1, depth):
-            if weights[k].shape[1] != weights[k - 1].shape[0]:
-                raise ValueError(
-                    f"layer {k + 1}: weights of shape {weights[k].shape} need "
-                    f"{weights[k].shape[1]} inputs, but layer {k} has "
-                    f"{weights[k - 1].shape[0]} neurons (weights {weights[k - 1].shape})"
-                )
-        if biases is None:
-            biases = [np.zeros(w.shape[0]) for w in weights]
-        biases = as_list("biases", biases, "the bias vectors b_1..b_L")
-        if len(biases) != depth:
-            raise ValueError(f"got {len(biases)} bias vectors for {depth} layers")
-        biases = [_as_bias(b, w.shape[0], k) for k, (b, w) in enumerate(zip(biases, weights), 1)]
-        if isinstance(activations, (str, Activation)):
-            activations = [activations] * depth
-        activations = as_list("activations", activations, "a name, an Activation or one per layer")
-        if len(activations) != depth:
-            raise ValueError(f"got {len(activations)} activations for {depth} layers")
-        activations = [_layer_activation(a, k) for k, a in enumerate(activations, start=1)]
         return cls(weights, biases, activations)
 
     @classmethod
@@ -222,6 +200,38 @@ class Network:
     __hash__ = None  # mutable-looking arrays: not hashable
 
 
+
+
+def _validated_layers(weights, biases, activations) -> tuple[list, list, list]:
+    """Weights, biases and activations of :meth:`Network.from_arrays` as float arrays and
+    Activation objects; a ValueError naming the layer and shapes for anything else."""
+    if isinstance(weights, np.ndarray) and weights.ndim == 2:
+        weights = [weights]
+    weights = as_list("weights", weights, "the weight matrices W_1..W_L")
+    weights = [_as_matrix(w, k) for k, w in enumerate(weights, start=1)]
+    if not weights:
+        raise ValueError("a network needs at least one layer (got no weight matrices)")
+    depth = len(weights)
+    for k in range(1, depth):
+        if weights[k].shape[1] != weights[k - 1].shape[0]:
+            raise ValueError(
+                f"layer {k + 1}: weights of shape {weights[k].shape} need "
+                f"{weights[k].shape[1]} inputs, but layer {k} has "
+                f"{weights[k - 1].shape[0]} neurons (weights {weights[k - 1].shape})"
+            )
+    if biases is None:
+        biases = [np.zeros(w.shape[0]) for w in weights]
+    biases = as_list("biases", biases, "the bias vectors b_1..b_L")
+    if len(biases) != depth:
+        raise ValueError(f"got {len(biases)} bias vectors for {depth} layers")
+    biases = [_as_bias(b, w.shape[0], k) for k, (b, w) in enumerate(zip(biases, weights), 1)]
+    if isinstance(activations, (str, Activation)):
+        activations = [activations] * depth
+    activations = as_list("activations", activations, "a name, an Activation or one per layer")
+    if len(activations) != depth:
+        raise ValueError(f"got {len(activations)} activations for {depth} layers")
+    activations = [_layer_activation(a, k) for k, a in enumerate(activations, start=1)]
+    return weights, biases, activations
 
 
 def _as_matrix(w, k: int) -> np.ndarray:

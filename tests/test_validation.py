@@ -153,3 +153,31 @@ def test_noise_kind_properties(present):
     assert noise.has_uncorrelated == bool(present & {"AU", "MU"})
     assert noise.has_correlated == bool(present & {"AC", "MC"})
     assert noise.has_multiplicative == bool(present & {"MU", "MC"})
+
+
+@pytest.mark.parametrize("build", ["constructor", "from_arrays"])
+def test_the_constructor_validates_like_from_arrays_and_copies(build):
+    """Network(...) once kept the caller's arrays (and made them read-only) and
+    took activation names unchecked, failing deep inside predict."""
+    w, b = np.full((3, 3), 0.2), np.zeros(3)
+    make = Network if build == "constructor" else Network.from_arrays
+    net = make([w, w], [b, b], ["tanh", "relu"])
+    assert net == Network.from_arrays([w, w], [b, b], ["tanh", "relu"])
+    assert w.flags.writeable and b.flags.writeable and net.weights[0] is not w
+    assert predict(net, Noise(AU=1e-3), np.ones(3), method="linear").noise_var[-1] > 0
+    with pytest.raises(ValueError, match=r"layer 2: weights of shape \(2, 2\) need 2 inputs"):
+        make([w, np.ones((2, 2))])
+    with pytest.raises(ValueError, match="layer 1: unknown activation 'foo'"):
+        make([w], None, ["foo"])
+
+
+def test_the_recurrent_constructor_validates_like_from_arrays_and_copies():
+    from noiseprop.recurrent import RecurrentNetwork
+
+    w_in, w, w_out = np.ones((3, 1)), np.full((3, 3), 0.1), np.ones((1, 3))
+    net = RecurrentNetwork(w_in, w, w_out, activation="linear")
+    reference = RecurrentNetwork.from_arrays(w_in, w, w_out, activation="linear")
+    assert np.array_equal(net.W, reference.W) and net.activation == reference.activation and net.leak == 1.0
+    assert w.flags.writeable and net.W is not w
+    with pytest.raises(ValueError, match=r"W_out has shape \(1, 2\): it needs 3 columns"):
+        RecurrentNetwork(w_in, w, np.ones((1, 2)))

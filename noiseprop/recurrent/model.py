@@ -49,7 +49,8 @@ FILE_KIND = "recurrent"
 class RecurrentNetwork:
     """A leaky recurrent network (echo state network) with a linear readout.
 
-    Build it with :meth:`from_arrays` or :func:`echo_state_network`.
+    Build it with ``RecurrentNetwork(W_in, W, W_out, ...)`` (the same as :meth:`from_arrays`,
+    which documents and validates the arguments) or :func:`echo_state_network`.
 
     Attributes
     ----------
@@ -72,7 +73,12 @@ class RecurrentNetwork:
         N, N_in, N_out.
     """
 
-    def __init__(self, W_in, W, W_out, bias, output_bias, leak, activation, feedback):
+    def __init__(self, W_in, W, W_out, bias=None, output_bias=None, leak: float = 1.0,
+                 activation: "str | Activation" = "tanh", feedback: bool = False):
+        """Validated copies of the arrays, as :meth:`from_arrays` describes (the caller's arrays are
+        neither kept nor made read-only)."""
+        W_in, W, W_out, bias, output_bias, leak, activation, feedback = _validated(
+            W_in, W, W_out, bias, output_bias, leak, activation, feedback)
         self.W_in, self.W, self.W_out = W_in, W, W_out
         self.bias, self.output_bias = bias, output_bias
         self.leak = leak
@@ -117,38 +123,7 @@ class RecurrentNetwork:
             Naming the matrix and the shapes when they do not fit together,
             a non-finite entry, a leak outside (0, 1] or a bad activation.
         """
-        W = _matrix("W", W)
-        if W.shape[0] != W.shape[1]:
-            raise ValueError(f"W (reservoir weights) must be square (N, N), got shape {W.shape}")
-        n = W.shape[0]
-        W_in = _matrix("W_in", W_in)
-        if W_in.shape[0] != n:
-            raise ValueError(
-                f"W_in has shape {W_in.shape}: it needs {n} rows, one per reservoir neuron (W is {W.shape})"
-            )
-        W_out = _matrix("W_out", W_out)
-        if W_out.shape[1] != n:
-            raise ValueError(
-                f"W_out has shape {W_out.shape}: it needs {n} columns, one per reservoir neuron (W is {W.shape})"
-            )
-        bias = _vector("bias", np.zeros(n) if bias is None else bias, n)
-        output_bias = _vector("output_bias", np.zeros(W_out.shape[0]) if output_bias is None else output_bias,
-                              W_out.shape[0])
-        leak = _finite_number("leak", leak)
-        if not 0.0 < leak <= 1.0:
-            raise ValueError(f"leak must lie in (0, 1] (a = 1: no leak), got {leak}")
-        try:
-            activation = get_activation(activation)
-        except ValueError as err:
-            raise ValueError(f"activation: {err}") from None
-        if not isinstance(feedback, (bool, np.bool_)):
-            raise ValueError(f"feedback must be True or False, got {feedback!r}")
-        if feedback and W_out.shape[0] != W_in.shape[1]:
-            raise ValueError(
-                f"feedback=True feeds the output back as input: W_out has {W_out.shape[0]} outputs "
-                f"but W_in takes {W_in.shape[1]} inputs (N_out must equal N_in)"
-            )
-        return cls(W_in, W, W_out, bias, output_bias, leak, activation, bool(feedback))
+        return cls(W_in, W, W_out, bias, output_bias, leak, activation, feedback)
 
     @property
     def loop_matrix(self) -> np.ndarray:
@@ -409,6 +384,44 @@ def _non_negative_int(name: str, value) -> int:
     if not valid:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     return int(value)
+
+
+def _validated(W_in, W, W_out, bias, output_bias, leak, activation, feedback) -> tuple:
+    """The arguments of :meth:`RecurrentNetwork.from_arrays` as float arrays, a float leak, an
+    Activation and a bool; a ValueError naming the matrix and shapes for anything else."""
+    W = _matrix("W", W)
+    if W.shape[0] != W.shape[1]:
+        raise ValueError(f"W (reservoir weights) must be square (N, N), got shape {W.shape}")
+    n = W.shape[0]
+    W_in = _matrix("W_in", W_in)
+    if W_in.shape[0] != n:
+        raise ValueError(
+            f"W_in has shape {W_in.shape}: it needs {n} rows, one per reservoir neuron (W is {W.shape})"
+        )
+    W_out = _matrix("W_out", W_out)
+    if W_out.shape[1] != n:
+        raise ValueError(
+            f"W_out has shape {W_out.shape}: it needs {n} columns, one per reservoir neuron (W is {W.shape})"
+        )
+    bias = _vector("bias", np.zeros(n) if bias is None else bias, n)
+    output_bias = _vector("output_bias", np.zeros(W_out.shape[0]) if output_bias is None else output_bias,
+                          W_out.shape[0])
+    leak = _finite_number("leak", leak)
+    if not 0.0 < leak <= 1.0:
+        raise ValueError(f"leak must lie in (0, 1] (a = 1: no leak), got {leak}")
+    try:
+        activation = get_activation(activation)
+    except ValueError as err:
+        raise ValueError(f"activation: {err}") from None
+    if not isinstance(feedback, (bool, np.bool_)):
+        raise ValueError(f"feedback must be True or False, got {feedback!r}")
+    if feedback and W_out.shape[0] != W_in.shape[1]:
+        raise ValueError(
+            f"feedback=True feeds the output back as input: W_out has {W_out.shape[0]} outputs "
+            f"but W_in takes {W_in.shape[1]} inputs (N_out must equal N_in)"
+        )
+
+    return W_in, W, W_out, bias, output_bias, leak, activation, bool(feedback)
 
 
 def _matrix(name: str, value) -> np.ndarray:
