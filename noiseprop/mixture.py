@@ -46,12 +46,38 @@ One layer, for every component:
    Mehler coefficients are those of g(z) = E_u f(z (1 + s + u) + ...):
    E[g'] = E_u[(1 + s + u) f'], E[g''] = E_u[(1 + s + u)^2 f''].
    Uncorrelated noise after the activation adds its exact covariance.
-5. The children are merged back to K components by divisive
+5. Uncorrelated multiplicative noise gives a neuron a noise variance that
+   follows its signal (after the activation: D_MU f(z_a)^2), so it
+   co-varies with the other neurons' signals: the next layer's
+   pre-activations have a co-skewness kappa(z_a, z_a, z_b) that a Gaussian
+   component lacks, summed over N^2 pairs.  From the first layer with
+   MU > 0 on, every component also carries K[a, b] = kappa(y_a, y_a, y_b)
+   (diagonal: each neuron's third cumulant, that of a Gaussian z plus
+   k_aaa E[g']^3; the principal split's children keep their parent's K,
+   an approximation: conditioning changes a skewed law's cumulants).
+   Linear step:
+   kappa(z_a, z_a, z_b) ~ ((W o W) K W^T)[a, b] (the terms W_ai W_ai' with
+   i != i' have random signs and are dropped; on the diagonal all three
+   pairings count).  Activation: given z the outputs are independent with
+   conditional mean g_a(z_a) and second moment about the component mean
+   w_a(z_a), so K'[a, b] = Cov(w_a(z_a), g_b(z_b)): Mehler's expansion to
+   second order plus the Edgeworth terms k_aab E[w_a''] E[g_b'] / 2 +
+   k_abb E[w_a'] E[g_b''] / 2; the covariance between neurons gains
+   k_aab E[g_a''] E[g_b'] / 2 + k_abb E[g_a'] E[g_b''] / 2 (leading order in
+   the correlation; a covariance that these terms make indefinite is
+   clipped to its positive part, each neuron's variance kept).  Derivatives'
+   expectations come from :mod:`noiseprop.moments`
+   (:func:`~noiseprop.moments.second_moment_derivatives`,
+   :func:`~noiseprop.moments.third_moment`).  Every term carries a factor
+   g'' or is carried only in K, so affine networks stay exact.
+6. The children are merged back to K components by divisive
    clustering: the group whose children's means spread most is cut in two
    along its own leading principal direction at its weighted median, until
    there are K groups; every group is replaced by the one component with
    its weight, mean and covariance (moment matching: the total mean and
-   covariance are unchanged by the merge).
+   covariance are unchanged by the merge) and, where carried, its
+   co-skewness (law of total cumulance: the children's own plus
+   2 d_a S_ab + d_b S_aa + d_a^2 d_b of their means' deviations d).
 
 Shared noise alone: until the first layer with uncorrelated noise, every
 realisation's output is a deterministic function of the shared draws, so
