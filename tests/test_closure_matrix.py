@@ -266,6 +266,31 @@ def test_carried_coskewness_matches_monte_carlo(placement):
     assert min(errors(_total_coskew(mix, include_within=False))) > 0.12
 
 
+def test_merge_keeps_the_total_coskewness():
+    """Law of total cumulance: merging children (with their own co-skewness)
+    into groups leaves the mixture's total kappa(y_a, y_a, y_b) unchanged,
+    as the merge leaves its total mean and covariance."""
+    rng = np.random.default_rng(8)
+    b, m, n = 2, 40, 5
+    weight = rng.random((b, m))
+    weight /= weight.sum(axis=1, keepdims=True)
+    root = rng.standard_normal((b, m, n, n))
+    cov, skew = root @ np.swapaxes(root, -1, -2), rng.standard_normal((b, m, n, n))
+    mean = rng.standard_normal((b, m, n))
+    flat, flat_skew = cov.reshape(b, m, n * n), skew.reshape(b, m, n * n)
+
+    def row_weighted_cov(coef):
+        return np.einsum("bmga,bmac->bgac", coef, cov), np.diagonal(cov, axis1=2, axis2=3)
+
+    merged = mixture._merge(weight, mean, lambda ow: (np.swapaxes(ow, 1, 2) @ flat).reshape(b, -1, n, n), 7,
+                            lambda ow: (np.swapaxes(ow, 1, 2) @ flat_skew).reshape(b, -1, n, n),
+                            row_weighted_cov)
+    for i in range(b):
+        children = mixture.Mixture(weight[i:i + 1], mean[i:i + 1], cov[i:i + 1], skew[i:i + 1])
+        one = mixture.Mixture(*(field[i:i + 1] for field in merged))
+        np.testing.assert_allclose(_total_coskew(one), _total_coskew(children), rtol=1e-10, atol=1e-12)
+
+
 def test_coskewness_of_a_linear_map():
     """kappa(z_a, z_a, z_b) of z = W y from K = kappa(y_i, y_i, y_j) (the
     joint cumulants of three distinct neurons taken as 0): every term of
