@@ -231,12 +231,15 @@ def _activation(zbar, cov_z, activation, scale, shift, d_mu, d_au, count, skew_z
     slope = (a * moments.slope) @ wu
     curvature = (a * a * moments.curvature) @ wu
     cov = mehler_covariance(slope, curvature, cov_z)
-    if skew_z is not None and np.any(curvature):
-        cov += _coskew_terms(skew_z, curvature, slope)
     # The exact per-neuron variance on the diagonal; never below the Mehler
     # diagonal, so that the matrix stays positive semi-definite (a Schur
     # product of positive semi-definite matrices plus a non-negative diagonal).
     cov[:, diagonal, diagonal] = np.maximum(second, cov[:, diagonal, diagonal])
+    if skew_z is not None and np.any(curvature):
+        # A contribution to the mixture's covariance (first order in the
+        # co-skewness), not a covariance of its own: the merged components
+        # are made positive semi-definite (:func:`_merge`).
+        cov += _edgeworth(skew_z, slope, curvature, slope, curvature)
     if not carry:
         return mean, cov, None
     with np.errstate(over="ignore", invalid="ignore"):
@@ -270,15 +273,17 @@ def _output_skewness(activation, node_mean, node_var, moments, mean, weights, d_
             + 3.0 * m * m * moments.mean - m**3) @ weights
 
 
-def _coskew_terms(skew_z, first, second):
-    """Edgeworth terms of Cov[F_a(z_a), G_b(z_b)] (a != b) from the
-    co-skewness k_aab = skew_z[a, b] of z, to leading order in the
-    correlation: k_aab E[F_a''] E[G_b'] / 2 + k_abb E[F_a'] E[G_b''] / 2,
-    here with F = G (first = E[G'], second = E[G''], (M, N)); zero diagonal."""
-    half = _weighted(skew_z, 0.5 * second[:, :, None], first[:, None, :])
-    out = half + np.swapaxes(half, -1, -2)
-    diagonal = np.arange(out.shape[-1])
-    out[:, diagonal, diagonal] = 0.0
+def _edgeworth(skew_z, f1, f2, g1, g2):
+    """Edgeworth terms of Cov[F_a(z_a), G_b(z_b)] from the co-skewness
+    k_aab = skew_z[a, b] of z (M, N, N), to second order in the noise:
+    k_aab E[F_a''] E[G_b'] / 2 + k_abb E[F_a'] E[G_b''] / 2 with f1, f2 =
+    E[F'], E[F''] and g1, g2 = E[G'], E[G''] (M, N), on the diagonal too
+    (there k_aaa E[F'] E[G''] / 2 + k_aaa E[F''] E[G'] / 2: the limit of the
+    same formula, so that identical neurons keep identical covariances;
+    docs/closure.md)."""
+    out = _weighted(skew_z, 0.5 * f2[:, :, None], g1[:, None, :])
+    if np.any(g2):
+        out += _weighted(np.swapaxes(skew_z, -1, -2), 0.5 * f1[:, :, None], g2[:, None, :])
     return out
 
 
@@ -312,9 +317,7 @@ def _output_coskew(w1, w2, g1, g2, cov_z, skew_z):
     if np.any(w2) and np.any(g2):
         out += 0.5 * (w2[:, :, None] * cov_z) * (cov_z * g2[:, None, :])
     if skew_z is not None:
-        out += _weighted(skew_z, 0.5 * w2[:, :, None], g1[:, None, :])
-        if np.any(g2):
-            out += _weighted(np.swapaxes(skew_z, -1, -2), 0.5 * w1[:, :, None], g2[:, None, :])
+        out += _edgeworth(skew_z, w1, w2, g1, g2)
     diagonal = np.arange(out.shape[-1])
     out[:, diagonal, diagonal] = 0.0
     return out
@@ -421,25 +424,26 @@ def _merge(weight: np.ndarray, mean: np.ndarray, weighted_cov, components: int,
     return Mixture(total, centre, cov, skew)
 
 
+#: Smallest eigenvalue, relative to the largest, that counts as positive
+#: semi-definite (rounding) in :func:`_positive_semidefinite`.
+_DEFINITE_TOLERANCE = 1e-12
+
+
 def _positive_semidefinite(cov: np.ndarray) -> np.ndarray:
-    """Covariances (..., N, N) made positive semi-definite where the
-    Edgeworth terms of the co-skewness (first order in it, not a covariance
-    of their own) made them indefinite: the negative eigenvalues set to 0,
-    then rows and columns rescaled so that the diagonal (every neuron's
-    variance) is the original one.  Matrices whose smallest eigenvalue is
-    above -1e-12 of their largest are returned as they are."""
+    """Covariances (..., N, N) projected onto the positive semi-definite
+    matrices where the Edgeworth terms (first order in the co-skewness, not
+    a covariance of their own) made them indefinite: the negative
+    eigenvalues set to 0, which is the nearest positive semi-definite matrix
+    (Frobenius norm) and a continuous function of the matrix.  Matrices
+    whose smallest eigenvalue is above -1e-12 of their largest are returned
+    as they are."""
     lam = np.linalg.eigvalsh(cov)
-    bad = lam[..., 0] < -1e-12 * np.maximum(np.abs(lam[..., -1]), np.finfo(float).tiny)
+    bad = lam[..., 0] < -_DEFINITE_TOLERANCE * np.maximum(np.abs(lam[..., -1]), np.finfo(float).tiny)
     if not np.any(bad):
         return cov
     lam, vec = np.linalg.eigh(cov[bad])
-    clipped = (vec * np.maximum(lam, 0.0)[..., None, :]) @ np.swapaxes(vec, -1, -2)
-    diagonal = np.arange(cov.shape[-1])
-    target, got = cov[bad][:, diagonal, diagonal], clipped[:, diagonal, diagonal]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(got > 0, np.sqrt(target / got), 0.0)
     out = cov.copy()
-    out[bad] = clipped * scale[:, :, None] * scale[:, None, :]
+    out[bad] = (vec * np.maximum(lam, 0.0)[..., None, :]) @ np.swapaxes(vec, -1, -2)
     return out
 
 
@@ -746,19 +750,24 @@ def _children_activation(zbar, cov_z, skew_z, parent, scale, shift, activation, 
 
 
 def _skew_congruence(weight: np.ndarray, skew: np.ndarray) -> np.ndarray:
-    """Co-skewness of z = W y + b from that of y (..., N_in, N_in):
-    kappa(z_a, z_a, z_b) ~ sum_ij W_ai^2 W_bj K_ij = ((W o W) K W^T)[a, b].
-    Of the sum over i, i', j of W_ai W_ai' W_bj kappa(y_i, y_i', y_j) this
-    keeps the terms i = i', whose coefficients W_ai^2 are all positive; the
-    others (i != i': the joint cumulants of three distinct neurons, and
-    those of two with coefficients W_ai W_bi of random sign) are dropped."""
-    n_out, n_in = weight.shape
+    """Co-skewness of z = W y + b from that of y (..., N_in, N_in), K[i, j] =
+    kappa(y_i, y_i, y_j): of the sum over i, i', j of W_ai W_ai' W_bj
+    kappa(y_i, y_i', y_j) the terms in which two indices coincide (the
+    joint cumulants of three distinct neurons are not carried), each
+    triple i = i' = j counted once:
+
+        kappa(z_a, z_a, z_b) = sum_ij (W_ai^2 W_bj + 2 W_ai W_bi W_aj) K_ij
+                               - 2 sum_i W_ai^2 W_bi K_ii ,
+
+    the same formula on the diagonal (a = b: all three pairings), so that
+    identical rows of W give identical rows of the result."""
+    transposed = np.swapaxes(weight, -1, -2)
     with np.errstate(over="ignore", invalid="ignore"):
-        right = (skew.reshape(-1, n_in) @ weight.T).reshape(*skew.shape[:-1], n_out)     # K W^T
+        right = np.matmul(skew, transposed)                                           # K W^T
         out = np.matmul(weight * weight, right)
-        own = np.diagonal(skew, axis1=-2, axis2=-1) @ (weight**3).T
-        diagonal = np.arange(n_out)
-        out[..., diagonal, diagonal] = 3.0 * out[..., diagonal, diagonal] - 2.0 * own
+        out += 2.0 * np.swapaxes(np.matmul(weight, transposed * right), -1, -2)
+        own = np.diagonal(skew, axis1=-2, axis2=-1)[..., None, :] * (weight * weight)
+        out -= 2.0 * np.matmul(own, transposed)
     return _finite(out)
 
 

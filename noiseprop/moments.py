@@ -342,7 +342,8 @@ def second_moment_derivatives(activation: Activation, mean, var,
     of E[f], :mod:`module docstring <noiseprop.moments>`): closed forms for
     linear (2 a (a mean + b), 2 a^2), relu (2 E[f], 2 E[f']) and heaviside
     (f^2 = f: E[f'], E[f'']); central differences of E[f^2] = Var + E[f]^2
-    in the mean, step 1e-3 sd, for the others (error about 1e-7 relative).
+    in the mean (five points, step 1e-3 max(sd, 1 / |gain|)) for the
+    others (sigmoid, tanh, erf; error about 1e-9 relative).
     Where var = 0: the point values 2 f f' and 2 (f'^2 + f f'').  ``moments``:
     :func:`gaussian_moments` of the same Gaussians, if already computed.
     """
@@ -356,13 +357,18 @@ def second_moment_derivatives(activation: Activation, mean, var,
         return 2.0 * moments.mean, 2.0 * moments.slope
     if name == "heaviside":
         return moments.slope, moments.curvature
-    step = _DIFFERENCE_STEP * np.sqrt(var)
-    noiseless = step == 0.0
-    step = np.where(noiseless, 1.0, step)
-    above, below = (gaussian_moments(activation, mean + sign * step, var) for sign in (1.0, -1.0))
-    power = [m.var + m.mean**2 for m in (above, moments, below)]
-    first = (power[0] - power[2]) / (2.0 * step)
-    second = (power[0] - 2.0 * power[1] + power[2]) / (step * step)
+    # Steps of 1e-3 sd, but never below 1e-3 of f's own scale 1 / |gain|: a
+    # second difference with a step near a tiny sd would be all rounding.
+    # Five-point stencils (truncation error of order step^4).
+    noiseless = var == 0.0
+    step = _DIFFERENCE_STEP * np.where(noiseless, 1.0, np.maximum(np.sqrt(var), 1.0 / abs(activation.gain)))
+    power = {}
+    for shift in (-2, -1, 1, 2):
+        shifted = gaussian_moments(activation, mean + shift * step, var)
+        power[shift] = shifted.var + shifted.mean**2
+    centre = moments.var + moments.mean**2
+    first = (8.0 * (power[1] - power[-1]) - (power[2] - power[-2])) / (12.0 * step)
+    second = (16.0 * (power[1] + power[-1]) - (power[2] + power[-2]) - 30.0 * centre) / (12.0 * step * step)
     f, f1, f2 = activation(mean), activation.derivative(mean), activation.second_derivative(mean)
     return np.where(noiseless, 2.0 * f * f1, first), np.where(noiseless, 2.0 * (f1 * f1 + f * f2), second)
 
