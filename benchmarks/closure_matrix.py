@@ -40,15 +40,18 @@ Usage::
     python benchmarks/closure_matrix.py --from-json DIR/closure_matrix.json --force
     python benchmarks/closure_matrix.py --networks relu8,shipped --out DIR2   # part of it
     python benchmarks/closure_matrix.py --mc-cache DIR3 --force   # store / reuse the Monte Carlo runs
+    python benchmarks/closure_matrix.py --noise MU --out DIR4     # the cases of some noise types
+    python benchmarks/closure_matrix.py --from-json FULL.json DIR4/closure_matrix.json --force  # merged
     python benchmarks/closure_matrix.py --from-json benchmarks/results/closure_matrix.json --update-readme
 
 writes DIR/closure_matrix.json (every number) and .md (tables); default DIR
 benchmarks/results, R = 400 000 (--fast: 20 000 and one depth-4 network per
 activation plus the shipped one).  ``--update-readme`` rewrites the accuracy
 section of README.md and of docs/closure.md (between their ``closure-matrix``
-markers) from the results; with ``--from-json`` of a results .json it writes only that, from
-the stored analysis (no Monte Carlo, no prediction);
-tests/test_closure_matrix_readme.py checks that both hold it.
+markers) and the calibration table of docs/closure.md (``closure-calibration``
+markers) from the results; with ``--from-json`` of one results .json it
+writes only that, from the stored analysis (no Monte Carlo, no prediction);
+tests/test_closure_matrix_readme.py checks that the pages hold it.
 """
 from __future__ import annotations
 

@@ -53,20 +53,25 @@ One layer, for every component:
    component lacks, summed over N^2 pairs.  From the first layer with
    MU > 0 on, every component also carries K[a, b] = kappa(y_a, y_a, y_b)
    (diagonal: each neuron's third cumulant, that of a Gaussian z plus
-   k_aaa E[g']^3; the principal split's children keep their parent's K,
-   an approximation: conditioning changes a skewed law's cumulants).
-   Linear step:
-   kappa(z_a, z_a, z_b) ~ ((W o W) K W^T)[a, b] (the terms W_ai W_ai' with
-   i != i' have random signs and are dropped; on the diagonal all three
-   pairings count).  Activation: given z the outputs are independent with
-   conditional mean g_a(z_a) and second moment about the component mean
-   w_a(z_a), so K'[a, b] = Cov(w_a(z_a), g_b(z_b)): Mehler's expansion to
-   second order plus the Edgeworth terms k_aab E[w_a''] E[g_b'] / 2 +
-   k_abb E[w_a'] E[g_b''] / 2; the covariance between neurons gains
-   k_aab E[g_a''] E[g_b'] / 2 + k_abb E[g_a'] E[g_b''] / 2 (leading order in
-   the correlation; a covariance that these terms make indefinite is
-   clipped to its positive part, each neuron's variance kept).  Derivatives'
-   expectations come from :mod:`noiseprop.moments`
+   k_aaa E[g']^3), to second order in the noise; the joint cumulants of
+   three distinct neurons are not carried.  Linear step
+   (:func:`_skew_congruence`): every term of
+   sum W_ai W_ai' W_bj kappa(y_i, y_i', y_j) with two equal indices, the
+   diagonal by the same formula.  Activation: given z the outputs are
+   independent with conditional mean g_a(z_a) and second moment about the
+   component mean w_a(z_a), so K'[a, b] = Cov(w_a(z_a), g_b(z_b)):
+   Mehler's expansion to second order plus the Edgeworth terms
+   k_aab E[w_a''] E[g_b'] / 2 + k_abb E[w_a'] E[g_b''] / 2; the covariance
+   gains k_aab E[g_a''] E[g_b'] / 2 + k_abb E[g_a'] E[g_b''] / 2, on the
+   diagonal too (k_aaa E[g'] E[g''], the one-dimensional Edgeworth term:
+   the same formula, so that identical neurons keep a covariance
+   c 1 1^T + d I).  The principal split's children keep their parent's K:
+   their terms, summed with the children's weights, are the parent's
+   Edgeworth terms with E[g_a'' g_b'] averaged child by child.  The terms
+   are a contribution to the merged covariance, not a covariance of their
+   own; a merged covariance that they make indefinite is projected onto
+   the positive semi-definite matrices (:func:`_positive_semidefinite`).
+   Derivatives' expectations come from :mod:`noiseprop.moments`
    (:func:`~noiseprop.moments.second_moment_derivatives`,
    :func:`~noiseprop.moments.third_moment`).  Every term carries a factor
    g'' or is carried only in K, so affine networks stay exact.
@@ -215,7 +220,7 @@ def _activation(zbar, cov_z, activation, scale, shift, d_mu, d_au, count, skew_z
     order with the coefficients of g(z) = E_u f(...): E[(scale + u) f'] and
     E[(scale + u)^2 f''], plus the Edgeworth terms of the co-skewness
     skew_z[a, b] = kappa(z_a, z_a, z_b) (M, N, N) where given
-    (:func:`_coskew_terms`).  With ``carry`` also the output's co-skewness
+    (:func:`_edgeworth`).  With ``carry`` also the output's co-skewness
     (:func:`_output_coskew`, :func:`_output_skewness`; None otherwise),
     with uncorrelated multiplicative noise of variance ``d_post`` after the
     activation, y = f (1 + xi) (its additive noise adds no third cumulant).
