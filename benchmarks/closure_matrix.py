@@ -40,15 +40,18 @@ Usage::
     python benchmarks/closure_matrix.py --from-json DIR/closure_matrix.json --force
     python benchmarks/closure_matrix.py --networks relu8,shipped --out DIR2   # part of it
     python benchmarks/closure_matrix.py --mc-cache DIR3 --force   # store / reuse the Monte Carlo runs
+    python benchmarks/closure_matrix.py --noise MU --out DIR4     # the cases of some noise types
+    python benchmarks/closure_matrix.py --from-json FULL.json DIR4/closure_matrix.json --force  # merged
     python benchmarks/closure_matrix.py --from-json benchmarks/results/closure_matrix.json --update-readme
 
 writes DIR/closure_matrix.json (every number) and .md (tables); default DIR
 benchmarks/results, R = 400 000 (--fast: 20 000 and one depth-4 network per
 activation plus the shipped one).  ``--update-readme`` rewrites the accuracy
 section of README.md and of docs/closure.md (between their ``closure-matrix``
-markers) from the results; with ``--from-json`` of a results .json it writes only that, from
-the stored analysis (no Monte Carlo, no prediction);
-tests/test_closure_matrix_readme.py checks that both hold it.
+markers) and the calibration table of docs/closure.md (``closure-calibration``
+markers) from the results; with ``--from-json`` of one results .json it
+writes only that, from the stored analysis (no Monte Carlo, no prediction);
+tests/test_closure_matrix_readme.py checks that the pages hold it.
 """
 from __future__ import annotations
 
@@ -191,9 +194,11 @@ def add_stein(rows: list[dict]) -> None:
 
 
 def measure(samples: int, seed: int, fast: bool, checkpoint: "Path | None" = None,
-            only: "set | None" = None, cache: "Path | None" = None) -> list[dict]:
-    """Every case (of the networks in ``only``, if given; case i of the full
-    matrix always gets seed + i); with ``checkpoint`` each finished row is
+            only: "set | None" = None, cache: "Path | None" = None,
+            kinds: "set | None" = None) -> list[dict]:
+    """Every case (of the networks in ``only`` and the noise types in
+    ``kinds``, if given; case i of the full matrix always gets seed + i);
+    with ``checkpoint`` each finished row is
     appended to that file (JSON lines) as well, so that a long run can be
     analysed part-way or split over processes (``--from-json`` reads it)."""
     rows = []
@@ -203,6 +208,9 @@ def measure(samples: int, seed: int, fast: bool, checkpoint: "Path | None" = Non
             index += len(NOISE_TYPES) * len(PLACEMENTS) * len(INTENSITIES)
             continue
         for kind in NOISE_TYPES:
+            if kinds is not None and kind not in kinds:
+                index += len(PLACEMENTS) * len(INTENSITIES)
+                continue
             for placement in PLACEMENTS:
                 for d in INTENSITIES:
                     started = time.perf_counter()
@@ -363,6 +371,10 @@ def case_table(rows: list[dict]) -> str:
 README_BEGIN = ("<!-- closure-matrix: begin; written by benchmarks/closure_matrix.py --update-readme "
                 "from benchmarks/results/closure_matrix.json, do not edit -->")
 README_END = "<!-- closure-matrix: end -->"
+#: The calibration table of the error estimate (docs/closure.md), between its own markers.
+CALIBRATION_BEGIN = ("<!-- closure-calibration: begin; written by benchmarks/closure_matrix.py --update-readme "
+                     "from benchmarks/results/closure_matrix.json, do not edit -->")
+CALIBRATION_END = "<!-- closure-calibration: end -->"
 
 
 def pipe_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -438,12 +450,36 @@ def accuracy_block(payload: dict) -> str:
     ])
 
 
-def replace_block(text: str, block: str) -> str:
-    """``text`` with the lines between README_BEGIN and README_END replaced by ``block``."""
-    begin, end = text.find(README_BEGIN), text.find(README_END)
+def calibration_block(payload: dict) -> str:
+    """The calibration table of the error estimate (docs/closure.md); every
+    number from ``payload`` (the weights: those of noiseprop/propagation.py
+    when the matrix was analysed)."""
+    calib = payload["calibration"]
+    shipped, fitted = calib["shipped"], calib["fitted"]
+    pairs = payload["summary"][payload["default"]]["pairs"]
+    ds = " / ".join(f"{d:g}" for d in INTENSITIES)
+    rows = [
+        ["weights (`ERROR_WEIGHT_MOMENTS`, `ERROR_WEIGHT_LINEAR`, `ERROR_WEIGHT_MEHLER`)",
+         ", ".join(f"{shipped[k]:g}" for k in ("w_moments", "w_linear", "w_mehler"))],
+        ["coverage, all pairs", f"{100 * shipped['coverage']:.1f} % (requirement: at least 90 %)"],
+        [f"coverage at D = {ds}", f"{by_d(shipped['coverage_by_D'], 100, 1)} %"],
+        [f"median estimate at D = {ds}", f"{by_d(shipped['median_estimate_by_D'], 100, 2)} %"],
+        ["pairs warned (estimate > 5 %)", f"{shipped['warned_pairs']} of {pairs}"],
+        ["pairs whose error exceeds 5 % (beyond 3 s.e.)",
+         f"{shipped['errors_over_warning']} ({shipped['errors_over_warning_not_warned']} not warned)"],
+    ]
+    if fitted:
+        rows.append([f"weights fitted for {100 * COVERAGE_TARGET:g} % coverage on the same data",
+                     ", ".join(f"{fitted[k]:.3g}" for k in ("w_moments", "w_linear", "w_mehler"))])
+    return pipe_table(["", "value"], rows)
+
+
+def replace_block(text: str, block: str, begin_marker: str = README_BEGIN, end_marker: str = README_END) -> str:
+    """``text`` with the lines between the markers replaced by ``block``."""
+    begin, end = text.find(begin_marker), text.find(end_marker)
     if begin < 0 or end < begin:
-        raise ValueError(f"no '{README_BEGIN}' ... '{README_END}' markers")
-    return text[:begin + len(README_BEGIN)] + "\n" + block + "\n" + text[end:]
+        raise ValueError(f"no '{begin_marker}' ... '{end_marker}' markers")
+    return text[:begin + len(begin_marker)] + "\n" + block + "\n" + text[end:]
 
 
 def timing_line(rows: list[dict]) -> str:
@@ -492,10 +528,13 @@ def markdown(payload: dict) -> str:
 
 
 def update_readme(payload: dict, pages=ACCURACY_PAGES) -> None:
-    """Rewrite the accuracy section of every page (between its markers) from ``payload``."""
+    """Rewrite the accuracy section of every page (between its markers) from
+    ``payload``, and the calibration table where a page has its markers."""
     block = accuracy_block(payload)
     for page in pages:
         text = replace_block(page.read_text(), block)
+        if CALIBRATION_BEGIN in text:
+            text = replace_block(text, calibration_block(payload), CALIBRATION_BEGIN, CALIBRATION_END)
         atomic_write(page, lambda handle, text=text: handle.write(text), overwrite=True, binary=False)
         print(f"wrote the accuracy section of {page}", file=sys.stderr)
 
@@ -508,41 +547,64 @@ def analyse(rows: list[dict], samples: int, seed: int) -> dict:
             "default": choose_default(summary), "calibration": calibrate(records)}
 
 
+def case_key(row: dict) -> tuple:
+    return row["network"], row["noise"], row["placement"], row["D"]
+
+
+def stored_rows(paths, seed: int) -> tuple[int, int, list[dict]]:
+    """(samples, seed, rows) of stored results: .json (a results payload) or
+    .jsonl (a part-way checkpoint) files; a case found in several files is
+    taken from the last one, in the place of its first appearance."""
+    merged, samples = {}, None
+    for path in paths:
+        if path.suffix == ".jsonl":
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        else:
+            stored = json.loads(path.read_text())
+            rows, seed = stored["rows"], stored["seed"]
+        for row in rows:
+            merged[case_key(row)] = row
+            samples = row["samples"] if samples is None else min(samples, row["samples"])
+    return samples, seed, list(merged.values())
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fast", action="store_true", help="20 000 samples, depth-4 networks only")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    parser.add_argument("--from-json", type=Path, default=None,
-                        help="re-analyse stored rows (a results .json or a part-way .partial.jsonl)")
+    parser.add_argument("--from-json", type=Path, nargs="+", default=None,
+                        help="re-analyse stored rows (results .json or part-way .partial.jsonl files; "
+                             "a case in several files is taken from the last)")
     parser.add_argument("--force", action="store_true", help="overwrite existing results")
     parser.add_argument("--mc-cache", type=Path, default=None,
                         help="folder of stored Monte Carlo runs: read where present, written otherwise")
     parser.add_argument("--networks", default=None,
                         help="comma-separated subset, e.g. relu8,shipped (to split a long run)")
+    parser.add_argument("--noise", default=None,
+                        help="comma-separated subset of the noise types, e.g. MU (to measure again the "
+                             "cases a change of a method touches; merge with --from-json FULL PART)")
     parser.add_argument("--update-readme", action="store_true",
                         help="rewrite the accuracy section of README.md and docs/closure.md from the "
                              "results; with --from-json "
                              "RESULTS.json only that (the stored analysis as it is, no other file written)")
     args = parser.parse_args(argv)
-    if args.update_readme and args.from_json is not None and args.from_json.suffix == ".json":
-        update_readme(json.loads(args.from_json.read_text()))
+    if args.update_readme and args.from_json is not None and len(args.from_json) == 1 \
+            and args.from_json[0].suffix == ".json":
+        update_readme(json.loads(args.from_json[0].read_text()))
         return 0
     json_path, md_path = result_paths(args.out, ["closure_matrix.json", "closure_matrix.md"], args.force)
-    if args.from_json is not None and args.from_json.suffix == ".jsonl":
-        rows = [json.loads(line) for line in args.from_json.read_text().splitlines() if line.strip()]
-        samples, seed = rows[0]["samples"], args.seed
-    elif args.from_json is not None:
-        stored = json.loads(args.from_json.read_text())
-        samples, seed, rows = stored["samples"], stored["seed"], stored["rows"]
+    if args.from_json is not None:
+        samples, seed, rows = stored_rows(args.from_json, args.seed)
     else:
         samples = args.samples or (20_000 if args.fast else 400_000)
         seed = args.seed
         checkpoint = args.out / "closure_matrix.partial.jsonl"
         checkpoint.unlink(missing_ok=True)
         only = None if args.networks is None else set(args.networks.split(","))
-        rows = measure(samples, seed, args.fast, checkpoint, only, args.mc_cache)
+        kinds = None if args.noise is None else set(args.noise.split(","))
+        rows = measure(samples, seed, args.fast, checkpoint, only, args.mc_cache, kinds)
         checkpoint.unlink()
     payload = analyse(rows, samples, seed)
     write_results({json_path: dumps(payload, indent=1), md_path: markdown(payload)}, args.force)

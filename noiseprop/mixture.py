@@ -46,12 +46,43 @@ One layer, for every component:
    Mehler coefficients are those of g(z) = E_u f(z (1 + s + u) + ...):
    E[g'] = E_u[(1 + s + u) f'], E[g''] = E_u[(1 + s + u)^2 f''].
    Uncorrelated noise after the activation adds its exact covariance.
-5. The children are merged back to K components by divisive
+5. Uncorrelated multiplicative noise gives a neuron a noise variance that
+   follows its signal (after the activation: D_MU f(z_a)^2), so it
+   co-varies with the other neurons' signals: the next layer's
+   pre-activations have a co-skewness kappa(z_a, z_a, z_b) that a Gaussian
+   component lacks, summed over N^2 pairs.  From the first layer with
+   MU > 0 on, every component also carries K[a, b] = kappa(y_a, y_a, y_b)
+   (diagonal: each neuron's third cumulant, that of a Gaussian z plus
+   k_aaa E[g']^3), to second order in the noise; the joint cumulants of
+   three distinct neurons are not carried.  Linear step
+   (:func:`_skew_congruence`): every term of
+   sum W_ai W_ai' W_bj kappa(y_i, y_i', y_j) with two equal indices, the
+   diagonal by the same formula.  Activation: given z the outputs are
+   independent with conditional mean g_a(z_a) and second moment about the
+   component mean w_a(z_a), so K'[a, b] = Cov(w_a(z_a), g_b(z_b)):
+   Mehler's expansion to second order plus the Edgeworth terms
+   k_aab E[w_a''] E[g_b'] / 2 + k_abb E[w_a'] E[g_b''] / 2; the covariance
+   gains k_aab E[g_a''] E[g_b'] / 2 + k_abb E[g_a'] E[g_b''] / 2, on the
+   diagonal too (k_aaa E[g'] E[g''], the one-dimensional Edgeworth term:
+   the same formula, so that identical neurons keep a covariance
+   c 1 1^T + d I).  The principal split's children keep their parent's K:
+   their terms, summed with the children's weights, are the parent's
+   Edgeworth terms with E[g_a'' g_b'] averaged child by child.  The terms
+   are a contribution to the merged covariance, not a covariance of their
+   own; a merged covariance that they make indefinite is projected onto
+   the positive semi-definite matrices (:func:`_positive_semidefinite`).
+   Derivatives' expectations come from :mod:`noiseprop.moments`
+   (:func:`~noiseprop.moments.second_moment_derivatives`,
+   :func:`~noiseprop.moments.third_moment`).  Every term carries a factor
+   g'' or is carried only in K, so affine networks stay exact.
+6. The children are merged back to K components by divisive
    clustering: the group whose children's means spread most is cut in two
    along its own leading principal direction at its weighted median, until
    there are K groups; every group is replaced by the one component with
    its weight, mean and covariance (moment matching: the total mean and
-   covariance are unchanged by the merge).
+   covariance are unchanged by the merge) and, where carried, its
+   co-skewness (law of total cumulance: the children's own plus
+   2 d_a S_ab + d_b S_aa + d_a^2 d_b of their means' deviations d).
 
 Shared noise alone: until the first layer with uncorrelated noise, every
 realisation's output is a deterministic function of the shared draws, so
@@ -74,7 +105,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .moments import clamp_rounding, gaussian_moments, largest_variance, mehler_covariance
+from .moments import (
+    clamp_rounding,
+    gaussian_moments,
+    largest_variance,
+    mehler_covariance,
+    second_moment_derivatives,
+    third_moment,
+)
 from .noise import Noise
 
 __all__ = ["Mixture", "MIXTURE_COMPONENTS", "SHARED_NODES", "UNCORRELATED_NODES",
@@ -109,11 +147,15 @@ SPLIT_SHARE = 1e-3
 
 class Mixture(NamedTuple):
     """A layer's law as a mixture: weight (B, K), mean (B, K, N), cov (B, K, N, N)
-    (None for the noise-free input)."""
+    (None for the noise-free input) and co-skewness (B, K, N, N),
+    skew[..., a, b] = kappa(y_a, y_a, y_b) within each component (the
+    diagonal: each neuron's third cumulant), carried from the first layer
+    with uncorrelated multiplicative noise on (None before: not carried)."""
 
     weight: np.ndarray
     mean: np.ndarray
     cov: np.ndarray
+    skew: "np.ndarray | None" = None
 
 
 @functools.lru_cache(maxsize=None)
@@ -167,22 +209,28 @@ def _children(mix: Mixture, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return (mix.weight[:, :, None] * weight).reshape(b, k * q), np.repeat(np.arange(k), q)
 
 
-def _activation(zbar, cov_z, activation, scale, shift, d_mu, d_au, count):
-    """Mean and covariance of f(z (scale + u) + shift + e) per component.
+def _activation(zbar, cov_z, activation, scale, shift, d_mu, d_au, count, skew_z=None,
+                carry=False, d_post=0.0):
+    """Mean, covariance and co-skewness of f(z (scale + u) + shift + e) per component.
 
     z ~ N(zbar, cov_z) (M, N), (M, N, N); scale, shift (M,); u ~ N(0, d_mu)
     and e ~ N(0, d_au) independent per neuron.  Per-neuron moments are
     averaged over u by quadrature (each node is a Gaussian z); the
     covariance between neurons is Mehler's expansion in cov_z to second
     order with the coefficients of g(z) = E_u f(...): E[(scale + u) f'] and
-    E[(scale + u)^2 f''].
+    E[(scale + u)^2 f''], plus the Edgeworth terms of the co-skewness
+    skew_z[a, b] = kappa(z_a, z_a, z_b) (M, N, N) where given
+    (:func:`_edgeworth`).  With ``carry`` also the output's co-skewness
+    (:func:`_output_coskew`, :func:`_output_skewness`; None otherwise),
+    with uncorrelated multiplicative noise of variance ``d_post`` after the
+    activation, y = f (1 + xi) (its additive noise adds no third cumulant).
     """
     diagonal = np.arange(zbar.shape[-1])
     var_z = cov_z[:, diagonal, diagonal]
     u, wu = _normal_nodes(d_mu, count)
     a = scale[:, None, None] + u                                   # (M, 1, U)
-    moments = gaussian_moments(activation, zbar[..., None] * a + shift[:, None, None],
-                               var_z[..., None] * a * a + d_au)
+    node_mean, node_var = zbar[..., None] * a + shift[:, None, None], var_z[..., None] * a * a + d_au
+    moments = gaussian_moments(activation, node_mean, node_var)
     mean = moments.mean @ wu
     second = (moments.var + (moments.mean - mean[..., None]) ** 2) @ wu
     slope = (a * moments.slope) @ wu
@@ -192,7 +240,92 @@ def _activation(zbar, cov_z, activation, scale, shift, d_mu, d_au, count):
     # diagonal, so that the matrix stays positive semi-definite (a Schur
     # product of positive semi-definite matrices plus a non-negative diagonal).
     cov[:, diagonal, diagonal] = np.maximum(second, cov[:, diagonal, diagonal])
-    return mean, cov
+    if skew_z is not None and np.any(curvature):
+        # A contribution to the mixture's covariance (first order in the
+        # co-skewness), not a covariance of its own: the merged components
+        # are made positive semi-definite (:func:`_merge`).
+        cov += _edgeworth(skew_z, slope, curvature, slope, curvature)
+    if not carry:
+        return mean, cov, None
+    with np.errstate(over="ignore", invalid="ignore"):
+        power_slope, power_curvature = second_moment_derivatives(activation, node_mean, node_var, moments)
+        w1 = (1.0 + d_post) * ((a * power_slope) @ wu) - 2.0 * mean * slope
+        w2 = (1.0 + d_post) * ((a * a * power_curvature) @ wu) - 2.0 * mean * curvature
+        skew = _output_coskew(w1, w2, slope, curvature, cov_z, skew_z)
+        skew[:, diagonal, diagonal] = _output_skewness(activation, node_mean, node_var, moments, mean, wu,
+                                                       d_post)
+        if skew_z is not None:   # the skewness of z, carried through the slope (first order)
+            skew[:, diagonal, diagonal] += _weighted(skew_z[:, diagonal, diagonal], slope**3)
+    return mean, cov, _finite(skew)
+
+
+def _finite(skew: np.ndarray) -> np.ndarray:
+    """A co-skewness with its overflowing entries (an enormous noise, whose
+    third cumulants exceed the floating-point range) set to 0: not carried."""
+    return skew if np.all(np.isfinite(skew)) else np.where(np.isfinite(skew), skew, 0.0)
+
+
+def _output_skewness(activation, node_mean, node_var, moments, mean, weights, d_post) -> np.ndarray:
+    """Third central moment E[(y - m)^3] (M, N) of every neuron's output for
+    a Gaussian z: averaged over the quadrature nodes of u (Gaussian
+    arguments N(node_mean, node_var), their ``moments``), with noise after
+    the activation y = f (1 + xi), xi ~ N(0, d_post):
+    (1 + 3 D) E[f^3] - 3 m (1 + D) E[f^2] + 3 m^2 E[f] - m^3."""
+    m = mean[..., None]
+    power = moments.var + moments.mean**2
+    third = third_moment(activation, node_mean, node_var, moments)
+    return ((1.0 + 3.0 * d_post) * third - 3.0 * m * (1.0 + d_post) * power
+            + 3.0 * m * m * moments.mean - m**3) @ weights
+
+
+def _edgeworth(skew_z, f1, f2, g1, g2):
+    """Edgeworth terms of Cov[F_a(z_a), G_b(z_b)] from the co-skewness
+    k_aab = skew_z[a, b] of z (M, N, N), to second order in the noise:
+    k_aab E[F_a''] E[G_b'] / 2 + k_abb E[F_a'] E[G_b''] / 2 with f1, f2 =
+    E[F'], E[F''] and g1, g2 = E[G'], E[G''] (M, N), on the diagonal too
+    (there k_aaa E[F'] E[G''] / 2 + k_aaa E[F''] E[G'] / 2: the limit of the
+    same formula, so that identical neurons keep identical covariances;
+    docs/closure.md)."""
+    out = _weighted(skew_z, 0.5 * f2[:, :, None], g1[:, None, :])
+    if np.any(g2):
+        out += _weighted(np.swapaxes(skew_z, -1, -2), 0.5 * f1[:, :, None], g2[:, None, :])
+    return out
+
+
+def _weighted(values, *factors):
+    """values x factors (broadcast), 0 wherever a factor is 0: an affine
+    activation (no curvature) never meets 0 x inf where an enormous noise
+    makes the co-skewness overflow."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = values
+        for factor in factors:
+            out = out * factor
+    if np.all(np.isfinite(out)):
+        return out
+    nonzero = functools.reduce(np.logical_and, [factor != 0 for factor in factors])
+    return np.where(nonzero, out, 0.0)
+
+
+def _output_coskew(w1, w2, g1, g2, cov_z, skew_z):
+    """Co-skewness K[a, b] = kappa(y_a, y_a, y_b) of the output off the
+    diagonal (each neuron's own skewness, the diagonal, comes from
+    :func:`_output_skewness`; 0 here).
+
+    Given z, the outputs are independent, with conditional mean g_a(z_a)
+    and second moment about the component mean w_a(z_a) = E[(y_a - m_a)^2 | z_a],
+    so K[a, b] = Cov(w_a(z_a), g_b(z_b)) exactly; Mehler's expansion to
+    second order plus the Edgeworth terms of the co-skewness of z:
+    E[w'] E[g'] S + E[w''] E[g''] S^2 / 2 + k_aab E[w''] E[g'] / 2 + k_abb E[w'] E[g''] / 2,
+    with w1, w2 = E[w'], E[w''] and g1, g2 = E[g'], E[g''] (M, N).
+    """
+    out = w1[:, :, None] * cov_z * g1[:, None, :]
+    if np.any(w2) and np.any(g2):
+        out += 0.5 * (w2[:, :, None] * cov_z) * (cov_z * g2[:, None, :])
+    if skew_z is not None:
+        out += _edgeworth(skew_z, w1, w2, g1, g2)
+    diagonal = np.arange(out.shape[-1])
+    out[:, diagonal, diagonal] = 0.0
+    return out
 
 
 def _leading_direction(rows: np.ndarray, iterations: int = 30) -> np.ndarray:
@@ -255,7 +388,8 @@ def _groups(weight: np.ndarray, mean: np.ndarray, components: int) -> np.ndarray
     return labels
 
 
-def _merge(weight: np.ndarray, mean: np.ndarray, weighted_cov, components: int) -> Mixture:
+def _merge(weight: np.ndarray, mean: np.ndarray, weighted_cov, components: int,
+           weighted_skew=None, row_weighted_cov=None) -> Mixture:
     """At most ``components`` components from M children, by moment matching
     of groups (:func:`_groups`); the total mean and covariance are unchanged.
 
@@ -283,7 +417,60 @@ def _merge(weight: np.ndarray, mean: np.ndarray, weighted_cov, components: int) 
                 members = dev[i, group[i] == g]
                 cov[i, g] += members.T @ members
     cov /= safe[:, :, None, None]
-    return Mixture(total, centre, cov)
+    skew = None
+    if weighted_skew is not None:
+        cov = _positive_semidefinite(cov)
+        skew = weighted_skew(onehot)
+        if m > components:
+            with np.errstate(over="ignore", invalid="ignore"):
+                skew += _between_coskew(onehot, mean - np.take_along_axis(centre, group[:, :, None], axis=1),
+                                        row_weighted_cov)
+        skew = _finite(skew / safe[:, :, None, None])
+    return Mixture(total, centre, cov, skew)
+
+
+#: Smallest eigenvalue, relative to the largest, that counts as positive
+#: semi-definite (rounding) in :func:`_positive_semidefinite`.
+_DEFINITE_TOLERANCE = 1e-12
+
+
+def _positive_semidefinite(cov: np.ndarray) -> np.ndarray:
+    """Covariances (..., N, N) projected onto the positive semi-definite
+    matrices where the Edgeworth terms (first order in the co-skewness, not
+    a covariance of their own) made them indefinite: the negative
+    eigenvalues set to 0, which is the nearest positive semi-definite matrix
+    (Frobenius norm) and a continuous function of the matrix.  Matrices
+    whose smallest eigenvalue is above -1e-12 of their largest are returned
+    as they are."""
+    lam = np.linalg.eigvalsh(cov)
+    bad = lam[..., 0] < -_DEFINITE_TOLERANCE * np.maximum(np.abs(lam[..., -1]), np.finfo(float).tiny)
+    if not np.any(bad):
+        return cov
+    lam, vec = np.linalg.eigh(cov[bad])
+    out = cov.copy()
+    out[bad] = (vec * np.maximum(lam, 0.0)[..., None, :]) @ np.swapaxes(vec, -1, -2)
+    return out
+
+
+def _between_coskew(onehot, dev, row_weighted_cov):
+    """sum_m w_m [2 d_a S_m[a, b] + d_b S_m[a, a] + d_a^2 d_b] per group
+    (B, G, N, N): the co-skewness that the spread of the children's means
+    d (B, M, N) about their group's mean adds to the merged component (law
+    of total cumulance; the children's own co-skewness is added apart).
+    ``row_weighted_cov(c)`` returns sum_m c[b, m, g, a] S_m[a, b'] and the
+    same with S_m's diagonal, (B, G, N, N) and (B, M, N)."""
+    rows, own = row_weighted_cov(onehot[:, :, :, None] * dev[:, :, None, :])
+    b, m, g = onehot.shape
+    n = dev.shape[-1]
+    left = (onehot[:, :, :, None] * (own + dev * dev)[:, :, None, :]).reshape(b, m, g * n)
+    return 2.0 * rows + (np.swapaxes(left, 1, 2) @ dev).reshape(b, g, n, n)
+
+
+def _row_weighted(coef: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """sum_m coef[b, m, g, a] cov[b, m, a, c] (B, G, N, N): one batched matrix
+    product per neuron a."""
+    out = np.transpose(coef, (0, 3, 2, 1)) @ np.transpose(cov, (0, 2, 1, 3))         # (B, N, G, N)
+    return np.transpose(out, (0, 2, 1, 3))
 
 
 def _largest_variance(mix: Mixture) -> np.ndarray:
@@ -469,8 +656,10 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
         return _propagate_points(mix, weight, bias, activation, noise, shared_nodes)
     mix = _gaussian_components(mix, components)
     pre = noise.placement == "pre"
+    carry = mix.skew is not None or noise.MU > 0
     s, c, wq = _shared_nodes(noise, shared_nodes)
     zbar = mix.mean @ weight.T + bias
+    skew_z = None if mix.skew is None else _skew_congruence(weight, mix.skew)
     if mix.cov is None:
         cov_z = np.zeros(zbar.shape + zbar.shape[-1:])
     else:
@@ -480,35 +669,111 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
                  if directions and activation.name != "linear" else None)
         if split is not None:
             zbar, cov_z, split_weight = split
+            if skew_z is not None:       # the children keep their parent's co-skewness
+                skew_z = np.repeat(skew_z, split_weight.shape[1] // mix.weight.shape[1], axis=1)
             mix = Mixture(split_weight, None, None)
     b, k, n = zbar.shape
     q = wq.size
     child_weight, parent = _children(mix, wq)
     a, shift = np.tile(1.0 + s, k), np.tile(c, k)                                    # (K*Q,)
     if pre:   # every child through the activation: its own covariance
-        mean, cov = _activation(zbar[:, parent].reshape(-1, n), cov_z[:, parent].reshape(-1, n, n),
-                                activation, np.tile(a, b), np.tile(shift, b),
-                                noise.MU, noise.AU, uncorrelated_nodes)
-        mean, cov = mean.reshape(b, k * q, n), cov.reshape(b, k * q, n * n)
+        mean, cov, skew = _children_activation(zbar, cov_z, skew_z, parent, a, shift, activation, noise,
+                                               uncorrelated_nodes, carry)
 
         def weighted_cov(onehot):
             return (np.swapaxes(onehot, 1, 2) @ cov).reshape(b, -1, n, n)
+
+        def weighted_skew(onehot):
+            return (np.swapaxes(onehot, 1, 2) @ skew).reshape(b, -1, n, n)
+
+        def row_weighted_cov(coef):
+            full = cov.reshape(b, k * q, n, n)
+            return _row_weighted(coef, full), np.diagonal(full, axis1=2, axis2=3)
     else:     # after the activation: child = f (1 + s) + c, covariance (1 + s)^2 Cov f + noise
         ones = np.ones(b * k)
-        f_mean, f_cov = _activation(zbar.reshape(b * k, n), cov_z.reshape(b * k, n, n), activation,
-                                    ones, 0.0 * ones, 0.0, 0.0, uncorrelated_nodes)
+        f_mean, f_cov, f_skew = _activation(
+            zbar.reshape(b * k, n), cov_z.reshape(b * k, n, n), activation, ones, 0.0 * ones, 0.0, 0.0,
+            uncorrelated_nodes, None if skew_z is None else skew_z.reshape(b * k, n, n), carry, noise.MU)
         f_mean, f_cov = f_mean.reshape(b, k, n), f_cov.reshape(b, k, n * n)
         f_power = f_mean**2 + np.diagonal(f_cov.reshape(b, k, n, n), axis1=2, axis2=3)
         mean = f_mean[:, parent] * a[:, None] + shift[:, None]
         extra = noise.MU * f_power[:, parent] + noise.AU                             # (B, K*Q, N)
         diagonal = np.arange(n)
 
+        def per_parent(onehot, power):
+            return np.swapaxes((onehot * (a**power)[:, None]).reshape(b, k, q, -1).sum(axis=2), 1, 2)
+
         def weighted_cov(onehot):
-            per_parent = (onehot * (a * a)[:, None]).reshape(b, k, q, -1).sum(axis=2)     # (B, K, G)
-            out = (np.swapaxes(per_parent, 1, 2) @ f_cov).reshape(b, -1, n, n)
+            out = (per_parent(onehot, 2) @ f_cov).reshape(b, -1, n, n)
             out[:, :, diagonal, diagonal] += np.swapaxes(onehot, 1, 2) @ extra
             return out
-    return _merge(child_weight, mean, weighted_cov, components)
+
+        def weighted_skew(onehot):
+            return (per_parent(onehot, 3) @ f_skew.reshape(b, k, n * n)).reshape(b, -1, n, n)
+
+        def row_weighted_cov(coef):
+            parents = (coef * (a * a)[:, None, None]).reshape(b, k, q, *coef.shape[2:]).sum(axis=2)
+            out = _row_weighted(parents, f_cov.reshape(b, k, n, n))
+            out[:, :, diagonal, diagonal] += np.einsum("bmga,bma->bga", coef, extra)
+            own = (a * a)[:, None] * np.diagonal(f_cov.reshape(b, k, n, n), axis1=2, axis2=3)[:, parent] + extra
+            return out, own
+    return _merge(child_weight, mean, weighted_cov, components, weighted_skew if carry else None,
+                  row_weighted_cov)
+
+
+#: Children per block of :func:`_children_activation`: about this many values per work array.
+BLOCK_VALUES = 1 << 20
+
+
+def _children_activation(zbar, cov_z, skew_z, parent, scale, shift, activation, noise, count, carry):
+    """Noise before the activation: mean (B, C, N), covariance and co-skewness
+    (B, C, N^2; None where not carried) of every child c (parent[c], node
+    (scale[c], shift[c])) through :func:`_activation`, in blocks of children
+    of about BLOCK_VALUES values each so that its work arrays stay small
+    (only the results are held for all the children at once)."""
+    b, k, n = zbar.shape
+    per_input = parent.size
+    rows = np.add.outer(np.arange(b) * k, parent).ravel()               # child -> row of the flat parents
+    scale, shift = np.tile(scale, b), np.tile(shift, b)
+    zbar, cov_z = zbar.reshape(b * k, n), cov_z.reshape(b * k, n, n)
+    skew_z = None if skew_z is None else skew_z.reshape(b * k, n, n)
+    mean = np.empty((b * per_input, n))
+    cov = np.empty((b * per_input, n, n))
+    skew = np.empty((b * per_input, n, n)) if carry else None
+    step = max(1, BLOCK_VALUES // (n * n))
+    for start in range(0, rows.size, step):
+        block = slice(start, start + step)
+        index = rows[block]
+        child_skew = None if skew_z is None else skew_z[index] * (scale[block] ** 3)[:, None, None]
+        mean[block], cov[block], block_skew = _activation(
+            zbar[index], cov_z[index], activation, scale[block], shift[block], noise.MU, noise.AU, count,
+            child_skew, carry)
+        if carry:
+            skew[block] = block_skew
+    return (mean.reshape(b, per_input, n), cov.reshape(b, per_input, n * n),
+            None if skew is None else skew.reshape(b, per_input, n * n))
+
+
+def _skew_congruence(weight: np.ndarray, skew: np.ndarray) -> np.ndarray:
+    """Co-skewness of z = W y + b from that of y (..., N_in, N_in), K[i, j] =
+    kappa(y_i, y_i, y_j): of the sum over i, i', j of W_ai W_ai' W_bj
+    kappa(y_i, y_i', y_j) the terms in which two indices coincide (the
+    joint cumulants of three distinct neurons are not carried), each
+    triple i = i' = j counted once:
+
+        kappa(z_a, z_a, z_b) = sum_ij (W_ai^2 W_bj + 2 W_ai W_bi W_aj) K_ij
+                               - 2 sum_i W_ai^2 W_bi K_ii ,
+
+    the same formula on the diagonal (a = b: all three pairings), so that
+    identical rows of W give identical rows of the result."""
+    transposed = np.swapaxes(weight, -1, -2)
+    with np.errstate(over="ignore", invalid="ignore"):
+        right = np.matmul(skew, transposed)                                           # K W^T
+        out = np.matmul(weight * weight, right)
+        out += 2.0 * np.swapaxes(np.matmul(weight, transposed * right), -1, -2)
+        own = np.diagonal(skew, axis1=-2, axis2=-1)[..., None, :] * (weight * weight)
+        out -= 2.0 * np.matmul(own, transposed)
+    return _finite(out)
 
 
 def step_bytes(mix: Mixture, width: int, noise: Noise) -> int:

@@ -46,7 +46,7 @@ from scipy import special
 from .activations import Activation, Sigmoid
 
 __all__ = ["GaussianMoments", "gaussian_moments", "MOMENT_RULES", "mehler_covariance", "clamp_rounding",
-           "largest_variance"]
+           "largest_variance", "second_moment_derivatives", "third_moment"]
 
 #: Gauss-Hermite nodes for sigmoid and tanh where the Gaussian is narrow.
 _HERMITE_NODES = 128
@@ -328,6 +328,112 @@ def gaussian_moments(activation: Activation, mean, var) -> GaussianMoments:
         np.where(noiseless, activation.derivative(mean), moments.slope),
         np.where(noiseless, activation.second_derivative(mean), moments.curvature),
     )
+
+
+#: Step of the central differences of :func:`second_moment_derivatives`, in units of sd.
+_DIFFERENCE_STEP = 1e-3
+
+
+def second_moment_derivatives(activation: Activation, mean, var,
+                              moments: "GaussianMoments | None" = None) -> tuple[np.ndarray, np.ndarray]:
+    """E[(f^2)'(z)] and E[(f^2)''(z)] for z ~ N(mean, var), element-wise.
+
+    They are d/dmean and d^2/dmean^2 of E[f(z)^2] (as E[f'] and E[f''] are
+    of E[f], :mod:`module docstring <noiseprop.moments>`): closed forms for
+    linear (2 a (a mean + b), 2 a^2), relu (2 E[f], 2 E[f']) and heaviside
+    (f^2 = f: E[f'], E[f'']); central differences of E[f^2] = Var + E[f]^2
+    in the mean (five points, step 1e-3 max(sd, 1 / |gain|)) for the
+    others (sigmoid, tanh, erf; error about 1e-9 relative).
+    Where var = 0: the point values 2 f f' and 2 (f'^2 + f f'').  ``moments``:
+    :func:`gaussian_moments` of the same Gaussians, if already computed.
+    """
+    mean, var = np.broadcast_arrays(np.asarray(mean, dtype=float), np.asarray(var, dtype=float))
+    name = activation.name
+    if name == "linear":
+        a = activation.slope
+        return 2.0 * a * activation(mean), np.full(mean.shape, 2.0 * a * a)
+    moments = gaussian_moments(activation, mean, var) if moments is None else moments
+    if name == "relu":
+        return 2.0 * moments.mean, 2.0 * moments.slope
+    if name == "heaviside":
+        return moments.slope, moments.curvature
+    # Steps of 1e-3 sd, but never below 1e-3 of f's own scale 1 / |gain|: a
+    # second difference with a step near a tiny sd would be all rounding.
+    # Five-point stencils (truncation error of order step^4).
+    noiseless = var == 0.0
+    step = _DIFFERENCE_STEP * np.where(noiseless, 1.0, np.maximum(np.sqrt(var), 1.0 / abs(activation.gain)))
+    power = {}
+    for shift in (-2, -1, 1, 2):
+        shifted = gaussian_moments(activation, mean + shift * step, var)
+        power[shift] = shifted.var + shifted.mean**2
+    centre = moments.var + moments.mean**2
+    first = (8.0 * (power[1] - power[-1]) - (power[2] - power[-2])) / (12.0 * step)
+    second = (16.0 * (power[1] + power[-1]) - (power[2] + power[-2]) - 30.0 * centre) / (12.0 * step * step)
+    f, f1, f2 = activation(mean), activation.derivative(mean), activation.second_derivative(mean)
+    return np.where(noiseless, 2.0 * f * f1, first), np.where(noiseless, 2.0 * (f1 * f1 + f * f2), second)
+
+
+#: Gauss-Legendre nodes per panel and the panels' extent (standard units) of
+#: :func:`third_moment` for erf.
+_PANEL_NODES = 48
+_PANEL_EDGE = 9.0
+
+
+def third_moment(activation: Activation, mean, var, moments: "GaussianMoments | None" = None) -> np.ndarray:
+    """E[f(z)^3] for z ~ N(mean, var), element-wise.
+
+    Closed forms: linear; relu ((m^3 + 3 m v) Phi(a) + sd (m^2 + 2 v) phi(a),
+    a = m / sd); heaviside (E[f]); and from the rules' own moments, by the
+    logistic equations f' = g f (1 - f) (sigmoid) and f' = g (1 - f^2)
+    (tanh): sigmoid^3 = f - 3 f' / (2 g) + f'' / (2 g^2), tanh^3 = f + f'' / (2 g^2).
+    erf: Gauss-Legendre quadrature over the standard normal variable t on
+    [-9, 9] in three panels, the middle one over erf's transition
+    (:func:`_transition_panels`).  ``moments``: :func:`gaussian_moments` of
+    the same Gaussians, if already computed.
+    """
+    mean, var = np.broadcast_arrays(np.asarray(mean, dtype=float), np.asarray(var, dtype=float))
+    name = activation.name
+    if name == "linear":
+        centre, spread = activation(mean), activation.slope**2 * var
+        return centre**3 + 3.0 * centre * spread
+    if name == "relu":
+        sd = np.sqrt(var)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = mean / sd
+            value = (mean**3 + 3.0 * mean * var) * special.ndtr(a) + sd * (mean**2 + 2.0 * var) * _normal_density(a)
+        return np.where(sd == 0.0, np.maximum(mean, 0.0) ** 3, value)
+    moments = gaussian_moments(activation, mean, var) if moments is None else moments
+    if name == "heaviside":
+        return moments.mean
+    if name in ("sigmoid", "tanh"):
+        g = activation.gain
+        bent = moments.curvature / (2.0 * g * g)
+        if name == "tanh":
+            return moments.mean + bent
+        return moments.mean - 1.5 * moments.slope / g + bent
+    sd = np.sqrt(var)[..., None]
+    total = np.zeros(mean.shape)
+    nodes, weights = _gauss_rule("legendre", _PANEL_NODES)
+    for lower, upper in _transition_panels(activation.gain, mean, sd[..., 0]):
+        half = 0.5 * (upper - lower)[..., None]
+        t = 0.5 * (upper + lower)[..., None] + half * nodes
+        f = activation(mean[..., None] + sd * t)
+        total += (f**3 * _normal_density(t) * half) @ weights
+    return total
+
+
+def _transition_panels(gain: float, mean: np.ndarray, sd: np.ndarray) -> list:
+    """Three panels (lower, upper) of t = (z - mean) / sd covering [-9, 9]:
+    the middle one 8 / (|gain| sd) wide about z = 0, where a sigmoid-like f
+    changes (its width in t shrinks as the Gaussian widens), so that
+    Gauss-Legendre on each panel integrates a smooth function."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centre = np.where(sd > 0, -mean / sd, 0.0)
+        half = np.where(sd > 0, 4.0 / (abs(gain) * sd), 0.0)
+    left = np.clip(centre - half, -_PANEL_EDGE, _PANEL_EDGE)
+    right = np.clip(centre + half, -_PANEL_EDGE, _PANEL_EDGE)
+    edge = np.full(mean.shape, _PANEL_EDGE)
+    return [(-edge, left), (left, right), (right, edge)]
 
 
 def mehler_covariance(slope: np.ndarray, curvature: np.ndarray, cov_z: np.ndarray) -> np.ndarray:
