@@ -945,7 +945,8 @@ def simulate_tiles(plan, lin, sample0, n_samples, sample_blocks, next_tile, acc,
     blocked = accumulate and plan.block_rows > 0 and not cv
     centre32 = np.empty((3, width if blocked else 0), first.dtype)  # shift hi, lo and 1/scale in float32
     moments32 = np.zeros((4, width if blocked else 0), first.dtype)  # a block's sums of d .. d^4
-    deviations32 = np.empty((1, width if blocked else 0), first.dtype)  # the row's d, for its s and q
+    # the d of a group of _GROUP_ROWS rows, for their s and q
+    deviations32 = np.empty((_GROUP_ROWS, width if blocked else 0), first.dtype)
     while True:
         block = _take_next(next_tile)
         if block >= sample_blocks:
@@ -1008,16 +1009,23 @@ def simulate_tiles(plan, lin, sample0, n_samples, sample_blocks, next_tile, acc,
                         if blocked:
                             _split_centre(shift_b, inv_b, centre32, n)
                         in_block = 0
-                        for r in range(b, rows, n_inputs):
+                        r = b
+                        while r < rows:
                             if blocked:
-                                _block_moments(y, r, centre32, n, moments32, deviations32)
-                                _add_row_sums(*_row_sums(deviations32, 0, n), pairs, row_acc_b)
-                                in_block += 1
+                                # a group of rows at once where it fits in the block and the tile
+                                group = _GROUP_ROWS if (in_block + _GROUP_ROWS <= plan.block_rows
+                                                        and r + (_GROUP_ROWS - 1) * n_inputs < rows) else 1
+                                _block_moments(y, r, n_inputs, group, centre32, n, moments32, deviations32)
+                                for q in range(group):
+                                    _add_row_sums(*_row_sums(deviations32, q, n), pairs, row_acc_b)
+                                in_block += group
                                 if in_block == plan.block_rows:
                                     _flush_moments(moments32, acc_b, n)
                                     in_block = 0
+                                r += group * n_inputs
                             else:
                                 _accumulate(y, y_lin, r, shift_b, inv_b, n, cv, pairs, acc_b, row_acc_b)
+                                r += n_inputs
                         if in_block > 0:
                             _flush_moments(moments32, acc_b, n)
             n_in = n
@@ -1173,11 +1181,19 @@ def _split_centre(shift, inv, centre, n):
         centre[2, i] = _real(inv[i], centre)
 
 
+#: Rows whose block sums :func:`_block_moments` adds in one pass over the neurons (each sum
+#: loaded and stored once per group instead of once per row; the same additions in the
+#: same order, so the same numbers).
+_GROUP_ROWS = 4
+
+
 @njit(inline="always", error_model="numpy")
-def _block_moments(y, r, centre, n, moments, deviations):
-    """Add d, d^2, d^3, d^4 of realisation r to a block's sums ``moments`` (4, N) in the
-    type of y (float32: eight lanes per vector instead of float64's four), with
-    d = ((y[r] - hi) - lo) * inv from :func:`_split_centre`; d into row 0 of ``deviations`` (1, N).
+def _block_moments(y, r, step, group, centre, n, moments, deviations):
+    """Add d, d^2, d^3, d^4 of the realisations in rows r, r + step, ... (``group`` of them,
+    1 or _GROUP_ROWS) to a block's sums ``moments`` (4, N) in the type of y (float32: eight
+    lanes per vector instead of float64's four), row after row for each neuron, with
+    d = ((y[row] - hi) - lo) * inv from :func:`_split_centre`; row q's d into row q of
+    ``deviations`` (_GROUP_ROWS, N).
 
     Rounding: y - hi is exact where y is within a factor 2 of hi (Sterbenz), else
     rounded relative to the deviation; so d is within about 2u |d| (+ u^2 |shift| inv)
@@ -1185,14 +1201,28 @@ def _block_moments(y, r, centre, n, moments, deviations):
     within (B - 1)u of the sum of their absolute values (u = 2^-24): relative to
     sum |d|^k, at most (B + 2k) u (precision.block_sum_error states it for the rule).
     """
-    for i in range(n):
-        d = ((y[r, i] - centre[0, i]) - centre[1, i]) * centre[2, i]
-        deviations[0, i] = d
-        d2 = d * d
-        moments[0, i] += d
-        moments[1, i] += d2
-        moments[2, i] += d2 * d
-        moments[3, i] += d2 * d2
+    if group == _GROUP_ROWS:
+        for i in range(n):
+            hi, lo, inv = centre[0, i], centre[1, i], centre[2, i]
+            m1, m2, m3, m4 = moments[0, i], moments[1, i], moments[2, i], moments[3, i]
+            for q in range(_GROUP_ROWS):
+                d = ((y[r + q * step, i] - hi) - lo) * inv
+                deviations[q, i] = d
+                d2 = d * d
+                m1 += d
+                m2 += d2
+                m3 += d2 * d
+                m4 += d2 * d2
+            moments[0, i], moments[1, i], moments[2, i], moments[3, i] = m1, m2, m3, m4
+    else:
+        for i in range(n):
+            d = ((y[r, i] - centre[0, i]) - centre[1, i]) * centre[2, i]
+            deviations[0, i] = d
+            d2 = d * d
+            moments[0, i] += d
+            moments[1, i] += d2
+            moments[2, i] += d2 * d
+            moments[3, i] += d2 * d2
 
 
 @njit(forceinline=True, error_model="numpy", fastmath={"reassoc"})
