@@ -118,6 +118,18 @@ def test_float32_box_muller_on_a_grid_of_its_inputs():
     assert np.max(np.abs(out)) == pytest.approx(np.sqrt(64 * np.log(2)), rel=1e-6)
 
 
+@pytest.mark.parametrize("width", [10, 37, 100, 101])
+def test_the_kernel_draws_the_generators_numbers(width):
+    """A layer's uncorrelated float32 draws in the kernel (the pairs of its vectorised loop per
+    row, the rest for the whole tile) are fill_normals32's for the row's stream: outputs of
+    a zero network with AU = 1 are the draws themselves."""
+    net = Network.from_arrays([np.zeros((width, 3))], [np.zeros(width)], ["linear"])
+    out = sample_outputs(net, Noise(AU=1.0), np.ones(3), samples=70, seed=4, dtype="float32")
+    for sample in range(70):
+        draws = _kernels.standard_normals(seed_key(4), sample, 0, 1, 1, width, np.float32)
+        np.testing.assert_array_equal(out[sample], draws)
+
+
 def test_float32_draws_are_standard_normal():
     """Moments, tail probabilities, KS and independence of 1e6 float32 draws (fixed seed);
     seven checks at 5.3 standard errors (1.2e-7 each) and a KS p-value above 1e-7."""
