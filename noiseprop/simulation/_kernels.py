@@ -718,9 +718,9 @@ def fill_normals32(key, first, out, tail_index):
 
 #: Pairs per iteration of the float32 generator's vectorised loop (as LLVM compiles it for
 #: AVX2: 8 lanes).  A row's pairs beyond its last multiple of this would run one by one,
-#: each a full chain of dependent operations per row (measured: 25 % more time per draw on
-#: rows of 100 than of 96), so the kernel draws them for a whole tile at once
-#: (:func:`_tile_draws`), two rows of ``rest`` per pair.
+#: each a full chain of dependent operations per row (measured in isolation: about 30 %
+#: more time per draw on rows of 100 than of 96), so the kernel draws them for a whole
+#: tile at once (:func:`_tile_draws`), two rows of ``rest`` per pair.
 _LOOP_PAIRS32 = 8
 #: Rows of ``rest`` per part (uncorrelated noise of a layer: one, or two with the control variate).
 _REST_SLOTS32 = 2 * _LOOP_PAIRS32
