@@ -1,9 +1,9 @@
 """The float32 Monte Carlo engine and its generator, the dtype="auto" rule, the kernel's
 set-up checks and the first-compile notice.
 
-float32 has its own generator (a 32-bit hash and a float32 inverse normal CDF), so a
+float32 has its own generator (a 32-bit hash and a float32 Box-Muller transform), so a
 float32 run and the float64 run of the same seed are different, equally distributed
-realisations: the tests check the generator against the exact inverse CDF of its
+realisations: the tests check the generator against the exact transform of its
 uniforms and the runs against each other within their standard errors.
 """
 import json
@@ -16,7 +16,7 @@ import tracemalloc
 import numba
 import numpy as np
 import pytest
-from scipy import special, stats
+from scipy import stats
 
 from noiseprop import Network, Noise, simulate
 from noiseprop.simulation import _kernels
@@ -58,45 +58,76 @@ def _lowbias32(x):
     return x ^ (x >> np.uint64(16))
 
 
-def _uniforms32(key, count):
-    """The 32-bit uniforms behind draws 0..count-1 of the float32 stream of ``key``."""
+def _bits32(key, count):
+    """The 32 bits of draws 0..count-1 of the float32 stream of ``key`` (uint64 array)."""
     lo, hi = np.uint64(key & 0xFFFFFFFF), np.uint64(key >> 32)
     j = np.arange(count, dtype=np.uint64)
-    bits = _lowbias32(_lowbias32((lo + j * np.uint64(0x9E3779B9)) & np.uint64(0xFFFFFFFF)) ^ hi)
-    return (bits.astype(float) + 0.5) * 2.0**-32
+    return _lowbias32(_lowbias32((lo + j * np.uint64(0x9E3779B9)) & np.uint64(0xFFFFFFFF)) ^ hi)
 
 
-def test_float32_draws_are_the_inverse_normal_cdf_of_their_uniforms():
-    """Draw j of a stream is Phi^-1(u_j), u_j from the documented 32-bit hash, to NORMAL_RTOL."""
+def _box_muller(radius_bits, angle_bits):
+    """The exact (float64) normal pair of the documented Box-Muller transform: radius from
+    the high 31 bits of the first draw, angle (pi/4)(t + 1/2) 2^-29 from the low 29 bits of
+    the second, in the octant its top three bits choose (swap, sign of x, sign of y)."""
+    radius_bits, angle_bits = radius_bits.astype(np.int64), angle_bits.astype(np.int64)
+    r = np.sqrt(-2 * np.log(((radius_bits >> 1) + 0.5) * 2.0**-31))
+    a = ((angle_bits & 0x1FFFFFFF) + 0.5) * 2.0**-29 * np.pi / 4
+    swap = (angle_bits >> 29) & 1 == 1
+    x, y = np.where(swap, np.sin(a), np.cos(a)), np.where(swap, np.cos(a), np.sin(a))
+    return (r * np.where((angle_bits >> 30) & 1 == 1, -x, x), r * np.where((angle_bits >> 31) & 1 == 1, -y, y))
+
+
+@pytest.mark.parametrize("count", [300_000, 101, 10])
+def test_float32_draws_are_the_box_muller_pairs_of_their_uniforms(count):
+    """out[i], out[h + i] (h = ceil(count / 2)) are the Box-Muller pair of draws 2i, 2i + 1
+    of a stream, their bits from the documented 32-bit hash, to NORMAL_RTOL (an odd count
+    keeps the first normal of the last pair)."""
     key = int(_kernels.stream_key(seed_key(3), 7, 0, 2))
-    draws = _kernels.standard_normals(seed_key(3), 7, 0, 2, 0, 300_000, np.float32)
+    draws = _kernels.standard_normals(seed_key(3), 7, 0, 2, 0, count, np.float32)
     assert draws.dtype == np.float32
-    exact = special.ndtri(_uniforms32(key, draws.size))
+    bits = _bits32(key, 2 * ((count + 1) // 2))
+    x, y = _box_muller(bits[0::2], bits[1::2])
+    exact = np.concatenate([x, y])[:count]
     assert np.max(np.abs(draws - exact) / np.abs(exact)) <= NORMAL_RTOL
-    # words: out[i] of first = w is draw 2 w + i
+    # words: out[i] of first = w is the pair of draws 2 (w + i), 2 (w + i) + 1
     later = _kernels.standard_normals(seed_key(3), 7, 0, 2, 5, 100, np.float32)
-    np.testing.assert_array_equal(later, draws[10:110])
+    first_pairs = _kernels.standard_normals(seed_key(3), 7, 0, 2, 0, 110, np.float32)
+    np.testing.assert_array_equal(later[:50], first_pairs[5:55])
+    np.testing.assert_array_equal(later[50:], first_pairs[60:])
 
 
 @numba.njit
-def _grid_draws(stride, out):
-    for i in range(out.shape[0]):
-        bits = np.uint32(i * stride)
-        x = _kernels._central32(bits, _kernels._GEN32)
-        out[i] = _kernels._tail32(bits) if x == _kernels._TAIL_MARK32 else x
+def _grid_pairs(radius_bits, angle_bits, out):
+    for i in range(radius_bits.shape[0]):
+        out[0, i], out[1, i] = _kernels._normal_pair32(radius_bits[i], angle_bits[i], _kernels._GEN32)
 
 
-def test_float32_inverse_cdf_on_a_grid_of_all_32_bit_inputs():
-    """Every 4099th of the 2^32 inputs (both tails to their ends, both branches and the
-    boundary between them): relative error <= NORMAL_RTOL against the exact inverse CDF."""
+def test_float32_box_muller_on_a_grid_of_its_inputs():
+    """Radii from every 4099th 32-bit input (to u = 2^-32 and u -> 1, where log u -> 0),
+    each with an angle from another grid over all octants: relative error <= NORMAL_RTOL
+    against the exact transform; the largest radius is sqrt(64 ln 2) = 6.66."""
     stride = 4099
-    out = np.empty(2**32 // stride + 1, np.float32)
-    _grid_draws(stride, out)
-    bits = np.arange(out.size, dtype=np.float64) * stride
-    exact = special.ndtri((bits + 0.5) * 2.0**-32)
+    radius_bits = (np.arange(2**32 // stride + 1, dtype=np.uint64) * stride).astype(np.uint32)
+    radius_bits = np.concatenate([radius_bits, np.array([0, 1, 0xFFFFFFFE, 0xFFFFFFFF], np.uint32)])
+    angle_bits = ((np.arange(radius_bits.size, dtype=np.uint64) * 2654435761) % 2**32).astype(np.uint32)
+    angle_bits[-4:] = 0  # the extreme radii at angle 2^-31 pi/4: x = r
+    out = np.empty((2, radius_bits.size), np.float32)
+    _grid_pairs(radius_bits, angle_bits, out)
+    exact = np.stack(_box_muller(radius_bits, angle_bits))
     assert np.max(np.abs(out - exact) / np.abs(exact)) <= NORMAL_RTOL
-    ends = np.array([_kernels._tail32(np.uint32(b)) for b in (0, 0xFFFFFFFF)])
-    np.testing.assert_allclose(ends, special.ndtri(np.array([0.5, 2**32 - 0.5]) * 2.0**-32), rtol=NORMAL_RTOL)
+    assert np.max(np.abs(out)) == pytest.approx(np.sqrt(64 * np.log(2)), rel=1e-6)
+
+
+@pytest.mark.parametrize("width", [10, 37, 100, 101])
+def test_the_kernel_draws_the_generators_numbers(width):
+    """A layer's uncorrelated float32 draws in the kernel (the pairs of its vectorised loop per
+    row, the rest for the whole tile) are fill_normals32's for the row's stream: outputs of
+    a zero network with AU = 1 are the draws themselves."""
+    net = Network.from_arrays([np.zeros((width, 3))], [np.zeros(width)], ["linear"])
+    out = sample_outputs(net, Noise(AU=1.0), np.ones(3), samples=70, seed=4, dtype="float32")
+    for sample in range(70):
+        draws = _kernels.standard_normals(seed_key(4), sample, 0, 1, 1, width, np.float32)
+        np.testing.assert_array_equal(out[sample], draws)
 
 
 def test_float32_draws_are_standard_normal():
@@ -108,7 +139,7 @@ def test_float32_draws_are_standard_normal():
     assert abs(draws.mean()) < 5.3 / np.sqrt(n)
     assert abs(draws.var() - 1) < 5.3 * np.sqrt(2 / n)
     assert abs(stats.kurtosis(draws)) < 5.3 * np.sqrt(24 / n)
-    for level in (2.0, 3.5):  # either side of the boundary |x| = 2.93 between the two formulas
+    for level in (2.0, 3.5):
         p = 2 * stats.norm.sf(level)
         assert abs(np.mean(np.abs(draws) > level) - p) < 5.3 * np.sqrt(p * (1 - p) / n)
     neighbour = _kernels.standard_normals(seed_key(0), 6, 1, 2, 1, 1_000, np.float32)

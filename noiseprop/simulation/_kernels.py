@@ -13,7 +13,7 @@ turned into a standard normal by Acklam's inverse-CDF approximation (relative
 error < 1.2e-9; the 32-bit uniforms reach 6.2 standard deviations, beyond
 which lies a probability of 5e-10).  The float32 engine has its own
 generator for the uncorrelated draws (a 32-bit hash per draw and a float32
-inverse CDF, which vectorise; see ``fill_normals32``).  No generator state is
+Box-Muller transform per pair, which vectorise; see ``fill_normals32``).  No generator state is
 carried from one realisation to the next, so the numbers depend on the seed
 only, not on how realisations are split into chunks or spread over threads.
 
@@ -452,42 +452,43 @@ def _fill_normals64(key, first, out, tail_index):
 
 
 # ---------------------------------------------------------------------------------------
-# The float32 generator.  Draw j of a stream (key: 64 bits from stream_key) is
+# The float32 generator.  Draw j of a stream (key: 64 bits from stream_key) is 32 bits
 #     bits_j = h(h(lo + j G32) ^ hi),   lo, hi the two 32-bit halves of the key,
 # h Wellons' "lowbias32" integer hash (a bijective avalanche of 32 bits), G32 the 32-bit
 # golden-ratio increment: pure 32-bit integer arithmetic, which AVX2 vectorises (eight
-# lanes) where SplitMix64's 64-bit products are emulated.  The 32 bits are a uniform
-# u = (bits + 1/2) 2^-32 as in the float64 generator, split exactly into the distance
-# to the nearer end, p = min(u, 1 - u), and q = u - 1/2 (each from a 32-bit integer by one
-# conversion and one FMA, relative error <= 2^-24), and
-# turned into a standard normal by Giles' single-precision erfinv:
-#     x = sqrt(2) erfinv(2q) = 2 sqrt(2) q P(w),  w = -log(4 p (1 - p)),
-# P a degree-8 polynomial in w - 5/2 (relative error 1.25e-7) on w < 5, i.e. |x| < 2.93
-# (all but 0.34 % of the draws), with a float32 logarithm (Cody-Waite reduction and the
-# Cephes polynomial, evaluated by Estrin's scheme) that vectorises, unlike a libm call.  The
-# 0.34 % beyond are redone in a second pass by the float64 generator's tail formula at the
-# same p (exact in float64), then rounded.  Relative error <= precision.NORMAL_RTOL (5e-7;
-# 4.28e-7 at most over all 2^32 inputs: benchmarks/float32_generator_error.py; a grid in
-# the tests) against the exact inverse CDF of the same uniform.  A float32 run therefore draws
-# other numbers than the float64 run of the same seed: an equally distributed realisation.
+# lanes) where SplitMix64's 64-bit products are emulated.  Draws 2i and 2i + 1 give a pair
+# of standard normals by the Box-Muller transform (one logarithm, one square root and a
+# sine and cosine per two normals, all float32 polynomials that vectorise, and no tail
+# to redo):
+#     radius  r = sqrt(-2 log u),  u = (m + 1/2) 2^-31, m the high 31 bits of draw 2i;
+#     angle   the top three bits of draw 2i + 1 choose one of the eight octants (swap x
+#             and y, the sign of x, the sign of y), its low 29 bits a = (t + 1/2) 2^-29 pi/4
+#             within it: (x, y) = (+-r cos a, +-r sin a), or swapped,
+# i.e. r (cos theta, sin theta) for an angle theta uniform on the circle: two independent
+# standard normals (|x| <= r <= 6.66: P(r > 6.66) = 2^-32).  log u is Cody-Waite reduction
+# and the Cephes polynomial, with u - 1 taken exactly from the integer where u > sqrt(1/2)
+# (so -log u keeps its relative precision as u -> 1); cos a and sin a the Cephes
+# polynomials on [0, pi/4].  Relative error of each normal <= precision.NORMAL_RTOL (5e-7)
+# against the exact Box-Muller transform of the same two uniforms (the bound:
+# benchmarks/float32_generator_error.py, all 2^31 radii and 2^29 angles; a grid in the
+# tests).  A float32 run therefore draws other numbers than the float64 run of the same
+# seed: an equally distributed realisation.
 # ---------------------------------------------------------------------------------------
 
 _GOLDEN32 = 0x9E3779B9
 _LOWBIAS32 = (0x7FEB352D, 0x846CA68B)
 _F32 = np.float32
-# M. Giles, "Approximating the erfinv function", GPU Computing Gems Jade (2011): on w < 5,
-# erfinv(y) = y P(w); here times 2 sqrt(2) (x = sqrt(2) erfinv(2q) = q * [2 sqrt(2) P(w)]).
-_ERFINV32 = tuple(2.0 * math.sqrt(2.0) * c for c in (
-    2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
-    -0.00417768164, 0.246640727, 1.50140941))
 # Cephes logf: log(1 + f) = f - f^2/2 + f^3 Q(f) for sqrt(1/2) <= 1 + f < sqrt(2).
 _LOG32 = (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
           -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1)
-_TAIL_MARK32 = _F32(8.0)  # written where w >= 5 (|x| < 2.93 elsewhere) and redone in float64
+# Cephes sinf, cosf on [0, pi/4]: sin a = a + a^3 S(a^2), cos a = 1 - a^2/2 + a^4 C(a^2).
+_SIN32 = (-1.9515295891e-4, 8.3321608736e-3, -1.6666654611e-1)
+_COS32 = (2.443315711809948e-5, -1.388731625493765e-3, 4.166664568298827e-2)
 #: Every floating constant of the float32 generator, one tuple (see :func:`_opaque`):
-#: [0:9] log, [9:18] erfinv, then ln 2 (hi, lo), 1/2, 1, 4, 5/2 and the tail mark.
-_GEN32 = tuple(_F32(c) for c in _LOG32 + _ERFINV32 + (_LN2_HI32, _LN2_LO32, 0.5, 1.0, 4.0, 2.5, _TAIL_MARK32))
-_C_LN2_HI, _C_LN2_LO, _C_HALF, _C_ONE, _C_FOUR, _C_W_MID, _C_MARK = range(18, 25)
+#: [0:9] log, [9:12] sin, [12:15] cos, then ln 2 (hi, lo), 1/2, 1, pi/4 and -2.
+_GEN32 = tuple(_F32(c) for c in _LOG32 + _SIN32 + _COS32 + (_LN2_HI32, _LN2_LO32, 0.5, 1.0, math.pi / 4, -2.0))
+_C_SIN, _C_COS = 9, 12
+_C_LN2_HI, _C_LN2_LO, _C_HALF, _C_ONE, _C_QUARTER_PI, _C_MINUS_TWO = range(15, 21)
 
 
 @intrinsic
@@ -497,7 +498,7 @@ def _opaque(typingctx, values):
     loop-invariant values rather than literals: LLVM then keeps them in registers or
     stack slots read as operands, instead of re-loading every literal by address in
     every iteration (its choice for literals under numba's code model, where the float32
-    generator's 25 constants outnumber the 16 vector registers)."""
+    generator's 21 constants outnumber the 16 vector registers)."""
     if not (isinstance(values, types.UniTuple) and isinstance(values.dtype, types.Float)):
         return None
 
@@ -554,28 +555,60 @@ def _bits32(typingctx, key, j):
     return types.uint32(key, j), codegen
 
 
+def _unit32(builder, integer, exponent):
+    """(integer + 1/2) 2^exponent in float32 for a non-negative i32 ``integer`` (one
+    conversion and one FMA: relative error <= 2^-24) (LLVM IR)."""
+    f32 = ir.FloatType()
+    return builder.fma(builder.sitofp(integer, f32), f32(2.0**exponent), f32(2.0 ** (exponent - 1)))
+
+
 @intrinsic
-def _split_unit32(typingctx, bits):
-    """The uniform u = (bits + 1/2) 2^-32 of 32 random bits as (p, q) in float32:
-    p = min(u, 1 - u) and q = u - 1/2, each one rounding of an exact value (relative error
-    <= 2^-24): p = (n + 1/2) 2^-32 with n = bits or its complement in the low 31 bits, and
-    q = (s + 1/2) 2^-32 with s = bits - 2^31 as a signed integer (one FMA each)."""
+def _radius_unit32(typingctx, bits):
+    """The uniform u = (m + 1/2) 2^-31 of the high 31 of 32 random bits, as (u, 1 - u) in
+    float32, each one rounding of an exact value (1 - u = (2^31 - 1 - m + 1/2) 2^-31)."""
     if bits != types.uint32:
         return None
     pair = types.UniTuple(types.float32, 2)
 
     def codegen(context, builder, signature, args):
         (b,) = args
-        i32, f32 = ir.IntType(32), ir.FloatType()
-        upper = builder.ashr(b, i32(31))  # all ones where u > 1/2
-        near = builder.and_(builder.xor(b, upper), i32(0x7FFFFFFF))  # p = (near + 1/2) 2^-32
-        centred = builder.xor(b, i32(0x80000000))  # bits - 2^31, as a signed integer
-        scale, half = f32(2.0**-32), f32(2.0**-33)
-        p = builder.fma(builder.sitofp(near, f32), scale, half)
-        q = builder.fma(builder.sitofp(centred, f32), scale, half)
-        return context.make_tuple(builder, pair, [p, q])
+        i32 = ir.IntType(32)
+        m = builder.lshr(b, i32(1))
+        u = _unit32(builder, m, -31)
+        return context.make_tuple(builder, pair, [u, _unit32(builder, builder.sub(i32(0x7FFFFFFF), m), -31)])
 
     return pair(bits), codegen
+
+
+@intrinsic
+def _octant_unit32(typingctx, bits):
+    """(t + 1/2) 2^-29 in float32 for t the low 29 of 32 random bits (the angle within an
+    octant, in units of pi/4)."""
+    if bits != types.uint32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        (b,) = args
+        return _unit32(builder, builder.and_(b, ir.IntType(32)(0x1FFFFFFF)), -29)
+
+    return types.float32(bits), codegen
+
+
+@intrinsic
+def _signed_by_bit(typingctx, x, bits, bit):
+    """The float32 x with its sign flipped where bit ``bit`` (a literal) of ``bits`` is set
+    (an exclusive or of the sign bit: no branch)."""
+    if x != types.float32 or bits != types.uint32 or not isinstance(bit, types.IntegerLiteral):
+        return None
+    position = bit.literal_value
+
+    def codegen(context, builder, signature, args):
+        value, b = args[0], args[1]
+        i32 = ir.IntType(32)
+        sign = builder.shl(builder.lshr(b, i32(position)), i32(31))
+        return builder.bitcast(builder.xor(builder.bitcast(value, i32), sign), ir.FloatType())
+
+    return types.float32(x, bits, bit), codegen
 
 
 @intrinsic
@@ -598,17 +631,6 @@ def _frexp32(typingctx, x):
 
 
 @njit(forceinline=True, error_model="numpy")
-def _horner8(c, first, x):
-    """c[first] x^8 + c[first + 1] x^7 + ... + c[first + 8] by Horner's rule with FMA (for the
-    erfinv polynomial, whose argument reaches |x| = 2.5: Estrin's scheme there loses up to
-    half an ulp more)."""
-    y = _fma(c[first], x, c[first + 1])
-    for k in range(first + 2, first + 9):
-        y = _fma(y, x, c[k])
-    return y
-
-
-@njit(forceinline=True, error_model="numpy")
 def _poly8(c, first, x):
     """c[first] x^8 + c[first + 1] x^7 + ... + c[first + 8] by Estrin's scheme with FMA (for
     the logarithm's polynomial, |x| < 0.42): four dependent steps instead of Horner's eight,
@@ -622,10 +644,12 @@ def _poly8(c, first, x):
 
 
 @njit(forceinline=True, error_model="numpy")
-def _log32(x, c):
-    """log(x) in float32 for a positive normal x (about 1 ulp; vectorises); c = _GEN32."""
-    e, m = _frexp32(x)
-    f = m - c[_C_ONE]
+def _log_unit32(u, one_minus_u, c):
+    """log(u) in float32 for u in (0, 1), given u and 1 - u (about 1 ulp; vectorises);
+    c = _GEN32.  Where u >= sqrt(1/2) the reduced argument f = u - 1 is -(1 - u), exact,
+    rather than the rounded u minus 1, so that log u keeps its relative precision as u -> 1."""
+    e, m = _frexp32(u)
+    f = m - c[_C_ONE] if e != _F32(0.0) else -one_minus_u
     z = f * f
     y = _poly8(c, 0, f)
     y = _fma(y * f, z, _fma(e, c[_C_LN2_LO], -c[_C_HALF] * z))
@@ -633,100 +657,93 @@ def _log32(x, c):
 
 
 @njit(forceinline=True, error_model="numpy")
-def _central32(bits, c):
-    """The standard normal of 32 random bits where w < 5 (|x| < 2.93), else the tail mark
-    c[_C_MARK]; c = _GEN32 (or its :func:`_opaque` copy)."""
-    p, q = _split_unit32(bits)
-    w = -_log32(c[_C_FOUR] * p * (c[_C_ONE] - p), c) - c[_C_W_MID]  # w - 5/2, in (-5/2, 5/2) here
-    s = _horner8(c, 9, w)
-    return q * s if w < c[_C_W_MID] else c[_C_MARK]
+def _radius32(bits, c):
+    """The Box-Muller radius sqrt(-2 log u) of the uniform u of the high 31 of 32 random
+    bits (float32); c = _GEN32 (or its :func:`_opaque` copy)."""
+    u, one_minus_u = _radius_unit32(bits)
+    return math.sqrt(c[_C_MINUS_TWO] * _log_unit32(u, one_minus_u, c))
 
 
 @njit(forceinline=True, error_model="numpy")
-def _tail32(bits):
-    """The standard normal of 32 random bits in a tail, in float64 (Acklam's tail formula at
-    p = min(u, 1 - u), exact in float64), rounded to float32."""
-    near = bits & np.uint32(0x7FFFFFFF)
-    if bits >= np.uint32(0x80000000):
-        return _F32(-_tail((float(near ^ np.uint32(0x7FFFFFFF)) + 0.5) * _TO_UNIT))
-    return _F32(_tail((float(near) + 0.5) * _TO_UNIT))
+def _cos_sin32(bits, c):
+    """(cos a, sin a) in float32 for the angle a = (t + 1/2) 2^-29 pi/4 in [0, pi/4) of the
+    low 29 of 32 random bits (the octant, from the top three bits, is applied by the caller)."""
+    a = _octant_unit32(bits) * c[_C_QUARTER_PI]
+    z = a * a
+    sine = _fma(a * z, _fma(_fma(c[_C_SIN], z, c[_C_SIN + 1]), z, c[_C_SIN + 2]), a)
+    cosine = _fma(z * z, _fma(_fma(c[_C_COS], z, c[_C_COS + 1]), z, c[_C_COS + 2]), _fma(-c[_C_HALF], z, c[_C_ONE]))
+    return cosine, sine
 
 
 @njit(forceinline=True, error_model="numpy")
-def _central_pass32(key, start, out, count):
-    """out[i] = the central-formula draw start + i of the stream of ``key`` (or the tail
-    mark) for i < count; whether any draw was marked."""
+def _normal_pair32(radius_bits, angle_bits, c):
+    """The two standard normals (float32) of draws 2i, 2i + 1 of a stream (their 32 bits
+    ``radius_bits``, ``angle_bits``) by the Box-Muller transform (see above): r times the
+    cosine and sine of the angle, swapped and signed by the top three bits of
+    ``angle_bits``; c = _GEN32 (or its :func:`_opaque` copy)."""
+    r = _radius32(radius_bits, c)
+    cosine, sine = _cos_sin32(angle_bits, c)
+    swap = (angle_bits >> np.uint32(29)) & np.uint32(1) != 0
+    x = r * (sine if swap else cosine)
+    y = r * (cosine if swap else sine)
+    return _signed_by_bit(x, angle_bits, 30), _signed_by_bit(y, angle_bits, 31)
+
+
+@njit(forceinline=True, error_model="numpy")
+def _pairs32(key, start, out, half, count):
+    """out[i], out[half + i] = the normal pair of draws start + 2i, start + 2i + 1 of the
+    stream of ``key``, for i < count (vectorises: eight pairs per iteration)."""
     c = _opaque(_GEN32)
-    marked = False
     for i in range(count):
-        x = _central32(_bits32(key, start + i), c)
-        out[i] = x
-        marked |= x == c[_C_MARK]  # a boolean or: vectorises (an integer sum does not, here)
-    return marked
+        out[i], out[half + i] = _normal_pair32(_bits32(key, start + 2 * i), _bits32(key, start + 2 * i + 1), c)
 
 
 @njit(forceinline=True, error_model="numpy")
 def fill_normals32(key, first, out, tail_index):
-    """out (float32) as standard normals: out[i] is draw 2 first + i of the float32 stream
-    of ``key`` (draws 2w, 2w + 1 take the place of the float64 generator's word w, so the
-    callers' word offsets keep streams apart).  ``tail_index``: the float64 generator's
+    """out (float32) as standard normals: with h = ceil(len(out) / 2), out[i] and out[h + i]
+    are the pair of draws 2 first + 2i, 2 first + 2i + 1 of the float32 stream of ``key``
+    (these two draws take the place of the float64 generator's word first + i, which gives
+    out[i] and out[h + i] there too, so the callers' word offsets keep streams apart; an odd
+    length drops the last pair's second normal).  ``tail_index``: the float64 generator's
     scratch (unused here: the signature is shared, see :func:`_fill_normals`).
-
-    The first pass (hash, uniform, Giles' central formula) vectorises and says whether it
-    marked any draw (w >= 5, about 0.34 %); only then :func:`_redo_tails32` finds and
-    redoes the marked ones.
     For the recurrent kernel and any other float32 user: the same (key, first, len(out))
-    always gives the same numbers.
+    always gives the same numbers, as :func:`_fill_row` draws them.
     """
-    start = 2 * first
-    if _central_pass32(key, start, out, out.shape[0]):  # a row of 100 has a tail draw 29 % of the time
-        _redo_tails32(key, start, out)
-
-
-@njit(forceinline=True, error_model="numpy")
-def _redo_tails32(key, start, out):
-    """Redo the draws of ``out`` (draw start + i of the stream of ``key`` in out[i]) that the
-    central pass marked, by :func:`_tail32`.  Scanned eight at a time (a fixed-length
-    inner loop, compared as one vector), then one by one where a group holds a mark."""
     n = out.shape[0]
-    for i0 in range(0, n, 8):
-        if i0 + 8 <= n:
-            hit = False
-            for i in range(i0, i0 + 8):
-                hit |= out[i] == _TAIL_MARK32
-            if not hit:
-                continue
-        for i in range(i0, min(i0 + 8, n)):
-            if out[i] == _TAIL_MARK32:
-                out[i] = _tail32(_bits32(key, start + i))
+    half = (n + 1) // 2
+    _pairs32(key, 2 * first, out, half, n // 2)
+    if n % 2:
+        out[half - 1] = _normal_pair32(_bits32(key, 2 * first + n - 1), _bits32(key, 2 * first + n), _GEN32)[0]
 
 
-#: Draws per iteration of the float32 generator's vectorised loop (as LLVM compiles it for
-#: AVX2: 8 lanes, 4 iterations interleaved).  A row's draws beyond its last multiple of
-#: this would run 4 at a time or one by one, each group a full chain of dependent
-#: operations per row (measured: a quarter of the generator's time on rows of 100 and 10),
-#: so the kernel draws them for a whole tile at once (:func:`_tile_draws`).
-_LOOP_DRAWS32 = 32
+#: Pairs per iteration of the float32 generator's vectorised loop (as LLVM compiles it for
+#: AVX2: 8 lanes).  A row's pairs beyond its last multiple of this would run one by one,
+#: each a full chain of dependent operations per row (measured in isolation: about 30 %
+#: more time per draw on rows of 100 than of 96), so the kernel draws them for a whole
+#: tile at once (:func:`_tile_draws`), two rows of ``rest`` per pair.
+_LOOP_PAIRS32 = 8
+#: Rows of ``rest`` per part (uncorrelated noise of a layer: one, or two with the control variate).
+_REST_SLOTS32 = 2 * _LOOP_PAIRS32
 
 
-def _loop_draws(like):
-    """Draws per vectorised loop iteration of the generator of ``like``'s type: _LOOP_DRAWS32
+def _rest_slots(like):
+    """Rows of the tile's ``rest`` per part for the generator of ``like``'s type: _REST_SLOTS32
     for float32; 0 for float64, whose rows draw everything themselves."""
     return 0
 
 
-@overload(_loop_draws, jit_options={"forceinline": True})
-def _loop_draws_overload(like):
-    draws = _LOOP_DRAWS32 if like.dtype == types.float32 else 0
-    return lambda like: draws
+@overload(_rest_slots, jit_options={"forceinline": True})
+def _rest_slots_overload(like):
+    slots = _REST_SLOTS32 if like.dtype == types.float32 else 0
+    return lambda like: slots
 
 
 def _tile_draws(keys, rows, first, n, parts, rest):
-    """float32: rest[p _LOOP_DRAWS32 + j, r] = draw j of row r's part p beyond its split
-    n - n % _LOOP_DRAWS32 (see :func:`_fill_row`), for rows 0..rows-1 of a tile (stream
-    keys ``keys``), the inner loop running over the rows: vectorised, with one loop
-    remainder per tile and draw instead of one per row.  float64: nothing (``rest`` is
-    empty)."""
+    """float32: rest[p _REST_SLOTS32 + 2j + {0, 1}, r] = the pair split + j of row r's part p,
+    for the pairs beyond split = n // 2 - (n // 2) % _LOOP_PAIRS32 (see :func:`_fill_row`),
+    for rows 0..rows-1 of a tile (stream keys ``keys``), the inner loop running over the
+    rows: vectorised, with one loop remainder per tile and pair instead of one per row.
+    float64: nothing (``rest`` is empty)."""
 
 
 @overload(_tile_draws, inline="always", jit_options={"error_model": "numpy"})
@@ -735,14 +752,16 @@ def _tile_draws_overload(keys, rows, first, n, parts, rest):
         return lambda keys, rows, first, n, parts, rest: None
 
     def single(keys, rows, first, n, parts, rest):
-        split = n - n % _LOOP_DRAWS32
+        pairs = n // 2
+        split = pairs - pairs % _LOOP_PAIRS32
         c = _opaque(_GEN32)
         for part in range(parts):
-            start = 2 * (first + part * ((n + 1) // 2)) + split
-            for j in range(n - split):
-                slot = part * _LOOP_DRAWS32 + j
+            start = 2 * (first + part * ((n + 1) // 2))
+            for j in range(split, (n + 1) // 2):
+                slot = part * _REST_SLOTS32 + 2 * (j - split)
                 for r in range(rows):
-                    rest[slot, r] = _central32(_bits32(keys[r], start + j), c)
+                    rest[slot, r], rest[slot + 1, r] = _normal_pair32(
+                        _bits32(keys[r], start + 2 * j), _bits32(keys[r], start + 2 * j + 1), c)
 
     return single
 
@@ -750,8 +769,7 @@ def _tile_draws_overload(keys, rows, first, n, parts, rest):
 def _fill_row(key, first, out, tail_index, rest, slot, r):
     """out as standard normals from the words first, first + 1, ... of a stream, as
     :func:`_fill_normals` draws them (the same numbers), for row r of a tile: float32 draws
-    the first n - n % _LOOP_DRAWS32 itself and takes the rest from rest[slot:, r]
-    (:func:`_tile_draws`)."""
+    the pairs below split (:func:`_tile_draws`) itself and takes the rest from rest[slot:, r]."""
 
 
 @overload(_fill_row, inline="always", jit_options={"error_model": "numpy"})
@@ -764,15 +782,15 @@ def _fill_row_overload(key, first, out, tail_index, rest, slot, r):
 
     def single(key, first, out, tail_index, rest, slot, r):
         n = out.shape[0]
-        split = n - n % _LOOP_DRAWS32
-        start = 2 * first
-        marked = _central_pass32(key, start, out, split)
-        for j in range(n - split):
-            x = rest[slot + j, r]
-            out[split + j] = x
-            marked |= x == _TAIL_MARK32
-        if marked:
-            _redo_tails32(key, start, out)
+        half = (n + 1) // 2
+        pairs = n // 2
+        split = pairs - pairs % _LOOP_PAIRS32
+        _pairs32(key, 2 * first, out, half, split)
+        for j in range(split, pairs):
+            out[j] = rest[slot + 2 * (j - split), r]
+            out[half + j] = rest[slot + 2 * (j - split) + 1, r]
+        if n % 2:
+            out[half - 1] = rest[slot + 2 * (half - 1 - split), r]
 
     return single
 
@@ -921,13 +939,14 @@ def simulate_tiles(plan, lin, sample0, n_samples, sample_blocks, next_tile, acc,
     tail_index = np.empty(width, np.int64)
     keys = np.empty(tile_rows, np.uint64)  # the stream key of every row of a tile (one layer)
     xi = np.empty((2, tile_rows))  # every row's xi_MC, xi_AC (float64; see _tile_pairs)
-    rest = np.empty((2 * _loop_draws(first), tile_rows), first.dtype)  # see _tile_draws
+    rest = np.empty((2 * _rest_slots(first), tile_rows), first.dtype)  # see _tile_draws
     # float32 block sums of d .. d^4 only for the plain estimator: the control variate's
     # differences of d and e sums cancel to far below float32 rounding
     blocked = accumulate and plan.block_rows > 0 and not cv
     centre32 = np.empty((3, width if blocked else 0), first.dtype)  # shift hi, lo and 1/scale in float32
     moments32 = np.zeros((4, width if blocked else 0), first.dtype)  # a block's sums of d .. d^4
-    deviations32 = np.empty((1, width if blocked else 0), first.dtype)  # the row's d, for its s and q
+    # the d of a group of _GROUP_ROWS rows, for their s and q
+    deviations32 = np.empty((_GROUP_ROWS, width if blocked else 0), first.dtype)
     while True:
         block = _take_next(next_tile)
         if block >= sample_blocks:
@@ -990,16 +1009,23 @@ def simulate_tiles(plan, lin, sample0, n_samples, sample_blocks, next_tile, acc,
                         if blocked:
                             _split_centre(shift_b, inv_b, centre32, n)
                         in_block = 0
-                        for r in range(b, rows, n_inputs):
+                        r = b
+                        while r < rows:
                             if blocked:
-                                _block_moments(y, r, centre32, n, moments32, deviations32)
-                                _add_row_sums(*_row_sums(deviations32, 0, n), pairs, row_acc_b)
-                                in_block += 1
+                                # a group of rows at once where it fits in the block and the tile
+                                group = _GROUP_ROWS if (in_block + _GROUP_ROWS <= plan.block_rows
+                                                        and r + (_GROUP_ROWS - 1) * n_inputs < rows) else 1
+                                _block_moments(y, r, n_inputs, group, centre32, n, moments32, deviations32)
+                                for q in range(group):
+                                    _add_row_sums(*_row_sums(deviations32, q, n), pairs, row_acc_b)
+                                in_block += group
                                 if in_block == plan.block_rows:
                                     _flush_moments(moments32, acc_b, n)
                                     in_block = 0
+                                r += group * n_inputs
                             else:
                                 _accumulate(y, y_lin, r, shift_b, inv_b, n, cv, pairs, acc_b, row_acc_b)
+                                r += n_inputs
                         if in_block > 0:
                             _flush_moments(moments32, acc_b, n)
             n_in = n
@@ -1039,7 +1065,7 @@ def _noisy_rows(z, z_lin, b, step, first_layer, sd, pre, cv, noisy, correlated, 
     xi_AU (the next h words, into g_au, h = ceil(N / 2)) apart; without, the
     combined f xi_MU + xi_AU (or z xi_MU + xi_AU before the activation), one
     Gaussian per neuron (into g_mu); float32 takes some of them from the tile's
-    ``rest`` (:func:`_tile_draws`, parts at rows 0 and _LOOP_DRAWS32).  Arithmetic in
+    ``rest`` (:func:`_tile_draws`, parts at rows 0 and _REST_SLOTS32).  Arithmetic in
     the type of the rows (float32 or float64); the linearised network in float64.
     """
     n = g_mu.shape[0]
@@ -1051,7 +1077,7 @@ def _noisy_rows(z, z_lin, b, step, first_layer, sd, pre, cv, noisy, correlated, 
         if noisy:
             for part in range(2 if cv else 1):
                 _fill_row(key, 1 + part * ((n + 1) // 2), g_au if part else g_mu, tail_index, rest,
-                          part * _LOOP_DRAWS32, r)
+                          part * _REST_SLOTS32, r)
         else:
             g_mu[:] = zero
         _add_noise(z, zr, y, r, sd, xi_mc, xi_ac, g_mu, g_au, cv, pre, z_lin, zr, zbar, slope, shift, y_lin, r)
@@ -1155,11 +1181,19 @@ def _split_centre(shift, inv, centre, n):
         centre[2, i] = _real(inv[i], centre)
 
 
+#: Rows whose block sums :func:`_block_moments` adds in one pass over the neurons (each sum
+#: loaded and stored once per group instead of once per row; the same additions in the
+#: same order, so the same numbers).
+_GROUP_ROWS = 4
+
+
 @njit(inline="always", error_model="numpy")
-def _block_moments(y, r, centre, n, moments, deviations):
-    """Add d, d^2, d^3, d^4 of realisation r to a block's sums ``moments`` (4, N) in the
-    type of y (float32: eight lanes per vector instead of float64's four), with
-    d = ((y[r] - hi) - lo) * inv from :func:`_split_centre`; d into row 0 of ``deviations`` (1, N).
+def _block_moments(y, r, step, group, centre, n, moments, deviations):
+    """Add d, d^2, d^3, d^4 of the realisations in rows r, r + step, ... (``group`` of them,
+    1 or _GROUP_ROWS) to a block's sums ``moments`` (4, N) in the type of y (float32: eight
+    lanes per vector instead of float64's four), row after row for each neuron, with
+    d = ((y[row] - hi) - lo) * inv from :func:`_split_centre`; row q's d into row q of
+    ``deviations`` (_GROUP_ROWS, N).
 
     Rounding: y - hi is exact where y is within a factor 2 of hi (Sterbenz), else
     rounded relative to the deviation; so d is within about 2u |d| (+ u^2 |shift| inv)
@@ -1167,14 +1201,28 @@ def _block_moments(y, r, centre, n, moments, deviations):
     within (B - 1)u of the sum of their absolute values (u = 2^-24): relative to
     sum |d|^k, at most (B + 2k) u (precision.block_sum_error states it for the rule).
     """
-    for i in range(n):
-        d = ((y[r, i] - centre[0, i]) - centre[1, i]) * centre[2, i]
-        deviations[0, i] = d
-        d2 = d * d
-        moments[0, i] += d
-        moments[1, i] += d2
-        moments[2, i] += d2 * d
-        moments[3, i] += d2 * d2
+    if group == _GROUP_ROWS:
+        for i in range(n):
+            hi, lo, inv = centre[0, i], centre[1, i], centre[2, i]
+            m1, m2, m3, m4 = moments[0, i], moments[1, i], moments[2, i], moments[3, i]
+            for q in range(_GROUP_ROWS):
+                d = ((y[r + q * step, i] - hi) - lo) * inv
+                deviations[q, i] = d
+                d2 = d * d
+                m1 += d
+                m2 += d2
+                m3 += d2 * d
+                m4 += d2 * d2
+            moments[0, i], moments[1, i], moments[2, i], moments[3, i] = m1, m2, m3, m4
+    else:
+        for i in range(n):
+            d = ((y[r, i] - centre[0, i]) - centre[1, i]) * centre[2, i]
+            deviations[0, i] = d
+            d2 = d * d
+            moments[0, i] += d
+            moments[1, i] += d2
+            moments[2, i] += d2 * d
+            moments[3, i] += d2 * d2
 
 
 @njit(forceinline=True, error_model="numpy", fastmath={"reassoc"})

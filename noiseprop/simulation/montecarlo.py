@@ -483,7 +483,7 @@ def simulate(
         accumulated in float64 either way (float32 runs add float32 sums of
         blocks of 32 realisations to them, a bounded error that the "auto"
         rule includes).  float32 is faster and has its
-        own generator (a 32-bit hash and a float32 inverse normal CDF), so a
+        own generator (a 32-bit hash and a float32 Box-Muller transform), so a
         float32 run and the float64 run of the same seed are different,
         equally distributed realisations: they agree within their standard
         errors, not to rounding.  "auto" takes float32 only

@@ -4,13 +4,14 @@ The float32 engine computes every product, noise draw and activation in float32
 (unit roundoff u = 2^-24) and accumulates the moments in float64 (per-neuron
 sums first in float32 over blocks of realisations, bounded below).  Its
 uncorrelated noise comes from its own generator (a 32-bit hash and a float32
-inverse normal CDF, :func:`noiseprop.simulation._kernels.fill_normals32`): each
-draw is the inverse CDF of a 32-bit uniform to a relative error eta <=
-NORMAL_RTOL, so a float32 run and the float64 run of the same seed are two
-different, equally distributed realisations.  The comparison behind the rule
-is therefore with the float64 computation driven by the *float32 generator's
-uniforms* (a valid float64 run: its draws are those uniforms' exact normals up
-to the float64 engine's own 1.2e-9): for one neuron let y be that value and
+Box-Muller transform, :func:`noiseprop.simulation._kernels.fill_normals32`): each
+pair of draws is the Box-Muller transform of two uniforms (31 and 32 bits) to a
+relative error eta <= NORMAL_RTOL per draw, so a float32 run and the float64 run
+of the same seed are two different, equally distributed realisations.  The
+comparison behind the rule is therefore with the float64 computation driven by
+the *float32 generator's uniforms* (a valid run: its draws are the exact
+Box-Muller normals of those uniforms, independent standard normals up to
+their 31- and 32-bit resolution): for one neuron let y be that value and
 y + delta the float32 value, and let e >= sqrt(E[delta^2]) be a bound on the
 RMS error.  Then, whatever delta's distribution,
 
@@ -79,11 +80,11 @@ __all__ = ["FLOAT32_SAFETY", "UNIT_ROUNDOFF", "NORMAL_RTOL", "BLOCK_ROWS", "floa
 FLOAT32_SAFETY = 0.1
 #: Unit roundoff of float32.
 UNIT_ROUNDOFF = 2.0**-24
-#: Bound on the relative error of a float32 standard normal draw against the exact inverse
-#: normal CDF of its 32-bit uniform (Giles' float32 erfinv and a float32 logarithm: about
-#: 4.28e-7 at most against the float64 inverse CDF (itself within 1.2e-9 of the exact one),
-#: over all 2^32 inputs: benchmarks/float32_generator_error.py; the tests check a grid of a
-#: million of them).
+#: Bound on the relative error of a float32 standard normal draw against the exact
+#: Box-Muller transform of its two uniforms (a float32 logarithm, square root, sine and
+#: cosine: (1 + e_r)(1 + e_t)(1 + u) - 1 = 3.99e-7 with the largest errors of the radius,
+#: 1.47e-7 over all 2^31 inputs, and of the cosine and sine, 1.92e-7 over all 2^29 angles:
+#: benchmarks/float32_generator_error.py; the tests check a grid of a million pairs).
 NORMAL_RTOL = 5e-7
 #: Realisations per float32 block sum of the per-neuron moments (B of the block-sum bound):
 #: long enough that the float64 additions are few, short enough that the float32 rounding
