@@ -79,7 +79,7 @@ from .noise import Noise
 
 __all__ = ["Mixture", "MIXTURE_COMPONENTS", "SHARED_NODES", "UNCORRELATED_NODES",
            "initial_mixture", "propagate_mixture", "mixture_moments",
-           "mixture_layers", "chunk_size", "step_bytes"]
+           "mixture_layers", "chunk_size", "step_bytes", "step_values", "layer_values"]
 
 #: Components K kept after every layer.
 MIXTURE_COMPONENTS = 16
@@ -172,27 +172,92 @@ def _activation(zbar, cov_z, activation, scale, shift, d_mu, d_au, count):
 
     z ~ N(zbar, cov_z) (M, N), (M, N, N); scale, shift (M,); u ~ N(0, d_mu)
     and e ~ N(0, d_au) independent per neuron.  Per-neuron moments are
-    averaged over u by quadrature (each node is a Gaussian z); the
-    covariance between neurons is Mehler's expansion in cov_z to second
-    order with the coefficients of g(z) = E_u f(...): E[(scale + u) f'] and
-    E[(scale + u)^2 f''].
+    averaged over u by quadrature (:func:`_neuron_moments`); the covariance
+    between neurons is Mehler's expansion in cov_z to second order
+    (:func:`_covariance`).
     """
     diagonal = np.arange(zbar.shape[-1])
-    var_z = cov_z[:, diagonal, diagonal]
+    mean, second, slope, curvature = _neuron_moments(zbar, cov_z[:, diagonal, diagonal], activation, scale,
+                                                     shift, d_mu, d_au, count)
+    return mean, _covariance(slope, curvature, second, cov_z)
+
+
+def _neuron_moments(zbar, var_z, activation, scale, shift, d_mu, d_au, count):
+    """Per-neuron mean, variance, slope and curvature (M, N) of
+    g(z) = E_u f(z (scale + u) + shift + e) for z_i ~ N(zbar_i, var_z_i):
+    the moments are averaged over u by quadrature (each node is a Gaussian
+    z); the slope and curvature are the coefficients E[(scale + u) f'] and
+    E[(scale + u)^2 f''] of Mehler's expansion (:func:`_covariance`)."""
     u, wu = _normal_nodes(d_mu, count)
     a = scale[:, None, None] + u                                   # (M, 1, U)
     moments = gaussian_moments(activation, zbar[..., None] * a + shift[:, None, None],
                                var_z[..., None] * a * a + d_au)
     mean = moments.mean @ wu
     second = (moments.var + (moments.mean - mean[..., None]) ** 2) @ wu
-    slope = (a * moments.slope) @ wu
-    curvature = (a * a * moments.curvature) @ wu
+    return mean, second, (a * moments.slope) @ wu, (a * a * moments.curvature) @ wu
+
+
+def _covariance(slope, curvature, second, cov_z):
+    """Covariance (M, N, N) between the neurons of every component from its
+    per-neuron moments (:func:`_neuron_moments`) and the covariance cov_z
+    of z: Mehler's expansion to second order, the exact per-neuron variance
+    ``second`` on the diagonal."""
+    diagonal = np.arange(cov_z.shape[-1])
     cov = mehler_covariance(slope, curvature, cov_z)
     # The exact per-neuron variance on the diagonal; never below the Mehler
     # diagonal, so that the matrix stays positive semi-definite (a Schur
     # product of positive semi-definite matrices plus a non-negative diagonal).
     cov[:, diagonal, diagonal] = np.maximum(second, cov[:, diagonal, diagonal])
-    return mean, cov
+    return cov
+
+
+def _pre_children(zbar, cov_z, parent, scale, shift, activation, noise: Noise, count):
+    """Noise before the activation: the means (B, M, N) of the M children
+    (child m: component parent[m] with the shared node scale[m], shift[m])
+    and ``weighted_cov`` for :func:`_merge`, in two passes so that the
+    children's covariances never exist all at once.
+
+    The per-neuron moments come first (blocks of children of about
+    BLOCK_VALUES values, the means being all that the merge's groups need);
+    ``weighted_cov(onehot)`` then forms each child's covariance
+    (:func:`_covariance`) in blocks of about BLOCK_VALUES values, in the
+    order of their groups, and adds it to its group's sum as it comes
+    (the sum over members per group by ``np.add.reduceat``): its work is
+    one group sum per component plus a block, not M covariances.
+    """
+    b, k, n = zbar.shape
+    m = parent.size
+    diagonal = np.arange(n)
+    rows = np.add.outer(np.arange(b) * k, parent).ravel()     # flat child -> flat parent component
+    flat_zbar, flat_var = zbar.reshape(b * k, n), cov_z[:, :, diagonal, diagonal].reshape(b * k, n)
+    scale, shift = np.tile(scale, b), np.tile(shift, b)
+    moments = np.empty((4, b * m, n))                          # mean, second, slope, curvature
+    step = max(1, BLOCK_VALUES // (n * (count if noise.MU else 1)))
+    for start in range(0, b * m, step):
+        block = slice(start, start + step)
+        moments[:, block] = _neuron_moments(flat_zbar[rows[block]], flat_var[rows[block]], activation,
+                                            scale[block], shift[block], noise.MU, noise.AU, count)
+    flat_cov = cov_z.reshape(b * k, n, n)
+
+    def weighted_cov(onehot):
+        groups = onehot.shape[2]
+        child, group = np.nonzero(onehot.reshape(b * m, groups))
+        key = child // m * groups + group                       # (input, group) of every child
+        order = np.argsort(key, kind="stable")
+        child, key = child[order], key[order]
+        weight = onehot.reshape(b * m, groups)[child, group[order]]
+        out = np.zeros((b * groups, n, n))
+        size = max(1, BLOCK_VALUES // (n * n))
+        for start in range(0, child.size, size):
+            block = slice(start, start + size)
+            kids = child[block]
+            cov = _covariance(moments[2, kids], moments[3, kids], moments[1, kids], flat_cov[rows[kids]])
+            cov *= weight[block, None, None]
+            first = np.flatnonzero(np.diff(key[block], prepend=-1))           # where each group starts
+            out[key[block][first]] += np.add.reduceat(cov, first, axis=0)
+        return out.reshape(b, groups, n, n)
+
+    return moments[0].reshape(b, m, n), weighted_cov
 
 
 def _leading_direction(rows: np.ndarray, iterations: int = 30) -> np.ndarray:
@@ -485,14 +550,8 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
     q = wq.size
     child_weight, parent = _children(mix, wq)
     a, shift = np.tile(1.0 + s, k), np.tile(c, k)                                    # (K*Q,)
-    if pre:   # every child through the activation: its own covariance
-        mean, cov = _activation(zbar[:, parent].reshape(-1, n), cov_z[:, parent].reshape(-1, n, n),
-                                activation, np.tile(a, b), np.tile(shift, b),
-                                noise.MU, noise.AU, uncorrelated_nodes)
-        mean, cov = mean.reshape(b, k * q, n), cov.reshape(b, k * q, n * n)
-
-        def weighted_cov(onehot):
-            return (np.swapaxes(onehot, 1, 2) @ cov).reshape(b, -1, n, n)
+    if pre:   # every child through the activation: its own covariance, formed group by group
+        mean, weighted_cov = _pre_children(zbar, cov_z, parent, a, shift, activation, noise, uncorrelated_nodes)
     else:     # after the activation: child = f (1 + s) + c, covariance (1 + s)^2 Cov f + noise
         ones = np.ones(b * k)
         f_mean, f_cov = _activation(zbar.reshape(b * k, n), cov_z.reshape(b * k, n, n), activation,
@@ -511,43 +570,82 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
     return _merge(child_weight, mean, weighted_cov, components)
 
 
-def step_bytes(mix: Mixture, width: int, noise: Noise) -> int:
-    """Bytes of the largest work arrays of :func:`propagate_mixture` for the
-    whole batch of ``mix`` at once into a layer of ``width`` neurons (about
-    three arrays of K Q P width^2 values per input, P = SPLIT_NODES^r the
-    children of the principal split, :func:`split_directions`)."""
+def step_values(components: int, width_in: int, width: int, noise: Noise, gaussian: bool = True) -> int:
+    """Float64 values per input that one step of :func:`propagate_mixture`
+    allocates at its peak, for ``components`` components of ``width_in``
+    neurons (``gaussian``: with covariances; False for points) into a layer
+    of ``width`` neurons: an upper bound, within about 1.2x of the peak
+    that tracemalloc measures where no principal split can be made (wider
+    than about 100 to 160 neurons; tests/test_mixture_memory.py).
+
+    With K components, Q shared nodes, P = SPLIT_NODES^r children of the
+    principal split (:func:`split_directions`; assumed wherever it may be
+    made, so that the bound is loose by up to that factor for layers under
+    about 160 neurons), M = K P Q children, G merged components and
+    N = ``width``, the largest of: the congruence W S W^T (K (2 N_in N +
+    N^2)); the split ((2 + P) K N^2); after the activation ("post")
+    Mehler's expansion of the K P parents (four arrays of K P N^2), then
+    their covariances and the G group sums; before it ("pre") the K P
+    parents' covariances with either the quadrature of one block of the
+    children's per-neuron moments (about fourteen arrays of BLOCK_VALUES
+    values) or the G group sums and one block of children's covariances
+    (about five arrays of max(N^2, BLOCK_VALUES) values,
+    :func:`_pre_children`); plus the children's per-neuron arrays (M N
+    values each) and 10 % for the small arrays not counted.
+    """
     nodes = _shared_nodes(noise, SHARED_NODES)[2].size
+    k = min(max(components, 1), MIXTURE_COMPONENTS) if gaussian else max(components, 1)
+    square = width * width
+    parents = k * (SPLIT_NODES ** split_directions(k, nodes, width) if gaussian else 1)
+    children = parents * nodes
+    groups = min(children, MIXTURE_COMPONENTS)
+    linear = k * (2 * width_in * width + square) if gaussian else k * square
+    split = (2 * k + parents) * square if gaussian else 0
+    if noise.placement == "pre":
+        per_node = width * (UNCORRELATED_NODES if noise.MU else 1)
+        moments = 14 * min(children * per_node, max(BLOCK_VALUES, per_node))
+        covariances = groups * square + 5 * square * min(children, max(1, BLOCK_VALUES // square))
+        activation = parents * square + max(moments, covariances)
+    else:
+        activation = max(4 * parents, 2 * parents + groups + 1) * square
+    return (max(linear, split, activation) + 6 * children * width) * 11 // 10
+
+
+def step_bytes(mix: Mixture, width: int, noise: Noise) -> int:
+    """Bytes that one step of :func:`propagate_mixture` allocates at its
+    peak for the whole batch of ``mix`` at once into a layer of ``width``
+    neurons (:func:`step_values`)."""
     batch, components = mix.weight.shape
-    return 8 * 3 * batch * _children_count(max(components, 1), nodes, width) * width * width
-
-
-def _children_count(components: int, nodes: int, width: int) -> int:
-    """Children per input of one step: components x shared nodes x the
-    principal split's SPLIT_NODES^r (:func:`split_directions`)."""
-    return components * nodes * SPLIT_NODES ** split_directions(components, nodes, width)
+    values = step_values(components, mix.mean.shape[-1], width, noise, mix.cov is not None)
+    return 8 * batch * values
 
 
 #: Work-array budget (float64 values) of one chunk of inputs.
 CHUNK_VALUES = 1 << 23
+#: Values per block of the children's work arrays before the activation
+#: (:func:`_pre_children`).
+BLOCK_VALUES = 1 << 20
+#: The noises whose steps need the most memory, one per placement: the
+#: bound of :func:`layer_values` where the noise is not given.
+_WIDEST_NOISES = tuple(Noise(AU=1.0, AC=1.0, MU=1.0, MC=1.0, placement=p) for p in ("pre", "post"))
 
 
-def children_per_input(width: int) -> int:
-    """The most children per input of one step into a layer of ``width`` neurons,
-    whatever the noise: one correlated type (SHARED_NODES nodes) or both (a
-    GRID_NODES^2 grid), with the principal split where it fits."""
-    return max(_children_count(MIXTURE_COMPONENTS, nodes, width) for nodes in (SHARED_NODES, GRID_NODES**2))
+def layer_values(width_in: int, width: int, noise: "Noise | None" = None) -> int:
+    """Float64 values per input of a prediction's layer at its peak: the
+    entering mixture's MIXTURE_COMPONENTS covariances plus one step
+    (:func:`step_values`); ``noise`` None: the largest over every noise."""
+    noises = _WIDEST_NOISES if noise is None else (noise,)
+    step = max(step_values(MIXTURE_COMPONENTS, width_in, width, nz) for nz in noises)
+    return MIXTURE_COMPONENTS * width_in * width_in + step
 
 
 def chunk_size(sizes, layer_noise) -> int:
-    """Inputs per chunk so that the children's covariances (K Q P N^2 values
-    per input, N the widest layer after the input, P the children of the
-    principal split where it fits) and the points of the tensor grid (at
-    most POINT_COMPONENTS N values per input) stay within about 64 MB (one
-    input per chunk where a single input needs more)."""
-    nodes = max(_shared_nodes(nz, SHARED_NODES)[2].size for nz in layer_noise)
-    widest = max(sizes[1:])
-    children = _children_count(max(MIXTURE_COMPONENTS, 1), nodes, widest)
-    per_input = max(children * widest**2, grid_nodes(layer_noise, widest)[1] * widest)
+    """Inputs per chunk so that a layer's work arrays (:func:`layer_values`)
+    and the points of the tensor grid (at most POINT_COMPONENTS N values
+    per input) stay within about 64 MB (one input per chunk where a single
+    input needs more)."""
+    layers = max(layer_values(m, n, nz) for m, n, nz in zip(sizes[:-1], sizes[1:], layer_noise))
+    per_input = max(layers, grid_nodes(layer_noise, max(sizes[1:]))[1] * max(sizes[1:]))
     return max(1, CHUNK_VALUES // per_input)
 
 
