@@ -282,9 +282,10 @@ def predict_bytes(sizes, batch: int, full_covariance: bool = False, method: str 
     work of one step (:func:`noiseprop.mixture.layer_values`, for the
     layer's ``noise``: one Noise per layer 1..L, or None for the largest
     over every noise; for layers of 1000 neurons or more about 90 N_k^2 per
-    input with the noise after the activation, 70 N_k^2 before it).  Every layer's covariance is kept until the statistics are taken
-    (all layers, or only ``layers`` when given), whether or not
-    ``full_covariance`` returns them.
+    input with the noise after the activation, 70 N_k^2 before it).  Every
+    layer's covariance is kept until the statistics are taken (all layers,
+    or only ``layers`` when given), whether or not ``full_covariance``
+    returns them.
     """
     sizes = [int(n) for n in sizes]
     batch = int(batch)
