@@ -574,7 +574,7 @@ def step_values(components: int, width_in: int, width: int, noise: Noise, gaussi
     """Float64 values per input that one step of :func:`propagate_mixture`
     allocates at its peak, for ``components`` components of ``width_in``
     neurons (``gaussian``: with covariances; False for points) into a layer
-    of ``width`` neurons: an upper bound, within about 1.2x of the peak
+    of ``width`` neurons: an upper bound, within about 1.3x of the peak
     that tracemalloc measures where no principal split can be made (wider
     than about 100 to 160 neurons; tests/test_mixture_memory.py).
 
@@ -583,23 +583,25 @@ def step_values(components: int, width_in: int, width: int, noise: Noise, gaussi
     made, so that the bound is loose by up to that factor for layers under
     about 160 neurons), M = K P Q children, G merged components and
     N = ``width``, the largest of: the congruence W S W^T (K (2 N_in N +
-    N^2)); the split ((2 + P) K N^2); after the activation ("post")
-    Mehler's expansion of the K P parents (four arrays of K P N^2), then
-    their covariances and the G group sums; before it ("pre") the K P
-    parents' covariances with either the quadrature of one block of the
-    children's per-neuron moments (about fourteen arrays of BLOCK_VALUES
-    values) or the G group sums and one block of children's covariances
-    (about five arrays of max(N^2, BLOCK_VALUES) values,
-    :func:`_pre_children`); plus the children's per-neuron arrays (M N
-    values each) and 10 % for the small arrays not counted.
+    N^2); for points, their merge into at most MIXTURE_COMPONENTS zero
+    covariances and the zero covariances of z); the split ((2 + P) K N^2);
+    after the activation ("post") Mehler's expansion of the K P parents
+    (four arrays of K P N^2), then their covariances and the G group sums;
+    before it ("pre") the K P parents' covariances with either the
+    quadrature of one block of the children's per-neuron moments (about
+    fourteen arrays of BLOCK_VALUES values) or the G group sums and one
+    block of children's covariances (about five arrays of
+    max(N^2, BLOCK_VALUES) values, :func:`_pre_children`); plus the
+    children's per-neuron arrays (M N values each) and 10 % for the small
+    arrays not counted.
     """
     nodes = _shared_nodes(noise, SHARED_NODES)[2].size
-    k = min(max(components, 1), MIXTURE_COMPONENTS) if gaussian else max(components, 1)
+    k = min(max(components, 1), MIXTURE_COMPONENTS)          # points are merged first
     square = width * width
     parents = k * (SPLIT_NODES ** split_directions(k, nodes, width) if gaussian else 1)
     children = parents * nodes
     groups = min(children, MIXTURE_COMPONENTS)
-    linear = k * (2 * width_in * width + square) if gaussian else k * square
+    linear = k * (2 * width_in * width + square) if gaussian else k * (width_in**2 + square)
     split = (2 * k + parents) * square if gaussian else 0
     if noise.placement == "pre":
         per_node = width * (UNCORRELATED_NODES if noise.MU else 1)
