@@ -586,10 +586,11 @@ def step_values(components: int, width_in: int, width: int, noise: Noise, gaussi
     N^2); for points, their merge into at most MIXTURE_COMPONENTS zero
     covariances and the zero covariances of z); the split ((2 + P) K N^2);
     after the activation ("post") Mehler's expansion of the K P parents
-    (four arrays of K P N^2), then their covariances and the G group sums;
-    before it ("pre") the K P parents' covariances with either the
-    quadrature of one block of the children's per-neuron moments (about
-    fourteen arrays of BLOCK_VALUES values) or the G group sums and one
+    (four arrays of K P N^2), then their covariances and the G group sums,
+    or before them the per-neuron quadrature of the K P parents
+    (:func:`_quadrature_values`); before it ("pre") the K P parents' covariances with either the
+    quadrature of one block of the children's per-neuron moments (of about
+    BLOCK_VALUES Gaussians) or the G group sums and one
     block of children's covariances (about five arrays of
     max(N^2, BLOCK_VALUES) values, :func:`_pre_children`); plus the
     children's per-neuron arrays (M N values each) and 10 % for the small
@@ -605,12 +606,21 @@ def step_values(components: int, width_in: int, width: int, noise: Noise, gaussi
     split = (2 * k + parents) * square if gaussian else 0
     if noise.placement == "pre":
         per_node = width * (UNCORRELATED_NODES if noise.MU else 1)
-        moments = 14 * min(children * per_node, max(BLOCK_VALUES, per_node))
+        moments = _quadrature_values(min(children * per_node, max(BLOCK_VALUES, per_node)))
         covariances = groups * square + 5 * square * min(children, max(1, BLOCK_VALUES // square))
         activation = parents * square + max(moments, covariances)
     else:
-        activation = max(4 * parents, 2 * parents + groups + 1) * square
+        activation = max(4 * parents * square, (2 * parents + groups + 1) * square,
+                         parents * square + _quadrature_values(parents * width))
     return (max(linear, split, activation) + 6 * children * width) * 11 // 10
+
+
+def _quadrature_values(elements: int) -> int:
+    """Values of the work arrays of :func:`~noiseprop.moments.gaussian_moments`
+    on ``elements`` Gaussians: about fourteen arrays of their size, and the
+    (elements x nodes) arrays of its quadratures, in blocks of at most 4096
+    elements and 128 nodes (a few arrays each)."""
+    return 14 * elements + 6 * 128 * min(elements, 4096)
 
 
 def step_bytes(mix: Mixture, width: int, noise: Noise) -> int:
