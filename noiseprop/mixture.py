@@ -79,7 +79,8 @@ from .noise import Noise
 
 __all__ = ["Mixture", "MIXTURE_COMPONENTS", "SHARED_NODES", "UNCORRELATED_NODES",
            "initial_mixture", "propagate_mixture", "mixture_moments",
-           "mixture_layers", "chunk_size", "step_bytes", "step_values", "layer_values"]
+           "mixture_layers", "chunk_size", "step_bytes", "step_values", "layer_values",
+           "layer_chunk"]
 
 #: Components K kept after every layer.
 MIXTURE_COMPONENTS = 16
@@ -570,11 +571,12 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
     return _merge(child_weight, mean, weighted_cov, components)
 
 
-def step_values(components: int, width_in: int, width: int, noise: Noise, gaussian: bool = True) -> int:
-    """Float64 values per input that one step of :func:`propagate_mixture`
-    allocates at its peak, for ``components`` components of ``width_in``
-    neurons (``gaussian``: with covariances; False for points) into a layer
-    of ``width`` neurons: an upper bound, within about 1.3x of the peak
+def step_values(components: int, width_in: int, width: int, noise: Noise, gaussian: bool = True,
+                batch: int = 1, blocks: bool = True) -> int:
+    """Float64 values that one step of :func:`propagate_mixture` allocates at
+    its peak for ``batch`` inputs at once, for ``components`` components of
+    ``width_in`` neurons (``gaussian``: with covariances; False for points)
+    into a layer of ``width`` neurons: an upper bound, within about 1.3x of the peak
     that tracemalloc measures where no principal split can be made (wider
     than about 100 to 160 neurons; tests/test_mixture_memory.py).
 
@@ -604,15 +606,18 @@ def step_values(components: int, width_in: int, width: int, noise: Noise, gaussi
     groups = min(children, MIXTURE_COMPONENTS)
     linear = k * (2 * width_in * width + square) if gaussian else k * (width_in**2 + square)
     split = (2 * k + parents) * square if gaussian else 0
+    # The blocks (quadrature, children before the activation) span the batch;
+    # without ``blocks`` only the work that grows with the inputs is counted.
+    quadrature = _quadrature_values if blocks else (lambda elements: 0)
     if noise.placement == "pre":
         per_node = width * (UNCORRELATED_NODES if noise.MU else 1)
-        moments = _quadrature_values(min(children * per_node, max(BLOCK_VALUES, per_node)))
-        covariances = groups * square + 5 * square * min(children, max(1, BLOCK_VALUES // square))
-        activation = parents * square + max(moments, covariances)
+        moments = quadrature(min(batch * children * per_node, max(BLOCK_VALUES, per_node)))
+        block = 5 * square * min(batch * children, max(1, BLOCK_VALUES // square)) if blocks else 0
+        activation = batch * parents * square + max(moments, batch * groups * square + block)
     else:
-        activation = max(4 * parents * square, (2 * parents + groups + 1) * square,
-                         parents * square + _quadrature_values(parents * width))
-    return (max(linear, split, activation) + 6 * children * width) * 11 // 10
+        activation = max(batch * max(4 * parents, 2 * parents + groups + 1) * square,
+                         batch * parents * square + quadrature(batch * parents * width))
+    return (max(batch * linear, batch * split, activation) + 6 * batch * children * width) * 11 // 10
 
 
 def _quadrature_values(elements: int) -> int:
@@ -628,8 +633,7 @@ def step_bytes(mix: Mixture, width: int, noise: Noise) -> int:
     peak for the whole batch of ``mix`` at once into a layer of ``width``
     neurons (:func:`step_values`)."""
     batch, components = mix.weight.shape
-    values = step_values(components, mix.mean.shape[-1], width, noise, mix.cov is not None)
-    return 8 * batch * values
+    return 8 * step_values(components, mix.mean.shape[-1], width, noise, mix.cov is not None, batch)
 
 
 #: Work-array budget (float64 values) of one chunk of inputs.
@@ -642,23 +646,45 @@ BLOCK_VALUES = 1 << 20
 _WIDEST_NOISES = tuple(Noise(AU=1.0, AC=1.0, MU=1.0, MC=1.0, placement=p) for p in ("pre", "post"))
 
 
-def layer_values(width_in: int, width: int, noise: "Noise | None" = None) -> int:
-    """Float64 values per input of a prediction's layer at its peak: the
-    entering mixture's MIXTURE_COMPONENTS covariances plus one step
-    (:func:`step_values`); ``noise`` None: the largest over every noise."""
+def layer_values(width_in: int, width: int, noise: "Noise | None" = None, batch: int = 1,
+                 blocks: bool = True, first: bool = False) -> int:
+    """Float64 values of a prediction's layer at its peak for ``batch``
+    inputs at once: the entering mixture's MIXTURE_COMPONENTS covariances
+    (``first``: the noise-free input, one point) plus one step
+    (:func:`step_values`; ``blocks``: with the work arrays of its blocks,
+    which do not grow with the inputs); ``noise`` None: the largest over
+    every noise."""
     noises = _WIDEST_NOISES if noise is None else (noise,)
-    step = max(step_values(MIXTURE_COMPONENTS, width_in, width, nz) for nz in noises)
-    return MIXTURE_COMPONENTS * width_in * width_in + step
+    components = 1 if first else MIXTURE_COMPONENTS
+    step = max(step_values(components, width_in, width, nz, not first, batch, blocks) for nz in noises)
+    return (0 if first else batch * components * width_in * width_in) + step
+
+
+def layer_chunk(width_in: int, width: int, noise: "Noise | None" = None, first: bool = False) -> int:
+    """The most inputs (at least one) for which the work of a layer that
+    grows with the inputs (:func:`layer_values` without the blocks) stays
+    within CHUNK_VALUES (bisection: it grows with the inputs)."""
+
+    def fits(batch):
+        return layer_values(width_in, width, noise, batch, blocks=False, first=first) <= CHUNK_VALUES
+
+    low, high = 1, 2
+    while fits(high):
+        low, high = high, 2 * high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return low
 
 
 def chunk_size(sizes, layer_noise) -> int:
-    """Inputs per chunk so that a layer's work arrays (:func:`layer_values`)
-    and the points of the tensor grid (at most POINT_COMPONENTS N values
-    per input) stay within about 64 MB (one input per chunk where a single
-    input needs more)."""
-    layers = max(layer_values(m, n, nz) for m, n, nz in zip(sizes[:-1], sizes[1:], layer_noise))
-    per_input = max(layers, grid_nodes(layer_noise, max(sizes[1:]))[1] * max(sizes[1:]))
-    return max(1, CHUNK_VALUES // per_input)
+    """Inputs per chunk so that every layer's work arrays
+    (:func:`layer_chunk`) and the points of the tensor grid (at most
+    POINT_COMPONENTS N values per input) stay within about 64 MB (one input
+    per chunk where a single input needs more)."""
+    layers = min(layer_chunk(m, n, nz, k == 0) for k, (m, n, nz) in enumerate(zip(sizes[:-1], sizes[1:], layer_noise)))
+    points = grid_nodes(layer_noise, max(sizes[1:]))[1] * max(sizes[1:])
+    return max(1, min(layers, CHUNK_VALUES // max(points, 1)))
 
 
 def mixture_layers(net, layer_noise, x: np.ndarray, check=None, check_before=None) -> list:

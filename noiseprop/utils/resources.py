@@ -278,7 +278,7 @@ def predict_bytes(sizes, batch: int, full_covariance: bool = False, method: str 
     Per layer k the recursion holds the previous covariance (B, N_{k-1}^2),
     the product W Sigma (B, N_k N_{k-1}) and about four (six with the moments
     method) arrays of (B, N_k^2); the mixture method adds, per chunk of
-    inputs (:func:`noiseprop.mixture.chunk_size`, at least one input), the
+    inputs (:func:`noiseprop.mixture.layer_chunk`, at least one input), the
     work of one step (:func:`noiseprop.mixture.layer_values`, for the
     layer's ``noise``: one Noise per layer 1..L, or None for the largest
     over every noise; for layers of 1000 neurons or more about 90 N_k^2 per
@@ -292,14 +292,14 @@ def predict_bytes(sizes, batch: int, full_covariance: bool = False, method: str 
     work = 6 if method == "moments" else 4
     layer_noise = [None] * (len(sizes) - 1) if noise is None else list(noise)
 
-    def layer_bytes(m: int, n: int, nz) -> int:
+    def layer_bytes(m: int, n: int, nz, first: bool) -> int:
         values = batch * (work * n * n + n * m + m * m + 8 * n)
         if method == "mixture":
-            step = mixture.layer_values(m, n, nz)
-            values += step * min(batch, max(1, mixture.CHUNK_VALUES // step))
+            chunk = min(batch, mixture.layer_chunk(m, n, nz, first))
+            values += mixture.layer_values(m, n, nz, chunk, first=first)
         return FLOAT * values
 
-    per_layer = [layer_bytes(m, n, nz) for m, n, nz in zip(sizes[:-1], sizes[1:], layer_noise)]
+    per_layer = [layer_bytes(m, n, nz, k == 0) for k, (m, n, nz) in enumerate(zip(sizes[:-1], sizes[1:], layer_noise))]
     worst = max(range(len(per_layer)), key=per_layer.__getitem__) + 1
     chosen = range(1, len(sizes)) if layers is None else layers
     kept = FLOAT * batch * sum(sizes[k] ** 2 for k in chosen)
