@@ -117,7 +117,8 @@ from .noise import Noise
 
 __all__ = ["Mixture", "MIXTURE_COMPONENTS", "SHARED_NODES", "UNCORRELATED_NODES",
            "initial_mixture", "propagate_mixture", "mixture_moments",
-           "mixture_layers", "chunk_size", "step_bytes"]
+           "mixture_layers", "chunk_size", "step_bytes", "step_values", "layer_values",
+           "layer_chunk", "carried"]
 
 #: Components K kept after every layer.
 MIXTURE_COMPONENTS = 16
@@ -215,10 +216,9 @@ def _activation(zbar, cov_z, activation, scale, shift, d_mu, d_au, count, skew_z
 
     z ~ N(zbar, cov_z) (M, N), (M, N, N); scale, shift (M,); u ~ N(0, d_mu)
     and e ~ N(0, d_au) independent per neuron.  Per-neuron moments are
-    averaged over u by quadrature (each node is a Gaussian z); the
-    covariance between neurons is Mehler's expansion in cov_z to second
-    order with the coefficients of g(z) = E_u f(...): E[(scale + u) f'] and
-    E[(scale + u)^2 f''], plus the Edgeworth terms of the co-skewness
+    averaged over u by quadrature (:func:`_neuron_moments`); the covariance
+    between neurons is Mehler's expansion in cov_z to second order
+    (:func:`_covariance`), plus the Edgeworth terms of the co-skewness
     skew_z[a, b] = kappa(z_a, z_a, z_b) (M, N, N) where given
     (:func:`_edgeworth`).  With ``carry`` also the output's co-skewness
     (:func:`_output_coskew`, :func:`_output_skewness`; None otherwise),
@@ -226,20 +226,9 @@ def _activation(zbar, cov_z, activation, scale, shift, d_mu, d_au, count, skew_z
     activation, y = f (1 + xi) (its additive noise adds no third cumulant).
     """
     diagonal = np.arange(zbar.shape[-1])
-    var_z = cov_z[:, diagonal, diagonal]
-    u, wu = _normal_nodes(d_mu, count)
-    a = scale[:, None, None] + u                                   # (M, 1, U)
-    node_mean, node_var = zbar[..., None] * a + shift[:, None, None], var_z[..., None] * a * a + d_au
-    moments = gaussian_moments(activation, node_mean, node_var)
-    mean = moments.mean @ wu
-    second = (moments.var + (moments.mean - mean[..., None]) ** 2) @ wu
-    slope = (a * moments.slope) @ wu
-    curvature = (a * a * moments.curvature) @ wu
-    cov = mehler_covariance(slope, curvature, cov_z)
-    # The exact per-neuron variance on the diagonal; never below the Mehler
-    # diagonal, so that the matrix stays positive semi-definite (a Schur
-    # product of positive semi-definite matrices plus a non-negative diagonal).
-    cov[:, diagonal, diagonal] = np.maximum(second, cov[:, diagonal, diagonal])
+    nodes = _quadrature_nodes(zbar, cov_z[:, diagonal, diagonal], activation, scale, shift, d_mu, d_au, count)
+    mean, second, slope, curvature = _node_averages(*nodes)
+    cov = _covariance(slope, curvature, second, cov_z)
     if skew_z is not None and np.any(curvature):
         # A contribution to the mixture's covariance (first order in the
         # co-skewness), not a covariance of its own: the merged components
@@ -247,6 +236,7 @@ def _activation(zbar, cov_z, activation, scale, shift, d_mu, d_au, count, skew_z
         cov += _edgeworth(skew_z, slope, curvature, slope, curvature)
     if not carry:
         return mean, cov, None
+    a, wu, node_mean, node_var, moments = nodes
     with np.errstate(over="ignore", invalid="ignore"):
         power_slope, power_curvature = second_moment_derivatives(activation, node_mean, node_var, moments)
         w1 = (1.0 + d_post) * ((a * power_slope) @ wu) - 2.0 * mean * slope
@@ -257,6 +247,46 @@ def _activation(zbar, cov_z, activation, scale, shift, d_mu, d_au, count, skew_z
         if skew_z is not None:   # the skewness of z, carried through the slope (first order)
             skew[:, diagonal, diagonal] += _weighted(skew_z[:, diagonal, diagonal], slope**3)
     return mean, cov, _finite(skew)
+
+
+def _quadrature_nodes(zbar, var_z, activation, scale, shift, d_mu, d_au, count):
+    """The quadrature over u of :func:`_activation` for z_i ~ N(zbar_i, var_z_i):
+    the factors a = scale + u (M, 1, U), the weights (U,), and the Gaussian
+    argument of every node, N(node_mean, node_var), with its moments."""
+    u, wu = _normal_nodes(d_mu, count)
+    a = scale[:, None, None] + u                                   # (M, 1, U)
+    node_mean, node_var = zbar[..., None] * a + shift[:, None, None], var_z[..., None] * a * a + d_au
+    return a, wu, node_mean, node_var, gaussian_moments(activation, node_mean, node_var)
+
+
+def _node_averages(a, wu, node_mean, node_var, moments):
+    """Per-neuron mean, variance, slope and curvature (M, N) of
+    g(z) = E_u f(z (scale + u) + shift + e) from its quadrature
+    (:func:`_quadrature_nodes`): the slope and curvature are the
+    coefficients E[(scale + u) f'] and E[(scale + u)^2 f''] of Mehler's
+    expansion (:func:`_covariance`)."""
+    mean = moments.mean @ wu
+    second = (moments.var + (moments.mean - mean[..., None]) ** 2) @ wu
+    return mean, second, (a * moments.slope) @ wu, (a * a * moments.curvature) @ wu
+
+
+def _neuron_moments(zbar, var_z, activation, scale, shift, d_mu, d_au, count):
+    """:func:`_node_averages` of :func:`_quadrature_nodes` (the per-neuron moments only)."""
+    return _node_averages(*_quadrature_nodes(zbar, var_z, activation, scale, shift, d_mu, d_au, count))
+
+
+def _covariance(slope, curvature, second, cov_z):
+    """Covariance (M, N, N) between the neurons of every component from its
+    per-neuron moments (:func:`_node_averages`) and the covariance cov_z
+    of z: Mehler's expansion to second order, the exact per-neuron variance
+    ``second`` on the diagonal."""
+    diagonal = np.arange(cov_z.shape[-1])
+    cov = mehler_covariance(slope, curvature, cov_z)
+    # The exact per-neuron variance on the diagonal; never below the Mehler
+    # diagonal, so that the matrix stays positive semi-definite (a Schur
+    # product of positive semi-definite matrices plus a non-negative diagonal).
+    cov[:, diagonal, diagonal] = np.maximum(second, cov[:, diagonal, diagonal])
+    return cov
 
 
 def _finite(skew: np.ndarray) -> np.ndarray:
@@ -326,6 +356,55 @@ def _output_coskew(w1, w2, g1, g2, cov_z, skew_z):
     diagonal = np.arange(out.shape[-1])
     out[:, diagonal, diagonal] = 0.0
     return out
+
+
+def _pre_children(zbar, cov_z, parent, scale, shift, activation, noise: Noise, count):
+    """Noise before the activation: the means (B, M, N) of the M children
+    (child m: component parent[m] with the shared node scale[m], shift[m])
+    and ``weighted_cov`` for :func:`_merge`, in two passes so that the
+    children's covariances never exist all at once.
+
+    The per-neuron moments come first (blocks of children of about
+    BLOCK_VALUES values, the means being all that the merge's groups need);
+    ``weighted_cov(onehot)`` then forms each child's covariance
+    (:func:`_covariance`) in blocks of about BLOCK_VALUES values, in the
+    order of their groups, and adds it to its group's sum as it comes
+    (the sum over members per group by ``np.add.reduceat``): its work is
+    one group sum per component plus a block, not M covariances.
+    """
+    b, k, n = zbar.shape
+    m = parent.size
+    diagonal = np.arange(n)
+    rows = np.add.outer(np.arange(b) * k, parent).ravel()     # flat child -> flat parent component
+    flat_zbar, flat_var = zbar.reshape(b * k, n), cov_z[:, :, diagonal, diagonal].reshape(b * k, n)
+    scale, shift = np.tile(scale, b), np.tile(shift, b)
+    moments = np.empty((4, b * m, n))                          # mean, second, slope, curvature
+    step = max(1, BLOCK_VALUES // (n * (count if noise.MU else 1)))
+    for start in range(0, b * m, step):
+        block = slice(start, start + step)
+        moments[:, block] = _neuron_moments(flat_zbar[rows[block]], flat_var[rows[block]], activation,
+                                            scale[block], shift[block], noise.MU, noise.AU, count)
+    flat_cov = cov_z.reshape(b * k, n, n)
+
+    def weighted_cov(onehot):
+        groups = onehot.shape[2]
+        child, group = np.nonzero(onehot.reshape(b * m, groups))
+        key = child // m * groups + group                       # (input, group) of every child
+        order = np.argsort(key, kind="stable")
+        child, key = child[order], key[order]
+        weight = onehot.reshape(b * m, groups)[child, group[order]]
+        out = np.zeros((b * groups, n, n))
+        size = max(1, BLOCK_VALUES // (n * n))
+        for start in range(0, child.size, size):
+            block = slice(start, start + size)
+            kids = child[block]
+            cov = _covariance(moments[2, kids], moments[3, kids], moments[1, kids], flat_cov[rows[kids]])
+            cov *= weight[block, None, None]
+            first = np.flatnonzero(np.diff(key[block], prepend=-1))           # where each group starts
+            out[key[block][first]] += np.add.reduceat(cov, first, axis=0)
+        return out.reshape(b, groups, n, n)
+
+    return moments[0].reshape(b, m, n), weighted_cov
 
 
 def _leading_direction(rows: np.ndarray, iterations: int = 30) -> np.ndarray:
@@ -676,7 +755,10 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
     q = wq.size
     child_weight, parent = _children(mix, wq)
     a, shift = np.tile(1.0 + s, k), np.tile(c, k)                                    # (K*Q,)
-    if pre:   # every child through the activation: its own covariance
+    weighted_skew = row_weighted_cov = None
+    if pre and not carry:   # every child through the activation: its own covariance, formed group by group
+        mean, weighted_cov = _pre_children(zbar, cov_z, parent, a, shift, activation, noise, uncorrelated_nodes)
+    elif pre:   # with the co-skewness: every child's covariance and co-skewness, held at once
         mean, cov, skew = _children_activation(zbar, cov_z, skew_z, parent, a, shift, activation, noise,
                                                uncorrelated_nodes, carry)
 
@@ -776,44 +858,146 @@ def _skew_congruence(weight: np.ndarray, skew: np.ndarray) -> np.ndarray:
     return _finite(out)
 
 
-def step_bytes(mix: Mixture, width: int, noise: Noise) -> int:
-    """Bytes of the largest work arrays of :func:`propagate_mixture` for the
-    whole batch of ``mix`` at once into a layer of ``width`` neurons (about
-    three arrays of K Q P width^2 values per input, P = SPLIT_NODES^r the
-    children of the principal split, :func:`split_directions`)."""
+def step_values(components: int, width_in: int, width: int, noise: Noise, gaussian: bool = True,
+                batch: int = 1, blocks: bool = True, carry: bool = False) -> int:
+    """Float64 values that one step of :func:`propagate_mixture` allocates at
+    its peak for ``batch`` inputs at once, for ``components`` components of
+    ``width_in`` neurons (``gaussian``: with covariances; False for points)
+    into a layer of ``width`` neurons: an upper bound, within about 1.3x of the peak
+    that tracemalloc measures where no principal split can be made (wider
+    than about 100 to 160 neurons; tests/test_mixture_memory.py).
+
+    With K components, Q shared nodes, P = SPLIT_NODES^r children of the
+    principal split (:func:`split_directions`; assumed wherever it may be
+    made, so that the bound is loose by up to that factor for layers under
+    about 160 neurons), M = K P Q children, G merged components and
+    N = ``width``, the largest of: the congruence W S W^T (K (2 N_in N +
+    N^2); for points, their merge into at most MIXTURE_COMPONENTS zero
+    covariances and the zero covariances of z); the split ((2 + P) K N^2);
+    after the activation ("post") Mehler's expansion of the K P parents
+    (four arrays of K P N^2), then their covariances and the G group sums,
+    or before them the per-neuron quadrature of the K P parents
+    (:func:`_quadrature_values`); before it ("pre") the K P parents' covariances with either the
+    quadrature of one block of the children's per-neuron moments (of about
+    BLOCK_VALUES Gaussians) or the G group sums and one
+    block of children's covariances (about five arrays of
+    max(N^2, BLOCK_VALUES) values, :func:`_pre_children`); plus the
+    children's per-neuron arrays (M N values each) and 10 % for the small
+    arrays not counted.  With the co-skewness carried (``carry``: from the
+    first layer with uncorrelated multiplicative noise on) "post" adds the
+    parents' co-skewness and its terms (2 K P N^2) and the merge's
+    co-skewness terms (4 G N^2), and "pre" holds every child's covariance
+    and co-skewness at once (:func:`_children_activation`; 3 M N^2 with the
+    merge's copy) with one block of children's work and the merge's terms.
+    """
     nodes = _shared_nodes(noise, SHARED_NODES)[2].size
+    k = min(max(components, 1), MIXTURE_COMPONENTS)          # points are merged first
+    square = width * width
+    parents = k * (SPLIT_NODES ** split_directions(k, nodes, width) if gaussian else 1)
+    children = parents * nodes
+    groups = min(children, MIXTURE_COMPONENTS)
+    linear = k * (2 * width_in * width + square) if gaussian else k * (width_in**2 + square)
+    split = (2 * k + parents) * square if gaussian else 0
+    # The blocks (quadrature, children before the activation) span the batch;
+    # without ``blocks`` only the work that grows with the inputs is counted.
+    quadrature = _quadrature_values if blocks else (lambda elements: 0)
+    if noise.placement == "pre" and carry:
+        # every child's covariance and co-skewness held at once (and a copy of the covariances in the
+        # merge's row-weighted sums), the work of one block of children, the merged co-skewness terms
+        block = 6 * min(batch * children * square, max(BLOCK_VALUES, square)) if blocks else 0
+        activation = batch * (3 * children + 4 * groups) * square + block
+    elif noise.placement == "pre":
+        per_node = width * (UNCORRELATED_NODES if noise.MU else 1)
+        moments = quadrature(min(batch * children * per_node, max(BLOCK_VALUES, per_node)))
+        block = 5 * square * min(batch * children, max(1, BLOCK_VALUES // square)) if blocks else 0
+        activation = batch * parents * square + max(moments, batch * groups * square + block)
+    else:
+        activation = max(batch * max(4 * parents, 2 * parents + groups + 1) * square,
+                         batch * parents * square + quadrature(batch * parents * width))
+        if carry:  # the parents' co-skewness and its terms, the merged co-skewness terms
+            activation += batch * (2 * parents + 4 * groups) * square
+    return (max(batch * linear, batch * split, activation) + 6 * batch * children * width) * 11 // 10
+
+
+def _quadrature_values(elements: int) -> int:
+    """Values of the work arrays of :func:`~noiseprop.moments.gaussian_moments`
+    on ``elements`` Gaussians: about fourteen arrays of their size, and the
+    (elements x nodes) arrays of its quadratures, in blocks of at most 4096
+    elements and 128 nodes (a few arrays each)."""
+    return 14 * elements + 6 * 128 * min(elements, 4096)
+
+
+def step_bytes(mix: Mixture, width: int, noise: Noise) -> int:
+    """Bytes that one step of :func:`propagate_mixture` allocates at its
+    peak for the whole batch of ``mix`` at once into a layer of ``width``
+    neurons (:func:`step_values`)."""
     batch, components = mix.weight.shape
-    return 8 * 3 * batch * _children_count(max(components, 1), nodes, width) * width * width
-
-
-def _children_count(components: int, nodes: int, width: int) -> int:
-    """Children per input of one step: components x shared nodes x the
-    principal split's SPLIT_NODES^r (:func:`split_directions`)."""
-    return components * nodes * SPLIT_NODES ** split_directions(components, nodes, width)
+    return 8 * step_values(components, mix.mean.shape[-1], width, noise, mix.cov is not None, batch,
+                           carry=mix.skew is not None or noise.MU > 0)
 
 
 #: Work-array budget (float64 values) of one chunk of inputs.
 CHUNK_VALUES = 1 << 23
+#: Values per block of the children's work arrays before the activation
+#: (:func:`_pre_children`).
+BLOCK_VALUES = 1 << 20
+#: The noises whose steps need the most memory, one per placement: the
+#: bound of :func:`layer_values` where the noise is not given.
+_WIDEST_NOISES = tuple(Noise(AU=1.0, AC=1.0, MU=1.0, MC=1.0, placement=p) for p in ("pre", "post"))
 
 
-def children_per_input(width: int) -> int:
-    """The most children per input of one step into a layer of ``width`` neurons,
-    whatever the noise: one correlated type (SHARED_NODES nodes) or both (a
-    GRID_NODES^2 grid), with the principal split where it fits."""
-    return max(_children_count(MIXTURE_COMPONENTS, nodes, width) for nodes in (SHARED_NODES, GRID_NODES**2))
+def carried(layer_noise) -> list:
+    """For every layer, whether the mixture carries the co-skewness in it: from
+    the first layer with uncorrelated multiplicative noise on (a noise None:
+    any noise, so carried)."""
+    flags = np.cumsum([nz is None or nz.MU > 0 for nz in layer_noise]) > 0
+    return [bool(flag) for flag in flags]
+
+
+def layer_values(width_in: int, width: int, noise: "Noise | None" = None, batch: int = 1,
+                 blocks: bool = True, first: bool = False, carry: bool = True) -> int:
+    """Float64 values of a prediction's layer at its peak for ``batch``
+    inputs at once: the entering mixture's MIXTURE_COMPONENTS covariances
+    (and co-skewness where carried from the layer before; ``first``: the
+    noise-free input, one point) plus one step (:func:`step_values`;
+    ``blocks``: with the work arrays of its blocks, which do not grow with
+    the inputs; ``carry``: with the co-skewness, :func:`carried`);
+    ``noise`` None: the largest over every noise."""
+    noises = _WIDEST_NOISES if noise is None else (noise,)
+    components = 1 if first else MIXTURE_COMPONENTS
+    step = max(step_values(components, width_in, width, nz, not first, batch, blocks, carry) for nz in noises)
+    entering = 0 if first else batch * components * width_in * width_in * (2 if carry else 1)
+    return entering + step
+
+
+def layer_chunk(width_in: int, width: int, noise: "Noise | None" = None, first: bool = False,
+                carry: bool = True) -> int:
+    """The most inputs (at least one) for which the work of a layer that
+    grows with the inputs (:func:`layer_values` without the blocks) stays
+    within CHUNK_VALUES (bisection: it grows with the inputs)."""
+
+    def fits(batch):
+        return layer_values(width_in, width, noise, batch, blocks=False, first=first, carry=carry) <= CHUNK_VALUES
+
+    low, high = 1, 2
+    while fits(high):
+        low, high = high, 2 * high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return low
 
 
 def chunk_size(sizes, layer_noise) -> int:
-    """Inputs per chunk so that the children's covariances (K Q P N^2 values
-    per input, N the widest layer after the input, P the children of the
-    principal split where it fits) and the points of the tensor grid (at
-    most POINT_COMPONENTS N values per input) stay within about 64 MB (one
-    input per chunk where a single input needs more)."""
-    nodes = max(_shared_nodes(nz, SHARED_NODES)[2].size for nz in layer_noise)
-    widest = max(sizes[1:])
-    children = _children_count(max(MIXTURE_COMPONENTS, 1), nodes, widest)
-    per_input = max(children * widest**2, grid_nodes(layer_noise, widest)[1] * widest)
-    return max(1, CHUNK_VALUES // per_input)
+    """Inputs per chunk so that every layer's work arrays
+    (:func:`layer_chunk`) and the points of the tensor grid (at most
+    POINT_COMPONENTS N values per input) stay within about 64 MB (one input
+    per chunk where a single input needs more)."""
+    flags = carried(layer_noise)
+    layers = min(layer_chunk(m, n, nz, k == 0, flags[k])
+                 for k, (m, n, nz) in enumerate(zip(sizes[:-1], sizes[1:], layer_noise)))
+    points = grid_nodes(layer_noise, max(sizes[1:]))[1] * max(sizes[1:])
+    return max(1, min(layers, CHUNK_VALUES // max(points, 1)))
 
 
 def mixture_layers(net, layer_noise, x: np.ndarray, check=None, check_before=None) -> list:

@@ -164,9 +164,14 @@ def _erf_rule(f: Activation, mean: np.ndarray, var: np.ndarray) -> GaussianMomen
     var_phi[large] = 2.0 * (special.owens_t(h[large], 1.0)
                             - special.owens_t(h[large], 1.0 / np.sqrt(1.0 + 2.0 * v[large])))
     nodes, weights = _gauss_rule("legendre", _LEGENDRE_NODES)
-    r = 0.5 * rho[small][:, None] * (1.0 + nodes)
-    integrand = np.exp(-(h[small] ** 2)[:, None] / (1.0 + r)) / (2.0 * math.pi * np.sqrt(1.0 - r * r))
-    var_phi[small] = 0.5 * rho[small] * (integrand @ weights)
+    small_rho, small_h = rho[small], h[small]
+    small_var = np.empty_like(small_rho)
+    for start in range(0, small_rho.size, _BLOCK):    # (elements x nodes) work arrays of one block
+        block = slice(start, start + _BLOCK)
+        r = 0.5 * small_rho[block][:, None] * (1.0 + nodes)
+        integrand = np.exp(-(small_h[block] ** 2)[:, None] / (1.0 + r)) / (2.0 * math.pi * np.sqrt(1.0 - r * r))
+        small_var[block] = 0.5 * small_rho[block] * (integrand @ weights)
+    var_phi[small] = small_var
     slope = (2.0 * g / math.sqrt(math.pi)) * np.exp(-g * g * mean * mean / (1.0 + v)) / spread
     curvature = -2.0 * g * g * mean / (1.0 + v) * slope
     return GaussianMoments(special.erf(g * mean / spread), 4.0 * var_phi, slope, curvature)

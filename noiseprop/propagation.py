@@ -251,13 +251,22 @@ def _layers(net: Network, layer_noise, x: np.ndarray, method: str, mehler_order:
 
 def _mixture_layers(net: Network, layer_noise, x: np.ndarray):
     """The "mixture" closure (:mod:`noiseprop.mixture`), inputs in chunks
-    whose work arrays stay below about 64 MB."""
+    whose work arrays stay below about 64 MB; the chunks' layers are joined
+    one layer at a time (at most one layer's covariances held twice)."""
     from .mixture import chunk_size, mixture_layers
 
     step = chunk_size(net.sizes, layer_noise)
     parts = [mixture_layers(net, layer_noise, x[i:i + step], _check_finite_mean, _check_signal)
              for i in range(0, x.shape[0], step)]
-    return [tuple(np.concatenate(arrays) for arrays in zip(*layer)) for layer in zip(*parts)]
+    if len(parts) == 1:
+        return parts[0]
+    layers = []
+    for k in range(net.depth):
+        pieces = [part[k] for part in parts]
+        for part in parts:
+            part[k] = None
+        layers.append(tuple(np.concatenate(arrays) for arrays in zip(*pieces)))
+    return layers
 
 
 def _relative(a: np.ndarray, b: np.ndarray, floor: "np.ndarray | float" = 0.0) -> np.ndarray:
@@ -443,7 +452,7 @@ def predict(
     layer_noise = per_layer_noise(noise, net.depth)
     mean, batched = as_input(x, net.sizes[0])
     # before any allocation that grows with the widths: covariances are N_k^2 per input
-    check_predict(net.sizes, mean.shape[0], full_covariance, method)
+    check_predict(net.sizes, mean.shape[0], full_covariance, method, noise=layer_noise)
     zeros = np.zeros(mean.shape[0])
     means, variances, correlated = [mean], [np.zeros_like(mean)], [zeros]
     covariances = [np.zeros(mean.shape + mean.shape[-1:])] if full_covariance else None

@@ -272,29 +272,37 @@ def network_bytes(sizes) -> int:
 
 
 def predict_bytes(sizes, batch: int, full_covariance: bool = False, method: str = "linear",
-                  layers: "list[int] | None" = None) -> tuple[int, int]:
+                  layers: "list[int] | None" = None, noise=None) -> tuple[int, int]:
     """Peak bytes of an analytic prediction and the layer that needs the most.
 
     Per layer k the recursion holds the previous covariance (B, N_{k-1}^2),
     the product W Sigma (B, N_k N_{k-1}) and about four (six with the moments
-    method) arrays of (B, N_k^2); the mixture method holds the covariances of
-    up to :func:`noiseprop.mixture.children_per_input` children per input (in
-    chunks of about 8M values, at least one input), a few copies.  Every layer's covariance is kept
-    until the statistics are taken (all layers, or only ``layers`` when
-    given), whether or not ``full_covariance`` returns them.
+    method) arrays of (B, N_k^2); the mixture method adds, per chunk of
+    inputs (:func:`noiseprop.mixture.layer_chunk`, at least one input), the
+    work of one step (:func:`noiseprop.mixture.layer_values`, for the
+    layer's ``noise``: one Noise per layer 1..L, or None for the largest
+    over every noise; for layers of 1000 neurons or more about 90 N_k^2 per
+    input with the noise after the activation, 70 N_k^2 before it).  Every
+    layer's covariance is kept until the statistics are taken (all layers,
+    or only ``layers`` when given), whether or not ``full_covariance``
+    returns them.
     """
     sizes = [int(n) for n in sizes]
     batch = int(batch)
     work = 6 if method == "moments" else 4
+    layer_noise = [None] * (len(sizes) - 1) if noise is None else list(noise)
 
-    def layer_bytes(m: int, n: int) -> int:
+    flags = mixture.carried(layer_noise)
+
+    def layer_bytes(m: int, n: int, nz, first: bool, carry: bool) -> int:
         values = batch * (work * n * n + n * m + m * m + 8 * n)
         if method == "mixture":
-            children = mixture.children_per_input(n) * n * n
-            values += 3 * max(children, min(batch * children, mixture.CHUNK_VALUES))
+            chunk = min(batch, mixture.layer_chunk(m, n, nz, first, carry))
+            values += mixture.layer_values(m, n, nz, chunk, first=first, carry=carry)
         return FLOAT * values
 
-    per_layer = [layer_bytes(m, n) for m, n in zip(sizes[:-1], sizes[1:])]
+    per_layer = [layer_bytes(m, n, nz, k == 0, flags[k])
+                 for k, (m, n, nz) in enumerate(zip(sizes[:-1], sizes[1:], layer_noise))]
     worst = max(range(len(per_layer)), key=per_layer.__getitem__) + 1
     chosen = range(1, len(sizes)) if layers is None else layers
     kept = FLOAT * batch * sum(sizes[k] ** 2 for k in chosen)
@@ -304,9 +312,10 @@ def predict_bytes(sizes, batch: int, full_covariance: bool = False, method: str 
 
 
 def check_predict(sizes, batch: int, full_covariance: bool = False, method: str = "linear",
-                  layers: "list[int] | None" = None) -> None:
-    """Refuse a prediction whose covariances would exceed the memory limit (names the widest layer)."""
-    nbytes, worst = predict_bytes(sizes, batch, full_covariance, method, layers)
+                  layers: "list[int] | None" = None, noise=None) -> None:
+    """Refuse a prediction whose covariances would exceed the memory limit (names
+    the widest layer; ``noise``: :func:`predict_bytes`)."""
+    nbytes, worst = predict_bytes(sizes, batch, full_covariance, method, layers, noise)
     batch_text = f" for a batch of {batch} inputs" if batch > 1 else ""
     check_memory(
         nbytes,
