@@ -250,10 +250,11 @@ def test_an_unbounded_error_estimate_is_short_in_the_tables_and_raises_no_numpy_
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         warnings.simplefilter("ignore", UserWarning)  # predict's own warning about its estimate
-        estimate = predict(net, noise, np.full(6, 0.5)).error_estimate
+        prediction = predict(net, noise, np.full(6, 0.5))
         report = verify(net, noise, np.full(6, 0.5), samples=200)
+    estimate = prediction.error_estimate
     assert not np.any(np.isnan(estimate)) and np.isinf(estimate[-1])
     for line in report.table().splitlines()[2:2 + net.depth]:
         assert len(line.split()[6]) <= 10, line  # the est. error column
     from noiseprop.utils.tables import layer_table
-    assert "inf%" in layer_table(predict(net, noise, np.full(6, 0.5)))
+    assert "inf%" in layer_table(prediction)
