@@ -32,9 +32,14 @@ coefficients in use.
 Usage::
 
     python benchmarks/scaling.py [--fast] [--out DIR] [--force]
+    python benchmarks/scaling.py --mixture [--out DIR] [--force]
 
 writes DIR/scaling.md and DIR/scaling.json (default benchmarks/results).
-``--fast``: fewer and smaller points (about a minute).
+``--fast``: fewer and smaller points (about a minute).  ``--mixture``: only
+the cost of ``predict(..., method="mixture")`` (the default method, with its
+error estimate, as the CLI runs it) on the width, depth and batch networks
+(MIXTURE_POINTS), its cost model ("predict-mixture") and its ratio to the
+linear model; writes DIR/scaling_mixture.md and .json (a few minutes).
 """
 from __future__ import annotations
 
@@ -60,6 +65,9 @@ NOISE = Noise(AU=1e-3, AC=1e-3, MU=1e-3, MC=1e-3)
 METHOD = "linear"
 TASKS = ("predict", "predict-output", "simulate", "verify")
 FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+#: sweep -> points of the --mixture measurement (the default method's cost model)
+MIXTURE_POINTS = {"width": [100, 200, 400, 800], "depth": [2, 5, 10], "batch": [1, 10, 100]}
 
 #: sweep -> (full-mode points, fast-mode points, tasks)
 SWEEPS = {
@@ -217,16 +225,19 @@ def accuracy_headline(sizes, fast: bool) -> dict:
     }
 
 
-def fit_cost_model(rows: list[dict], accuracy_rows: list[dict]) -> dict:
-    """Non-negative least squares, relative errors, of seconds on the work counts."""
+def fit_task(task: str, rows: list[dict]) -> tuple[float, ...]:
+    """Non-negative least squares, relative errors, of one task's seconds on its work counts."""
     from scipy.optimize import nnls
 
-    model = {}
-    for task in ("predict", "predict-output", "simulate"):
-        points = [r for r in rows if r["task"] == task]
-        features = np.array([work_counts(task, r["sizes"], r["inputs"], r["samples"]) for r in points])
-        seconds = np.array([r["seconds"] for r in points])
-        model[task] = tuple(float(c) for c in nnls(features / seconds[:, None], np.ones(len(points)))[0])
+    points = [r for r in rows if r["task"] == task]
+    features = np.array([work_counts(task, r["sizes"], r["inputs"], r["samples"]) for r in points])
+    seconds = np.array([r["seconds"] for r in points])
+    return tuple(float(c) for c in nnls(features / seconds[:, None], np.ones(len(points)))[0])
+
+
+def fit_cost_model(rows: list[dict], accuracy_rows: list[dict]) -> dict:
+    """The cost model of every task measured by the sweeps (:func:`fit_task`)."""
+    model = {task: fit_task(task, rows) for task in ("predict", "predict-output", "simulate")}
     cdf = [(r["analytic_seconds_extrapolated"] - r["output_statistics_seconds_extrapolated"]) / r["inputs"]
            for r in accuracy_rows]
     model["accuracy-cdf"] = (0.0, float(max(np.mean(cdf), 0.0)))
@@ -284,13 +295,16 @@ def main(argv=None) -> int:
     parser.add_argument("--fast", action="store_true", help="fewer, smaller points (a quick check)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--force", action="store_true", help="overwrite existing result files")
+    parser.add_argument("--mixture", action="store_true",
+                        help="only the cost model of method \"mixture\" (scaling_mixture.md/.json)")
     args = parser.parse_args(argv)
-    md_path, json_path = result_paths(args.out, ["scaling.md", "scaling.json"], args.force)  # not after minutes
+    names = ["scaling_mixture.md", "scaling_mixture.json"] if args.mixture else ["scaling.md", "scaling.json"]
+    md_path, json_path = result_paths(args.out, names, args.force)  # not after minutes
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1, user_api="blas"):
-        results = run_all(args.fast)
-    text = report(results)
+        results = run_mixture() if args.mixture else run_all(args.fast)
+    text = mixture_report(results) if args.mixture else report(results)
     print(text)
     write_results({md_path: text + "\n", json_path: dumps(results)}, args.force)
     return 0
@@ -321,6 +335,55 @@ def run_all(fast: bool) -> dict:
         "total_seconds": time.perf_counter() - started,
     }
     return results
+
+
+def run_mixture() -> dict:
+    """predict(..., method="mixture") (with its error estimate, as the CLI runs it) and
+    linear response on the MIXTURE_POINTS networks; the mixture's cost model and ratio."""
+    started = time.perf_counter()
+    rows = []
+    for name, values in MIXTURE_POINTS.items():
+        for value in values:
+            sizes, count, _ = case(name, value, fast=False)
+            net, x = network(sizes), inputs(count, sizes[0])
+            for task, method in (("predict", "linear"), ("predict-mixture", "mixture")):
+                seconds, peak = measure(lambda: predict(net, NOISE, x, method=method))
+                rows.append({"sweep": name, "value": value, "task": task, "sizes": list(sizes), "inputs": count,
+                             "samples": 0, "seconds": seconds, "peak_mb": peak / 2**20})
+                print(f"  {name}={value:<6} {task:16s} {seconds:9.3f} s  {peak / 2**20:9.1f} MB", flush=True)
+    linear = {(r["sweep"], r["value"]): r["seconds"] for r in rows if r["task"] == "predict"}
+    for r in rows:
+        if r["task"] == "predict-mixture":
+            r["linear_seconds"] = linear[r["sweep"], r["value"]]
+            r["ratio_to_linear"] = r["seconds"] / r["linear_seconds"]
+    return {
+        "machine": f"{platform.machine()} {platform.processor() or ''} Python {platform.python_version()}, "
+                   f"NumPy {np.__version__}",
+        "blas_threads": 1, "rows": rows, "fitted_model": {"predict-mixture": fit_task("predict-mixture", rows)},
+        "total_seconds": time.perf_counter() - started,
+    }
+
+
+def mixture_report(results: dict) -> str:
+    fitted = results["fitted_model"]["predict-mixture"]
+    lines = ["# Cost of the default method \"mixture\"", "",
+             f"{results['machine']}; total run {results['total_seconds']:.0f} s.  `predict(net, noise, x)` with "
+             "method \"mixture\" and its error estimate (as `noiseprop predict` runs it) against method "
+             "\"linear\"; noise: all four types at 1e-3 on every layer; tanh hidden layers, linear output; "
+             "BLAS on one thread.", "", "```",
+             format_table(["sweep", "value", "network", "inputs", "linear [s]", "mixture [s]", "mixture / linear",
+                           "model [s]"],
+                          [[r["sweep"], str(r["value"]), "-".join(map(str, r["sizes"])), str(r["inputs"]),
+                            f"{r['linear_seconds']:.3g}",
+                            f"{r['seconds']:.3g}", f"{r['ratio_to_linear']:.1f}",
+                            f"{estimate_seconds('predict-mixture', r['sizes'], r['inputs'], model=results['fitted_model']):.3g}"]
+                           for r in results["rows"] if r["task"] == "predict-mixture"]), "```", "",
+             "## Cost model (seconds per unit of work, the work counts of \"predict\")", "", "```",
+             format_table(["task", "fitted here", "in noiseprop.utils.estimate"],
+                          [["predict-mixture", ", ".join(f"{c:.3g}" for c in fitted),
+                            ", ".join(f"{c:.3g}" for c in COST_MODEL.get("predict-mixture", ())) or "-"],
+                           ["predict", "-", ", ".join(f"{c:.3g}" for c in COST_MODEL["predict"])]]), "```", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

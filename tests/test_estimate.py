@@ -40,6 +40,29 @@ def test_estimate_combines_tasks_linearly():
         estimate_seconds("everything", SIZES, model=model)
 
 
+def test_method_picks_the_prediction_cost():
+    """Method "mixture" costs "predict-mixture" wherever a prediction is made (the
+    output-only adjoint is "linear"'s alone); "moments" is estimated as "linear"."""
+    model = {"simulate": (1.0, 0.0, 0.0), "predict": (2.0, 0.0, 0.0), "predict-mixture": (0.0, 3.0, 0.0),
+             "predict-output": (5.0, 0.0, 0.0), "accuracy-cdf": (7.0, 0.0)}
+    assert estimate_seconds("predict", SIZES, 2, model=model, method="mixture") == 3 * 2 * 132
+    assert estimate_seconds("predict", SIZES, 2, model=model, method="moments") == 2
+    assert estimate_seconds("verify", SIZES, 2, 10, model=model, method="mixture") == 1 + 3 * 2 * 132
+    assert estimate_seconds("accuracy", SIZES, 2, 10, model=model, method="mixture") == 1 + 3 * 2 * 132 + 7
+    assert estimate_seconds("accuracy", SIZES, 2, 10, model=model, method="linear") == 1 + 5 + 7
+
+
+def test_mixture_estimate_follows_its_fitted_model_and_exceeds_linear():
+    sizes = (1024,) * 4 + (10,)
+    mixture = estimate_seconds("predict", sizes, 3, method="mixture")
+    assert mixture == pytest.approx(float(np.dot(estimate.COST_MODEL["predict-mixture"],
+                                                 work_counts("predict", sizes, 3))))
+    assert work_counts("predict-mixture", sizes, 3).tolist() == work_counts("predict", sizes, 3).tolist()
+    for width in (100, 400, 2048):  # measured 30-140x (benchmarks/results/scaling_mixture.md)
+        sizes = (width,) * 4 + (10,)
+        assert estimate_seconds("predict", sizes, method="mixture") > 10 * estimate_seconds("predict", sizes)
+
+
 def test_estimate_grows_with_samples_and_width():
     small = estimate_seconds("verify", (784, 100, 100, 10), samples=10_000)
     assert estimate_seconds("verify", (784, 100, 100, 10), samples=100_000) > 5 * small
@@ -90,12 +113,42 @@ def test_cli_accuracy_prints_estimate_before_a_long_run(capsys, monkeypatch, tmp
 
 
 def test_cli_predict_prints_estimate_before_a_long_run(capsys, monkeypatch):
-    """A wide network's full prediction takes minutes (140 s at width 4096): say so first."""
+    """A wide network's full prediction takes minutes (140 s at width 4096): say so first,
+    from the cost model of the method used (one propagation)."""
     assert main(["predict"]) == 0
     assert "will take about" not in capsys.readouterr().err
-    monkeypatch.setitem(estimate.COST_MODEL, "predict", (20.0, 0.0, 0.0))
+    monkeypatch.setitem(estimate.COST_MODEL, "predict-mixture", (20.0, 0.0, 0.0))
     assert main(["predict"]) == 0
-    assert "noiseprop predict: this run will take about 1 min" in capsys.readouterr().err
+    assert "noiseprop predict: this run will take about 20 s" in capsys.readouterr().err
+    assert main(["predict", "--method", "linear"]) == 0
+    assert "will take about" not in capsys.readouterr().err
+    monkeypatch.setitem(estimate.COST_MODEL, "predict", (30.0, 0.0, 0.0))
+    assert main(["predict", "--method", "linear"]) == 0
+    assert "noiseprop predict: this run will take about 30 s" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, propagations", [
+    (["predict"], 1),
+    (["predict", "--noise", "1e300"], 3),  # failed: the check's noisy and noise-free runs tell whose fault
+])
+def test_cli_predict_propagates_the_mixture_once(capsys, monkeypatch, argv, propagations):
+    import noiseprop.propagation as propagation
+
+    calls = []
+    original = propagation._mixture_layers
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(propagation, "_mixture_layers", counting)
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert len(calls) == propagations
+    if propagations == 1:
+        assert (code, err) == (0, "")
+    else:
+        assert code == 2 and err.count("\n") == 1 and "--noise" in err
 
 
 def test_constants_are_positive():

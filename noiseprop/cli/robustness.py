@@ -123,7 +123,7 @@ def _run_accuracy(args) -> int:
     check_noise_scale(args, net, X[0], [n.scaled(float(factors.max())) for n in noise], args.method)
     _check_accuracy_time(net, len(y), len(factors), args.samples)
     announce_long_run("robustness accuracy", "accuracy", net.sizes, inputs=len(y), samples=args.samples,
-                      repeats=len(factors))
+                      repeats=len(factors), method=args.method)
     results = [
         accuracy(net, [n.scaled(f) for n in noise], X, y, args.samples, args.seed,
                  confidence=args.confidence, method=args.method, progress=progress_from_args(args))

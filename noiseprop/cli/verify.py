@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     noise = noise_from_args(args, net.depth)
     refuse_existing(args.plot, "--plot", args.force)
     check_noise_scale(args, net, x, noise, args.method)
-    announce_long_run("verify", "verify", net.sizes, inputs=x.shape[0] if x.ndim == 2 else 1, samples=args.samples)
+    announce_long_run("verify", "verify", net.sizes, inputs=x.shape[0] if x.ndim == 2 else 1, samples=args.samples,
+                      method=args.method)
     report = verify(net, noise, x, samples=args.samples, seed=args.seed, false_failure=args.false_failure,
                     method=args.method, rtol=rtol, mean_tol=mean_tol, strict=args.strict,
                     progress=progress_from_args(args), dtype=args.dtype)
