@@ -803,10 +803,6 @@ def propagate_mixture(mix: Mixture, weight, bias, activation, noise: Noise, *,
                   row_weighted_cov)
 
 
-#: Children per block of :func:`_children_activation`: about this many values per work array.
-BLOCK_VALUES = 1 << 20
-
-
 def _children_activation(zbar, cov_z, skew_z, parent, scale, shift, activation, noise, count, carry):
     """Noise before the activation: mean (B, C, N), covariance and co-skewness
     (B, C, N^2; None where not carried) of every child c (parent[c], node
@@ -939,7 +935,7 @@ def step_bytes(mix: Mixture, width: int, noise: Noise) -> int:
 #: Work-array budget (float64 values) of one chunk of inputs.
 CHUNK_VALUES = 1 << 23
 #: Values per block of the children's work arrays before the activation
-#: (:func:`_pre_children`).
+#: (:func:`_pre_children`, :func:`_children_activation`).
 BLOCK_VALUES = 1 << 20
 #: The noises whose steps need the most memory, one per placement: the
 #: bound of :func:`layer_values` where the noise is not given.
