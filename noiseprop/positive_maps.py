@@ -36,6 +36,8 @@ from typing import Callable
 
 import numpy as np
 
+from .utils.validation import noise_overflow_message
+
 __all__ = ["CongruenceSolver", "spectral_radius", "affine_fixed_point"]
 
 #: Largest N for which rho(L) comes from L's N^2 x N^2 matrix.
@@ -164,8 +166,7 @@ def _large_scale(congruence: np.ndarray, remainder: Remainder, operator: "Remain
         image = operator(eye) if operator is not None else congruence @ congruence.T + remainder(eye)
         size = float(np.max(np.abs(image)))
     if not math.isfinite(size):
-        raise ValueError("the linearised covariance map overflows (inf or nan): noise intensities are "
-                         "variances; use far smaller values")
+        raise ValueError(noise_overflow_message("the linearised covariance map"))
     return 4.0 ** math.floor(math.log(size, 4)) if size > LARGE_ENTRIES else 1.0
 
 

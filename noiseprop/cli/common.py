@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from ..noise import NOISE_TYPES, PLACEMENTS, REFERENCE_INTENSITY, Noise
+from ..utils.validation import noise_overflow_message
 
 if TYPE_CHECKING:
     from ..model import Network
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_INTERNAL", "CLIError", "add_network_options",
     "add_resource_options", "seed_value", "count_value", "finite_value", "output_path", "input_path",
-    "check_noise_scale", "overflow_problem", "add_noise_options", "network_from_args",
+    "check_noise_scale", "add_noise_options", "network_from_args",
     "noise_from_args", "describe_noise", "noise_text", "print_network_and_noise", "print_json",
     "refuse_existing", "add_quiet_option", "progress_from_args", "option_message",
 ]
@@ -257,15 +258,10 @@ def check_noise_scale(args, net: Network, x, noise: Sequence[Noise], method: str
         overflowing = [k for k in range(1, net.depth + 1) if not np.all(np.isfinite(var[k]))]
         if not overflowing:
             return
-        problem = overflow_problem(f"in layer {overflowing[0]}")
+        problem = noise_overflow_message(f"the noise variance in layer {overflowing[0]}")
     if _fails_without_noise(net, x, method):
         return  # not the noise's fault: the command reports it in its own words
     raise CLIError(f"{noise_options_given(args)}: {problem}")
-
-
-def overflow_problem(where: str) -> str:
-    """The message for a predicted noise variance that overflows ``where`` (e.g. "in layer 3")."""
-    return f"the noise variance overflows (inf or nan) {where}; intensities are variances: use values far smaller"
 
 
 def _fails_without_noise(net: Network, x, method: str) -> bool:

@@ -17,6 +17,7 @@ import numpy as np
 from ..noise import NOISE_TYPES, Noise
 from ..utils.resources import FLOAT, check_memory
 from ..utils.tables import format_table
+from ..utils.validation import noise_overflow_message
 from .check import EXIT_RULE_FAILED
 from .common import (
     CLIError,
@@ -27,7 +28,6 @@ from .common import (
     noise_from_args,
     noise_options_given,
     noise_text,
-    overflow_problem,
     print_json,
     seed_value,
 )
@@ -174,7 +174,7 @@ def _prediction(args, net, u, noise, output_noise):
     if overflowing:
         given = [noise_options_given(args)] + [f"--output-{name}" for name in NOISE_TYPES
                                                if getattr(args, f"output_{name}")]
-        raise CLIError(f"{', '.join(given)}: {overflow_problem(f'at step {overflowing[0]}')} "
+        raise CLIError(f"{', '.join(given)}: {noise_overflow_message(f'the noise variance at step {overflowing[0]}')} "
                        "(noiseprop recurrent check gives the growth rate)")
     return res
 

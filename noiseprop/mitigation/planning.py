@@ -32,7 +32,7 @@ from ..model import Network
 from ..noise import NoiseSpec, per_layer_noise
 from ..propagation import METHODS, initial_state, predict, propagate_state, state_moments
 from ..utils.jsonutil import finite_or_none
-from ..utils.validation import as_input, positive_int, require_network
+from ..utils.validation import as_input, noise_overflow_message, positive_int, require_network
 from .allocation import allocate_copies, output_projector
 from .comparison import Comparison, Strategy, apply_strategies, compare
 from .transforms import pool_neurons
@@ -281,8 +281,7 @@ def _overflow_reason(net, layer_noise, x, method: str) -> str:
     except ValueError as err:
         return str(err)
     layer = next((k for k in range(1, net.depth + 1) if not np.all(np.isfinite(var[k]))), net.depth)
-    return (f"layer {layer}: the predicted noise variance overflows (inf or nan); intensities are "
-            "variances: use far smaller values")
+    return noise_overflow_message(f"layer {layer}: the predicted noise variance")
 
 
 def _budget(value) -> int:

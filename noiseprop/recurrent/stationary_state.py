@@ -45,7 +45,7 @@ import numpy as np
 from ..noise import Noise
 from ..positive_maps import affine_fixed_point, spectral_radius
 from ..statistics import decibels
-from ..utils.validation import positive_int
+from ..utils.validation import noise_overflow_message, positive_int
 from .model import RecurrentNetwork, as_sequence, require_recurrent
 from .propagation import check_noise, check_recursion_size, output_moments, step_moments
 
@@ -300,7 +300,7 @@ def stationary(
 def _require_finite(cov: np.ndarray, what: str) -> None:
     """A ValueError when ``cov`` overflows (the noise, not the dynamics, is too large)."""
     if not np.all(np.isfinite(cov)):
-        raise ValueError(f"{what} overflows (inf or nan): noise intensities are variances; use far smaller values")
+        raise ValueError(noise_overflow_message(what))
 
 
 def _solve(A, Q, operator, multiplicative):

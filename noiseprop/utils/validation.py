@@ -15,12 +15,19 @@ __all__ = [
     "as_vector",
     "check_confidence",
     "finite_number",
+    "noise_overflow_message",
     "open_probability",
     "positive_int",
     "real_array",
     "require_classifier",
     "require_network",
 ]
+
+
+def noise_overflow_message(what: str) -> str:
+    """The message for ``what`` (e.g. "layer 2: the predicted noise variance") overflowing
+    because of the noise: intensities are variances, so 1e300 squares to inf."""
+    return f"{what} overflows (inf or nan): noise intensities are variances; use far smaller values"
 
 
 def as_input(x, n_inputs: int) -> tuple[np.ndarray, bool]:
