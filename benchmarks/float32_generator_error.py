@@ -37,40 +37,34 @@ from noiseprop.simulation.precision import NORMAL_RTOL, UNIT_ROUNDOFF
 PARTS = 256
 
 
-@njit(parallel=True)
-def radius_errors(parts):
-    """(largest relative error, its input m) of the radius in each of ``parts`` blocks of
-    the 2^31 inputs m (the draw's bits are 2 m: its low bit is not used)."""
-    errors = np.zeros(parts)
-    inputs = np.zeros(parts, np.int64)
-    size = 2**31 // parts
-    for part in prange(parts):
-        worst, at = 0.0, 0
-        for m in range(part * size, (part + 1) * size):
-            r = _kernels._radius32(np.uint32(2 * m), _kernels._GEN32)
-            exact = math.sqrt(-2.0 * math.log((m + 0.5) * 2.0**-31))
-            error = abs(float(r) - exact) / exact
-            if error > worst:
-                worst, at = error, m
-        errors[part], inputs[part] = worst, at
-    return errors, inputs
+@njit
+def radius_error(m):
+    """Relative error of the radius for input m (the draw's bits are 2 m: its low bit is not used)."""
+    r = _kernels._radius32(np.uint32(2 * m), _kernels._GEN32)
+    exact = math.sqrt(-2.0 * math.log((m + 0.5) * 2.0**-31))
+    return abs(float(r) - exact) / exact
+
+
+@njit
+def angle_error(t):
+    """Larger relative error of the cosine and the sine of angle input t."""
+    cosine, sine = _kernels._cos_sin32(np.uint32(t), _kernels._GEN32)
+    a = (t + 0.5) * 2.0**-29 * (math.pi / 4)
+    return max(abs(float(cosine) - math.cos(a)) / math.cos(a), abs(float(sine) - math.sin(a)) / math.sin(a))
 
 
 @njit(parallel=True)
-def angle_errors(parts):
-    """(largest relative error of the cosine or sine, its input t) in each of ``parts``
-    blocks of the 2^29 angles."""
+def largest_errors(error, count, parts):
+    """(largest ``error(i)``, its input i) in each of ``parts`` blocks of the inputs 0..count-1."""
     errors = np.zeros(parts)
     inputs = np.zeros(parts, np.int64)
-    size = 2**29 // parts
+    size = count // parts
     for part in prange(parts):
         worst, at = 0.0, 0
-        for t in range(part * size, (part + 1) * size):
-            cosine, sine = _kernels._cos_sin32(np.uint32(t), _kernels._GEN32)
-            a = (t + 0.5) * 2.0**-29 * (math.pi / 4)
-            error = max(abs(float(cosine) - math.cos(a)) / math.cos(a), abs(float(sine) - math.sin(a)) / math.sin(a))
-            if error > worst:
-                worst, at = error, t
+        for i in range(part * size, (part + 1) * size):
+            e = error(i)
+            if e > worst:
+                worst, at = e, i
         errors[part], inputs[part] = worst, at
     return errors, inputs
 
@@ -78,7 +72,8 @@ def angle_errors(parts):
 def main() -> int:
     start = time.perf_counter()
     worst = []
-    for name, (errors, inputs) in (("radius", radius_errors(PARTS)), ("cosine/sine", angle_errors(PARTS))):
+    for name, error, count in (("radius", radius_error, 2**31), ("cosine/sine", angle_error, 2**29)):
+        errors, inputs = largest_errors(error, count, PARTS)
         i = int(np.argmax(errors))
         print(f"{name}: largest relative error {errors[i]:.4g} at input {inputs[i]}")
         worst.append(errors[i])
